@@ -1,0 +1,57 @@
+"""Reads for the catalog."""
+
+from django.db.models import QuerySet
+
+from accounts.errors import NotFound
+from accounts.models import Workspace
+
+from .models import Feature, Item, Module, Product
+
+
+def product_list(*, workspace: Workspace) -> QuerySet[Product]:
+    return Product.objects.filter(workspace=workspace).order_by("key")
+
+
+def product_get(*, workspace: Workspace, key: str) -> Product:
+    product = Product.objects.filter(workspace=workspace, key=key).first()
+    if product is None:
+        raise NotFound(f"No product '{key}'.", code="unknown_product")
+    return product
+
+
+def module_list(*, workspace: Workspace) -> QuerySet[Module]:
+    return Module.objects.filter(workspace=workspace).select_related("product").order_by("key")
+
+
+def module_get(*, workspace: Workspace, key: str) -> Module:
+    module = Module.objects.filter(workspace=workspace, key=key).select_related("product").first()
+    if module is None:
+        raise NotFound(f"No module '{key}'.", code="unknown_module")
+    return module
+
+
+def feature_list(*, workspace: Workspace) -> QuerySet[Feature]:
+    return (
+        Feature.objects.filter(workspace=workspace)
+        .select_related("product", "module")
+        .prefetch_related("levels")
+        .order_by("key")
+    )
+
+
+def feature_get(*, workspace: Workspace, key: str) -> Feature:
+    feature = feature_list(workspace=workspace).filter(key=key).first()
+    if feature is None:
+        raise NotFound(f"No feature '{key}'.", code="unknown_feature")
+    return feature
+
+
+def item_list(*, workspace: Workspace) -> QuerySet[Item]:
+    return Item.objects.filter(workspace=workspace).order_by("key")
+
+
+def item_get(*, workspace: Workspace, key: str) -> Item:
+    item = Item.objects.filter(workspace=workspace, key=key).first()
+    if item is None:
+        raise NotFound(f"No item '{key}'.", code="unknown_item")
+    return item

@@ -1,0 +1,581 @@
+"""Writes for the catalog. Every create, change and lifecycle move of products, modules, features and items
+goes through here: caps are checked under a lock on the workspace row, lifecycle moves read LIFECYCLE_MOVES,
+and every change bumps `resource_version`."""
+
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from accounts.errors import CapReached, Conflict, DomainError
+from accounts.models import Workspace
+
+from .models import (
+    KEY_MAX_LENGTH,
+    KEY_REGEX,
+    LIFECYCLE_MOVES,
+    Feature,
+    FeatureLevel,
+    Item,
+    Lifecycle,
+    Module,
+    Product,
+)
+
+UNLIMITED = "unlimited"
+MAX_LEVELS = 50
+_INTEGER = re.compile(r"^\d+$")
+_KEY = re.compile(KEY_REGEX)
+_UNSET: Any = object()
+
+# Unique constraints → the error a user sees when a concurrent write wins the race.
+_CONSTRAINT_ERRORS = {
+    "catalog_product_unique_key": ("key", "product_exists", "A product with key '{key}' already exists."),
+    "catalog_module_unique_key": ("key", "module_exists", "A module with key '{key}' already exists."),
+    "catalog_feature_unique_key": ("key", "feature_exists", "A feature with key '{key}' already exists."),
+    "catalog_feature_unique_name": ("name", "name_taken", "Another feature is already named '{name}'."),
+    "catalog_item_unique_key": ("key", "item_exists", "An item with key '{key}' already exists."),
+    "catalog_item_unique_name": ("name", "name_taken", "Another item is already named '{name}'."),
+}
+
+
+@dataclass(frozen=True)
+class LevelSpec:
+    value: str
+    name: str
+    is_unlimited: bool = False
+
+
+class LifecycleError(DomainError):
+    status_code = 409
+    code = "invalid_transition"
+
+
+# ---------------------------------------------------------------------------
+# Shared rules
+# ---------------------------------------------------------------------------
+
+
+def next_resource_version(current: int) -> int:
+    """A millisecond timestamp that always moves forward, even when two changes land in the same ms."""
+    return max(current + 1, int(time.time() * 1000))
+
+
+def validate_key(key: Any, *, field: str = "id") -> str:
+    """Keys are slugs of at most 64 characters: letters, digits and `_ . : -`, starting alphanumeric."""
+    if not isinstance(key, str) or not key.strip():
+        raise DomainError(f"'{field}' is required and must be a non-empty string.", code="missing_field", field=field)
+    key = key.strip()
+    if len(key) > KEY_MAX_LENGTH:
+        raise DomainError(f"'{field}' is at most {KEY_MAX_LENGTH} characters.", code="too_long", field=field)
+    if not _KEY.match(key):
+        raise DomainError(
+            f"'{field}' may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter "
+            "or digit.",
+            code="invalid_key",
+            field=field,
+        )
+    return key
+
+
+def validate_name(name: Any, *, field: str = "name", max_length: int = 200) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise DomainError(f"'{field}' is required and must be a non-empty string.", code="missing_field", field=field)
+    name = name.strip()
+    if len(name) > max_length:
+        raise DomainError(f"'{field}' is at most {max_length} characters.", code="too_long", field=field)
+    return name
+
+
+def validate_levels(*, feature_type: str, levels: Sequence[LevelSpec | dict]) -> list[LevelSpec]:
+    """Check levels against the feature type and return them normalised.
+
+    switch: no levels. range: exactly two, (min, max), integers with min < max; max may be unlimited.
+    quantity: one or more increasing integers, optionally ending in one unlimited level.
+    custom: one or more distinct values, none unlimited.
+    """
+    specs = [_level_spec(level, index) for index, level in enumerate(levels or [])]
+    if feature_type not in Feature.Type.values:
+        raise DomainError(
+            f"Unknown feature type '{feature_type}': use switch, custom, quantity or range.",
+            code="invalid_type",
+            field="type",
+        )
+    if len(specs) > MAX_LEVELS:
+        raise DomainError(f"A feature has at most {MAX_LEVELS} levels.", code="invalid_levels", field="levels")
+    if feature_type == Feature.Type.SWITCH:
+        if specs:
+            raise DomainError("A switch feature has no levels.", code="invalid_levels", field="levels")
+        return []
+    if not specs:
+        raise DomainError(f"A {feature_type} feature needs levels.", code="invalid_levels", field="levels")
+    _check_distinct(specs)
+    if feature_type == Feature.Type.CUSTOM:
+        if any(spec.is_unlimited for spec in specs):
+            raise DomainError("Custom levels cannot be unlimited.", code="invalid_levels", field="levels")
+        return specs
+    # quantity and range: integers in increasing order, an unlimited level only last.
+    for index, spec in enumerate(specs):
+        if spec.is_unlimited:
+            if index != len(specs) - 1:
+                raise DomainError(
+                    "Only the last level may be unlimited.", code="invalid_levels", field=f"levels[{index}]"
+                )
+            continue
+        if not _INTEGER.match(spec.value):
+            raise DomainError(
+                f"Level value '{spec.value}' of a {feature_type} feature must be a whole number ≥ 0 "
+                "(or an unlimited level).",
+                code="invalid_levels",
+                field=f"levels[{index}].value",
+            )
+    numbers = [int(spec.value) for spec in specs if not spec.is_unlimited]
+    if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
+        raise DomainError("Level values must increase strictly.", code="invalid_levels", field="levels")
+    if feature_type == Feature.Type.RANGE:
+        if len(specs) != 2:
+            raise DomainError(
+                "A range feature has exactly two levels: the minimum and the maximum.",
+                code="invalid_levels",
+                field="levels",
+            )
+        if specs[0].is_unlimited:
+            raise DomainError("The minimum of a range cannot be unlimited.", code="invalid_levels", field="levels[0]")
+    return specs
+
+
+def _level_spec(level: LevelSpec | dict, index: int) -> LevelSpec:
+    if isinstance(level, LevelSpec):
+        raw_value, raw_name, unlimited = level.value, level.name, level.is_unlimited
+    elif isinstance(level, dict):
+        unknown = set(level) - {"value", "name", "is_unlimited"}
+        if unknown:
+            raise DomainError(
+                f"Unknown level field(s): {', '.join(sorted(unknown))}.", code="unknown_field", field=f"levels[{index}]"
+            )
+        raw_value, raw_name, unlimited = level.get("value"), level.get("name"), level.get("is_unlimited", False)
+    else:
+        raise DomainError("Each level must be an object.", code="invalid_type", field=f"levels[{index}]")
+    if not isinstance(unlimited, bool):
+        raise DomainError("'is_unlimited' must be true or false.", code="invalid_type", field=f"levels[{index}]")
+    if unlimited and raw_value in (None, ""):
+        raw_value = UNLIMITED
+    if isinstance(raw_value, int) and not isinstance(raw_value, bool):
+        raw_value = str(raw_value)
+    if not isinstance(raw_value, str) or not raw_value.strip():
+        raise DomainError(
+            "Each level needs a non-empty string 'value'.", code="missing_field", field=f"levels[{index}].value"
+        )
+    value = raw_value.strip()
+    if len(value) > 64:
+        raise DomainError("A level value is at most 64 characters.", code="too_long", field=f"levels[{index}].value")
+    if unlimited and value != UNLIMITED:
+        raise DomainError(
+            f"An unlimited level's value is '{UNLIMITED}'.", code="invalid_levels", field=f"levels[{index}].value"
+        )
+    if not unlimited and value == UNLIMITED:
+        raise DomainError(
+            f"The value '{UNLIMITED}' is reserved for an unlimited level (set is_unlimited).",
+            code="invalid_levels",
+            field=f"levels[{index}].value",
+        )
+    name = raw_name.strip() if isinstance(raw_name, str) and raw_name.strip() else value
+    if len(name) > 100:
+        raise DomainError("A level name is at most 100 characters.", code="too_long", field=f"levels[{index}].name")
+    return LevelSpec(value=value, name=name, is_unlimited=unlimited)
+
+
+def _check_distinct(specs: list[LevelSpec]) -> None:
+    values = [spec.value for spec in specs]
+    if len(set(values)) != len(values):
+        raise DomainError("Level values must be distinct.", code="invalid_levels", field="levels")
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise DomainError("Level names must be distinct.", code="invalid_levels", field="levels")
+
+
+def validate_metering(*, feature_type: str, metered: bool, reset_period: str, reset_anchor: str) -> None:
+    if not isinstance(metered, bool):
+        raise DomainError("'metered' must be true or false.", code="invalid_type", field="metered")
+    if reset_period not in Feature.ResetPeriod.values:
+        raise DomainError(
+            f"Unknown reset_period '{reset_period}': use none, day, week, month or year.",
+            code="invalid_value",
+            field="reset_period",
+        )
+    if reset_anchor not in Feature.ResetAnchor.values:
+        raise DomainError(
+            f"Unknown reset_anchor '{reset_anchor}': use term or calendar.", code="invalid_value", field="reset_anchor"
+        )
+    if metered and feature_type not in (Feature.Type.QUANTITY, Feature.Type.RANGE):
+        raise DomainError(
+            "Only quantity and range features can be metered.", code="invalid_value", field="metered"
+        )
+
+
+def _lock_workspace(workspace: Workspace) -> Workspace:
+    """Serialise catalog growth per workspace, so caps hold under concurrent creates."""
+    return Workspace.objects.select_for_update().get(pk=workspace.pk)
+
+
+def _check_cap(*, count: int, cap: int, what: str, setting: str) -> None:
+    if count >= cap:
+        raise CapReached(
+            f"This workspace has reached its cap of {cap} {what} ({setting}); archive or remove some, or raise "
+            "the cap.",
+            code=f"{what.rstrip('s')}_cap_reached",
+        )
+
+
+def _save(obj: Any, *, update_fields: Iterable[str] | None = None) -> None:
+    """Save, turning a lost uniqueness race into the same clear error as the up-front check."""
+    try:
+        with transaction.atomic():
+            obj.save(update_fields=list(update_fields) if update_fields is not None else None)
+    except IntegrityError as exc:
+        constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+        if constraint in _CONSTRAINT_ERRORS:
+            field, code, template = _CONSTRAINT_ERRORS[constraint]
+            raise Conflict(
+                template.format(key=getattr(obj, "key", ""), name=getattr(obj, "name", "")), code=code, field=field
+            ) from exc
+        raise
+
+
+def _transition(obj: Feature | Item, *, to_status: str, label: str) -> None:
+    if to_status not in Lifecycle.values:
+        raise LifecycleError(f"Unknown status '{to_status}'.", field="status")
+    if to_status not in LIFECYCLE_MOVES[obj.status]:
+        if obj.status == to_status:
+            raise LifecycleError(f"{label} '{obj.key}' is already {to_status}.", field="status")
+        raise LifecycleError(
+            f"{label} '{obj.key}' cannot move from {obj.status} to {to_status}"
+            + (" (nothing returns to draft)." if to_status == Lifecycle.DRAFT else "."),
+            field="status",
+        )
+    obj.status = to_status
+    obj.resource_version = next_resource_version(obj.resource_version)
+    _save(obj, update_fields=["status", "resource_version", "updated_at"])
+
+
+# ---------------------------------------------------------------------------
+# Products and modules
+# ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def product_create(*, workspace: Workspace, key: str, name: str = "", description: str = "") -> Product:
+    """Create a product within the workspace's product cap."""
+    key = validate_key(key, field="id")
+    name = validate_name(name or key)
+    workspace = _lock_workspace(workspace)
+    if Product.objects.filter(workspace=workspace, key=key).exists():
+        raise Conflict(f"A product with key '{key}' already exists.", code="product_exists", field="id")
+    _check_cap(
+        count=Product.objects.filter(workspace=workspace).count(),
+        cap=workspace.max_products,
+        what="products",
+        setting="max_products",
+    )
+    product = Product(
+        workspace=workspace, key=key, name=name, description=description, resource_version=next_resource_version(0)
+    )
+    _save(product)
+    return product
+
+
+@transaction.atomic
+def product_update(*, product: Product, name: str = _UNSET, description: str = _UNSET) -> Product:
+    """Rename or describe a product; its key never changes."""
+    if name is not _UNSET:
+        product.name = validate_name(name)
+    if description is not _UNSET:
+        product.description = description or ""
+    product.resource_version = next_resource_version(product.resource_version)
+    _save(product, update_fields=["name", "description", "resource_version", "updated_at"])
+    return product
+
+
+@transaction.atomic
+def module_create(
+    *, workspace: Workspace, product: Product, key: str, name: str = "", description: str = ""
+) -> Module:
+    """Create a module of a product within the workspace's module cap."""
+    key = validate_key(key, field="id")
+    name = validate_name(name or key)
+    if product.workspace_id != workspace.pk:
+        raise DomainError("The product belongs to another workspace.", code="unknown_product", field="product_id")
+    workspace = _lock_workspace(workspace)
+    if Module.objects.filter(workspace=workspace, key=key).exists():
+        raise Conflict(f"A module with key '{key}' already exists.", code="module_exists", field="id")
+    _check_cap(
+        count=Module.objects.filter(workspace=workspace).count(),
+        cap=workspace.max_modules,
+        what="modules",
+        setting="max_modules",
+    )
+    module = Module(
+        workspace=workspace,
+        product=product,
+        key=key,
+        name=name,
+        description=description,
+        resource_version=next_resource_version(0),
+    )
+    _save(module)
+    return module
+
+
+@transaction.atomic
+def module_update(*, module: Module, name: str = _UNSET, description: str = _UNSET) -> Module:
+    """Rename or describe a module; its key and product never change."""
+    if name is not _UNSET:
+        module.name = validate_name(name)
+    if description is not _UNSET:
+        module.description = description or ""
+    module.resource_version = next_resource_version(module.resource_version)
+    _save(module, update_fields=["name", "description", "resource_version", "updated_at"])
+    return module
+
+
+# ---------------------------------------------------------------------------
+# Features
+# ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def feature_create(
+    *,
+    workspace: Workspace,
+    key: str,
+    name: str,
+    product: Product,
+    module: Module | None = None,
+    type: str = Feature.Type.SWITCH,
+    unit: str = "",
+    levels: Sequence[LevelSpec | dict] = (),
+    metered: bool = False,
+    reset_period: str = Feature.ResetPeriod.NONE,
+    reset_anchor: str = Feature.ResetAnchor.CALENDAR,
+    description: str = "",
+) -> Feature:
+    """Create a draft feature with its levels, within the workspace's feature cap."""
+    key = validate_key(key, field="id")
+    name = validate_name(name)
+    specs = validate_levels(feature_type=type, levels=levels)
+    validate_metering(feature_type=type, metered=metered, reset_period=reset_period, reset_anchor=reset_anchor)
+    unit = _validate_unit(unit)
+    if product.workspace_id != workspace.pk:
+        raise DomainError("The product belongs to another workspace.", code="unknown_product", field="product_id")
+    if module is not None and module.product_id != product.pk:
+        raise DomainError(
+            f"Module '{module.key}' belongs to another product.", code="hierarchy_conflict", field="module_id"
+        )
+    workspace = _lock_workspace(workspace)
+    if Feature.objects.filter(workspace=workspace, key=key).exists():
+        raise Conflict(f"A feature with key '{key}' already exists.", code="feature_exists", field="id")
+    if Feature.objects.filter(workspace=workspace, name=name).exists():
+        raise Conflict(f"Another feature is already named '{name}'.", code="name_taken", field="name")
+    _check_cap(
+        count=Feature.objects.filter(workspace=workspace).count(),
+        cap=workspace.max_features,
+        what="features",
+        setting="max_features",
+    )
+    feature = Feature(
+        workspace=workspace,
+        product=product,
+        module=module,
+        key=key,
+        name=name,
+        description=description,
+        type=type,
+        unit=unit,
+        metered=metered,
+        reset_period=reset_period,
+        reset_anchor=reset_anchor,
+        status=Lifecycle.DRAFT,
+        resource_version=next_resource_version(0),
+    )
+    _save(feature)
+    _levels_replace(feature=feature, specs=specs)
+    return feature
+
+
+@transaction.atomic
+def feature_update(
+    *,
+    feature: Feature,
+    name: str = _UNSET,
+    description: str = _UNSET,
+    type: str = _UNSET,
+    unit: str = _UNSET,
+    levels: Sequence[LevelSpec | dict] = _UNSET,
+    metered: bool = _UNSET,
+    reset_period: str = _UNSET,
+    reset_anchor: str = _UNSET,
+) -> Feature:
+    """Change a feature's editable fields. Key, product and module are fixed; the type only while draft."""
+    feature = Feature.objects.select_for_update().get(pk=feature.pk)
+    if name is not _UNSET:
+        name = validate_name(name)
+        if Feature.objects.filter(workspace_id=feature.workspace_id, name=name).exclude(pk=feature.pk).exists():
+            raise Conflict(f"Another feature is already named '{name}'.", code="name_taken", field="name")
+        feature.name = name
+    if description is not _UNSET:
+        feature.description = description or ""
+    if type is not _UNSET and type != feature.type:
+        if feature.status != Lifecycle.DRAFT:
+            raise DomainError(
+                f"The type of {feature.status} feature '{feature.key}' cannot change.",
+                code="immutable_field",
+                field="type",
+            )
+        feature.type = type
+    if unit is not _UNSET:
+        feature.unit = _validate_unit(unit)
+    if metered is not _UNSET:
+        feature.metered = metered
+    if reset_period is not _UNSET:
+        feature.reset_period = reset_period
+    if reset_anchor is not _UNSET:
+        feature.reset_anchor = reset_anchor
+    current = [LevelSpec(lv.value, lv.name, lv.is_unlimited) for lv in feature.levels.all()]
+    specs = validate_levels(feature_type=feature.type, levels=current if levels is _UNSET else levels)
+    validate_metering(
+        feature_type=feature.type,
+        metered=feature.metered,
+        reset_period=feature.reset_period,
+        reset_anchor=feature.reset_anchor,
+    )
+    feature.resource_version = next_resource_version(feature.resource_version)
+    _save(feature)
+    if specs != current:
+        _levels_replace(feature=feature, specs=specs)
+    return feature
+
+
+def _levels_replace(*, feature: Feature, specs: list[LevelSpec]) -> None:
+    FeatureLevel.objects.filter(feature=feature).delete()
+    FeatureLevel.objects.bulk_create(
+        FeatureLevel(
+            workspace_id=feature.workspace_id,
+            feature=feature,
+            position=position,
+            value=spec.value,
+            name=spec.name,
+            is_unlimited=spec.is_unlimited,
+        )
+        for position, spec in enumerate(specs)
+    )
+
+
+def _validate_unit(unit: Any) -> str:
+    if unit in (None, ""):
+        return ""
+    if not isinstance(unit, str) or len(unit.strip()) > 50:
+        raise DomainError("'unit' is a string of at most 50 characters.", code="invalid_value", field="unit")
+    return unit.strip()
+
+
+@transaction.atomic
+def feature_transition(*, feature: Feature, to_status: str) -> Feature:
+    """Move a feature along draft → active → archived → active; nothing returns to draft."""
+    feature = Feature.objects.select_for_update().get(pk=feature.pk)
+    _transition(feature, to_status=to_status, label="Feature")
+    return feature
+
+
+def feature_activate(*, feature: Feature) -> Feature:
+    if feature.status == Lifecycle.ARCHIVED:
+        raise LifecycleError(f"Feature '{feature.key}' is archived: reactivate it instead.", field="status")
+    return feature_transition(feature=feature, to_status=Lifecycle.ACTIVE)
+
+
+def feature_archive(*, feature: Feature) -> Feature:
+    return feature_transition(feature=feature, to_status=Lifecycle.ARCHIVED)
+
+
+def feature_reactivate(*, feature: Feature) -> Feature:
+    if feature.status != Lifecycle.ARCHIVED:
+        raise LifecycleError(
+            f"Only archived features can be reactivated; '{feature.key}' is {feature.status}.", field="status"
+        )
+    return feature_transition(feature=feature, to_status=Lifecycle.ACTIVE)
+
+
+# ---------------------------------------------------------------------------
+# Items (plans and add-ons)
+# ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def item_create(
+    *, workspace: Workspace, key: str, name: str, type: str = Item.Type.PLAN, description: str = ""
+) -> Item:
+    """Create a draft plan or add-on."""
+    key = validate_key(key, field="id")
+    name = validate_name(name)
+    if type not in Item.Type.values:
+        raise DomainError(f"Unknown item type '{type}': use plan or addon.", code="invalid_value", field="type")
+    workspace = _lock_workspace(workspace)
+    if Item.objects.filter(workspace=workspace, key=key).exists():
+        raise Conflict(f"An item with key '{key}' already exists.", code="item_exists", field="id")
+    if Item.objects.filter(workspace=workspace, name=name).exists():
+        raise Conflict(f"Another item is already named '{name}'.", code="name_taken", field="name")
+    item = Item(
+        workspace=workspace,
+        key=key,
+        name=name,
+        type=type,
+        description=description,
+        status=Lifecycle.DRAFT,
+        resource_version=next_resource_version(0),
+    )
+    _save(item)
+    return item
+
+
+@transaction.atomic
+def item_update(*, item: Item, name: str = _UNSET, description: str = _UNSET) -> Item:
+    """Rename or describe an item; its key and type never change."""
+    item = Item.objects.select_for_update().get(pk=item.pk)
+    if name is not _UNSET:
+        name = validate_name(name)
+        if Item.objects.filter(workspace_id=item.workspace_id, name=name).exclude(pk=item.pk).exists():
+            raise Conflict(f"Another item is already named '{name}'.", code="name_taken", field="name")
+        item.name = name
+    if description is not _UNSET:
+        item.description = description or ""
+    item.resource_version = next_resource_version(item.resource_version)
+    _save(item, update_fields=["name", "description", "resource_version", "updated_at"])
+    return item
+
+
+@transaction.atomic
+def item_transition(*, item: Item, to_status: str) -> Item:
+    """Move an item along draft → active → archived → active; nothing returns to draft."""
+    item = Item.objects.select_for_update().get(pk=item.pk)
+    _transition(item, to_status=to_status, label="Item")
+    return item
+
+
+def item_activate(*, item: Item) -> Item:
+    if item.status == Lifecycle.ARCHIVED:
+        raise LifecycleError(f"Item '{item.key}' is archived: reactivate it instead.", field="status")
+    return item_transition(item=item, to_status=Lifecycle.ACTIVE)
+
+
+def item_archive(*, item: Item) -> Item:
+    return item_transition(item=item, to_status=Lifecycle.ARCHIVED)
+
+
+def item_reactivate(*, item: Item) -> Item:
+    if item.status != Lifecycle.ARCHIVED:
+        raise LifecycleError(
+            f"Only archived items can be reactivated; '{item.key}' is {item.status}.", field="status"
+        )
+    return item_transition(item=item, to_status=Lifecycle.ACTIVE)

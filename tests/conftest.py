@@ -1,0 +1,90 @@
+"""Shared fixtures. Tests run on real PostgreSQL (DATABASE_URL, or the embedded server `make test` starts)."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from accounts.models import ApiKey, Workspace
+from accounts.services import api_key_create, membership_set, workspace_create
+from catalog.models import Product
+
+# The clock that time-sensitive tests freeze at.
+FROZEN_NOW = datetime(2026, 11, 18, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    """Test-only settings: no rate limiting unless a test turns it on; in-memory e-mail."""
+    settings.UPTAKE_RATE_LIMIT_ENABLED = False
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+
+
+@pytest.fixture
+def workspace(db) -> Workspace:
+    return workspace_create(slug="acme", name="Acme Inc.")
+
+
+@pytest.fixture
+def other_workspace(db) -> Workspace:
+    return workspace_create(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def free_workspace(db) -> Workspace:
+    return workspace_create(slug="freebie", name="Freebie", tier="free")
+
+
+@pytest.fixture
+def make_key(db) -> Callable[..., tuple[ApiKey, str]]:
+    def make(workspace: Workspace, scopes: str = "ingest,read,admin", **kwargs) -> tuple[ApiKey, str]:
+        return api_key_create(workspace=workspace, scopes=scopes.split(","), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_key) -> Callable[..., APIClient]:
+    """An API client authenticated with a fresh key of the given workspace and scopes."""
+
+    def make(workspace: Workspace, scopes: str = "ingest,read,admin") -> APIClient:
+        _, raw = make_key(workspace, scopes)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(workspace, make_client) -> APIClient:
+    """A client with every scope on the `acme` workspace."""
+    return make_client(workspace)
+
+
+@pytest.fixture
+def product(workspace) -> Product:
+    from catalog.services import product_create
+
+    return product_create(workspace=workspace, key="default", name="Default")
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user(
+        username="carol", email="carol@example.com", password="pw-carol-123", is_staff=True
+    )
+
+
+@pytest.fixture
+def staff_of(staff_user):
+    """Give `staff_user` a role in a workspace; returns the user."""
+
+    def give(workspace: Workspace, role: str = "admin"):
+        membership_set(workspace=workspace, user=staff_user, role=role)
+        return staff_user
+
+    return give
