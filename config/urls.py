@@ -7,8 +7,16 @@ admin.site.site_header = "Uptake"
 admin.site.site_title = "Uptake"
 admin.site.index_title = "Catalog and workspaces"
 
+api_v1 = [
+    path("", include("catalog.urls")),
+    path("", include("entitlements.urls")),
+    path("", include("usage.urls")),
+    path("", include("analytics.urls")),
+]
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
