@@ -1,1 +1,100 @@
-"""analytics models."""
+"""Rollup (count) tables computed from usage.UsageEvent. Every table is keyed by workspace.
+
+A rollup never adds to a bucket: it recomputes whole UTC days from raw events (DELETE + INSERT ... SELECT), so a
+rerun, a retry after a crash or a late event restating an old day always lands on the same numbers. Reserved
+event prefixes are rolled up like any other feature and left out at query time (the prefix list may change).
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Account, EndUser, Workspace
+from catalog.models import Feature
+
+# Heatmap buckets are 15 minutes wide: every UTC offset in use (…, +05:30, +05:45, -03:30) is a multiple of
+# 15 minutes, so each bucket falls inside exactly one local hour in any workspace timezone, DST included.
+HEATMAP_BUCKET_MINUTES = 15
+
+
+class FeatureAccountDay(models.Model):
+    """Net uses of one feature by one account on one UTC day."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    uses = models.BigIntegerField(help_text="Net sum of quantities, reversals included.")
+    events = models.BigIntegerField(help_text="Number of raw events.")
+    users = models.IntegerField(help_text="Distinct end users with an event that day.")
+    last_at = models.DateTimeField(null=True, help_text="Latest occurred_at of a positive event that day.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "day", "feature", "account"], name="analytics_featureaccountday_unique_bucket"
+            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featureaccountday_events_positive"),
+            models.CheckConstraint(condition=Q(users__gte=0), name="analytics_featureaccountday_users_nonnegative"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "feature", "day"], name="analytics_fad_feature_day_idx", include=["account", "uses"]
+            ),
+            models.Index(fields=["workspace", "account", "day"], name="analytics_fad_account_day_idx"),
+        ]
+
+
+class FeatureQuarterHour(models.Model):
+    """Net uses of one feature in one 15-minute UTC bucket (all accounts): the 7×24 heatmap source."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
+    uses = models.BigIntegerField()
+    events = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "bucket", "feature"], name="analytics_featurequarterhour_unique_bucket"
+            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featurequarterhour_events_positive"),
+        ]
+
+
+class FeatureUserDay(models.Model):
+    """One end user's net uses of one feature on one UTC day: distinct users over any window."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    uses = models.BigIntegerField()
+    events = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "day", "feature", "end_user"], name="analytics_featureuserday_unique_bucket"
+            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featureuserday_events_positive"),
+        ]
+        indexes = [models.Index(fields=["workspace", "feature", "day"], name="analytics_fud_feature_day_idx")]
+
+
+class AccountFeatureLastSeen(models.Model):
+    """When an account last used a feature (latest positive event): dormancy without scanning raw events."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "account", "feature"], name="analytics_accountfeaturelastseen_unique_pair"
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "last_seen_at"], name="analytics_lastseen_time_idx")]

@@ -1,5 +1,19 @@
 """API routes of this app, mounted under /api/v1/ by config/urls.py."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns: list = [
+    path(
+        "products/<str:product_id>/analytics/feature-usage",
+        api.FeatureUsageApi.as_view(),
+        name="analytics-feature-usage",
+    ),
+    path(
+        "products/<str:product_id>/analytics/features/<str:feature_id>/daily",
+        api.FeatureDailyApi.as_view(),
+        name="analytics-feature-daily",
+    ),
+    path("accounts/<str:account_id>/analytics/daily", api.AccountDailyApi.as_view(), name="analytics-account-daily"),
+]

@@ -126,7 +126,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "CELERY_BEAT_SCHEDULE_FILENAME", default=str(STATE_DIR / "celerybeat-schedule")
 )
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Analytics: recompute the (workspace, UTC day) buckets that new events touched.
+    "analytics-rollup-pending": {"task": "analytics.rollup_pending", "schedule": 60.0},
+}
 
 # ---------------------------------------------------------------------------
 # Auth, i18n, time
@@ -212,6 +215,15 @@ UPTAKE_RATE_BURST = env.int("UPTAKE_RATE_BURST", default=200)
 UPTAKE_RATE_PER_SECOND = env.float("UPTAKE_RATE_PER_SECOND", default=100.0)
 UPTAKE_RETRY_AFTER_SECONDS = env.int("UPTAKE_RETRY_AFTER_SECONDS", default=5)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(UPTAKE_INGEST_MAX_BYTES + 1024, 2_621_440)
+
+# ---------------------------------------------------------------------------
+# Uptake: alert delivery (usage/alerts)
+# ---------------------------------------------------------------------------
+UPTAKE_ALERT_MAX_ATTEMPTS = env.int("UPTAKE_ALERT_MAX_ATTEMPTS", default=6)
+UPTAKE_ALERT_BACKOFF_BASE_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_BASE_SECONDS", default=10.0)
+UPTAKE_ALERT_BACKOFF_MAX_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_MAX_SECONDS", default=900.0)
+UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS = env.float("UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS", default=5.0)
+UPTAKE_ALERT_RATE_WINDOW_SECONDS = env.int("UPTAKE_ALERT_RATE_WINDOW_SECONDS", default=60)
 
 # ---------------------------------------------------------------------------
 # E-mail (alerts)

@@ -1,0 +1,221 @@
+"""Analytics API: thin DRF views over analytics.selectors."""
+
+from datetime import UTC
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import HasReadScope
+
+from . import selectors
+
+
+class WindowInputSerializer(serializers.Serializer):
+    # Named from/to on the wire; `from` is a Python keyword, hence the explicit field names below.
+    to = serializers.DateField(required=False, input_formats=["iso-8601"])
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateField(required=False, input_formats=["iso-8601"])
+        return fields
+
+
+class FeatureUsageInputSerializer(WindowInputSerializer):
+    event = serializers.CharField(required=False, allow_blank=True, max_length=64, trim_whitespace=True)
+    account_id = serializers.CharField(required=False, max_length=64)
+
+
+class FeatureDailyInputSerializer(WindowInputSerializer):
+    account_id = serializers.CharField(required=False, max_length=64)
+
+
+class AccountDailyInputSerializer(WindowInputSerializer):
+    product_id = serializers.CharField(required=False, max_length=64)
+
+
+def _window(data: dict) -> selectors.Window:
+    return selectors.analytics_window(
+        date_from=data.get("from"), date_to=data.get("to"), today=timezone.now().astimezone(UTC).date()
+    )
+
+
+_WINDOW_PARAMS = [
+    OpenApiParameter("from", str, description="First UTC date (YYYY-MM-DD), inclusive. Default: `to` − 29 days."),
+    OpenApiParameter("to", str, description="Last UTC date (YYYY-MM-DD), inclusive. Default: today (UTC)."),
+]
+
+_top_feature = inline_serializer(
+    "TopFeature",
+    {
+        "feature_id": serializers.CharField(),
+        "name": serializers.CharField(),
+        "events": serializers.IntegerField(help_text="Net uses in the window."),
+        "prior_events": serializers.IntegerField(help_text="Net uses in the equally long window before `from`."),
+        "accounts": serializers.IntegerField(help_text="Accounts whose net uses are > 0."),
+        "domains": serializers.IntegerField(help_text="Account domains whose net uses are > 0."),
+        "adoption_pct": serializers.FloatField(help_text="100 × accounts / active_accounts, one decimal."),
+        "sparkline": serializers.ListField(child=serializers.IntegerField()),
+        "sparkline_days": serializers.ListField(child=serializers.DateField()),
+    },
+    many=True,
+)
+FeatureUsageOutput = inline_serializer(
+    "FeatureUsage",
+    {
+        "product_id": serializers.CharField(),
+        "from": serializers.DateField(),
+        "to": serializers.DateField(),
+        "prior_from": serializers.DateField(),
+        "prior_to": serializers.DateField(),
+        "timezone": serializers.CharField(),
+        "totals": inline_serializer(
+            "FeatureUsageTotals",
+            {
+                "events": serializers.IntegerField(),
+                "unique_features": serializers.IntegerField(),
+                "unique_accounts": serializers.IntegerField(),
+                "unique_domains": serializers.IntegerField(),
+                "active_accounts": serializers.IntegerField(),
+            },
+        ),
+        "top_features": _top_feature,
+        "quiet_features": inline_serializer(
+            "QuietFeature",
+            {"feature_id": serializers.CharField(), "name": serializers.CharField(),
+             "prior_events": serializers.IntegerField()},
+            many=True,
+        ),
+        "usage_pattern": serializers.ListField(
+            child=serializers.ListField(child=serializers.IntegerField()),
+            help_text="7 rows (0 = Sunday) × 24 hours of net uses, in the workspace's timezone.",
+        ),
+        "top_accounts": inline_serializer(
+            "TopAccount",
+            {"account_id": serializers.CharField(), "name": serializers.CharField(),
+             "events": serializers.IntegerField(), "features": serializers.IntegerField()},
+            many=True,
+        ),
+        "top_domains": inline_serializer(
+            "TopDomain", {"domain": serializers.CharField(), "events": serializers.IntegerField()}, many=True
+        ),
+    },
+)
+FeatureDailyOutput = inline_serializer(
+    "FeatureDaily",
+    {
+        "feature_id": serializers.CharField(),
+        "name": serializers.CharField(),
+        "from": serializers.DateField(),
+        "to": serializers.DateField(),
+        "uses": serializers.IntegerField(),
+        "accounts": serializers.IntegerField(help_text="Accounts with net uses > 0 over the window."),
+        "users": serializers.IntegerField(help_text="Distinct end users with events in the window."),
+        "days": inline_serializer(
+            "FeatureDay",
+            {"day": serializers.DateField(), "uses": serializers.IntegerField(),
+             "events": serializers.IntegerField(), "accounts": serializers.IntegerField(),
+             "users": serializers.IntegerField()},
+            many=True,
+        ),
+    },
+)
+AccountDailyOutput = inline_serializer(
+    "AccountDaily",
+    {
+        "account_id": serializers.CharField(),
+        "name": serializers.CharField(),
+        "from": serializers.DateField(),
+        "to": serializers.DateField(),
+        "uses": serializers.IntegerField(),
+        "days": inline_serializer(
+            "AccountDay",
+            {"day": serializers.DateField(), "uses": serializers.IntegerField(),
+             "events": serializers.IntegerField(), "features": serializers.IntegerField()},
+            many=True,
+        ),
+        "last_seen": inline_serializer(
+            "AccountFeatureLastSeen",
+            {"feature_id": serializers.CharField(), "last_seen_at": serializers.DateTimeField()},
+            many=True,
+        ),
+    },
+)
+
+
+class FeatureUsageApi(APIView):
+    permission_classes = [HasReadScope]
+
+    @extend_schema(
+        summary="Feature usage analytics of a product",
+        description="Net uses (reversals included) from the rollups; see DESIGN.md “Analytics semantics”. "
+        "402 on free-tier workspaces.",
+        parameters=[
+            *_WINDOW_PARAMS,
+            OpenApiParameter("event", str, description="Keep features whose key contains this (case-insensitive)."),
+            OpenApiParameter("account_id", str, description="Keep one account (its external id)."),
+        ],
+        responses={200: FeatureUsageOutput},
+    )
+    def get(self, request, product_id: str):
+        workspace = request.user.workspace
+        selectors.analytics_require_paid(workspace=workspace)
+        params = FeatureUsageInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        product = selectors.analytics_product_get(workspace=workspace, key=product_id)
+        window = _window(params.validated_data)
+        account_id = params.validated_data.get("account_id")
+        account = selectors.analytics_account_get(workspace=workspace, external_id=account_id) if account_id else None
+        data = selectors.feature_usage(
+            workspace=workspace, product=product, window=window,
+            event=params.validated_data.get("event") or None, account=account,
+        )
+        return Response(data)
+
+
+class FeatureDailyApi(APIView):
+    permission_classes = [HasReadScope]
+
+    @extend_schema(
+        summary="Daily series of one feature",
+        parameters=[*_WINDOW_PARAMS, OpenApiParameter("account_id", str, description="Keep one account.")],
+        responses={200: FeatureDailyOutput},
+    )
+    def get(self, request, product_id: str, feature_id: str):
+        workspace = request.user.workspace
+        selectors.analytics_require_paid(workspace=workspace)
+        params = FeatureDailyInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        product = selectors.analytics_product_get(workspace=workspace, key=product_id)
+        feature = selectors.analytics_feature_get(workspace=workspace, product=product, key=feature_id)
+        window = _window(params.validated_data)
+        account_id = params.validated_data.get("account_id")
+        account = selectors.analytics_account_get(workspace=workspace, external_id=account_id) if account_id else None
+        return Response(
+            selectors.feature_daily_series(workspace=workspace, feature=feature, window=window, account=account)
+        )
+
+
+class AccountDailyApi(APIView):
+    permission_classes = [HasReadScope]
+
+    @extend_schema(
+        summary="Daily series of one account",
+        description="Net uses, events and features used per UTC day, and when each feature was last used.",
+        parameters=[*_WINDOW_PARAMS, OpenApiParameter("product_id", str, description="Keep one product.")],
+        responses={200: AccountDailyOutput},
+    )
+    def get(self, request, account_id: str):
+        workspace = request.user.workspace
+        selectors.analytics_require_paid(workspace=workspace)
+        params = AccountDailyInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        account = selectors.analytics_account_get(workspace=workspace, external_id=account_id)
+        product_key = params.validated_data.get("product_id")
+        product = selectors.analytics_product_get(workspace=workspace, key=product_key) if product_key else None
+        window = _window(params.validated_data)
+        return Response(
+            selectors.account_daily_series(workspace=workspace, account=account, window=window, product=product)
+        )

@@ -1,0 +1,490 @@
+"""Analytics reads. They read the rollup tables, never raw events across accounts (one account's events, through
+their (workspace, account, feature, occurred_at) index, are read only for that account's heatmap).
+
+Results are plain dataclasses and dicts so that the API, the dashboard and CSV export can share them; days
+without rows are filled with zeros.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import Q
+
+from accounts.errors import DomainError, NotFound
+from accounts.models import Account, Workspace
+from catalog.models import Feature, Product
+
+DEFAULT_WINDOW_DAYS = 30
+MAX_WINDOW_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Window:
+    """Inclusive range of UTC dates."""
+
+    start: date
+    end: date
+
+    @property
+    def length(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range(self.length)]
+
+    @property
+    def prior(self) -> Window:
+        """The window of equal length just before this one."""
+        return Window(self.start - timedelta(days=self.length), self.start - timedelta(days=1))
+
+    @property
+    def start_at(self) -> datetime:
+        return datetime.combine(self.start, time.min, tzinfo=UTC)
+
+    @property
+    def end_before(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def analytics_window(*, date_from: date | None, date_to: date | None, today: date) -> Window:
+    """Resolve from/to: `to` defaults to today (inclusive), `from` to 29 days before `to` (30 days in all)."""
+    end = date_to or today
+    start = date_from or end - timedelta(days=DEFAULT_WINDOW_DAYS - 1)
+    if end < start:
+        raise DomainError(
+            f"'to' ({end.isoformat()}) is before 'from' ({start.isoformat()}).", code="invalid_range", field="to"
+        )
+    if (end - start).days + 1 > MAX_WINDOW_DAYS:
+        raise DomainError(
+            f"The window from {start.isoformat()} to {end.isoformat()} is longer than {MAX_WINDOW_DAYS} days.",
+            code="window_too_long",
+            field="from",
+        )
+    return Window(start, end)
+
+
+def analytics_require_paid(*, workspace: Workspace) -> None:
+    from accounts.errors import PaymentRequired
+
+    if not workspace.is_paid:
+        raise PaymentRequired("Analytics are part of the paid tier; this workspace is on the free tier.")
+
+
+def analytics_product_get(*, workspace: Workspace, key: str) -> Product:
+    product = Product.objects.filter(workspace=workspace, key=key).first()
+    if product is None:
+        raise NotFound(f"No product '{key}' in this workspace.", code="unknown_product", field="product_id")
+    return product
+
+
+def analytics_account_get(*, workspace: Workspace, external_id: str) -> Account:
+    account = Account.objects.filter(workspace=workspace, external_id=external_id).first()
+    if account is None:
+        raise NotFound(f"No account '{external_id}' in this workspace.", code="unknown_account", field="account_id")
+    return account
+
+
+def analytics_feature_get(*, workspace: Workspace, product: Product, key: str) -> Feature:
+    feature = Feature.objects.filter(workspace=workspace, product=product, key=key).first()
+    if feature is None:
+        raise NotFound(
+            f"No feature '{key}' in product '{product.key}'.", code="unknown_feature", field="feature_id"
+        )
+    return feature
+
+
+def analytics_features(*, workspace: Workspace, product: Product | None, event: str | None = None) -> list[dict]:
+    """The features that analytics cover: the product's (or all), minus reserved prefixes, matching `event`."""
+    prefixes = tuple(workspace.reserved_prefixes or ())
+    needle = (event or "").lower()
+    qs = Feature.objects.filter(workspace=workspace)
+    if product is not None:
+        qs = qs.filter(product=product)
+    return [
+        row
+        for row in qs.order_by("key").values("id", "key", "name")
+        if not (prefixes and row["key"].startswith(prefixes)) and needle in row["key"].lower()
+    ]
+
+
+def _pct(part: int, whole: int) -> float:
+    if whole <= 0:
+        return 0.0
+    return float((Decimal(100 * part) / Decimal(whole)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def _domain(value: str) -> str:
+    return (value or "").strip().lower()
+
+
+def active_accounts_count(*, workspace: Workspace, by: date, account: Account | None = None) -> int:
+    """Accounts with status active that existed by the end of UTC day `by` (first seen or created)."""
+    end = datetime.combine(by + timedelta(days=1), time.min, tzinfo=UTC)
+    qs = Account.objects.filter(workspace=workspace, status=Account.Status.ACTIVE).filter(
+        Q(created_at__lt=end) | Q(first_seen_at__lt=end)
+    )
+    if account is not None:
+        qs = qs.filter(pk=account.pk)
+    return qs.count()
+
+
+def usage_pattern(
+    *, workspace: Workspace, feature_ids: list[int], window: Window, account: Account | None = None
+) -> list[list[int]]:
+    """7×24 net uses by local weekday (0 = Sunday) and hour in the workspace's timezone."""
+    grid = [[0] * 24 for _ in range(7)]
+    if not feature_ids:
+        return grid
+    with connection.cursor() as cursor:
+        if account is None:
+            cursor.execute(
+                """
+                SELECT bucket, sum(uses) FROM analytics_featurequarterhour
+                WHERE workspace_id = %s AND feature_id = ANY(%s) AND bucket >= %s AND bucket < %s
+                GROUP BY bucket
+                """,
+                [workspace.pk, feature_ids, window.start_at, window.end_before],
+            )
+        else:
+            # One account's events through their (workspace, account, feature, occurred_at) index.
+            cursor.execute(
+                """
+                SELECT date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(quantity)
+                FROM usage_usageevent
+                WHERE workspace_id = %s AND account_id = %s AND feature_id = ANY(%s)
+                  AND occurred_at >= %s AND occurred_at < %s
+                GROUP BY 1
+                """,
+                [workspace.pk, account.pk, feature_ids, window.start_at, window.end_before],
+            )
+        rows = cursor.fetchall()
+    zone = ZoneInfo(workspace.timezone or "UTC")
+    for bucket, uses in rows:
+        local = bucket.astimezone(zone)
+        grid[local.isoweekday() % 7][local.hour] += int(uses)
+    return grid
+
+
+def feature_usage(
+    *, workspace: Workspace, product: Product, window: Window, event: str | None = None, account: Account | None = None
+) -> dict:
+    """The feature-usage analytics of DESIGN.md ("Analytics semantics") for one product and window."""
+    features = analytics_features(workspace=workspace, product=product, event=event)
+    by_id = {f["id"]: f for f in features}
+    feature_ids = list(by_id)
+    prior = window.prior
+
+    cur: dict[tuple[int, int], int] = {}
+    prior_by_feature: dict[int, int] = defaultdict(int)
+    if feature_ids:
+        sql = """
+            SELECT feature_id, account_id,
+                   COALESCE(sum(uses) FILTER (WHERE day >= %s), 0),
+                   COALESCE(sum(uses) FILTER (WHERE day < %s), 0)
+            FROM analytics_featureaccountday
+            WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
+        """
+        params: list = [window.start, window.start, workspace.pk, feature_ids, prior.start, window.end]
+        if account is not None:
+            sql += " AND account_id = %s"
+            params.append(account.pk)
+        sql += " GROUP BY 1, 2"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for feature_id, account_id, now_uses, prior_uses in cursor.fetchall():
+                if now_uses:
+                    cur[(feature_id, account_id)] = int(now_uses)
+                prior_by_feature[feature_id] += int(prior_uses)
+
+    account_rows = {
+        a["id"]: a
+        for a in Account.objects.filter(workspace=workspace, pk__in={acc for _, acc in cur}).values(
+            "id", "external_id", "name", "domain"
+        )
+    }
+
+    feature_net: dict[int, int] = defaultdict(int)
+    account_net: dict[int, int] = defaultdict(int)
+    feature_domain_net: dict[tuple[int, str], int] = defaultdict(int)
+    domain_net: dict[str, int] = defaultdict(int)
+    feature_accounts: dict[int, int] = defaultdict(int)
+    account_features: dict[int, int] = defaultdict(int)
+    for (feature_id, account_id), uses in cur.items():
+        feature_net[feature_id] += uses
+        account_net[account_id] += uses
+        domain = _domain(account_rows[account_id]["domain"])
+        if domain:
+            feature_domain_net[(feature_id, domain)] += uses
+            domain_net[domain] += uses
+        if uses > 0:
+            feature_accounts[feature_id] += 1
+            account_features[account_id] += 1
+    feature_domains: dict[int, int] = defaultdict(int)
+    for (feature_id, _), uses in feature_domain_net.items():
+        if uses > 0:
+            feature_domains[feature_id] += 1
+
+    active = active_accounts_count(workspace=workspace, by=window.end, account=account)
+    used_features = sorted(
+        (fid for fid, uses in feature_net.items() if uses > 0), key=lambda fid: (-feature_net[fid], by_id[fid]["key"])
+    )
+    top_ids = used_features[:12]
+    sparklines = feature_daily_uses(workspace=workspace, feature_ids=top_ids, window=window, account=account)
+    sparkline_days = [d.isoformat() for d in window.days]
+
+    top_features = [
+        {
+            "feature_id": by_id[fid]["key"],
+            "name": by_id[fid]["name"],
+            "events": feature_net[fid],
+            "prior_events": prior_by_feature.get(fid, 0),
+            "accounts": feature_accounts.get(fid, 0),
+            "domains": feature_domains.get(fid, 0),
+            "adoption_pct": _pct(feature_accounts.get(fid, 0), active),
+            "sparkline": [sparklines[fid].get(d, 0) for d in window.days],
+            "sparkline_days": sparkline_days,
+        }
+        for fid in top_ids
+    ]
+    quiet = sorted(
+        (fid for fid in feature_ids if prior_by_feature.get(fid, 0) > 0 and feature_net.get(fid, 0) <= 0),
+        key=lambda fid: (-prior_by_feature[fid], by_id[fid]["key"]),
+    )
+    quiet_features = [
+        {"feature_id": by_id[fid]["key"], "name": by_id[fid]["name"], "prior_events": prior_by_feature[fid]}
+        for fid in quiet
+    ]
+    used_accounts = sorted(
+        (aid for aid, uses in account_net.items() if uses > 0),
+        key=lambda aid: (-account_net[aid], account_rows[aid]["external_id"]),
+    )
+    top_accounts = [
+        {
+            "account_id": account_rows[aid]["external_id"],
+            "name": account_rows[aid]["name"],
+            "events": account_net[aid],
+            "features": account_features.get(aid, 0),
+        }
+        for aid in used_accounts[:12]
+    ]
+    used_domains = sorted((d for d, uses in domain_net.items() if uses > 0), key=lambda d: (-domain_net[d], d))
+    top_domains = [{"domain": d, "events": domain_net[d]} for d in used_domains[:12]]
+
+    return {
+        "product_id": product.key,
+        "from": window.start.isoformat(),
+        "to": window.end.isoformat(),
+        "prior_from": prior.start.isoformat(),
+        "prior_to": prior.end.isoformat(),
+        "timezone": workspace.timezone or "UTC",
+        "totals": {
+            "events": sum(feature_net.values()),
+            "unique_features": len(used_features),
+            "unique_accounts": len(used_accounts),
+            "unique_domains": len(used_domains),
+            "active_accounts": active,
+        },
+        "top_features": top_features,
+        "quiet_features": quiet_features,
+        "usage_pattern": usage_pattern(workspace=workspace, feature_ids=feature_ids, window=window, account=account),
+        "top_accounts": top_accounts,
+        "top_domains": top_domains,
+    }
+
+
+def feature_daily_uses(
+    *, workspace: Workspace, feature_ids: list[int], window: Window, account: Account | None = None
+) -> dict[int, dict[date, int]]:
+    """Net uses per feature per UTC day of the window (missing days are absent: callers fill zeros)."""
+    out: dict[int, dict[date, int]] = defaultdict(dict)
+    if not feature_ids:
+        return out
+    sql = """
+        SELECT feature_id, day, sum(uses) FROM analytics_featureaccountday
+        WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
+    """
+    params: list = [workspace.pk, feature_ids, window.start, window.end]
+    if account is not None:
+        sql += " AND account_id = %s"
+        params.append(account.pk)
+    sql += " GROUP BY 1, 2"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for feature_id, day, uses in cursor.fetchall():
+            out[feature_id][day] = int(uses)
+    return out
+
+
+def feature_daily_series(
+    *, workspace: Workspace, feature: Feature, window: Window, account: Account | None = None
+) -> dict:
+    """One feature's daily series: net uses, events, accounts using it (net > 0) and distinct end users."""
+    per_day: dict[date, dict] = {d: {"uses": 0, "events": 0, "accounts": 0, "users": 0} for d in window.days}
+    account_sql = " AND account_id = %s" if account is not None else ""
+    account_params = [account.pk] if account is not None else []
+    base = [workspace.pk, feature.pk, window.start, window.end]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT day, sum(uses), sum(events), count(*) FILTER (WHERE uses > 0)
+            FROM analytics_featureaccountday
+            WHERE workspace_id = %s AND feature_id = %s AND day >= %s AND day <= %s{account_sql}
+            GROUP BY day
+            """,
+            base + account_params,
+        )
+        for day, uses, events, accounts in cursor.fetchall():
+            per_day[day].update(uses=int(uses), events=int(events), accounts=int(accounts))
+        cursor.execute(
+            f"""
+            SELECT day, count(*) FROM analytics_featureuserday
+            WHERE workspace_id = %s AND feature_id = %s AND day >= %s AND day <= %s{account_sql}
+            GROUP BY day
+            """,
+            base + account_params,
+        )
+        for day, users in cursor.fetchall():
+            per_day[day]["users"] = int(users)
+        cursor.execute(
+            f"""
+            SELECT count(DISTINCT end_user_id) FROM analytics_featureuserday
+            WHERE workspace_id = %s AND feature_id = %s AND day >= %s AND day <= %s{account_sql}
+            """,
+            base + account_params,
+        )
+        window_users = int(cursor.fetchone()[0])
+        cursor.execute(
+            f"""
+            SELECT count(*) FROM (
+                SELECT account_id FROM analytics_featureaccountday
+                WHERE workspace_id = %s AND feature_id = %s AND day >= %s AND day <= %s{account_sql}
+                GROUP BY account_id HAVING sum(uses) > 0
+            ) used
+            """,
+            base + account_params,
+        )
+        window_accounts = int(cursor.fetchone()[0])
+    return {
+        "feature_id": feature.key,
+        "name": feature.name,
+        "from": window.start.isoformat(),
+        "to": window.end.isoformat(),
+        "uses": sum(v["uses"] for v in per_day.values()),
+        "accounts": window_accounts,
+        "users": window_users,
+        "days": [{"day": d.isoformat(), **per_day[d]} for d in window.days],
+    }
+
+
+def account_daily_series(
+    *, workspace: Workspace, account: Account, window: Window, product: Product | None = None
+) -> dict:
+    """One account's daily series over analytics features: net uses, events, features used (net > 0)."""
+    features = analytics_features(workspace=workspace, product=product)
+    by_id = {f["id"]: f for f in features}
+    per_day: dict[date, dict] = {d: {"uses": 0, "events": 0, "features": 0} for d in window.days}
+    last_seen: list[dict] = []
+    if by_id:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT day, sum(uses), sum(events), count(*) FILTER (WHERE uses > 0)
+                FROM analytics_featureaccountday
+                WHERE workspace_id = %s AND account_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
+                GROUP BY day
+                """,
+                [workspace.pk, account.pk, list(by_id), window.start, window.end],
+            )
+            for day, uses, events, used in cursor.fetchall():
+                per_day[day].update(uses=int(uses), events=int(events), features=int(used))
+        last_seen = account_feature_last_seen(workspace=workspace, account=account, feature_names=by_id)
+    return {
+        "account_id": account.external_id,
+        "name": account.name,
+        "from": window.start.isoformat(),
+        "to": window.end.isoformat(),
+        "uses": sum(v["uses"] for v in per_day.values()),
+        "days": [{"day": d.isoformat(), **per_day[d]} for d in window.days],
+        "last_seen": last_seen,
+    }
+
+
+def account_feature_last_seen(*, workspace: Workspace, account: Account, feature_names: dict[int, dict]) -> list[dict]:
+    """When the account last used each feature (most recent first)."""
+    from .models import AccountFeatureLastSeen
+
+    rows = AccountFeatureLastSeen.objects.filter(
+        workspace=workspace, account=account, feature_id__in=list(feature_names)
+    ).order_by("-last_seen_at", "feature_id")
+    return [
+        {"feature_id": feature_names[r.feature_id]["key"], "last_seen_at": r.last_seen_at.isoformat()} for r in rows
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Verification: rollups against raw-event aggregates
+# ---------------------------------------------------------------------------
+
+_VERIFY_QUERIES = {
+    "analytics_featureaccountday": (
+        """SELECT (occurred_at AT TIME ZONE 'UTC')::date, feature_id, account_id, sum(quantity), count(*),
+                  count(DISTINCT end_user_id), max(occurred_at) FILTER (WHERE quantity > 0)
+           FROM usage_usageevent WHERE workspace_id = %(ws)s GROUP BY 1, 2, 3""",
+        """SELECT day, feature_id, account_id, uses, events, users::bigint, last_at
+           FROM analytics_featureaccountday WHERE workspace_id = %(ws)s""",
+    ),
+    "analytics_featurequarterhour": (
+        """SELECT date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'), feature_id,
+                  sum(quantity), count(*)
+           FROM usage_usageevent WHERE workspace_id = %(ws)s GROUP BY 1, 2""",
+        """SELECT bucket, feature_id, uses, events FROM analytics_featurequarterhour WHERE workspace_id = %(ws)s""",
+    ),
+    "analytics_featureuserday": (
+        """SELECT (occurred_at AT TIME ZONE 'UTC')::date, feature_id, end_user_id, sum(quantity), count(*)
+           FROM usage_usageevent WHERE workspace_id = %(ws)s AND end_user_id IS NOT NULL GROUP BY 1, 2, 3""",
+        """SELECT day, feature_id, end_user_id, uses, events FROM analytics_featureuserday
+           WHERE workspace_id = %(ws)s""",
+    ),
+    "analytics_accountfeaturelastseen": (
+        """SELECT account_id, feature_id, max(occurred_at) FROM usage_usageevent
+           WHERE workspace_id = %(ws)s AND quantity > 0 GROUP BY 1, 2""",
+        """SELECT account_id, feature_id, last_seen_at FROM analytics_accountfeaturelastseen
+           WHERE workspace_id = %(ws)s""",
+    ),
+}
+
+
+def rollup_differences(*, workspace_id: int, limit: int = 50) -> tuple[list[str], int]:
+    """Rows where a rollup table disagrees with raw events, skipping days still marked dirty.
+
+    Returns (differences, pending_days)."""
+    differences: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT day FROM usage_usagedaydirty WHERE workspace_id = %s", [workspace_id])
+        dirty = {row[0] for row in cursor.fetchall()}
+        for table, (expected_sql, actual_sql) in _VERIFY_QUERIES.items():
+            cursor.execute(
+                f"""
+                SELECT 'missing or different', * FROM (({expected_sql}) EXCEPT ({actual_sql})) a
+                UNION ALL
+                SELECT 'unexpected', * FROM (({actual_sql}) EXCEPT ({expected_sql})) b
+                """,
+                {"ws": workspace_id},
+            )
+            for kind, *values in cursor.fetchall():
+                # The time that names the bucket: last seen is checked against the day of the last use.
+                first = values[2] if table == "analytics_accountfeaturelastseen" else values[0]
+                day = first.astimezone(UTC).date() if isinstance(first, datetime) else first
+                if day in dirty:
+                    continue
+                differences.append(f"{table}: {kind}: {tuple(values)!r}")
+                if len(differences) >= limit:
+                    return differences, len(dirty)
+    return differences, len(dirty)

@@ -1,0 +1,211 @@
+"""Rollup writes: recompute whole UTC days of the count tables from raw usage events.
+
+Every recompute is DELETE + INSERT ... SELECT over whole day buckets inside one transaction, so reruns and
+retries are harmless. Concurrency: a rollup of (workspace, day) holds a transaction-scoped advisory lock on that
+pair (and a shared lock on the workspace); a rebuild holds the workspace lock exclusively. A dirty mark is
+deleted only if its `version` is still the one read before recomputing, so a day that received events during
+the rollup stays dirty and is rolled up again; a crash rolls the transaction back and leaves the mark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db import connection, transaction
+
+from usage.models import UsageDayDirty
+
+# Advisory lock keys: a fixed namespace in the high bits so they cannot meet other apps' locks.
+_LOCK_NAMESPACE = 0x414E << 48
+
+
+def _workspace_lock_key(workspace_id: int) -> int:
+    return _LOCK_NAMESPACE | (1 << 47) | (workspace_id & 0xFFFFFFFF)
+
+
+def _day_lock_key(workspace_id: int, day: date) -> int:
+    return _LOCK_NAMESPACE | ((workspace_id & 0xFFFFFF) << 24) | (day.toordinal() & 0xFFFFFF)
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+@dataclass
+class RollupReport:
+    days_rolled_up: int = 0
+    days_skipped_locked: int = 0
+    days_still_dirty: int = 0
+    rolled_up: list[tuple[int, date]] = field(default_factory=list)
+
+
+def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | None) -> None:
+    """Recompute every rollup table of one workspace for the UTC days since..until (inclusive, open if None)."""
+    day_where = ["workspace_id = %s"]
+    day_params: list = [workspace_id]
+    ts_where = ["workspace_id = %s"]
+    ts_params: list = [workspace_id]
+    bucket_where = ["workspace_id = %s"]
+    bucket_params: list = [workspace_id]
+    if since is not None:
+        day_where.append("day >= %s")
+        day_params.append(since)
+        ts_where.append("occurred_at >= %s")
+        ts_params.append(_start_of(since))
+        bucket_where.append("bucket >= %s")
+        bucket_params.append(_start_of(since))
+    if until is not None:
+        day_where.append("day <= %s")
+        day_params.append(until)
+        ts_where.append("occurred_at < %s")
+        ts_params.append(_start_of(until + timedelta(days=1)))
+        bucket_where.append("bucket < %s")
+        bucket_params.append(_start_of(until + timedelta(days=1)))
+    day_sql = " AND ".join(day_where)
+    ts_sql = " AND ".join(ts_where)
+    bucket_sql = " AND ".join(bucket_where)
+
+    cursor.execute(f"DELETE FROM analytics_featureuserday WHERE {day_sql}", day_params)
+    cursor.execute(
+        f"""
+        INSERT INTO analytics_featureuserday (workspace_id, day, feature_id, end_user_id, account_id, uses, events)
+        SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date, feature_id, end_user_id, min(account_id),
+               sum(quantity), count(*)
+        FROM usage_usageevent
+        WHERE {ts_sql} AND end_user_id IS NOT NULL
+        GROUP BY workspace_id, 2, feature_id, end_user_id
+        """,
+        ts_params,
+    )
+    cursor.execute(f"DELETE FROM analytics_featureaccountday WHERE {day_sql}", day_params)
+    cursor.execute(
+        f"""
+        WITH e AS (
+            SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, feature_id, account_id,
+                   sum(quantity) AS uses, count(*) AS events,
+                   max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
+            FROM usage_usageevent WHERE {ts_sql}
+            GROUP BY 1, 2, 3, 4
+        ), u AS (
+            SELECT day, feature_id, account_id, count(*) AS users
+            FROM analytics_featureuserday WHERE {day_sql}
+            GROUP BY 1, 2, 3
+        )
+        INSERT INTO analytics_featureaccountday
+            (workspace_id, day, feature_id, account_id, uses, events, users, last_at)
+        SELECT e.workspace_id, e.day, e.feature_id, e.account_id, e.uses, e.events, COALESCE(u.users, 0), e.last_at
+        FROM e LEFT JOIN u USING (day, feature_id, account_id)
+        """,
+        ts_params + day_params,
+    )
+    cursor.execute(f"DELETE FROM analytics_featurequarterhour WHERE {bucket_sql}", bucket_params)
+    cursor.execute(
+        f"""
+        INSERT INTO analytics_featurequarterhour (workspace_id, bucket, feature_id, uses, events)
+        SELECT workspace_id, date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+               feature_id, sum(quantity), count(*)
+        FROM usage_usageevent WHERE {ts_sql}
+        GROUP BY 1, 2, 3
+        """,
+        ts_params,
+    )
+    # Events are append-only, so a recomputed day can only move "last seen" forward.
+    cursor.execute(
+        f"""
+        INSERT INTO analytics_accountfeaturelastseen (workspace_id, account_id, feature_id, last_seen_at)
+        SELECT workspace_id, account_id, feature_id, max(last_at)
+        FROM analytics_featureaccountday WHERE {day_sql} AND last_at IS NOT NULL
+        GROUP BY 1, 2, 3
+        ON CONFLICT (workspace_id, account_id, feature_id)
+        DO UPDATE SET last_seen_at = GREATEST(analytics_accountfeaturelastseen.last_seen_at, EXCLUDED.last_seen_at)
+        """,
+        day_params,
+    )
+
+
+def rollup_day(*, workspace_id: int, day: date, wait: bool = False) -> bool:
+    """Recompute one dirty (workspace, UTC day); False if another run holds it (or it is no longer dirty)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_workspace_lock_key(workspace_id)])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_day_lock_key(workspace_id, day)])
+        else:
+            cursor.execute(
+                "SELECT pg_try_advisory_xact_lock_shared(%s) AND pg_try_advisory_xact_lock(%s)",
+                [_workspace_lock_key(workspace_id), _day_lock_key(workspace_id, day)],
+            )
+            if not cursor.fetchone()[0]:
+                return False
+        # Read the mark's version BEFORE reading events: anything committed later bumps it past this value.
+        cursor.execute(
+            "SELECT version FROM usage_usagedaydirty WHERE workspace_id = %s AND day = %s", [workspace_id, day]
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return False
+        _recompute(cursor, workspace_id=workspace_id, since=day, until=day)
+        cursor.execute(
+            "DELETE FROM usage_usagedaydirty WHERE workspace_id = %s AND day = %s AND version = %s",
+            [workspace_id, day, row[0]],
+        )
+        return True
+
+
+def rollup_pending(
+    *, now: datetime, limit: int | None = None, progress: Callable[[int, int, int, date], None] | None = None
+) -> RollupReport:
+    """Bring rollups up to date: recompute each dirty (workspace, UTC day), oldest mark first."""
+    marks = UsageDayDirty.objects.filter(marked_at__lte=now).order_by("marked_at", "workspace_id", "day")
+    pairs = list(marks.values_list("workspace_id", "day")[:limit] if limit else marks.values_list("workspace_id", "day"))
+    report = RollupReport()
+    for index, (workspace_id, day) in enumerate(pairs, start=1):
+        if rollup_day(workspace_id=workspace_id, day=day):
+            report.days_rolled_up += 1
+            report.rolled_up.append((workspace_id, day))
+        else:
+            report.days_skipped_locked += 1
+        if progress is not None:
+            progress(index, len(pairs), workspace_id, day)
+    report.days_still_dirty = UsageDayDirty.objects.count()
+    return report
+
+
+@transaction.atomic
+def rollups_rebuild(*, workspace_id: int, since: date | None = None, until: date | None = None) -> None:
+    """Recompute a workspace's rollups from raw events for since..until (every day when both are None)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_workspace_lock_key(workspace_id)])
+        where = ["workspace_id = %s"]
+        params: list = [workspace_id]
+        if since is not None:
+            where.append("day >= %s")
+            params.append(since)
+        if until is not None:
+            where.append("day <= %s")
+            params.append(until)
+        cursor.execute(f"SELECT day, version FROM usage_usagedaydirty WHERE {' AND '.join(where)}", params)
+        marks = cursor.fetchall()
+        if since is None and until is None:
+            cursor.execute("DELETE FROM analytics_accountfeaturelastseen WHERE workspace_id = %s", [workspace_id])
+        _recompute(cursor, workspace_id=workspace_id, since=since, until=until)
+        for day, version in marks:
+            cursor.execute(
+                "DELETE FROM usage_usagedaydirty WHERE workspace_id = %s AND day = %s AND version = %s",
+                [workspace_id, day, version],
+            )
+
+
+def usage_day_mark_dirty(*, workspace_id: int, days: set[date] | list[date], now: datetime) -> None:
+    """Mark (workspace, day) pairs for rollup, as ingestion does (used by rebuild tooling and tests)."""
+    with connection.cursor() as cursor:
+        for day in sorted(set(days)):
+            cursor.execute(
+                """
+                INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) VALUES (%s, %s, 1, %s)
+                ON CONFLICT (workspace_id, day)
+                DO UPDATE SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at
+                """,
+                [workspace_id, day, now],
+            )
