@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from .errors import Conflict, DomainError, NotFound
-from .models import ApiKey, Membership, Workspace
+from .models import Account, ApiKey, EndUser, Membership, Workspace
 
 API_KEY_PREFIX = "upt"
 VALID_SCOPES = frozenset(choice.value for choice in ApiKey.Scope)
@@ -71,6 +71,60 @@ def workspace_create(
         return Workspace.objects.create(slug=slug, name=name or slug, tier=tier, timezone=timezone_name)
 
 
+_WORKSPACE_CAPS = ("max_features", "max_modules", "max_products")
+
+
+@transaction.atomic
+def workspace_update(
+    *,
+    workspace: Workspace,
+    name: str | None = None,
+    tier: str | None = None,
+    timezone_name: str | None = None,
+    caps: dict[str, int] | None = None,
+    late_event_policy: str | None = None,
+    late_event_window_days: int | None = None,
+    reserved_prefixes: list[str] | None = None,
+) -> Workspace:
+    """Change a workspace's settings; the slug never changes. Arguments left as None stay as they are."""
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    if name is not None:
+        if not name.strip():
+            raise DomainError("A workspace name cannot be empty.", code="missing_field", field="name")
+        workspace.name = name.strip()
+    if tier is not None:
+        if tier not in Workspace.Tier.values:
+            raise DomainError(f"Unknown tier '{tier}': use free or paid.", code="invalid_tier", field="tier")
+        workspace.tier = tier
+    if timezone_name is not None:
+        _validate_timezone(timezone_name)
+        workspace.timezone = timezone_name
+    for field, value in (caps or {}).items():
+        if field not in _WORKSPACE_CAPS:
+            raise DomainError(f"Unknown cap '{field}'.", code="invalid_value", field=field)
+        if not isinstance(value, int) or value < 0:
+            raise DomainError(f"'{field}' must be a whole number ≥ 0.", code="invalid_value", field=field)
+        setattr(workspace, field, value)
+    if late_event_policy is not None:
+        if late_event_policy not in Workspace.LateEventPolicy.values:
+            raise DomainError(
+                f"Unknown late-event policy '{late_event_policy}': use window or reject_backdated.",
+                code="invalid_value",
+                field="late_event_policy",
+            )
+        workspace.late_event_policy = late_event_policy
+    if late_event_window_days is not None:
+        if late_event_window_days < 1:
+            raise DomainError(
+                "'late_event_window_days' must be at least 1.", code="invalid_value", field="late_event_window_days"
+            )
+        workspace.late_event_window_days = late_event_window_days
+    if reserved_prefixes is not None:
+        workspace.reserved_prefixes = [prefix.strip() for prefix in reserved_prefixes if prefix.strip()]
+    workspace.save()
+    return workspace
+
+
 def _validate_timezone(name: str) -> None:
     import zoneinfo
 
@@ -121,3 +175,149 @@ def api_key_touch(*, api_key: ApiKey, now: datetime) -> None:
     if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() >= 60:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+
+
+# ---------------------------------------------------------------------------
+# Customer accounts and their end users (PUT /api/v1/accounts/...; ingestion registers them on first sight)
+# ---------------------------------------------------------------------------
+
+_KEEP: object = object()
+EXTERNAL_ID_MAX_LENGTH = 64
+
+
+def _external_id(value: object, *, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DomainError(f"'{field}' must be a non-empty string.", code="invalid_value", field=field)
+    value = value.strip()
+    if len(value) > EXTERNAL_ID_MAX_LENGTH or "\x00" in value:
+        raise DomainError(
+            f"'{field}' is at most {EXTERNAL_ID_MAX_LENGTH} characters, without NUL.", code="invalid_value", field=field
+        )
+    return value
+
+
+def _text(value: object, *, field: str, max_length: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DomainError(f"'{field}' must be a string.", code="invalid_type", field=field)
+    value = value.strip()
+    if len(value) > max_length:
+        raise DomainError(f"'{field}' is at most {max_length} characters.", code="invalid_value", field=field)
+    return value
+
+
+def _attributes(value: object) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DomainError("'attributes' must be a JSON object.", code="invalid_type", field="attributes")
+    return value
+
+
+def _owner(*, workspace: Workspace, email: object):
+    """The staff member of this workspace with that e-mail (None clears the owner)."""
+    if email is None or email == "":
+        return None
+    if not isinstance(email, str):
+        raise DomainError("'owner_email' must be a string.", code="invalid_type", field="owner_email")
+    from django.contrib.auth import get_user_model
+
+    owner = (
+        get_user_model()
+        .objects.filter(email__iexact=email.strip(), is_active=True, memberships__workspace=workspace)
+        .order_by("pk")
+        .first()
+    )
+    if owner is None:
+        raise DomainError(
+            f"No active staff member of this workspace has the e-mail '{email.strip()}': add them to the "
+            "workspace first, or leave 'owner_email' out.",
+            code="unknown_owner",
+            field="owner_email",
+        )
+    return owner
+
+
+@transaction.atomic
+def account_upsert(
+    *,
+    workspace: Workspace,
+    external_id: str,
+    name: object = _KEEP,
+    domain: object = _KEEP,
+    plan: object = _KEEP,
+    owner_email: object = _KEEP,
+    status: object = _KEEP,
+    attributes: object = _KEEP,
+) -> tuple[Account, bool]:
+    """Create or update an account by external id; fields not given stay as they are. Returns (account, created)."""
+    external_id = _external_id(external_id, field="account_id")
+    changes: dict = {}
+    if name is not _KEEP:
+        changes["name"] = _text(name, field="name", max_length=200)
+    if domain is not _KEEP:
+        changes["domain"] = _text(domain, field="domain", max_length=253).lower()
+    if plan is not _KEEP:
+        changes["plan"] = _text(plan, field="plan", max_length=100)
+    if status is not _KEEP:
+        if status not in Account.Status.values:
+            raise DomainError(
+                f"Unknown status {status!r}: use active or churned.", code="invalid_value", field="status"
+            )
+        changes["status"] = status
+    if attributes is not _KEEP:
+        changes["attributes"] = _attributes(attributes)
+    if owner_email is not _KEEP:
+        changes["owner"] = _owner(workspace=workspace, email=owner_email)
+    # INSERT … ON CONFLICT DO NOTHING, then lock the row: safe against concurrent upserts and ingestion.
+    created = not Account.objects.filter(workspace=workspace, external_id=external_id).exists()
+    if created:
+        Account.objects.bulk_create([Account(workspace=workspace, external_id=external_id)], ignore_conflicts=True)
+    account = Account.objects.select_for_update().get(workspace=workspace, external_id=external_id)
+    for field, value in changes.items():
+        setattr(account, field, value)
+    if changes:
+        account.save(update_fields=[*changes, "updated_at"])
+    return account, created
+
+
+@transaction.atomic
+def end_user_upsert(
+    *,
+    workspace: Workspace,
+    account_external_id: str,
+    external_id: str,
+    email: object = _KEEP,
+    attributes: object = _KEEP,
+) -> tuple[EndUser, bool]:
+    """Create or update an end user of an account (the account is registered if new). Returns (user, created)."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    account_external_id = _external_id(account_external_id, field="account_id")
+    external_id = _external_id(external_id, field="user_id")
+    changes: dict = {}
+    if email is not _KEEP:
+        email = _text(email, field="email", max_length=254)
+        if email:
+            try:
+                validate_email(email)
+            except ValidationError:
+                raise DomainError(f"'{email}' is not a valid e-mail address.", code="invalid_value", field="email") from None
+        changes["email"] = email
+    if attributes is not _KEEP:
+        changes["attributes"] = _attributes(attributes)
+    Account.objects.bulk_create([Account(workspace=workspace, external_id=account_external_id)], ignore_conflicts=True)
+    account = Account.objects.get(workspace=workspace, external_id=account_external_id)
+    created = not EndUser.objects.filter(account=account, external_id=external_id).exists()
+    if created:
+        EndUser.objects.bulk_create(
+            [EndUser(workspace=workspace, account=account, external_id=external_id)], ignore_conflicts=True
+        )
+    user = EndUser.objects.select_for_update().get(account=account, external_id=external_id)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    if changes:
+        user.save(update_fields=[*changes, "updated_at"])
+    return user, created
