@@ -1,13 +1,20 @@
 """Writes for entitlements: item and subscription entitlements, subscriptions, allowance usage counters."""
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
-from catalog.models import Feature
+from accounts.errors import Conflict, DomainError, NotFound
+from accounts.models import Account, Workspace
+from catalog.models import Feature, FeatureLevel, Item, Lifecycle
+from catalog.services import validate_key
+
+from .models import ItemEntitlement, Subscription, SubscriptionEntitlement
+from .values import value_normalise
 
 
 @dataclass(frozen=True)
@@ -84,4 +91,186 @@ def allowance_usage_apply(*, workspace_id: int, rows: Iterable[UsageRow]) -> Non
                 [r.occurred_at for r in entries],
                 [r.quantity for r in entries],
             ],
+        )
+
+
+# ---------------------------------------------------------------------------
+# Item entitlements
+# ---------------------------------------------------------------------------
+
+_UNSET: Any = object()
+
+
+def _feature_for_grant(*, feature: Feature, workspace_id: int, exists: bool) -> list[FeatureLevel]:
+    """Lock the feature (its status and levels hold still) and refuse new grants of archived ones."""
+    locked = Feature.objects.select_for_update().get(pk=feature.pk)
+    if locked.workspace_id != workspace_id:
+        raise NotFound(f"No feature '{feature.key}'.", code="unknown_feature", field="feature_id")
+    if locked.status == Lifecycle.ARCHIVED and not exists:
+        raise Conflict(
+            f"Feature '{locked.key}' is archived: it keeps existing entitlements but accepts no new ones.",
+            code="feature_archived",
+            field="feature_id",
+        )
+    feature.status = locked.status
+    return list(locked.levels.all())
+
+
+@transaction.atomic
+def item_entitlement_set(*, item: Item, feature: Feature, value: Any) -> ItemEntitlement:
+    """Create or change what an item grants for a feature; the value is validated against the feature."""
+    existing = ItemEntitlement.objects.select_for_update().filter(item=item, feature=feature).first()
+    levels = _feature_for_grant(feature=feature, workspace_id=item.workspace_id, exists=existing is not None)
+    normalised = value_normalise(feature=feature, levels=levels, raw=value)
+    if existing is None:
+        existing = ItemEntitlement(
+            workspace_id=item.workspace_id, item=item, feature=feature, value=normalised
+        )
+        try:
+            with transaction.atomic():
+                existing.save()
+        except IntegrityError:
+            existing = ItemEntitlement.objects.select_for_update().get(item=item, feature=feature)
+    existing.value = normalised
+    existing.save(update_fields=["value", "updated_at"])
+    return existing
+
+
+@transaction.atomic
+def item_entitlement_delete(*, item: Item, feature: Feature) -> None:
+    """Remove what an item grants for a feature."""
+    deleted, _ = ItemEntitlement.objects.filter(item=item, feature=feature).delete()
+    if not deleted:
+        raise NotFound(f"Item '{item.key}' has no entitlement for feature '{feature.key}'.", code="not_found")
+
+
+# ---------------------------------------------------------------------------
+# Subscriptions and their overrides
+# ---------------------------------------------------------------------------
+
+
+def _check_status(status: Any) -> str:
+    if status not in Subscription.Status.values:
+        raise DomainError(
+            f"Unknown subscription status '{status}': use active, in_trial or cancelled.",
+            code="invalid_value",
+            field="status",
+        )
+    return status
+
+
+def _check_term(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and end <= start:
+        raise DomainError(
+            "'current_term_end' must be after 'current_term_start'.",
+            code="invalid_value",
+            field="current_term_end",
+        )
+
+
+@transaction.atomic
+def subscription_create(
+    *,
+    workspace: Workspace,
+    external_id: str,
+    account: Account,
+    status: str = Subscription.Status.ACTIVE,
+    items: Sequence[Item] = (),
+    current_term_start: datetime | None = None,
+    current_term_end: datetime | None = None,
+) -> Subscription:
+    """Create an account's subscription to items."""
+    external_id = validate_key(external_id, field="id")
+    if account.workspace_id != workspace.pk:
+        raise NotFound(f"No account '{account.external_id}'.", code="unknown_account", field="account_id")
+    _check_status(status)
+    _check_term(current_term_start, current_term_end)
+    if Subscription.objects.filter(workspace=workspace, external_id=external_id).exists():
+        raise Conflict(
+            f"A subscription with id '{external_id}' already exists.", code="subscription_exists", field="id"
+        )
+    subscription = Subscription(
+        workspace=workspace,
+        external_id=external_id,
+        account=account,
+        status=status,
+        current_term_start=current_term_start,
+        current_term_end=current_term_end,
+    )
+    try:
+        with transaction.atomic():
+            subscription.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"A subscription with id '{external_id}' already exists.", code="subscription_exists", field="id"
+        ) from exc
+    subscription.items.set(items)
+    return subscription
+
+
+@transaction.atomic
+def subscription_update(
+    *,
+    subscription: Subscription,
+    status: str = _UNSET,
+    items: Sequence[Item] = _UNSET,
+    current_term_start: datetime | None = _UNSET,
+    current_term_end: datetime | None = _UNSET,
+) -> Subscription:
+    """Change a subscription's status, items or current term; its id and account never change."""
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if status is not _UNSET:
+        subscription.status = _check_status(status)
+    if current_term_start is not _UNSET:
+        subscription.current_term_start = current_term_start
+    if current_term_end is not _UNSET:
+        subscription.current_term_end = current_term_end
+    _check_term(subscription.current_term_start, subscription.current_term_end)
+    subscription.save(update_fields=["status", "current_term_start", "current_term_end", "updated_at"])
+    if items is not _UNSET:
+        subscription.items.set(items)
+    return subscription
+
+
+@transaction.atomic
+def subscription_delete(*, subscription: Subscription) -> None:
+    """Delete a subscription with its overrides (cancel it instead to keep its history)."""
+    Subscription.objects.filter(pk=subscription.pk).delete()
+
+
+@transaction.atomic
+def subscription_entitlement_set(
+    *, subscription: Subscription, feature: Feature, value: Any, expires_at: datetime | None = None
+) -> SubscriptionEntitlement:
+    """Override (or add) one feature's value for one subscription, optionally until `expires_at`."""
+    existing = (
+        SubscriptionEntitlement.objects.select_for_update()
+        .filter(subscription=subscription, feature=feature)
+        .first()
+    )
+    levels = _feature_for_grant(
+        feature=feature, workspace_id=subscription.workspace_id, exists=existing is not None
+    )
+    normalised = value_normalise(feature=feature, levels=levels, raw=value)
+    if existing is None:
+        existing = SubscriptionEntitlement(
+            workspace_id=subscription.workspace_id,
+            subscription=subscription,
+            feature=feature,
+            value=normalised,
+        )
+    existing.value = normalised
+    existing.expires_at = expires_at
+    existing.save()
+    return existing
+
+
+@transaction.atomic
+def subscription_entitlement_delete(*, subscription: Subscription, feature: Feature) -> None:
+    """Remove a subscription's override of a feature: its items' values count again."""
+    deleted, _ = SubscriptionEntitlement.objects.filter(subscription=subscription, feature=feature).delete()
+    if not deleted:
+        raise NotFound(
+            f"Subscription '{subscription.external_id}' has no entitlement for feature '{feature.key}'.",
+            code="not_found",
         )

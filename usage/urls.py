@@ -1,5 +1,12 @@
 """API routes of this app, mounted under /api/v1/ by config/urls.py."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns: list = [
+    path("events", api.EventsView.as_view(), name="events-ingest"),
+    path("accounts/<str:account_id>", api.AccountView.as_view(), name="account-upsert"),
+    path("accounts/<str:account_id>/users/<str:user_id>", api.EndUserView.as_view(), name="end-user-upsert"),
+    # POST usage/record (usage/record.py) is added here by its own change.
+]

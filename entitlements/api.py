@@ -1,0 +1,330 @@
+"""Entitlement REST: the check API, an account's entitlements, item entitlements, subscriptions and their
+overrides. Thin views: parse with an input serializer, call one service or selector, render."""
+
+import django_filters
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import HasReadScope, ReadOrAdminScope
+from accounts.errors import DomainError
+from accounts.models import Account
+from catalog.models import Item
+from catalog.selectors import feature_get, item_get
+
+from . import selectors, services
+from .models import Subscription
+
+
+class EntitlementCheckSerializer(serializers.Serializer):
+    feature_id = serializers.CharField()
+    entitled = serializers.BooleanField()
+    type = serializers.CharField(allow_null=True)
+    value = serializers.CharField(allow_null=True)
+    unlimited = serializers.BooleanField()
+    limit = serializers.IntegerField(allow_null=True)
+    used = serializers.IntegerField(allow_null=True)
+    remaining = serializers.IntegerField(allow_null=True)
+    resets_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.ChoiceField(
+        choices=["not_entitled", "limit_exceeded", "unknown_account", "unknown_feature"], allow_null=True
+    )
+
+
+class CheckQuerySerializer(serializers.Serializer):
+    account_id = serializers.CharField(max_length=64)
+    feature_id = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(required=False, default=0, min_value=0, max_value=1_000_000_000)
+
+
+class EntitlementCheckView(APIView):
+    permission_classes = [HasReadScope]
+
+    @extend_schema(
+        parameters=[CheckQuerySerializer],
+        responses=EntitlementCheckSerializer,
+        description="May this account use this feature, and how much is left. With `quantity`, `entitled` "
+        "also requires used + quantity ≤ limit (metered) or quantity ≤ value (quantity/range). Unknown "
+        "accounts and features answer `entitled: false` with reason `unknown_account` / `unknown_feature`.",
+    )
+    def get(self, request):
+        query = CheckQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        payload = selectors.entitlement_check(
+            workspace=request.user.workspace,
+            account_key=query.validated_data["account_id"].strip(),
+            feature_key=query.validated_data["feature_id"].strip(),
+            quantity=query.validated_data["quantity"],
+            now=timezone.now(),
+        )
+        return Response(payload)
+
+
+class AccountEntitlementsView(APIView):
+    permission_classes = [HasReadScope]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "AccountEntitlements",
+            {"account_id": serializers.CharField(), "entitlements": EntitlementCheckSerializer(many=True)},
+        ),
+        description="Every feature the account's active and in-trial subscriptions mention (draft features "
+        "left out), each as the check API answers it.",
+    )
+    def get(self, request, account_id: str):
+        entitlements = selectors.account_entitlements(
+            workspace=request.user.workspace, account_key=account_id, now=timezone.now()
+        )
+        return Response({"account_id": account_id, "entitlements": entitlements})
+
+
+# ---------------------------------------------------------------------------
+# Item entitlements: PUT|GET|DELETE /items/{key}/entitlements/{feature_key}
+# ---------------------------------------------------------------------------
+
+
+class EntitlementValueInput(serializers.Serializer):
+    value = serializers.JSONField(
+        help_text='A string as in Chargebee: "true", "100", "unlimited", a level value.'
+    )
+
+
+class ItemEntitlementOutput(serializers.Serializer):
+    item_id = serializers.CharField(source="item.key")
+    feature_id = serializers.CharField(source="feature.key")
+    value = serializers.CharField()
+
+
+class ItemEntitlementListView(APIView):
+    permission_classes = [ReadOrAdminScope]
+
+    @extend_schema(responses=ItemEntitlementOutput(many=True))
+    def get(self, request, key: str):
+        item = item_get(workspace=request.user.workspace, key=key)
+        return Response(ItemEntitlementOutput(selectors.item_entitlement_list(item=item), many=True).data)
+
+
+class ItemEntitlementView(APIView):
+    permission_classes = [ReadOrAdminScope]
+
+    def _targets(self, request, key: str, feature_key: str):
+        workspace = request.user.workspace
+        return item_get(workspace=workspace, key=key), feature_get(workspace=workspace, key=feature_key)
+
+    @extend_schema(responses=ItemEntitlementOutput)
+    def get(self, request, key: str, feature_key: str):
+        item, feature = self._targets(request, key, feature_key)
+        return Response(
+            ItemEntitlementOutput(selectors.item_entitlement_get(item=item, feature=feature)).data
+        )
+
+    @extend_schema(request=EntitlementValueInput, responses=ItemEntitlementOutput)
+    def put(self, request, key: str, feature_key: str):
+        item, feature = self._targets(request, key, feature_key)
+        data = EntitlementValueInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        entitlement = services.item_entitlement_set(
+            item=item, feature=feature, value=data.validated_data["value"]
+        )
+        return Response(ItemEntitlementOutput(entitlement).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, key: str, feature_key: str):
+        item, feature = self._targets(request, key, feature_key)
+        services.item_entitlement_delete(item=item, feature=feature)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------------------
+# Subscriptions
+# ---------------------------------------------------------------------------
+
+
+class SubscriptionOutput(serializers.Serializer):
+    id = serializers.CharField(source="external_id")
+    account_id = serializers.CharField(source="account.external_id")
+    status = serializers.CharField()
+    items = serializers.SerializerMethodField()
+    current_term_start = serializers.DateTimeField(allow_null=True)
+    current_term_end = serializers.DateTimeField(allow_null=True)
+
+    def get_items(self, obj: Subscription) -> list[str]:
+        return sorted(item.key for item in obj.items.all())
+
+
+class SubscriptionInput(serializers.Serializer):
+    id = serializers.CharField(max_length=64)
+    account_id = serializers.CharField(max_length=64)
+    status = serializers.ChoiceField(choices=Subscription.Status.values, default=Subscription.Status.ACTIVE)
+    items = serializers.ListField(child=serializers.CharField(max_length=64), default=list)
+    current_term_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    current_term_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class SubscriptionUpdateInput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Subscription.Status.values, required=False)
+    items = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    current_term_start = serializers.DateTimeField(required=False, allow_null=True)
+    current_term_end = serializers.DateTimeField(required=False, allow_null=True)
+
+
+def _items_by_keys(workspace, keys: list[str]) -> list[Item]:
+    items = {item.key: item for item in Item.objects.filter(workspace=workspace, key__in=keys)}
+    missing = [key for key in keys if key not in items]
+    if missing:
+        raise DomainError(f"Unknown item '{missing[0]}'.", code="unknown_item", field="items")
+    return [items[key] for key in dict.fromkeys(keys)]
+
+
+class SubscriptionFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Subscription.Status.choices)
+    account_id = django_filters.CharFilter(field_name="account__external_id")
+    item = django_filters.CharFilter(field_name="items__key", distinct=True)
+
+    class Meta:
+        model = Subscription
+        fields = ["status", "account_id", "item"]
+
+
+class SubscriptionListView(GenericAPIView):
+    permission_classes = [ReadOrAdminScope]
+    serializer_class = SubscriptionOutput
+    filterset_class = SubscriptionFilter
+
+    def get_queryset(self):
+        return selectors.subscription_list(workspace=self.request.user.workspace)
+
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(SubscriptionOutput(page, many=True).data)
+
+    @extend_schema(request=SubscriptionInput, responses={201: SubscriptionOutput})
+    def post(self, request):
+        data = SubscriptionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace = request.user.workspace
+        values = data.validated_data
+        account = Account.objects.filter(
+            workspace=workspace, external_id=values["account_id"].strip()
+        ).first()
+        if account is None:
+            raise DomainError(
+                f"Unknown account '{values['account_id']}'.", code="unknown_account", field="account_id"
+            )
+        subscription = services.subscription_create(
+            workspace=workspace,
+            external_id=values["id"],
+            account=account,
+            status=values["status"],
+            items=_items_by_keys(workspace, values["items"]),
+            current_term_start=values["current_term_start"],
+            current_term_end=values["current_term_end"],
+        )
+        subscription = selectors.subscription_get(workspace=workspace, external_id=subscription.external_id)
+        return Response(SubscriptionOutput(subscription).data, status=status.HTTP_201_CREATED)
+
+
+class SubscriptionDetailView(APIView):
+    permission_classes = [ReadOrAdminScope]
+
+    @extend_schema(responses=SubscriptionOutput)
+    def get(self, request, subscription_id: str):
+        subscription = selectors.subscription_get(
+            workspace=request.user.workspace, external_id=subscription_id
+        )
+        return Response(SubscriptionOutput(subscription).data)
+
+    @extend_schema(request=SubscriptionUpdateInput, responses=SubscriptionOutput)
+    def patch(self, request, subscription_id: str):
+        workspace = request.user.workspace
+        subscription = selectors.subscription_get(workspace=workspace, external_id=subscription_id)
+        data = SubscriptionUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        if "items" in changes:
+            changes["items"] = _items_by_keys(workspace, changes["items"])
+        services.subscription_update(subscription=subscription, **changes)
+        return Response(
+            SubscriptionOutput(
+                selectors.subscription_get(workspace=workspace, external_id=subscription_id)
+            ).data
+        )
+
+    @extend_schema(request=SubscriptionUpdateInput, responses=SubscriptionOutput)
+    def put(self, request, subscription_id: str):
+        return self.patch(request, subscription_id)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, subscription_id: str):
+        subscription = selectors.subscription_get(
+            workspace=request.user.workspace, external_id=subscription_id
+        )
+        services.subscription_delete(subscription=subscription)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------------------
+# Subscription entitlements: PUT|GET|DELETE /subscriptions/{id}/entitlements/{feature_key}
+# ---------------------------------------------------------------------------
+
+
+class SubscriptionEntitlementInput(EntitlementValueInput):
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class SubscriptionEntitlementOutput(serializers.Serializer):
+    subscription_id = serializers.CharField(source="subscription.external_id")
+    feature_id = serializers.CharField(source="feature.key")
+    value = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class SubscriptionEntitlementListView(APIView):
+    permission_classes = [ReadOrAdminScope]
+
+    @extend_schema(responses=SubscriptionEntitlementOutput(many=True))
+    def get(self, request, subscription_id: str):
+        subscription = selectors.subscription_get(
+            workspace=request.user.workspace, external_id=subscription_id
+        )
+        entitlements = selectors.subscription_entitlement_list(subscription=subscription)
+        return Response(SubscriptionEntitlementOutput(entitlements, many=True).data)
+
+
+class SubscriptionEntitlementView(APIView):
+    permission_classes = [ReadOrAdminScope]
+
+    def _targets(self, request, subscription_id: str, feature_key: str):
+        workspace = request.user.workspace
+        return (
+            selectors.subscription_get(workspace=workspace, external_id=subscription_id),
+            feature_get(workspace=workspace, key=feature_key),
+        )
+
+    @extend_schema(responses=SubscriptionEntitlementOutput)
+    def get(self, request, subscription_id: str, feature_key: str):
+        subscription, feature = self._targets(request, subscription_id, feature_key)
+        entitlement = selectors.subscription_entitlement_get(subscription=subscription, feature=feature)
+        return Response(SubscriptionEntitlementOutput(entitlement).data)
+
+    @extend_schema(request=SubscriptionEntitlementInput, responses=SubscriptionEntitlementOutput)
+    def put(self, request, subscription_id: str, feature_key: str):
+        subscription, feature = self._targets(request, subscription_id, feature_key)
+        data = SubscriptionEntitlementInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        entitlement = services.subscription_entitlement_set(
+            subscription=subscription,
+            feature=feature,
+            value=data.validated_data["value"],
+            expires_at=data.validated_data["expires_at"],
+        )
+        return Response(SubscriptionEntitlementOutput(entitlement).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, subscription_id: str, feature_key: str):
+        subscription, feature = self._targets(request, subscription_id, feature_key)
+        services.subscription_entitlement_delete(subscription=subscription, feature=feature)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,201 @@
+"""`POST /api/v1/usage/record`: record usage with enforcement (service and view).
+
+The event is validated by the ingestion rules, then refused (`recorded: false` with a reason) when the account
+or feature is unknown, the account is not entitled, or a metered allowance would be passed. Negative
+quantities are always recorded. Recording goes through `usage_events_store` (the same write path as
+`/api/v1/events`: dirty marks and allowance counters in the same transaction).
+
+Concurrency: recordings of one (account, feature) are serialised by a transaction-level advisory lock taken
+before `used` is read, so under any concurrency the sum recorded in a period never passes the limit.
+Idempotency: with an `event_id`, the answer is stored in `RecordOutcome` (refusals too) under an advisory
+lock on the id; a replay returns the stored answer and records nothing new. An id already used by an event
+from `/api/v1/events` answers `recorded: true` (that event is stored) and records nothing new.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import HasIngestScope
+from accounts.errors import DomainError
+from accounts.models import Account, Workspace
+from catalog.models import Feature
+from entitlements.api import EntitlementCheckSerializer
+from entitlements.models import RecordOutcome
+from entitlements.selectors import (
+    allowance_period,
+    allowance_used,
+    effective_entitlement,
+    entitlement_payload,
+    refusal_payload,
+)
+from entitlements.values import UNLIMITED, value_grants
+
+from .models import UsageEvent
+from .services import usage_events_store
+from .validation import Rejection, validate_event
+
+RECORD_FIELDS = ("event_id", "account_id", "user_id", "feature_id", "quantity", "timestamp", "properties")
+
+
+def _lock(key: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+
+
+def _refusal(*, reason: str, entitlement: dict) -> dict:
+    return {"recorded": False, "reason": reason, "entitlement": entitlement}
+
+
+def usage_record(*, workspace: Workspace, payload: dict, now: datetime) -> dict:
+    """Record one usage event if the account may use that much: {"recorded", "reason"?, "entitlement"}."""
+    if not isinstance(payload, dict):
+        raise DomainError("The body must be a JSON object.", code="invalid_body")
+    unknown = sorted(set(payload) - set(RECORD_FIELDS))
+    if unknown:
+        raise DomainError(
+            f"Unknown field '{unknown[0]}': usage/record takes {', '.join(RECORD_FIELDS)}.",
+            code="unknown_field",
+            field=str(unknown[0])[:100],
+        )
+    checked = validate_event(
+        payload,
+        index=0,
+        now=now,
+        late_event_policy=workspace.late_event_policy,
+        late_event_window_days=workspace.late_event_window_days,
+        max_future_seconds=settings.UPTAKE_INGEST_MAX_FUTURE_SECONDS,
+        max_properties_bytes=settings.UPTAKE_INGEST_MAX_PROPERTIES_BYTES,
+    )
+    if isinstance(checked, Rejection):
+        raise DomainError(checked.message, code=checked.code, field=checked.field)
+    if checked.quantity == 0:
+        raise DomainError(
+            "'quantity' must not be 0: there is nothing to record.", code="invalid_value", field="quantity"
+        )
+    with transaction.atomic():
+        if checked.event_id is not None:
+            _lock(f"uptake:record-event:{workspace.pk}:{checked.event_id}")
+            stored = RecordOutcome.objects.filter(workspace=workspace, event_id=checked.event_id).first()
+            if stored is not None:
+                return stored.response
+        answer = _record(workspace=workspace, event=checked, now=now)
+        if checked.event_id is not None:
+            RecordOutcome.objects.create(
+                workspace=workspace,
+                event_id=checked.event_id,
+                recorded=answer["recorded"],
+                reason=answer.get("reason", ""),
+                response=answer,
+            )
+        return answer
+
+
+def _record(*, workspace: Workspace, event, now: datetime) -> dict:
+    account_id = (
+        Account.objects.filter(workspace=workspace, external_id=event.account_key)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    feature = Feature.objects.filter(workspace=workspace, key=event.feature_key).first()
+    if account_id is None:
+        return _refusal(
+            reason="unknown_account",
+            entitlement=refusal_payload(
+                feature_key=event.feature_key, reason="unknown_account", feature=feature
+            ),
+        )
+    if feature is None:
+        return _refusal(
+            reason="unknown_feature",
+            entitlement=refusal_payload(feature_key=event.feature_key, reason="unknown_feature"),
+        )
+    if (
+        event.event_id is not None
+        and UsageEvent.objects.filter(workspace=workspace, event_id=event.event_id).exists()
+    ):
+        # Stored earlier through /api/v1/events: that event stands, nothing new is recorded.
+        effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
+        return {
+            "recorded": True,
+            "entitlement": entitlement_payload(
+                feature=feature, effective=effective, account_id=account_id, now=now
+            ),
+        }
+    if feature.metered:
+        _lock(f"uptake:allowance:{account_id}:{feature.pk}")
+    effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
+    if event.quantity > 0:
+        if not value_grants(feature_type=feature.type, value=effective.value):
+            return _refusal(
+                reason="not_entitled",
+                entitlement=entitlement_payload(
+                    feature=feature, effective=effective, account_id=account_id, now=now
+                ),
+            )
+        if feature.metered and effective.value != UNLIMITED:
+            period = allowance_period(feature=feature, effective=effective, at=event.occurred_at)
+            used = allowance_used(account_id=account_id, feature_id=feature.pk, period=period)
+            if used + event.quantity > int(effective.value):
+                return _refusal(
+                    reason="limit_exceeded",
+                    entitlement=entitlement_payload(
+                        feature=feature, effective=effective, account_id=account_id, now=now
+                    ),
+                )
+    result = usage_events_store(
+        workspace=workspace, events=[event], now=now, source=UsageEvent.Source.RECORD, register=False
+    )
+    if result.rejected:
+        rejection = result.rejected[0]
+        raise DomainError(rejection.message, code=rejection.code, field=rejection.field)
+    return {
+        "recorded": True,
+        "entitlement": entitlement_payload(
+            feature=feature, effective=effective, account_id=account_id, now=now
+        ),
+    }
+
+
+class UsageRecordInput(serializers.Serializer):
+    event_id = serializers.CharField(required=False, max_length=128)
+    account_id = serializers.CharField(max_length=64)
+    user_id = serializers.CharField(required=False, max_length=64)
+    feature_id = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(
+        default=1, help_text="Non-zero; negative quantities are always recorded."
+    )
+    timestamp = serializers.DateTimeField(
+        required=False, help_text="ISO 8601; no offset means UTC; default now."
+    )
+    properties = serializers.JSONField(required=False)
+
+
+class UsageRecordView(APIView):
+    permission_classes = [HasIngestScope]
+
+    @extend_schema(
+        request=UsageRecordInput,
+        responses=inline_serializer(
+            "UsageRecordResult",
+            {
+                "recorded": serializers.BooleanField(),
+                "reason": serializers.ChoiceField(
+                    choices=["limit_exceeded", "not_entitled", "unknown_account", "unknown_feature"],
+                    required=False,
+                ),
+                "entitlement": EntitlementCheckSerializer(),
+            },
+        ),
+        description="Record usage with enforcement. Refusals answer 200 with `recorded: false` and a reason; "
+        "replaying an `event_id` returns the original answer and records nothing new.",
+    )
+    def post(self, request):
+        answer = usage_record(workspace=request.user.workspace, payload=request.data, now=timezone.now())
+        return Response(answer)
