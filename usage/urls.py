@@ -2,11 +2,11 @@
 
 from django.urls import path
 
-from . import api
+from . import api, record
 
 urlpatterns: list = [
     path("events", api.EventsView.as_view(), name="events-ingest"),
     path("accounts/<str:account_id>", api.AccountView.as_view(), name="account-upsert"),
     path("accounts/<str:account_id>/users/<str:user_id>", api.EndUserView.as_view(), name="end-user-upsert"),
-    # POST usage/record (usage/record.py) is added here by its own change.
+    path("usage/record", record.UsageRecordView.as_view(), name="usage-record"),
 ]

@@ -1,0 +1,160 @@
+"""Usage API: `POST /api/v1/events` and the account / end-user upserts (scope `ingest`)."""
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import HasIngestScope
+from accounts.services import account_upsert, end_user_upsert
+
+from .ratelimit import ApiKeyRateThrottle
+from .serializers import (
+    AccountInputSerializer,
+    AccountOutputSerializer,
+    EndUserInputSerializer,
+    EndUserOutputSerializer,
+    ErrorSerializer,
+    EventBatchSerializer,
+    EventSerializer,
+    IngestResultSerializer,
+)
+from .services import events_ingest
+from .validation import BodyError, parse_body
+
+EVENTS_DESCRIPTION = """
+Send one event object, a list of event objects, or `{"events": [...]}`.
+
+**Limits** (settings): at most `UPTAKE_INGEST_MAX_EVENTS` (1000) events and `UPTAKE_INGEST_MAX_BYTES` (1 MiB) per
+request; both answer **413** (`too_many_events`, `body_too_large`) and store nothing. A body that is not JSON
+(`invalid_json`) or not an object / list of objects (`invalid_body`) answers **400** and stores nothing.
+
+Otherwise **200** with `{"accepted", "duplicates", "ignored", "rejected": [{"index", "code", "message",
+"field"}], "warnings": [{"index", "code", "field", "message"}]}`; valid events are stored (committed) even when
+others in the batch are rejected.
+
+**Rejection codes**: `missing_field`, `invalid_type`, `invalid_value`, `too_old`, `in_future`,
+`quantity_out_of_range`, `event_id_too_long`, `properties_too_large`, `hierarchy_conflict`,
+`feature_cap_reached`, `module_cap_reached`, `product_cap_reached`.
+**Warning codes**: `truncated` (an id over 64 characters was cut to 64), `unknown_field` (ignored).
+
+`quantity` 0 is counted in `ignored` and stored nowhere; `2.0` is accepted as 2, `2.5` is `invalid_value`.
+An `event_id` seen before in the workspace (or earlier in the same batch) counts in `duplicates`.
+
+**429** with `Retry-After` over the per-key rate limit; **503** with `Retry-After` when the database is
+unreachable (never a 2xx unless the events are committed).
+"""
+
+_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Body not JSON / wrong shape; nothing stored."),
+    401: OpenApiResponse(ErrorSerializer, description="Missing, invalid, expired or revoked API key."),
+    403: OpenApiResponse(ErrorSerializer, description="The key lacks the `ingest` scope."),
+    429: OpenApiResponse(ErrorSerializer, description="Per-key rate limit; see `Retry-After`."),
+    503: OpenApiResponse(ErrorSerializer, description="Database unreachable; see `Retry-After`."),
+}
+
+
+class EventsView(APIView):
+    permission_classes = [HasIngestScope]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @extend_schema(
+        operation_id="events_ingest",
+        summary="Ingest usage events",
+        description=EVENTS_DESCRIPTION,
+        request={"application/json": EventBatchSerializer},
+        responses={
+            200: IngestResultSerializer,
+            413: OpenApiResponse(ErrorSerializer, description="Too many events or body too large; nothing stored."),
+            **_ERRORS,
+        },
+        examples=[
+            OpenApiExample(
+                "A batch",
+                request_only=True,
+                value={
+                    "events": [
+                        {"account_id": "acct_42", "user_id": "u_7", "feature_id": "export.csv", "quantity": 3,
+                         "timestamp": "2026-11-18T11:59:00Z", "event_id": "evt-0001"}
+                    ]
+                },
+            ),
+            OpenApiExample(
+                "Result",
+                response_only=True,
+                value={"accepted": 1, "duplicates": 0, "ignored": 0, "rejected": [], "warnings": []},
+            ),
+        ],
+        tags=["ingestion"],
+    )
+    def post(self, request):
+        try:
+            payload = parse_body(
+                request.body,
+                max_bytes=settings.UPTAKE_INGEST_MAX_BYTES,
+                max_events=settings.UPTAKE_INGEST_MAX_EVENTS,
+            )
+        except BodyError as exc:
+            body = {"code": exc.code, "message": exc.message}
+            return Response({"error": body, "errors": [body]}, status=exc.status)
+        result = events_ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
+        # After-commit triggers (alert pipelines) take `result.stored` here.
+        return Response(result.as_dict(), status=status.HTTP_200_OK)
+
+
+class AccountView(APIView):
+    permission_classes = [HasIngestScope]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @extend_schema(
+        operation_id="account_upsert",
+        summary="Create or update an account",
+        description="Idempotent upsert by the account's external id. Fields left out stay as they are; `null` "
+        "clears a text field. `owner_email` must be the e-mail of a staff member of the workspace "
+        "(`unknown_owner` otherwise); `status` is `active` or `churned`; `attributes` (an object) replaces the "
+        "stored attributes. Unknown fields → 400 naming them. 201 when created, 200 when updated.",
+        request=AccountInputSerializer,
+        responses={200: AccountOutputSerializer, 201: AccountOutputSerializer, **_ERRORS},
+        tags=["ingestion"],
+    )
+    def put(self, request, account_id: str):
+        serializer = AccountInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        account, created = account_upsert(
+            workspace=request.user.workspace, external_id=account_id, **serializer.validated_data
+        )
+        return Response(
+            AccountOutputSerializer(account).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class EndUserView(APIView):
+    permission_classes = [HasIngestScope]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @extend_schema(
+        operation_id="end_user_upsert",
+        summary="Create or update an end user of an account",
+        description="Idempotent upsert of `email` and `attributes`; the account is registered if new. Unknown "
+        "fields → 400 naming them. 201 when created, 200 when updated.",
+        request=EndUserInputSerializer,
+        responses={200: EndUserOutputSerializer, 201: EndUserOutputSerializer, **_ERRORS},
+        tags=["ingestion"],
+    )
+    def put(self, request, account_id: str, user_id: str):
+        serializer = EndUserInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user, created = end_user_upsert(
+            workspace=request.user.workspace,
+            account_external_id=account_id,
+            external_id=user_id,
+            **serializer.validated_data,
+        )
+        return Response(
+            EndUserOutputSerializer(user).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+__all__ = ["EventsView", "AccountView", "EndUserView", "EventSerializer"]

@@ -1,0 +1,110 @@
+"""Per-API-key rate limit: a token bucket of UPTAKE_RATE_BURST requests refilled at UPTAKE_RATE_PER_SECOND.
+
+With Redis as the cache the bucket lives in Redis and is updated atomically by a Lua script (clock = Redis
+TIME, so every web process shares one bucket per key). With the in-process cache (no REDIS_URL) each process
+keeps its own buckets. The limiter FAILS OPEN: if the cache is unreachable the request goes through (and the
+cache is not asked again for a few seconds), so Redis is never on the write path.
+"""
+
+import logging
+import math
+import threading
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
+
+from accounts.authentication import ApiPrincipal
+
+logger = logging.getLogger(__name__)
+
+# KEYS[1] = bucket; ARGV = rate per second, burst. Returns {allowed (0/1), seconds to wait (string)}.
+_TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(data[1]) or burst
+local ts = tonumber(data[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(wait)}
+"""
+
+_BACKOFF_SECONDS = 5.0
+_state_lock = threading.Lock()
+_local_buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, monotonic timestamp)
+_cache_down_until = 0.0
+_scripts: dict[str, object] = {}
+
+
+def rate_limit_take(*, key: str, burst: int, rate: float) -> tuple[bool, float]:
+    """Take one token from `key`'s bucket; return (allowed, seconds until a token is available)."""
+    global _cache_down_until
+    client = _redis_client()
+    if client is None:
+        return _local_take(key=key, burst=burst, rate=rate)
+    if time.monotonic() < _cache_down_until:
+        return True, 0.0
+    try:
+        script = _scripts.get("bucket")
+        if script is None:
+            script = _scripts["bucket"] = client.register_script(_TOKEN_BUCKET_LUA)
+        allowed, wait = script(keys=[cache.make_key(f"ratelimit:{key}")], args=[rate, burst], client=client)
+        return bool(int(allowed)), float(wait)
+    except Exception:  # any cache failure: fail open, never block ingestion
+        logger.warning("rate limiter: cache unreachable, letting requests through", exc_info=True)
+        _cache_down_until = time.monotonic() + _BACKOFF_SECONDS
+        return True, 0.0
+
+
+def _redis_client():
+    backend = getattr(cache, "_cache", None)
+    if backend is None or not hasattr(backend, "get_client"):
+        return None
+    try:
+        return backend.get_client(write=True)
+    except Exception:
+        return None
+
+
+def _local_take(*, key: str, burst: int, rate: float) -> tuple[bool, float]:
+    now = time.monotonic()
+    with _state_lock:
+        tokens, ts = _local_buckets.get(key, (float(burst), now))
+        tokens = min(float(burst), tokens + max(0.0, now - ts) * rate)
+        if tokens >= 1:
+            _local_buckets[key] = (tokens - 1, now)
+            return True, 0.0
+        _local_buckets[key] = (tokens, now)
+        return False, (1 - tokens) / rate
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """DRF throttle: 429 with Retry-After (whole seconds, rounded up) when the key's bucket is empty."""
+
+    def allow_request(self, request, view) -> bool:
+        self._wait = 0.0
+        if not settings.UPTAKE_RATE_LIMIT_ENABLED:
+            return True
+        principal = request.user
+        if not isinstance(principal, ApiPrincipal):
+            return True
+        allowed, self._wait = rate_limit_take(
+            key=principal.api_key.prefix, burst=settings.UPTAKE_RATE_BURST, rate=settings.UPTAKE_RATE_PER_SECOND
+        )
+        return allowed
+
+    def wait(self) -> float | None:
+        return max(1, math.ceil(self._wait)) if self._wait else None

@@ -1,0 +1,582 @@
+"""Writes for usage ingestion: the bulk write path behind `POST /api/v1/events`.
+
+A batch costs a handful of queries whatever its size: dimensions (catalog, accounts, end users) are resolved
+with one select per table, unknown ones are registered with INSERT … ON CONFLICT DO NOTHING and re-selected,
+events are written with COPY into a staging table and moved with INSERT … ON CONFLICT DO NOTHING RETURNING (the
+unique constraint on (workspace, event_id) decides duplicates, also under concurrent batches), and the
+(workspace, UTC day) dirty marks and allowance counters are updated in the same transaction.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from accounts.models import Account, EndUser, Workspace
+from catalog.models import Feature, Lifecycle, Module, Product
+from catalog.services import next_resource_version
+from entitlements.services import UsageRow, allowance_usage_apply
+
+from .models import UsageEvent
+from .validation import (
+    DEFAULT_PRODUCT,
+    Code,
+    Rejection,
+    ValidEvent,
+    Warning_,
+    validate_event,
+)
+
+# Batches up to this size are inserted with one INSERT … SELECT FROM unnest(...); larger ones through COPY.
+COPY_THRESHOLD = 32
+UNKNOWN_ACCOUNT = "unknown_account"
+UNKNOWN_FEATURE = "unknown_feature"
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event committed by this call (the input of after-commit triggers such as alert pipelines)."""
+
+    id: int
+    index: int
+    account_id: int
+    end_user_id: int | None
+    feature_id: int
+    occurred_at: datetime
+    quantity: int
+    event_id: str | None
+
+
+@dataclass
+class StoreResult:
+    stored: list[StoredEvent] = field(default_factory=list)
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
+    stored: list[StoredEvent] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+            "rejected": [r.as_dict() for r in sorted(self.rejected, key=lambda r: r.index)],
+            "warnings": [w.as_dict() for w in sorted(self.warnings, key=lambda w: w.index)],
+        }
+
+
+def events_ingest(*, workspace: Workspace, payload: list[dict], now: datetime) -> IngestResult:
+    """Validate and store a batch of events; valid events are stored even when others are rejected."""
+    result = IngestResult()
+    valid: list[ValidEvent] = []
+    for index, event in enumerate(payload):
+        checked = validate_event(
+            event,
+            index=index,
+            now=now,
+            late_event_policy=workspace.late_event_policy,
+            late_event_window_days=workspace.late_event_window_days,
+            max_future_seconds=settings.UPTAKE_INGEST_MAX_FUTURE_SECONDS,
+            max_properties_bytes=settings.UPTAKE_INGEST_MAX_PROPERTIES_BYTES,
+        )
+        if isinstance(checked, Rejection):
+            result.rejected.append(checked)
+            continue
+        result.warnings.extend(checked.warnings)
+        if checked.quantity == 0:
+            # Accepted, stored nowhere: no event, no registration, no counter.
+            result.ignored += 1
+            continue
+        valid.append(checked)
+    if valid:
+        stored = usage_events_store(workspace=workspace, events=valid, now=now, source=UsageEvent.Source.EVENTS)
+        result.stored = stored.stored
+        result.duplicates = stored.duplicates
+        result.rejected.extend(stored.rejected)
+    result.accepted = len(result.stored)
+    return result
+
+
+@transaction.atomic
+def usage_events_store(
+    *,
+    workspace: Workspace,
+    events: Sequence[ValidEvent],
+    now: datetime,
+    source: str = UsageEvent.Source.EVENTS,
+    register: bool = True,
+) -> StoreResult:
+    """Store validated events: resolve (and, with `register`, create) their dimensions in bulk, drop duplicate
+    event ids (first in the batch wins; the database's unique constraint decides across batches), write them,
+    mark their (workspace, UTC day) dirty and apply them to the allowance counters, all in one transaction.
+
+    With `register=False` unknown accounts and features are rejected (`unknown_account`, `unknown_feature`)
+    instead of registered; end users are always registered. Events must have a non-zero quantity.
+    """
+    result = StoreResult()
+    feature_ids, rejected = _catalog_resolve(workspace=workspace, events=events, register=register)
+    result.rejected.extend(rejected)
+    events = [event for event in events if event.index in feature_ids]
+    account_ids = _accounts_resolve(workspace=workspace, keys=[e.account_key for e in events], register=register)
+    kept: list[ValidEvent] = []
+    for event in events:
+        if event.account_key not in account_ids:
+            result.rejected.append(
+                Rejection(
+                    index=event.index,
+                    code=UNKNOWN_ACCOUNT,
+                    message=f"No account '{event.account_key}' in this workspace.",
+                    field="account_id",
+                )
+            )
+        else:
+            kept.append(event)
+    # In-batch duplicates: the first valid event with an id wins.
+    seen: set[str] = set()
+    unique: list[ValidEvent] = []
+    for event in kept:
+        if event.event_id is not None:
+            if event.event_id in seen:
+                result.duplicates += 1
+                continue
+            seen.add(event.event_id)
+        unique.append(event)
+    if not unique:
+        return result
+    user_ids = _end_users_resolve(
+        workspace=workspace,
+        pairs=[(account_ids[e.account_key], e.user_key) for e in unique if e.user_key is not None],
+    )
+    rows = [
+        (
+            event.index,
+            account_ids[event.account_key],
+            user_ids[(account_ids[event.account_key], event.user_key)] if event.user_key is not None else None,
+            feature_ids[event.index],
+            event.occurred_at,
+            event.quantity,
+            event.event_id,
+            event.properties_json,
+        )
+        for event in unique
+    ]
+    result.stored = _events_write(workspace_id=workspace.pk, rows=rows, now=now, source=source)
+    result.duplicates += len(rows) - len(result.stored)
+    if result.stored:
+        _seen_update(stored=result.stored)
+        allowance_usage_apply(
+            workspace_id=workspace.pk,
+            rows=[
+                UsageRow(account_id=s.account_id, feature_id=s.feature_id, occurred_at=s.occurred_at, quantity=s.quantity)
+                for s in result.stored
+            ],
+        )
+        usage_days_mark_dirty(workspace_id=workspace.pk, days={s.occurred_at.astimezone(UTC).date() for s in result.stored}, now=now)
+    return result
+
+
+def usage_days_mark_dirty(*, workspace_id: int, days: Iterable[date], now: datetime) -> None:
+    """Mark (workspace, UTC day) pairs for the rollups; a day already marked gets its version bumped."""
+    days = sorted(set(days))
+    if not days:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
+            "SELECT %s, d, 1, %s FROM unnest(%s::date[]) AS d ORDER BY d "
+            "ON CONFLICT (workspace_id, day) DO UPDATE "
+            "SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at",
+            [workspace_id, now, days],
+        )
+
+
+# ---------------------------------------------------------------------------
+# Catalog: products > modules > features, registered on first sight within the workspace's caps
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _CatalogState:
+    products: set[str]
+    modules: dict[str, str]  # module key → product key
+    features: dict[str, tuple[str, str | None]]  # feature key → (product key, module key)
+    feature_ids: dict[str, int]
+
+
+def _catalog_load(*, workspace_id: int, events: Sequence[ValidEvent]) -> _CatalogState:
+    feature_keys = {e.feature_key for e in events}
+    module_keys = {e.module_key for e in events if e.module_key}
+    product_keys = {e.product_key for e in events if e.product_key} | {DEFAULT_PRODUCT}
+    features: dict[str, tuple[str, str | None]] = {}
+    feature_ids: dict[str, int] = {}
+    for key, pk, product_key, module_key in Feature.objects.filter(
+        workspace_id=workspace_id, key__in=feature_keys
+    ).values_list("key", "pk", "product__key", "module__key"):
+        features[key] = (product_key, module_key)
+        feature_ids[key] = pk
+    modules = dict(
+        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "product__key")
+    )
+    products = set(Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", flat=True))
+    return _CatalogState(products=products, modules=modules, features=features, feature_ids=feature_ids)
+
+
+@dataclass
+class _CatalogPlan:
+    placement: dict[int, str] = field(default_factory=dict)  # event index → feature key (existing or planned)
+    rejected: list[Rejection] = field(default_factory=list)
+    new_products: list[str] = field(default_factory=list)
+    new_modules: dict[str, str] = field(default_factory=dict)
+    new_features: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    @property
+    def needs_registration(self) -> bool:
+        return bool(self.new_products or self.new_modules or self.new_features)
+
+
+def _catalog_plan(
+    *, events: Sequence[ValidEvent], state: _CatalogState, budgets: dict[str, int] | None, register: bool
+) -> _CatalogPlan:
+    """Place every event's feature in the hierarchy, in batch order; plan what must be registered.
+
+    `budgets` (free slots per kind) is None when only asking whether anything new is needed.
+    """
+    plan = _CatalogPlan()
+    products = set(state.products)
+    modules = dict(state.modules)
+    features = dict(state.features)
+
+    def reject(event: ValidEvent, code: str, message: str, field_name: str) -> None:
+        plan.rejected.append(Rejection(index=event.index, code=code, message=message, field=field_name))
+
+    for event in events:
+        placed = features.get(event.feature_key)
+        if placed is not None:
+            product_key, module_key = placed
+            if event.product_key is not None and event.product_key != product_key:
+                reject(
+                    event,
+                    Code.HIERARCHY_CONFLICT,
+                    f"Feature '{event.feature_key}' belongs to product '{product_key}', not "
+                    f"'{event.product_key}'.",
+                    "product_id",
+                )
+            elif event.module_key is not None and event.module_key != module_key:
+                where = f"module '{module_key}'" if module_key else "no module"
+                reject(
+                    event,
+                    Code.HIERARCHY_CONFLICT,
+                    f"Feature '{event.feature_key}' belongs to {where}, not module '{event.module_key}'.",
+                    "module_id",
+                )
+            else:
+                plan.placement[event.index] = event.feature_key
+            continue
+        if not register:
+            reject(event, UNKNOWN_FEATURE, f"No feature '{event.feature_key}' in this workspace.", "feature_id")
+            continue
+        # A new feature: it goes under the named module (whose product it inherits) and product.
+        module_key = event.module_key
+        if module_key is not None and module_key in modules:
+            product_key = modules[module_key]
+            if event.product_key is not None and event.product_key != product_key:
+                reject(
+                    event,
+                    Code.HIERARCHY_CONFLICT,
+                    f"Module '{module_key}' belongs to product '{product_key}', not '{event.product_key}'.",
+                    "module_id",
+                )
+                continue
+        else:
+            product_key = event.product_key or DEFAULT_PRODUCT
+        need_product = product_key not in products
+        need_module = module_key is not None and module_key not in modules
+        if budgets is not None:
+            if need_product and budgets["products"] <= 0:
+                reject(
+                    event,
+                    Code.PRODUCT_CAP_REACHED,
+                    f"Product '{product_key}' cannot be registered: the workspace has reached its cap of products "
+                    "(max_products).",
+                    "product_id",
+                )
+                continue
+            if need_module and budgets["modules"] <= 0:
+                reject(
+                    event,
+                    Code.MODULE_CAP_REACHED,
+                    f"Module '{module_key}' cannot be registered: the workspace has reached its cap of modules "
+                    "(max_modules).",
+                    "module_id",
+                )
+                continue
+            if budgets["features"] <= 0:
+                reject(
+                    event,
+                    Code.FEATURE_CAP_REACHED,
+                    f"Feature '{event.feature_key}' cannot be registered: the workspace has reached its cap of "
+                    "features (max_features).",
+                    "feature_id",
+                )
+                continue
+            budgets["products"] -= need_product
+            budgets["modules"] -= need_module
+            budgets["features"] -= 1
+        if need_product:
+            products.add(product_key)
+            plan.new_products.append(product_key)
+        if need_module:
+            modules[module_key] = product_key
+            plan.new_modules[module_key] = product_key
+        features[event.feature_key] = (product_key, module_key)
+        plan.new_features[event.feature_key] = (product_key, module_key)
+        plan.placement[event.index] = event.feature_key
+    return plan
+
+
+def _catalog_resolve(
+    *, workspace: Workspace, events: Sequence[ValidEvent], register: bool
+) -> tuple[dict[int, int], list[Rejection]]:
+    """Return event index → feature id for placeable events, and the rejections of the others."""
+    state = _catalog_load(workspace_id=workspace.pk, events=events)
+    plan = _catalog_plan(events=events, state=state, budgets=None, register=register)
+    if plan.needs_registration:
+        # Serialise registration per workspace (as catalog.services does) so caps hold; NO KEY UPDATE does not
+        # block concurrent batches that only reference the workspace row.
+        locked = Workspace.objects.select_for_update(no_key=True).get(pk=workspace.pk)
+        state = _catalog_load(workspace_id=workspace.pk, events=events)
+        budgets = {
+            "products": locked.max_products - Product.objects.filter(workspace_id=workspace.pk).count(),
+            "modules": locked.max_modules - Module.objects.filter(workspace_id=workspace.pk).count(),
+            "features": locked.max_features - Feature.objects.filter(workspace_id=workspace.pk).count(),
+        }
+        plan = _catalog_plan(events=events, state=state, budgets=budgets, register=register)
+        if plan.needs_registration:
+            state.feature_ids.update(_catalog_register(workspace_id=workspace.pk, plan=plan))
+    return {index: state.feature_ids[key] for index, key in plan.placement.items()}, plan.rejected
+
+
+def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int]:
+    """Create the planned products, modules and draft features; return the new features' ids by key."""
+    version = next_resource_version(0)
+    if plan.new_products:
+        Product.objects.bulk_create(
+            [Product(workspace_id=workspace_id, key=key, name=key, resource_version=version) for key in plan.new_products],
+            ignore_conflicts=True,
+        )
+    product_keys = {p for p, _ in plan.new_features.values()} | set(plan.new_modules.values())
+    product_ids = dict(
+        Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", "pk")
+    )
+    if plan.new_modules:
+        Module.objects.bulk_create(
+            [
+                Module(
+                    workspace_id=workspace_id,
+                    product_id=product_ids[product_key],
+                    key=key,
+                    name=key,
+                    resource_version=version,
+                )
+                for key, product_key in plan.new_modules.items()
+            ],
+            ignore_conflicts=True,
+        )
+    module_keys = {m for _, m in plan.new_features.values() if m}
+    module_ids = dict(Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "pk"))
+    created: dict[str, int] = {}
+    pending = dict(plan.new_features)
+    for _attempt in range(5):
+        names = _feature_names(workspace_id=workspace_id, keys=list(pending))
+        Feature.objects.bulk_create(
+            [
+                Feature(
+                    workspace_id=workspace_id,
+                    product_id=product_ids[product_key],
+                    module_id=module_ids[module_key] if module_key else None,
+                    key=key,
+                    name=names[key],
+                    status=Lifecycle.DRAFT,
+                    resource_version=version,
+                )
+                for key, (product_key, module_key) in pending.items()
+            ],
+            ignore_conflicts=True,
+        )
+        found = dict(Feature.objects.filter(workspace_id=workspace_id, key__in=list(pending)).values_list("key", "pk"))
+        created.update(found)
+        pending = {key: place for key, place in pending.items() if key not in found}
+        if not pending:
+            return created
+    raise RuntimeError(f"Could not register features {sorted(pending)}: their names kept being taken.")
+
+
+def _feature_names(*, workspace_id: int, keys: list[str]) -> dict[str, str]:
+    """A new feature is named after its key; if another feature has that name, `key (2)`, `key (3)`, …"""
+    candidates = {key: [key] + [f"{key} ({n})" for n in range(2, 12)] for key in keys}
+    wanted = [name for names in candidates.values() for name in names]
+    taken = set(Feature.objects.filter(workspace_id=workspace_id, name__in=wanted).values_list("name", flat=True))
+    chosen: dict[str, str] = {}
+    for key in sorted(keys):
+        for name in candidates[key]:
+            if name not in taken:
+                break
+        else:
+            n = 12
+            while f"{key} ({n})" in taken or Feature.objects.filter(workspace_id=workspace_id, name=f"{key} ({n})").exists():
+                n += 1
+            name = f"{key} ({n})"
+        taken.add(name)
+        chosen[key] = name
+    return chosen
+
+
+# ---------------------------------------------------------------------------
+# Accounts and end users
+# ---------------------------------------------------------------------------
+
+
+def _accounts_resolve(*, workspace: Workspace, keys: list[str], register: bool) -> dict[str, int]:
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    ids = dict(Account.objects.filter(workspace=workspace, external_id__in=wanted).values_list("external_id", "pk"))
+    missing = [key for key in wanted if key not in ids]
+    if missing and register:
+        Account.objects.bulk_create(
+            [Account(workspace=workspace, external_id=key) for key in missing], ignore_conflicts=True
+        )
+        ids.update(
+            Account.objects.filter(workspace=workspace, external_id__in=missing).values_list("external_id", "pk")
+        )
+    return ids
+
+
+def _end_users_resolve(*, workspace: Workspace, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    wanted = list(dict.fromkeys(pairs))
+    if not wanted:
+        return {}
+
+    def load(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        rows = EndUser.objects.filter(
+            workspace=workspace, account_id__in={a for a, _ in keys}, external_id__in={u for _, u in keys}
+        ).values_list("account_id", "external_id", "pk")
+        wanted_set = set(keys)
+        return {(a, u): pk for a, u, pk in rows if (a, u) in wanted_set}
+
+    ids = load(wanted)
+    missing = [pair for pair in wanted if pair not in ids]
+    if missing:
+        EndUser.objects.bulk_create(
+            [EndUser(workspace=workspace, account_id=a, external_id=u) for a, u in missing], ignore_conflicts=True
+        )
+        ids.update(load(missing))
+    return ids
+
+
+def _seen_update(*, stored: list[StoredEvent]) -> None:
+    """Move first/last seen of the accounts and end users these events name (only when they change)."""
+    accounts: dict[int, list[datetime]] = {}
+    users: dict[int, list[datetime]] = {}
+    for s in stored:
+        for bucket, pk in ((accounts, s.account_id), (users, s.end_user_id)):
+            if pk is None:
+                continue
+            span = bucket.get(pk)
+            if span is None:
+                bucket[pk] = [s.occurred_at, s.occurred_at]
+            else:
+                span[0] = min(span[0], s.occurred_at)
+                span[1] = max(span[1], s.occurred_at)
+    with connection.cursor() as cursor:
+        for table, bucket in (("accounts_account", accounts), ("accounts_enduser", users)):
+            if not bucket:
+                continue
+            ids = sorted(bucket)  # one lock order for every batch: no deadlocks between concurrent batches
+            cursor.execute(
+                f"UPDATE {table} AS t SET first_seen_at = LEAST(COALESCE(t.first_seen_at, v.first), v.first), "
+                "last_seen_at = GREATEST(COALESCE(t.last_seen_at, v.last), v.last) "
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, first, last) "
+                "WHERE t.id = v.id AND (t.first_seen_at IS NULL OR t.first_seen_at > v.first "
+                "OR t.last_seen_at IS NULL OR t.last_seen_at < v.last)",
+                [ids, [bucket[i][0] for i in ids], [bucket[i][1] for i in ids]],
+            )
+
+
+# ---------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------
+
+_EVENT_COLUMNS = "account_id, end_user_id, feature_id, occurred_at, quantity, event_id, properties"
+_STAGE_SQL = (
+    "CREATE TEMP TABLE IF NOT EXISTS usage_ingest_stage (ord integer, account_id bigint, end_user_id bigint, "
+    "feature_id bigint, occurred_at timestamptz, quantity bigint, event_id varchar(128), properties jsonb) "
+    "ON COMMIT DELETE ROWS"
+)
+_ON_CONFLICT = "ON CONFLICT (workspace_id, event_id) WHERE event_id IS NOT NULL DO NOTHING"
+_RETURNING = "RETURNING id, account_id, end_user_id, feature_id, occurred_at, quantity, event_id"
+
+
+def _events_write(*, workspace_id: int, rows: list[tuple], now: datetime, source: str) -> list[StoredEvent]:
+    """Insert rows (index, account, end user, feature, occurred_at, quantity, event_id, properties JSON) and
+    return those stored; rows whose event id exists in the workspace are skipped by the unique constraint."""
+    with connection.wrap_database_errors, connection.cursor() as wrapper:
+        cursor = wrapper.cursor  # the psycopg 3 cursor, for COPY and server-side parameters
+        if len(rows) <= COPY_THRESHOLD:
+            cursor.execute(
+                f"INSERT INTO usage_usageevent (workspace_id, received_at, source, {_EVENT_COLUMNS}) "
+                "SELECT %s, %s, %s, a, u, f, o, q, e, p::jsonb FROM unnest(%s::bigint[], %s::bigint[], "
+                "%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[]) "
+                "WITH ORDINALITY AS v(a, u, f, o, q, e, p, n) ORDER BY n "
+                f"{_ON_CONFLICT} {_RETURNING}",
+                [workspace_id, now, source, *[[row[i] for row in rows] for i in range(1, 8)]],
+            )
+        else:
+            cursor.execute(_STAGE_SQL)
+            with cursor.copy(f"COPY usage_ingest_stage (ord, {_EVENT_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO usage_usageevent (workspace_id, received_at, source, {_EVENT_COLUMNS}) "
+                f"SELECT %s, %s, %s, {_EVENT_COLUMNS} FROM usage_ingest_stage ORDER BY ord "
+                f"{_ON_CONFLICT} {_RETURNING}",
+                [workspace_id, now, source],
+            )
+            returned = cursor.fetchall()
+            cursor.execute("TRUNCATE usage_ingest_stage")
+            return _stored(rows=rows, returned=returned)
+        return _stored(rows=rows, returned=cursor.fetchall())
+
+
+def _stored(*, rows: list[tuple], returned: list[tuple]) -> list[StoredEvent]:
+    # Match returned rows to batch indexes: by event id when there is one (unique in the batch), otherwise in
+    # insertion order among the rows without one (ORDER BY keeps it; RETURNING follows it in practice, and the
+    # index is informational only).
+    by_event_id = {row[6]: row[0] for row in rows if row[6] is not None}
+    without_id = iter([row[0] for row in rows if row[6] is None])
+    stored = []
+    for pk, account_id, end_user_id, feature_id, occurred_at, quantity, event_id in returned:
+        index = by_event_id[event_id] if event_id is not None else next(without_id)
+        stored.append(
+            StoredEvent(
+                id=pk,
+                index=index,
+                account_id=account_id,
+                end_user_id=end_user_id,
+                feature_id=feature_id,
+                occurred_at=occurred_at,
+                quantity=quantity,
+                event_id=event_id,
+            )
+        )
+    return stored

@@ -1,0 +1,377 @@
+"""Parsing and per-event validation of `POST /api/v1/events` bodies (pure Python, no database).
+
+A body is refused whole (`BodyError` → 400/413) when it is not JSON or not the right shape; otherwise each
+event is validated on its own and either becomes a `ValidEvent` or a `Rejection` with a stable code.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from catalog.models import KEY_MAX_LENGTH, KEY_REGEX
+
+from .models import MAX_ABS_QUANTITY
+
+ID_MAX_LENGTH = 64
+EVENT_ID_MAX_LENGTH = 128
+KNOWN_FIELDS = frozenset(
+    {"account_id", "user_id", "product_id", "module_id", "feature_id", "timestamp", "quantity", "event_id", "properties"}
+)
+DEFAULT_PRODUCT = "default"
+_KEY = re.compile(KEY_REGEX)
+
+
+class Code:
+    """Stable codes of rejections and warnings (documented in README and the OpenAPI description)."""
+
+    MISSING_FIELD = "missing_field"
+    INVALID_TYPE = "invalid_type"
+    INVALID_VALUE = "invalid_value"
+    TOO_OLD = "too_old"
+    IN_FUTURE = "in_future"
+    QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
+    EVENT_ID_TOO_LONG = "event_id_too_long"
+    PROPERTIES_TOO_LARGE = "properties_too_large"
+    HIERARCHY_CONFLICT = "hierarchy_conflict"
+    FEATURE_CAP_REACHED = "feature_cap_reached"
+    MODULE_CAP_REACHED = "module_cap_reached"
+    PRODUCT_CAP_REACHED = "product_cap_reached"
+    # warnings
+    TRUNCATED = "truncated"
+    UNKNOWN_FIELD = "unknown_field"
+
+
+class BodyError(Exception):
+    """The whole body is refused: nothing is stored."""
+
+    def __init__(self, message: str, *, code: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    code: str
+    message: str
+    field: str | None = None
+
+    def as_dict(self) -> dict:
+        data = {"index": self.index, "code": self.code, "message": self.message}
+        if self.field:
+            data["field"] = self.field
+        return data
+
+
+@dataclass(frozen=True)
+class Warning_:
+    index: int
+    code: str
+    field: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "code": self.code, "field": self.field, "message": self.message}
+
+
+@dataclass
+class ValidEvent:
+    """One event that passed the per-event rules. `product_key` is None when the event did not name one."""
+
+    index: int
+    account_key: str
+    user_key: str | None
+    product_key: str | None
+    module_key: str | None
+    feature_key: str
+    occurred_at: datetime
+    quantity: int
+    event_id: str | None
+    properties_json: str | None
+    warnings: list[Warning_] = field(default_factory=list)
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        self.code, self.message, self.field = code, message, field
+
+
+def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
+    """Decode a body into its list of events, or raise BodyError with a message that says what is wrong."""
+    if len(raw) > max_bytes:
+        raise BodyError(
+            f"The body is {len(raw)} bytes; the limit is {max_bytes} bytes per request. Split the batch.",
+            code="body_too_large",
+            status=413,
+        )
+    if not raw.strip():
+        raise BodyError("The body is empty: send one event object or {\"events\": [...]}.", code="invalid_body")
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
+    except ValueError as exc:
+        raise BodyError(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+    except RecursionError:
+        raise BodyError("The body nests JSON too deeply.", code="invalid_json") from None
+    if isinstance(data, dict) and "events" in data:
+        extra = sorted(set(data) - {"events"})
+        if extra:
+            raise BodyError(
+                f"Unknown top-level key(s) next to 'events': {', '.join(extra)}. Put fields inside each event.",
+                code="invalid_body",
+            )
+        events = data["events"]
+        if not isinstance(events, list):
+            raise BodyError("'events' must be a list of event objects.", code="invalid_body")
+    elif isinstance(data, dict):
+        events = [data]
+    elif isinstance(data, list):
+        events = data
+    else:
+        raise BodyError(
+            "The body must be one event object, a list of event objects or {\"events\": [...]}; "
+            f"got a JSON {type(data).__name__}.",
+            code="invalid_body",
+        )
+    if len(events) > max_events:
+        raise BodyError(
+            f"The batch holds {len(events)} events; the limit is {max_events} per request. Split the batch.",
+            code="too_many_events",
+            status=413,
+        )
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise BodyError(
+                f"Event at index {index} is a JSON {type(event).__name__}, not an object; every event must be "
+                "an object.",
+                code="invalid_body",
+            )
+    return events
+
+
+def validate_event(
+    event: dict,
+    *,
+    index: int,
+    now: datetime,
+    late_event_policy: str,
+    late_event_window_days: int,
+    max_future_seconds: int,
+    max_properties_bytes: int,
+) -> ValidEvent | Rejection:
+    """Apply every field rule of the ingestion contract to one event."""
+    warnings: list[Warning_] = []
+    try:
+        account_key = _id(event, "account_id", index, warnings, required=True)
+        user_key = _id(event, "user_id", index, warnings)
+        product_key = _id(event, "product_id", index, warnings, catalog_key=True)
+        module_key = _id(event, "module_id", index, warnings, catalog_key=True)
+        feature_key = _id(event, "feature_id", index, warnings, required=True, catalog_key=True)
+        occurred_at = _timestamp(
+            event.get("timestamp"),
+            now=now,
+            late_event_policy=late_event_policy,
+            late_event_window_days=late_event_window_days,
+            max_future_seconds=max_future_seconds,
+        )
+        quantity = _quantity(event.get("quantity"), present="quantity" in event)
+        event_id = _event_id(event.get("event_id"))
+        properties_json = _properties(event.get("properties"), max_bytes=max_properties_bytes)
+    except _Reject as rejection:
+        return Rejection(index=index, code=rejection.code, message=rejection.message, field=rejection.field)
+    for name in sorted(set(event) - KNOWN_FIELDS):
+        warnings.append(
+            Warning_(
+                index=index,
+                code=Code.UNKNOWN_FIELD,
+                field=str(name)[:100],
+                message=f"Unknown field '{str(name)[:100]}' was ignored; put custom data in 'properties'.",
+            )
+        )
+    return ValidEvent(
+        index=index,
+        account_key=account_key,
+        user_key=user_key,
+        product_key=product_key,
+        module_key=module_key,
+        feature_key=feature_key,
+        occurred_at=occurred_at,
+        quantity=quantity,
+        event_id=event_id,
+        properties_json=properties_json,
+        warnings=warnings,
+    )
+
+
+def _id(
+    event: dict, name: str, index: int, warnings: list[Warning_], *, required: bool = False, catalog_key: bool = False
+) -> str | None:
+    value = event.get(name)
+    if value is None:
+        if required:
+            raise _Reject(Code.MISSING_FIELD, f"'{name}' is required.", name)
+        return None
+    if not isinstance(value, str):
+        raise _Reject(Code.INVALID_TYPE, f"'{name}' must be a string, not {_json_type(value)}.", name)
+    value = value.strip()
+    if not value:
+        raise _Reject(Code.INVALID_VALUE, f"'{name}' must not be empty.", name)
+    _check_text(value, name)
+    if len(value) > ID_MAX_LENGTH:
+        value = value[:ID_MAX_LENGTH].rstrip()
+        warnings.append(
+            Warning_(
+                index=index,
+                code=Code.TRUNCATED,
+                field=name,
+                message=f"'{name}' was longer than {ID_MAX_LENGTH} characters and was truncated to '{value}'.",
+            )
+        )
+    if catalog_key and not _KEY.match(value):
+        raise _Reject(
+            Code.INVALID_VALUE,
+            f"'{name}' may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or "
+            f"digit (at most {KEY_MAX_LENGTH} characters).",
+            name,
+        )
+    return value
+
+
+def _check_text(value: str, name: str) -> None:
+    # PostgreSQL text cannot hold NUL, and psycopg cannot encode lone surrogates: refuse them by name.
+    if "\x00" in value:
+        raise _Reject(Code.INVALID_VALUE, f"'{name}' must not contain the NUL character.", name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Reject(Code.INVALID_VALUE, f"'{name}' contains an unpaired surrogate (invalid Unicode).", name) from None
+
+
+def _timestamp(
+    value: Any, *, now: datetime, late_event_policy: str, late_event_window_days: int, max_future_seconds: int
+) -> datetime:
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise _Reject(
+            Code.INVALID_TYPE, f"'timestamp' must be an ISO 8601 string, not {_json_type(value)}.", "timestamp"
+        )
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _Reject(
+            Code.INVALID_VALUE,
+            f"'timestamp' '{value[:64]}' is not ISO 8601 (e.g. 2026-11-18T12:00:00Z).",
+            "timestamp",
+        ) from None
+    occurred_at = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if occurred_at > now + timedelta(seconds=max_future_seconds):
+        raise _Reject(
+            Code.IN_FUTURE,
+            f"'timestamp' {occurred_at.isoformat()} is more than {max_future_seconds} seconds in the future.",
+            "timestamp",
+        )
+    if late_event_policy == "reject_backdated":
+        if occurred_at.date() < now.date():
+            raise _Reject(
+                Code.TOO_OLD,
+                f"'timestamp' {occurred_at.isoformat()} is before today's UTC date ({now.date().isoformat()}); "
+                "this workspace rejects backdated events.",
+                "timestamp",
+            )
+    elif occurred_at < now - timedelta(days=late_event_window_days):
+        raise _Reject(
+            Code.TOO_OLD,
+            f"'timestamp' {occurred_at.isoformat()} is older than this workspace's window of "
+            f"{late_event_window_days} days.",
+            "timestamp",
+        )
+    return occurred_at
+
+
+def _quantity(value: Any, *, present: bool) -> int:
+    if not present or value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Reject(Code.INVALID_TYPE, f"'quantity' must be an integer, not {_json_type(value)}.", "quantity")
+    if isinstance(value, float):
+        # JSON has one number type: 2.0 is accepted as 2, 2.5 is not a count.
+        if not math.isfinite(value) or abs(value) > MAX_ABS_QUANTITY:
+            raise _Reject(
+                Code.QUANTITY_OUT_OF_RANGE, f"'quantity' must be between -{MAX_ABS_QUANTITY} and {MAX_ABS_QUANTITY}.",
+                "quantity",
+            )
+        if not value.is_integer():
+            raise _Reject(Code.INVALID_VALUE, f"'quantity' must be a whole number, not {value}.", "quantity")
+        value = int(value)
+    if abs(value) > MAX_ABS_QUANTITY:
+        raise _Reject(
+            Code.QUANTITY_OUT_OF_RANGE, f"'quantity' must be between -{MAX_ABS_QUANTITY} and {MAX_ABS_QUANTITY}.",
+            "quantity",
+        )
+    return value
+
+
+def _event_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Reject(Code.INVALID_TYPE, f"'event_id' must be a string, not {_json_type(value)}.", "event_id")
+    value = value.strip()
+    if not value:
+        raise _Reject(Code.INVALID_VALUE, "'event_id' must not be empty.", "event_id")
+    # Never truncated: two long ids sharing a prefix would become false duplicates.
+    if len(value) > EVENT_ID_MAX_LENGTH:
+        raise _Reject(
+            Code.EVENT_ID_TOO_LONG,
+            f"'event_id' is {len(value)} characters; the limit is {EVENT_ID_MAX_LENGTH}.",
+            "event_id",
+        )
+    _check_text(value, "event_id")
+    return value
+
+
+def _properties(value: Any, *, max_bytes: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Reject(Code.INVALID_TYPE, f"'properties' must be a JSON object, not {_json_type(value)}.", "properties")
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise _Reject(Code.INVALID_VALUE, "'properties' must not contain NaN or Infinity.", "properties") from None
+    if "\\u0000" in text:
+        raise _Reject(Code.INVALID_VALUE, "'properties' must not contain the NUL character.", "properties")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _Reject(
+            Code.INVALID_VALUE, "'properties' contains an unpaired surrogate (invalid Unicode).", "properties"
+        ) from None
+    if size > max_bytes:
+        raise _Reject(
+            Code.PROPERTIES_TOO_LARGE,
+            f"'properties' is {size} bytes serialized; the limit is {max_bytes} bytes.",
+            "properties",
+        )
+    return text
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
