@@ -83,8 +83,6 @@ class AlertPipeline(models.Model):
     trigger_type = models.CharField(max_length=32, choices=TriggerType.choices)
     # Validated by usage.alerts.services: features (keys), plans (labels), min_quantity, percent, days.
     trigger_config = models.JSONField(default=dict, blank=True)
-    # Off by default: Discord/Slack @everyone, @here and role mentions in alert text are neutralised.
-    mentions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -120,6 +118,8 @@ class AlertDestination(models.Model):
     to = models.CharField(max_length=1000, blank=True, help_text="Comma-separated e-mail addresses.")
     secret = models.CharField(max_length=200, blank=True)
     rate_limit_per_minute = models.PositiveIntegerField(default=60)
+    # Off by default: @everyone, @here, role and user mentions in alert text are neutralised (opt-in).
+    mentions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,0 +1,1 @@
+"""Alert pipelines: trigger → filter → enrichment → destinations, delivered by Celery (see DESIGN.md)."""

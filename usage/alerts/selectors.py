@@ -1,0 +1,33 @@
+"""Reads for alert pipelines: pipelines of a workspace, their destinations and their delivery log."""
+
+from collections.abc import Iterable
+
+from django.db.models import Prefetch, QuerySet
+
+from accounts.errors import NotFound
+from accounts.models import Workspace
+from usage.models import AlertDelivery, AlertDestination, AlertPipeline
+
+
+def pipeline_list(*, workspace: Workspace) -> QuerySet[AlertPipeline]:
+    return AlertPipeline.objects.filter(workspace=workspace).prefetch_related(
+        Prefetch("destinations", queryset=AlertDestination.objects.order_by("id"))
+    ).order_by("id")
+
+
+def pipeline_get(*, workspace: Workspace, pipeline_id: int) -> AlertPipeline:
+    """A pipeline of this workspace; another workspace's pipeline is as unknown as a missing one (404)."""
+    pipeline = pipeline_list(workspace=workspace).filter(pk=pipeline_id).first()
+    if pipeline is None:
+        raise NotFound(f"No pipeline {pipeline_id} in this workspace.", field="id")
+    return pipeline
+
+
+def pipelines_enabled(*, workspace_id: int, trigger_types: Iterable[str]) -> QuerySet[AlertPipeline]:
+    return AlertPipeline.objects.filter(
+        workspace_id=workspace_id, enabled=True, trigger_type__in=list(trigger_types)
+    ).prefetch_related("destinations").order_by("id")
+
+
+def delivery_list(*, pipeline: AlertPipeline) -> QuerySet[AlertDelivery]:
+    return AlertDelivery.objects.filter(pipeline=pipeline).order_by("-id")

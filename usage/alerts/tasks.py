@@ -1,0 +1,53 @@
+"""Celery adapters for alerts: read the clock, call the service, schedule what it asks for. No ORM logic here."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from django.utils import timezone
+
+from .delivery import alert_deliveries_due, alert_delivery_attempt, alert_summaries_due, alert_summary_create
+from .triggers import alert_events_evaluate
+
+# Eager mode (debugging, tests) has no broker to hold a countdown: wait in-process, at most this long.
+EAGER_MAX_WAIT_SECONDS = 120.0
+
+
+def _later(task, *, args: list, countdown: float) -> None:
+    if task.app.conf.task_always_eager:
+        time.sleep(min(max(countdown, 0.0), EAGER_MAX_WAIT_SECONDS))
+        task.apply(args=args)
+        return
+    task.apply_async(args=args, countdown=max(countdown, 0.0))
+
+
+@shared_task(name="usage.alerts.evaluate_events", acks_late=True)
+def alert_events_evaluate_task(workspace_id: int, event_ids: list[int]) -> int:
+    """Evaluate event-driven pipelines for events committed by ingestion."""
+    return len(alert_events_evaluate(workspace_id=workspace_id, event_ids=event_ids, now=timezone.now()))
+
+
+@shared_task(name="usage.alerts.send_delivery", acks_late=True)
+def alert_delivery_send_task(delivery_id: int) -> str:
+    """One attempt at a delivery; schedules the retry (backoff or Retry-After) or the rate-limit summary."""
+    outcome = alert_delivery_attempt(delivery_id=delivery_id, now=timezone.now())
+    if outcome.retry_in is not None:
+        _later(alert_delivery_send_task, args=[delivery_id], countdown=outcome.retry_in)
+    if outcome.summary_in is not None:
+        _later(alert_summary_send_task, args=[outcome.destination_id], countdown=outcome.summary_in)
+    return outcome.status
+
+
+@shared_task(name="usage.alerts.send_summary", acks_late=True)
+def alert_summary_send_task(destination_id: int) -> int | None:
+    """Coalesce a destination's rate-limited alerts into one summary message."""
+    summary = alert_summary_create(destination_id=destination_id, now=timezone.now())
+    return summary.pk if summary else None
+
+
+@shared_task(name="usage.alerts.sweep", acks_late=True)
+def alert_sweep_task() -> dict:
+    """Beat, every minute: summaries whose window opened and deliveries whose task was lost."""
+    now = timezone.now()
+    return {"summaries": len(alert_summaries_due(now=now)), "requeued": len(alert_deliveries_due(now=now))}

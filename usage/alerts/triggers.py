@@ -1,0 +1,300 @@
+"""Triggers: decide which stored events (and which account usage numbers) raise alerts, enrich them, and create
+their deliveries. Evaluation runs in Celery after the ingestion transaction commits, never on the request path."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import transaction
+
+from accounts.models import Account
+from catalog.models import Feature
+from usage.models import AlertDelivery, AlertPipeline, AlertThresholdMark, AlertWindowMark, UsageEvent
+
+from .delivery import deliveries_create
+from .selectors import pipelines_enabled
+
+logger = logging.getLogger(__name__)
+
+TriggerType = AlertPipeline.TriggerType
+EVENT_TRIGGERS = (TriggerType.EVENT, TriggerType.THRESHOLD, TriggerType.PAID_FEATURE_ON_FREE_PLAN)
+NO_PERIOD_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def alerts_enqueue_for_events(*, workspace_id: int, event_ids: list[int]) -> None:
+    """Hand freshly committed events to the alert evaluator (call inside `transaction.on_commit`).
+
+    Cheap and never raising: one indexed query, then one task message; with no enabled event-driven pipeline
+    nothing is queued, and a broker error is logged, not passed on to the ingestion request.
+    """
+    if not event_ids:
+        return
+    try:
+        if not pipelines_enabled(workspace_id=workspace_id, trigger_types=EVENT_TRIGGERS).exists():
+            return
+        from .tasks import alert_events_evaluate_task
+
+        alert_events_evaluate_task.apply_async(args=[workspace_id, list(event_ids)], retry=False)
+    except Exception:  # noqa: BLE001 - alerts must never fail or slow ingestion
+        logger.exception("could not queue alert evaluation for %d events of workspace %s", len(event_ids), workspace_id)
+
+
+def alert_account_context(account: Account) -> dict:
+    """Enrichment carried by every alert: the account's id, name, plan, owner (e-mail) and domain."""
+    owner = account.owner
+    return {
+        "id": account.external_id,
+        "name": account.name or account.external_id,
+        "plan": account.plan or None,
+        "owner": (owner.email or owner.get_username()) if owner is not None else None,
+        "domain": account.domain or None,
+    }
+
+
+def _feature_context(feature: Feature) -> dict:
+    return {"id": feature.key, "name": feature.name}
+
+
+def _plan_ok(pipeline: AlertPipeline, account: Account) -> bool:
+    plans = pipeline.trigger_config.get("plans")
+    return not plans or (account.plan or "").strip().lower() in {p.lower() for p in plans}
+
+
+def _feature_ok(pipeline: AlertPipeline, feature: Feature) -> bool:
+    features = pipeline.trigger_config.get("features")
+    return not features or feature.key in features
+
+
+def _payload(
+    *, pipeline: AlertPipeline, event: str, title: str, text: str, account: Account, feature: Feature | None,
+    details: dict, occurred_at: datetime,
+) -> dict:
+    return {
+        "event": event,
+        "title": title,
+        "text": text,
+        "pipeline": {"id": pipeline.pk, "name": pipeline.name},
+        "account": alert_account_context(account),
+        "feature": _feature_context(feature) if feature is not None else None,
+        "details": details,
+        "occurred_at": occurred_at.isoformat(),
+    }
+
+
+def _event_details(event: UsageEvent) -> dict:
+    details: dict = {"quantity": event.quantity, "occurred_at": event.occurred_at.isoformat()}
+    if event.event_id:
+        details["event_id"] = event.event_id
+    if event.end_user is not None:
+        details["user"] = event.end_user.email or event.end_user.external_id
+    if event.properties:
+        details["properties"] = event.properties
+    return details
+
+
+def _evaluate_event(pipeline: AlertPipeline, event: UsageEvent, now: datetime) -> list[AlertDelivery]:
+    if event.quantity < pipeline.trigger_config.get("min_quantity", 1):
+        return []
+    account, feature = event.account, event.feature
+    payload = _payload(
+        pipeline=pipeline, event=feature.key, title=f"{feature.name or feature.key} used by {account.name or account.external_id}",
+        text=f"{account.name or account.external_id} used {feature.name or feature.key} ({event.quantity}).",
+        account=account, feature=feature, details=_event_details(event), occurred_at=event.occurred_at,
+    )
+    return deliveries_create(pipeline=pipeline, payload=payload, dedupe_key=f"event:{event.pk}", now=now)
+
+
+def _evaluate_free_plan(pipeline: AlertPipeline, event: UsageEvent, now: datetime) -> list[AlertDelivery]:
+    from entitlements.selectors import effective_entitlement
+    from entitlements.values import value_grants
+
+    if event.quantity < pipeline.trigger_config.get("min_quantity", 1):
+        return []
+    account, feature = event.account, event.feature
+    effective = effective_entitlement(account_id=account.pk, feature=feature, now=event.occurred_at)
+    if value_grants(feature_type=feature.type, value=effective.value):
+        return []
+    day = event.occurred_at.astimezone(UTC).date()
+    payload = _payload(
+        pipeline=pipeline, event="paid_feature_on_free_plan",
+        title=f"{account.name or account.external_id} ({account.plan or 'no plan'}) used {feature.name or feature.key}",
+        text=f"An account on the {account.plan or 'free'} plan used {feature.name or feature.key}, which its plan does "
+        "not grant: an upsell opportunity.",
+        account=account, feature=feature, details=_event_details(event), occurred_at=event.occurred_at,
+    )
+    # One alert per account × feature × UTC day, however often the feature is used that day.
+    return deliveries_create(
+        pipeline=pipeline, payload=payload, dedupe_key=f"free:{account.pk}:{feature.pk}:{day.isoformat()}", now=now
+    )
+
+
+def _evaluate_threshold(
+    pipeline: AlertPipeline, account: Account, feature: Feature, at: datetime, now: datetime
+) -> list[AlertDelivery]:
+    from entitlements.selectors import allowance_period, allowance_used, effective_entitlement
+    from entitlements.values import value_grants
+
+    if not feature.metered:
+        return []
+    effective = effective_entitlement(account_id=account.pk, feature=feature, now=at)
+    if not value_grants(feature_type=feature.type, value=effective.value) or effective.value == "unlimited":
+        return []
+    try:
+        limit = int(effective.value)
+    except (TypeError, ValueError):
+        return []
+    period = allowance_period(feature=feature, effective=effective, at=at)
+    used = allowance_used(account_id=account.pk, feature_id=feature.pk, period=period)
+    period_start = period.start or NO_PERIOD_START
+    created: list[AlertDelivery] = []
+    for threshold in pipeline.trigger_config.get("percent", []):
+        if used <= 0 or used * 100 < threshold * limit:
+            continue
+        with transaction.atomic():
+            _, new = AlertThresholdMark.objects.get_or_create(
+                pipeline=pipeline, account=account, feature=feature, threshold=threshold, period_start=period_start,
+                defaults={"workspace_id": pipeline.workspace_id, "created_at": now},
+            )
+            if not new:
+                continue  # one alert per threshold per period
+            payload = _payload(
+                pipeline=pipeline, event=f"threshold.{threshold}",
+                title=f"{account.name or account.external_id} reached {threshold}% of {feature.name or feature.key}",
+                text=f"{used} of {limit} {feature.unit_plural or 'units'} used this period ({used * 100 // limit}%).",
+                account=account, feature=feature,
+                details={
+                    "threshold_percent": threshold, "used": used, "limit": limit,
+                    "period_start": period.start.isoformat() if period.start else None,
+                    "resets_at": period.end.isoformat() if period.end else None,
+                },
+                occurred_at=at,
+            )
+            created += deliveries_create(
+                pipeline=pipeline, payload=payload,
+                dedupe_key=f"threshold:{account.pk}:{feature.pk}:{threshold}:{period_start.isoformat()}", now=now,
+            )
+    return created
+
+
+def alert_events_evaluate(*, workspace_id: int, event_ids: list[int], now: datetime) -> list[AlertDelivery]:
+    """Run the workspace's enabled event, threshold and free-plan pipelines over stored events. Idempotent:
+    deliveries are keyed by event (or by period for thresholds), so a retried task adds nothing."""
+    pipelines = list(pipelines_enabled(workspace_id=workspace_id, trigger_types=EVENT_TRIGGERS))
+    if not pipelines:
+        return []
+    events = list(
+        UsageEvent.objects.filter(workspace_id=workspace_id, pk__in=event_ids)
+        .select_related("account__owner", "feature", "end_user").order_by("pk")
+    )
+    created: list[AlertDelivery] = []
+    for pipeline in pipelines:
+        matching = [e for e in events if _feature_ok(pipeline, e.feature) and _plan_ok(pipeline, e.account)]
+        if pipeline.trigger_type == TriggerType.EVENT:
+            for event in matching:
+                created += _evaluate_event(pipeline, event, now)
+        elif pipeline.trigger_type == TriggerType.PAID_FEATURE_ON_FREE_PLAN:
+            for event in matching:
+                created += _evaluate_free_plan(pipeline, event, now)
+        elif pipeline.trigger_type == TriggerType.THRESHOLD:
+            latest: dict[tuple[int, int], UsageEvent] = {}
+            for event in matching:
+                if event.quantity > 0:
+                    latest[(event.account_id, event.feature_id)] = event
+            for event in latest.values():
+                created += _evaluate_threshold(pipeline, event.account, event.feature, event.occurred_at, now)
+    return created
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Dormant and usage-drop: evaluated on a schedule from per-account numbers the caller (analytics, which reads
+# its rollups) passes in, so usage never imports analytics.
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountUsageWindow:
+    """Net uses of one account in the current window and in the window of equal length before it."""
+
+    current: int
+    prior: int
+
+
+def _accounts(workspace_id: int, account_ids: Iterable[int]) -> dict[int, Account]:
+    return {a.pk: a for a in Account.objects.filter(workspace_id=workspace_id, pk__in=list(account_ids)).select_related("owner")}
+
+
+def _window_alert(*, pipeline: AlertPipeline, account: Account, window_start: date, payload: dict, now: datetime) -> list[AlertDelivery]:
+    with transaction.atomic():
+        _, new = AlertWindowMark.objects.get_or_create(
+            pipeline=pipeline, account=account, window_start=window_start,
+            defaults={"workspace_id": pipeline.workspace_id, "created_at": now},
+        )
+        if not new:
+            return []  # one alert per account per window
+        return deliveries_create(
+            pipeline=pipeline, payload=payload, dedupe_key=f"window:{account.pk}:{window_start.isoformat()}", now=now
+        )
+
+
+def alerts_evaluate_dormant(
+    *, workspace_id: int, last_used: Mapping[int, date | None], now: datetime
+) -> list[AlertDelivery]:
+    """Alert on active accounts whose last use (account pk → UTC date, None = never) is `days` or more ago."""
+    created: list[AlertDelivery] = []
+    pipelines = pipelines_enabled(workspace_id=workspace_id, trigger_types=[TriggerType.DORMANT])
+    accounts = _accounts(workspace_id, last_used)
+    today = now.astimezone(UTC).date()
+    for pipeline in pipelines:
+        days = pipeline.trigger_config.get("days", 14)
+        for account_id, last in sorted(last_used.items()):
+            account = accounts.get(account_id)
+            if account is None or account.status != Account.Status.ACTIVE or not _plan_ok(pipeline, account):
+                continue
+            if last is not None and (today - last).days < days:
+                continue
+            # The window is the dormant spell: it starts the day after the last use, so a new use starts a new one.
+            window_start = (last + timedelta(days=1)) if last else date(1970, 1, 1)
+            idle = f"{(today - last).days} days" if last else "ever"
+            payload = _payload(
+                pipeline=pipeline, event="account.dormant",
+                title=f"{account.name or account.external_id} has gone dormant",
+                text=f"No usage for {idle} (threshold: {days} days).",
+                account=account, feature=None,
+                details={"days": days, "last_used_on": last.isoformat() if last else None}, occurred_at=now,
+            )
+            created += _window_alert(pipeline=pipeline, account=account, window_start=window_start, payload=payload, now=now)
+    return created
+
+
+def alerts_evaluate_usage_drop(
+    *, workspace_id: int, usage: Mapping[int, AccountUsageWindow], window_start: date, now: datetime
+) -> list[AlertDelivery]:
+    """Alert on accounts whose uses in the window starting `window_start` fell by more than `percent` against
+    the prior window of the same length (`usage`: account pk → numbers for the pipeline's `days`)."""
+    created: list[AlertDelivery] = []
+    pipelines = pipelines_enabled(workspace_id=workspace_id, trigger_types=[TriggerType.USAGE_DROP])
+    accounts = _accounts(workspace_id, usage)
+    for pipeline in pipelines:
+        percent = pipeline.trigger_config["percent"]
+        for account_id, numbers in sorted(usage.items()):
+            account = accounts.get(account_id)
+            if account is None or numbers.prior <= 0 or not _plan_ok(pipeline, account):
+                continue
+            drop = (numbers.prior - max(numbers.current, 0)) * 100 / numbers.prior
+            if drop <= percent:
+                continue
+            payload = _payload(
+                pipeline=pipeline, event="usage.drop",
+                title=f"{account.name or account.external_id}: usage down {drop:.0f}%",
+                text=f"{numbers.current} uses in the last {pipeline.trigger_config['days']} days against "
+                f"{numbers.prior} in the {pipeline.trigger_config['days']} days before (threshold: {percent}%).",
+                account=account, feature=None,
+                details={"current": numbers.current, "prior": numbers.prior, "drop_percent": round(drop, 1),
+                         "days": pipeline.trigger_config["days"]},
+                occurred_at=now,
+            )
+            created += _window_alert(pipeline=pipeline, account=account, window_start=window_start, payload=payload, now=now)
+    return created
