@@ -182,6 +182,11 @@ def usage_events_store(
             ],
         )
         usage_days_mark_dirty(workspace_id=workspace.pk, days={s.occurred_at.astimezone(UTC).date() for s in result.stored}, now=now)
+        # Alert pipelines are evaluated after commit, off the request path (usage/alerts/triggers.py).
+        from usage.alerts.triggers import alerts_enqueue_for_events
+
+        stored_ids = [s.id for s in result.stored]
+        transaction.on_commit(lambda: alerts_enqueue_for_events(workspace_id=workspace.pk, event_ids=stored_ids))
     return result
 
 
