@@ -8,6 +8,7 @@ admin.site.site_title = "Uptake"
 admin.site.index_title = "Catalog and workspaces"
 
 api_v1 = [
+    path("", include("accounts.urls")),
     path("", include("catalog.urls")),
     path("", include("entitlements.urls")),
     path("", include("usage.urls")),
