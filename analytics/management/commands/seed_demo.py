@@ -18,12 +18,14 @@ from tqdm import tqdm
 
 from accounts.demo import DEMO_PASSWORD, DEMO_SLUG, DEMO_USERNAME, DemoContext, seed_accounts, seed_workspace
 from accounts.models import Workspace
+from analytics.demo import seed_analytics
 from catalog.demo import seed_catalog
 
 STEPS: list[Callable[..., None]] = [
     seed_workspace,
     seed_catalog,
     seed_accounts,
+    seed_analytics,
 ]
 
 
