@@ -1,0 +1,103 @@
+"""Input and output serializers of the catalog REST API. Inputs only parse; services check the rules."""
+
+from rest_framework import serializers
+
+from .models import Feature, Item
+
+
+class ProductOutput(serializers.Serializer):
+    id = serializers.CharField(source="key")
+    name = serializers.CharField()
+    description = serializers.CharField()
+    resource_version = serializers.IntegerField()
+
+
+class ProductInput(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ProductUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class ModuleOutput(ProductOutput):
+    product_id = serializers.CharField(source="product.key")
+
+
+class ModuleInput(ProductInput):
+    product_id = serializers.CharField(max_length=64)
+
+
+class LevelSerializer(serializers.Serializer):
+    value = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=100)
+    is_unlimited = serializers.BooleanField(required=False, default=False)
+
+
+class FeatureOutput(serializers.Serializer):
+    id = serializers.CharField(source="key")
+    name = serializers.CharField()
+    description = serializers.CharField()
+    product_id = serializers.CharField(source="product.key")
+    module_id = serializers.CharField(source="module.key", allow_null=True, default=None)
+    status = serializers.CharField()
+    type = serializers.CharField()
+    unit = serializers.CharField()
+    unit_plural = serializers.CharField()
+    levels = LevelSerializer(many=True)
+    metered = serializers.BooleanField()
+    reset_period = serializers.CharField()
+    reset_anchor = serializers.CharField()
+    resource_version = serializers.IntegerField()
+
+
+class FeatureInput(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    product_id = serializers.CharField(max_length=64)
+    module_id = serializers.CharField(max_length=64, required=False, allow_null=True, default=None)
+    type = serializers.ChoiceField(choices=Feature.Type.values, default=Feature.Type.SWITCH)
+    unit = serializers.CharField(required=False, allow_blank=True, default="")
+    levels = LevelSerializer(many=True, required=False, default=list)
+    metered = serializers.BooleanField(required=False, default=False)
+    reset_period = serializers.ChoiceField(
+        choices=Feature.ResetPeriod.values, default=Feature.ResetPeriod.NONE
+    )
+    reset_anchor = serializers.ChoiceField(
+        choices=Feature.ResetAnchor.values, default=Feature.ResetAnchor.CALENDAR
+    )
+
+
+class FeatureUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    type = serializers.ChoiceField(choices=Feature.Type.values, required=False)
+    unit = serializers.CharField(required=False, allow_blank=True)
+    levels = LevelSerializer(many=True, required=False)
+    metered = serializers.BooleanField(required=False)
+    reset_period = serializers.ChoiceField(choices=Feature.ResetPeriod.values, required=False)
+    reset_anchor = serializers.ChoiceField(choices=Feature.ResetAnchor.values, required=False)
+
+
+class ItemOutput(serializers.Serializer):
+    id = serializers.CharField(source="key")
+    name = serializers.CharField()
+    description = serializers.CharField()
+    type = serializers.CharField()
+    status = serializers.CharField()
+    resource_version = serializers.IntegerField()
+
+
+class ItemInput(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    type = serializers.ChoiceField(choices=Item.Type.values, default=Item.Type.PLAN)
+
+
+class ItemUpdateInput(ProductUpdateInput):
+    pass
