@@ -112,7 +112,7 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
     if not raw.strip():
         raise BodyError("The body is empty: send one event object or {\"events\": [...]}.", code="invalid_body")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
     except ValueError as exc:
