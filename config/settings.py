@@ -129,6 +129,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = env.str(
 CELERY_BEAT_SCHEDULE: dict = {
     # Analytics: recompute the (workspace, UTC day) buckets that new events touched.
     "analytics-rollup-pending": {"task": "analytics.rollup_pending", "schedule": 60.0},
+    # Alerts: send rate-limit summaries whose window opened; re-queue deliveries whose task was lost.
+    "alerts-sweep": {"task": "usage.alerts.sweep", "schedule": 60.0},
 }
 
 # ---------------------------------------------------------------------------
