@@ -74,11 +74,10 @@ def _grants(*, account_id: int, feature_id: int | None, now: datetime) -> list[t
         return cursor.fetchall()
 
 
-def _resolve(*, feature: Feature, grants: list[tuple]) -> Effective:
+def _resolve(*, feature: Feature, grants: list[tuple], positions: dict[str, int] | None = None) -> Effective:
     """Highest value across subscriptions, where a subscription's override replaces what its items give."""
-    positions = (
-        {level.value: level.position for level in feature.levels.all()} if feature.type == "custom" else None
-    )
+    if positions is None and feature.type == "custom":
+        positions = {level.value: level.position for level in feature.levels.all()}
     per_subscription: dict[int, tuple[float, str, datetime | None, bool]] = {}
     for _feature_id, subscription_id, term_start, value, is_override in grants:
         rank = value_rank(feature_type=feature.type, value=value, level_positions=positions)
@@ -219,21 +218,70 @@ def refusal_payload(*, feature_key: str, reason: str, feature: Feature | None = 
     }
 
 
+_CHECK_SQL = """
+WITH f AS (
+    SELECT id, type, status, metered, reset_period, reset_anchor FROM catalog_feature
+    WHERE workspace_id = %(workspace)s AND key = %(feature_key)s
+), a AS (
+    SELECT id FROM accounts_account WHERE workspace_id = %(workspace)s AND external_id = %(account_key)s
+)
+SELECT f.id, f.type, f.status, f.metered, f.reset_period, f.reset_anchor, a.id,
+  CASE WHEN f.type = 'custom' THEN
+    (SELECT array_agg(l.value ORDER BY l.position) FROM catalog_featurelevel l WHERE l.feature_id = f.id)
+  END,
+  (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), ie.value, 'i'])
+     FROM entitlements_subscription s
+     JOIN entitlements_subscription_items si ON si.subscription_id = s.id
+     JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id AND ie.feature_id = f.id
+    WHERE s.account_id = a.id AND s.status IN ('active', 'in_trial')),
+  (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), se.value, 'o'])
+     FROM entitlements_subscription s
+     JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id AND se.feature_id = f.id
+    WHERE s.account_id = a.id AND s.status IN ('active', 'in_trial')
+      AND (se.expires_at IS NULL OR se.expires_at > %(now)s))
+FROM f LEFT JOIN a ON true
+"""
+
+
 def entitlement_check(
     *, workspace: Workspace, account_key: str, feature_key: str, now: datetime, quantity: int = 0
 ) -> dict:
-    """`GET /api/v1/entitlements/check`: unknown accounts and features answer entitled false with a reason."""
-    feature = Feature.objects.filter(workspace=workspace, key=feature_key).first()
-    if feature is None:
+    """`GET /api/v1/entitlements/check`: unknown accounts and features answer entitled false with a reason.
+
+    One query reads the feature, the account and every grant (a second sums `used` for metered features):
+    the check is the hot path of the API."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CHECK_SQL,
+            {"workspace": workspace.pk, "feature_key": feature_key, "account_key": account_key, "now": now},
+        )
+        row = cursor.fetchone()
+    if row is None:
         return refusal_payload(feature_key=feature_key, reason="unknown_feature")
-    account_id = (
-        Account.objects.filter(workspace=workspace, external_id=account_key)
-        .values_list("pk", flat=True)
-        .first()
+    feature_id, ftype, fstatus, metered, reset_period, reset_anchor, account_id, levels, items, overrides = (
+        row
+    )
+    feature = Feature(
+        pk=feature_id,
+        workspace_id=workspace.pk,
+        key=feature_key,
+        type=ftype,
+        status=fstatus,
+        metered=metered,
+        reset_period=reset_period,
+        reset_anchor=reset_anchor,
     )
     if account_id is None:
         return refusal_payload(feature_key=feature_key, reason="unknown_account", feature=feature)
-    effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
+    if fstatus == Lifecycle.DRAFT:
+        effective = Effective(None)
+    else:
+        grants = [
+            (feature_id, int(sub), datetime.fromisoformat(start) if start else None, value, kind == "o")
+            for sub, start, value, kind in (items or []) + (overrides or [])
+        ]
+        positions = {value: position for position, value in enumerate(levels or [])}
+        effective = _resolve(feature=feature, grants=grants, positions=positions)
     return entitlement_payload(
         feature=feature, effective=effective, account_id=account_id, now=now, quantity=quantity
     )
