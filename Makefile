@@ -38,5 +38,8 @@ db-start: install
 db-stop: install
 	@$(PY) scripts/uptake_dev.py pg stop
 
+bench-ingest: install
+	@$(PY) bench/ingest.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(BOOT) staticfiles

@@ -67,7 +67,9 @@ class EventsView(APIView):
         request={"application/json": EventBatchSerializer},
         responses={
             200: IngestResultSerializer,
-            413: OpenApiResponse(ErrorSerializer, description="Too many events or body too large; nothing stored."),
+            413: OpenApiResponse(
+                ErrorSerializer, description="Too many events or body too large; nothing stored."
+            ),
             **_ERRORS,
         },
         examples=[
@@ -76,8 +78,14 @@ class EventsView(APIView):
                 request_only=True,
                 value={
                     "events": [
-                        {"account_id": "acct_42", "user_id": "u_7", "feature_id": "export.csv", "quantity": 3,
-                         "timestamp": "2026-11-18T11:59:00Z", "event_id": "evt-0001"}
+                        {
+                            "account_id": "acct_42",
+                            "user_id": "u_7",
+                            "feature_id": "export.csv",
+                            "quantity": 3,
+                            "timestamp": "2026-11-18T11:59:00Z",
+                            "event_id": "evt-0001",
+                        }
                     ]
                 },
             ),
@@ -126,7 +134,8 @@ class AccountView(APIView):
             workspace=request.user.workspace, external_id=account_id, **serializer.validated_data
         )
         return Response(
-            AccountOutputSerializer(account).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            AccountOutputSerializer(account).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
@@ -153,7 +162,8 @@ class EndUserView(APIView):
             **serializer.validated_data,
         )
         return Response(
-            EndUserOutputSerializer(user).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            EndUserOutputSerializer(user).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 

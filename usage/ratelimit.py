@@ -102,7 +102,9 @@ class ApiKeyRateThrottle(BaseThrottle):
         if not isinstance(principal, ApiPrincipal):
             return True
         allowed, self._wait = rate_limit_take(
-            key=principal.api_key.prefix, burst=settings.UPTAKE_RATE_BURST, rate=settings.UPTAKE_RATE_PER_SECOND
+            key=principal.api_key.prefix,
+            burst=settings.UPTAKE_RATE_BURST,
+            rate=settings.UPTAKE_RATE_PER_SECOND,
         )
         return allowed
 

@@ -15,7 +15,10 @@ class StrictSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError(
-                {name: [f"Unknown field '{name}'; allowed: {', '.join(sorted(self.fields))}."] for name in unknown}
+                {
+                    name: [f"Unknown field '{name}'; allowed: {', '.join(sorted(self.fields))}."]
+                    for name in unknown
+                }
             )
         return super().to_internal_value(data)
 
@@ -105,8 +108,17 @@ class AccountOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Account
         fields = [
-            "id", "name", "domain", "plan", "owner_email", "status", "attributes",
-            "first_seen_at", "last_seen_at", "created_at", "updated_at",
+            "id",
+            "name",
+            "domain",
+            "plan",
+            "owner_email",
+            "status",
+            "attributes",
+            "first_seen_at",
+            "last_seen_at",
+            "created_at",
+            "updated_at",
         ]
 
     def get_owner_email(self, account: Account) -> str | None:
@@ -124,4 +136,13 @@ class EndUserOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EndUser
-        fields = ["id", "account_id", "email", "attributes", "first_seen_at", "last_seen_at", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "account_id",
+            "email",
+            "attributes",
+            "first_seen_at",
+            "last_seen_at",
+            "created_at",
+            "updated_at",
+        ]

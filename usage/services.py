@@ -31,6 +31,8 @@ from .validation import (
 
 # Batches up to this size are inserted with one INSERT … SELECT FROM unnest(...); larger ones through COPY.
 COPY_THRESHOLD = 32
+# last_seen_at of accounts and end users is kept to this resolution (see _seen_update).
+SEEN_RESOLUTION_SECONDS = 60
 UNKNOWN_ACCOUNT = "unknown_account"
 UNKNOWN_FEATURE = "unknown_feature"
 
@@ -99,7 +101,9 @@ def events_ingest(*, workspace: Workspace, payload: list[dict], now: datetime) -
             continue
         valid.append(checked)
     if valid:
-        stored = usage_events_store(workspace=workspace, events=valid, now=now, source=UsageEvent.Source.EVENTS)
+        stored = usage_events_store(
+            workspace=workspace, events=valid, now=now, source=UsageEvent.Source.EVENTS
+        )
         result.stored = stored.stored
         result.duplicates = stored.duplicates
         result.rejected.extend(stored.rejected)
@@ -127,7 +131,9 @@ def usage_events_store(
     feature_ids, rejected = _catalog_resolve(workspace=workspace, events=events, register=register)
     result.rejected.extend(rejected)
     events = [event for event in events if event.index in feature_ids]
-    account_ids = _accounts_resolve(workspace=workspace, keys=[e.account_key for e in events], register=register)
+    account_ids = _accounts_resolve(
+        workspace=workspace, keys=[e.account_key for e in events], register=register
+    )
     kept: list[ValidEvent] = []
     for event in events:
         if event.account_key not in account_ids:
@@ -161,7 +167,9 @@ def usage_events_store(
         (
             event.index,
             account_ids[event.account_key],
-            user_ids[(account_ids[event.account_key], event.user_key)] if event.user_key is not None else None,
+            user_ids[(account_ids[event.account_key], event.user_key)]
+            if event.user_key is not None
+            else None,
             feature_ids[event.index],
             event.occurred_at,
             event.quantity,
@@ -177,16 +185,27 @@ def usage_events_store(
         allowance_usage_apply(
             workspace_id=workspace.pk,
             rows=[
-                UsageRow(account_id=s.account_id, feature_id=s.feature_id, occurred_at=s.occurred_at, quantity=s.quantity)
+                UsageRow(
+                    account_id=s.account_id,
+                    feature_id=s.feature_id,
+                    occurred_at=s.occurred_at,
+                    quantity=s.quantity,
+                )
                 for s in result.stored
             ],
         )
-        usage_days_mark_dirty(workspace_id=workspace.pk, days={s.occurred_at.astimezone(UTC).date() for s in result.stored}, now=now)
+        usage_days_mark_dirty(
+            workspace_id=workspace.pk,
+            days={s.occurred_at.astimezone(UTC).date() for s in result.stored},
+            now=now,
+        )
         # Alert pipelines are evaluated after commit, off the request path (usage/alerts/triggers.py).
         from usage.alerts.triggers import alerts_enqueue_for_events
 
         stored_ids = [s.id for s in result.stored]
-        transaction.on_commit(lambda: alerts_enqueue_for_events(workspace_id=workspace.pk, event_ids=stored_ids))
+        transaction.on_commit(
+            lambda: alerts_enqueue_for_events(workspace_id=workspace.pk, event_ids=stored_ids)
+        )
     return result
 
 
@@ -230,9 +249,13 @@ def _catalog_load(*, workspace_id: int, events: Sequence[ValidEvent]) -> _Catalo
         features[key] = (product_key, module_key)
         feature_ids[key] = pk
     modules = dict(
-        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "product__key")
+        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list(
+            "key", "product__key"
+        )
     )
-    products = set(Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", flat=True))
+    products = set(
+        Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", flat=True)
+    )
     return _CatalogState(products=products, modules=modules, features=features, feature_ids=feature_ids)
 
 
@@ -288,7 +311,9 @@ def _catalog_plan(
                 plan.placement[event.index] = event.feature_key
             continue
         if not register:
-            reject(event, UNKNOWN_FEATURE, f"No feature '{event.feature_key}' in this workspace.", "feature_id")
+            reject(
+                event, UNKNOWN_FEATURE, f"No feature '{event.feature_key}' in this workspace.", "feature_id"
+            )
             continue
         # A new feature: it goes under the named module (whose product it inherits) and product.
         module_key = event.module_key
@@ -376,7 +401,10 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
     version = next_resource_version(0)
     if plan.new_products:
         Product.objects.bulk_create(
-            [Product(workspace_id=workspace_id, key=key, name=key, resource_version=version) for key in plan.new_products],
+            [
+                Product(workspace_id=workspace_id, key=key, name=key, resource_version=version)
+                for key in plan.new_products
+            ],
             ignore_conflicts=True,
         )
     product_keys = {p for p, _ in plan.new_features.values()} | set(plan.new_modules.values())
@@ -398,7 +426,9 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
             ignore_conflicts=True,
         )
     module_keys = {m for _, m in plan.new_features.values() if m}
-    module_ids = dict(Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "pk"))
+    module_ids = dict(
+        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "pk")
+    )
     created: dict[str, int] = {}
     pending = dict(plan.new_features)
     for _attempt in range(5):
@@ -418,7 +448,9 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
             ],
             ignore_conflicts=True,
         )
-        found = dict(Feature.objects.filter(workspace_id=workspace_id, key__in=list(pending)).values_list("key", "pk"))
+        found = dict(
+            Feature.objects.filter(workspace_id=workspace_id, key__in=list(pending)).values_list("key", "pk")
+        )
         created.update(found)
         pending = {key: place for key, place in pending.items() if key not in found}
         if not pending:
@@ -430,7 +462,9 @@ def _feature_names(*, workspace_id: int, keys: list[str]) -> dict[str, str]:
     """A new feature is named after its key; if another feature has that name, `key (2)`, `key (3)`, …"""
     candidates = {key: [key] + [f"{key} ({n})" for n in range(2, 12)] for key in keys}
     wanted = [name for names in candidates.values() for name in names]
-    taken = set(Feature.objects.filter(workspace_id=workspace_id, name__in=wanted).values_list("name", flat=True))
+    taken = set(
+        Feature.objects.filter(workspace_id=workspace_id, name__in=wanted).values_list("name", flat=True)
+    )
     chosen: dict[str, str] = {}
     for key in sorted(keys):
         for name in candidates[key]:
@@ -438,7 +472,10 @@ def _feature_names(*, workspace_id: int, keys: list[str]) -> dict[str, str]:
                 break
         else:
             n = 12
-            while f"{key} ({n})" in taken or Feature.objects.filter(workspace_id=workspace_id, name=f"{key} ({n})").exists():
+            while (
+                f"{key} ({n})" in taken
+                or Feature.objects.filter(workspace_id=workspace_id, name=f"{key} ({n})").exists()
+            ):
                 n += 1
             name = f"{key} ({n})"
         taken.add(name)
@@ -455,14 +492,18 @@ def _accounts_resolve(*, workspace: Workspace, keys: list[str], register: bool) 
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return {}
-    ids = dict(Account.objects.filter(workspace=workspace, external_id__in=wanted).values_list("external_id", "pk"))
+    ids = dict(
+        Account.objects.filter(workspace=workspace, external_id__in=wanted).values_list("external_id", "pk")
+    )
     missing = [key for key in wanted if key not in ids]
     if missing and register:
         Account.objects.bulk_create(
             [Account(workspace=workspace, external_id=key) for key in missing], ignore_conflicts=True
         )
         ids.update(
-            Account.objects.filter(workspace=workspace, external_id__in=missing).values_list("external_id", "pk")
+            Account.objects.filter(workspace=workspace, external_id__in=missing).values_list(
+                "external_id", "pk"
+            )
         )
     return ids
 
@@ -483,14 +524,17 @@ def _end_users_resolve(*, workspace: Workspace, pairs: list[tuple[int, str]]) ->
     missing = [pair for pair in wanted if pair not in ids]
     if missing:
         EndUser.objects.bulk_create(
-            [EndUser(workspace=workspace, account_id=a, external_id=u) for a, u in missing], ignore_conflicts=True
+            [EndUser(workspace=workspace, account_id=a, external_id=u) for a, u in missing],
+            ignore_conflicts=True,
         )
         ids.update(load(missing))
     return ids
 
 
 def _seen_update(*, stored: list[StoredEvent]) -> None:
-    """Move first/last seen of the accounts and end users these events name (only when they change)."""
+    """Move first/last seen of the accounts and end users these events name. `first_seen_at` is exact;
+    `last_seen_at` moves only when it advances by more than SEEN_RESOLUTION_SECONDS, so steady traffic does not
+    rewrite (and lock) the same account rows in every concurrent batch."""
     accounts: dict[int, list[datetime]] = {}
     users: dict[int, list[datetime]] = {}
     for s in stored:
@@ -513,7 +557,7 @@ def _seen_update(*, stored: list[StoredEvent]) -> None:
                 "last_seen_at = GREATEST(COALESCE(t.last_seen_at, v.last), v.last) "
                 "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, first, last) "
                 "WHERE t.id = v.id AND (t.first_seen_at IS NULL OR t.first_seen_at > v.first "
-                "OR t.last_seen_at IS NULL OR t.last_seen_at < v.last)",
+                f"OR t.last_seen_at IS NULL OR t.last_seen_at < v.last - interval '{SEEN_RESOLUTION_SECONDS} seconds')",
                 [ids, [bucket[i][0] for i in ids], [bucket[i][1] for i in ids]],
             )
 

@@ -18,7 +18,17 @@ from .models import MAX_ABS_QUANTITY
 ID_MAX_LENGTH = 64
 EVENT_ID_MAX_LENGTH = 128
 KNOWN_FIELDS = frozenset(
-    {"account_id", "user_id", "product_id", "module_id", "feature_id", "timestamp", "quantity", "event_id", "properties"}
+    {
+        "account_id",
+        "user_id",
+        "product_id",
+        "module_id",
+        "feature_id",
+        "timestamp",
+        "quantity",
+        "event_id",
+        "properties",
+    }
 )
 DEFAULT_PRODUCT = "default"
 _KEY = re.compile(KEY_REGEX)
@@ -110,7 +120,7 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
             status=413,
         )
     if not raw.strip():
-        raise BodyError("The body is empty: send one event object or {\"events\": [...]}.", code="invalid_body")
+        raise BodyError('The body is empty: send one event object or {"events": [...]}.', code="invalid_body")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -135,7 +145,7 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
         events = data
     else:
         raise BodyError(
-            "The body must be one event object, a list of event objects or {\"events\": [...]}; "
+            'The body must be one event object, a list of event objects or {"events": [...]}; '
             f"got a JSON {type(data).__name__}.",
             code="invalid_body",
         )
@@ -210,7 +220,13 @@ def validate_event(
 
 
 def _id(
-    event: dict, name: str, index: int, warnings: list[Warning_], *, required: bool = False, catalog_key: bool = False
+    event: dict,
+    name: str,
+    index: int,
+    warnings: list[Warning_],
+    *,
+    required: bool = False,
+    catalog_key: bool = False,
 ) -> str | None:
     value = event.get(name)
     if value is None:
@@ -250,7 +266,9 @@ def _check_text(value: str, name: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise _Reject(Code.INVALID_VALUE, f"'{name}' contains an unpaired surrogate (invalid Unicode).", name) from None
+        raise _Reject(
+            Code.INVALID_VALUE, f"'{name}' contains an unpaired surrogate (invalid Unicode).", name
+        ) from None
 
 
 def _timestamp(
@@ -260,7 +278,9 @@ def _timestamp(
         return now
     if not isinstance(value, str):
         raise _Reject(
-            Code.INVALID_TYPE, f"'timestamp' must be an ISO 8601 string, not {_json_type(value)}.", "timestamp"
+            Code.INVALID_TYPE,
+            f"'timestamp' must be an ISO 8601 string, not {_json_type(value)}.",
+            "timestamp",
         )
     try:
         parsed = datetime.fromisoformat(value.strip())
@@ -299,12 +319,15 @@ def _quantity(value: Any, *, present: bool) -> int:
     if not present or value is None:
         return 1
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Reject(Code.INVALID_TYPE, f"'quantity' must be an integer, not {_json_type(value)}.", "quantity")
+        raise _Reject(
+            Code.INVALID_TYPE, f"'quantity' must be an integer, not {_json_type(value)}.", "quantity"
+        )
     if isinstance(value, float):
         # JSON has one number type: 2.0 is accepted as 2, 2.5 is not a count.
         if not math.isfinite(value) or abs(value) > MAX_ABS_QUANTITY:
             raise _Reject(
-                Code.QUANTITY_OUT_OF_RANGE, f"'quantity' must be between -{MAX_ABS_QUANTITY} and {MAX_ABS_QUANTITY}.",
+                Code.QUANTITY_OUT_OF_RANGE,
+                f"'quantity' must be between -{MAX_ABS_QUANTITY} and {MAX_ABS_QUANTITY}.",
                 "quantity",
             )
         if not value.is_integer():
@@ -312,7 +335,8 @@ def _quantity(value: Any, *, present: bool) -> int:
         value = int(value)
     if abs(value) > MAX_ABS_QUANTITY:
         raise _Reject(
-            Code.QUANTITY_OUT_OF_RANGE, f"'quantity' must be between -{MAX_ABS_QUANTITY} and {MAX_ABS_QUANTITY}.",
+            Code.QUANTITY_OUT_OF_RANGE,
+            f"'quantity' must be between -{MAX_ABS_QUANTITY} and {MAX_ABS_QUANTITY}.",
             "quantity",
         )
     return value
@@ -341,11 +365,15 @@ def _properties(value: Any, *, max_bytes: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _Reject(Code.INVALID_TYPE, f"'properties' must be a JSON object, not {_json_type(value)}.", "properties")
+        raise _Reject(
+            Code.INVALID_TYPE, f"'properties' must be a JSON object, not {_json_type(value)}.", "properties"
+        )
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        raise _Reject(Code.INVALID_VALUE, "'properties' must not contain NaN or Infinity.", "properties") from None
+        raise _Reject(
+            Code.INVALID_VALUE, "'properties' must not contain NaN or Infinity.", "properties"
+        ) from None
     if "\\u0000" in text:
         raise _Reject(Code.INVALID_VALUE, "'properties' must not contain the NUL character.", "properties")
     try:

@@ -12,8 +12,12 @@ def test_put_creates_an_account_and_returns_it(api, workspace, staff_of):
     # given a staff member of the workspace
     staff_of(workspace, "manager")
     body = {
-        "name": "Initech", "domain": "Initech.COM", "plan": "Pro", "owner_email": "CAROL@example.com",
-        "status": "active", "attributes": {"seats": 40},
+        "name": "Initech",
+        "domain": "Initech.COM",
+        "plan": "Pro",
+        "owner_email": "CAROL@example.com",
+        "status": "active",
+        "attributes": {"seats": 40},
     }
     # when
     response = api.put(URL, body, format="json")
@@ -21,8 +25,13 @@ def test_put_creates_an_account_and_returns_it(api, workspace, staff_of):
     assert response.status_code == 201
     data = response.json()
     assert {k: data[k] for k in ("id", "name", "domain", "plan", "owner_email", "status", "attributes")} == {
-        "id": "acct_1", "name": "Initech", "domain": "initech.com", "plan": "Pro",
-        "owner_email": "carol@example.com", "status": "active", "attributes": {"seats": 40},
+        "id": "acct_1",
+        "name": "Initech",
+        "domain": "initech.com",
+        "plan": "Pro",
+        "owner_email": "carol@example.com",
+        "status": "active",
+        "attributes": {"seats": 40},
     }
     account = Account.objects.get(workspace=workspace, external_id="acct_1")
     assert (account.name, account.owner.username) == ("Initech", "carol")
@@ -73,7 +82,9 @@ def test_put_refuses_bad_input_by_field_and_stores_nothing(api, workspace, body,
     assert not Account.objects.exists()
 
 
-def test_owner_email_of_a_staff_user_outside_the_workspace_is_refused(api, workspace, other_workspace, staff_of):
+def test_owner_email_of_a_staff_user_outside_the_workspace_is_refused(
+    api, workspace, other_workspace, staff_of
+):
     # given carol is staff of another workspace only
     staff_of(other_workspace, "admin")
     # when
@@ -110,17 +121,25 @@ def test_account_ids_are_per_workspace(api, workspace, other_workspace, make_cli
     # when
     api.put(URL, {"name": "Acme's"}, format="json")
     # then
-    assert sorted(Account.objects.values_list("workspace__slug", "name")) == [("acme", "Acme's"), ("globex", "Globex's")]
+    assert sorted(Account.objects.values_list("workspace__slug", "name")) == [
+        ("acme", "Acme's"),
+        ("globex", "Globex's"),
+    ]
 
 
 def test_put_end_user_creates_the_user_and_its_account(api, workspace):
     # when
-    response = api.put(URL + "/users/u_1", {"email": "dana@initech.com", "attributes": {"role": "cfo"}}, format="json")
+    response = api.put(
+        URL + "/users/u_1", {"email": "dana@initech.com", "attributes": {"role": "cfo"}}, format="json"
+    )
     # then
     assert response.status_code == 201
     data = response.json()
     assert {k: data[k] for k in ("id", "account_id", "email", "attributes")} == {
-        "id": "u_1", "account_id": "acct_1", "email": "dana@initech.com", "attributes": {"role": "cfo"},
+        "id": "u_1",
+        "account_id": "acct_1",
+        "email": "dana@initech.com",
+        "attributes": {"role": "cfo"},
     }
     assert EndUser.objects.get().account.external_id == "acct_1"
 
@@ -137,7 +156,8 @@ def test_put_end_user_is_idempotent(api, workspace):
 
 
 @pytest.mark.parametrize(
-    ("body", "field"), [({"email": "not-an-email"}, "email"), ({"name": "x"}, "name"), ({"attributes": "x"}, "attributes")]
+    ("body", "field"),
+    [({"email": "not-an-email"}, "email"), ({"name": "x"}, "name"), ({"attributes": "x"}, "attributes")],
 )
 def test_put_end_user_refuses_bad_input(api, workspace, body, field):
     # when

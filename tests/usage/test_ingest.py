@@ -46,13 +46,22 @@ def test_single_event_is_stored_with_defaults_and_registers_its_dimensions(api, 
     assert body == {"accepted": 1, "duplicates": 0, "ignored": 0, "rejected": [], "warnings": []}
     event = UsageEvent.objects.select_related("account", "end_user", "feature__product").get()
     assert (event.workspace_id, event.quantity, event.occurred_at, event.received_at) == (
-        workspace.pk, 1, FROZEN_NOW, FROZEN_NOW,
+        workspace.pk,
+        1,
+        FROZEN_NOW,
+        FROZEN_NOW,
     )
     assert (event.account.external_id, event.end_user.external_id, event.event_id, event.properties) == (
-        "acct_1", "u_1", None, None,
+        "acct_1",
+        "u_1",
+        None,
+        None,
     )
     assert (event.feature.key, event.feature.name, event.feature.status, event.feature.product.key) == (
-        "export.csv", "export.csv", "draft", "default",
+        "export.csv",
+        "export.csv",
+        "draft",
+        "default",
     )
     assert event.feature.module_id is None
     assert (event.account.first_seen_at, event.account.last_seen_at) == (FROZEN_NOW, FROZEN_NOW)
@@ -64,9 +73,15 @@ def test_batch_registers_product_module_and_feature_and_stores_every_field(api, 
     # given
     events = [
         {
-            "account_id": "a1", "user_id": "u1", "product_id": "crm", "module_id": "reports",
-            "feature_id": "reports.pdf", "quantity": 5, "timestamp": "2026-11-17T08:30:00+02:00",
-            "event_id": "evt-1", "properties": {"pages": 12, "tags": ["x"]},
+            "account_id": "a1",
+            "user_id": "u1",
+            "product_id": "crm",
+            "module_id": "reports",
+            "feature_id": "reports.pdf",
+            "quantity": 5,
+            "timestamp": "2026-11-17T08:30:00+02:00",
+            "event_id": "evt-1",
+            "properties": {"pages": 12, "tags": ["x"]},
         },
         {"account_id": "a1", "user_id": "u2", "feature_id": "reports.pdf", "quantity": -2},
     ]
@@ -78,14 +93,19 @@ def test_batch_registers_product_module_and_feature_and_stores_every_field(api, 
     assert (body["accepted"], body["rejected"]) == (2, [])
     feature = Feature.objects.select_related("product", "module").get(key="reports.pdf")
     assert (feature.product.key, feature.module.key, feature.module.product.key) == ("crm", "reports", "crm")
-    rows = list(UsageEvent.objects.order_by("id").values_list("quantity", "occurred_at", "event_id", "properties"))
+    rows = list(
+        UsageEvent.objects.order_by("id").values_list("quantity", "occurred_at", "event_id", "properties")
+    )
     assert rows == [
         (5, datetime(2026, 11, 17, 6, 30, tzinfo=UTC), "evt-1", {"pages": 12, "tags": ["x"]}),
         (-2, FROZEN_NOW, None, None),
     ]
     assert sorted(EndUser.objects.values_list("external_id", flat=True)) == ["u1", "u2"]
     account = Account.objects.get(external_id="a1")
-    assert (account.first_seen_at, account.last_seen_at) == (datetime(2026, 11, 17, 6, 30, tzinfo=UTC), FROZEN_NOW)
+    assert (account.first_seen_at, account.last_seen_at) == (
+        datetime(2026, 11, 17, 6, 30, tzinfo=UTC),
+        FROZEN_NOW,
+    )
 
 
 def test_timestamp_without_offset_is_utc(api, workspace):
@@ -112,10 +132,18 @@ def test_ids_over_64_characters_are_truncated_with_a_warning(api, workspace):
     # then
     assert body["accepted"] == 2
     assert body["warnings"] == [
-        {"index": 1, "code": "truncated", "field": "account_id",
-         "message": f"'account_id' was longer than 64 characters and was truncated to '{'a' * 64}'."},
-        {"index": 1, "code": "truncated", "field": "feature_id",
-         "message": f"'feature_id' was longer than 64 characters and was truncated to '{'f' * 64}'."},
+        {
+            "index": 1,
+            "code": "truncated",
+            "field": "account_id",
+            "message": f"'account_id' was longer than 64 characters and was truncated to '{'a' * 64}'.",
+        },
+        {
+            "index": 1,
+            "code": "truncated",
+            "field": "feature_id",
+            "message": f"'feature_id' was longer than 64 characters and was truncated to '{'f' * 64}'.",
+        },
     ]
     assert Account.objects.filter(external_id="a" * 64).count() == 1
     assert Feature.objects.filter(key="f" * 64).count() == 1
@@ -127,14 +155,20 @@ def test_unknown_fields_are_a_warning_and_the_event_is_stored(api, workspace):
     # then
     assert body["accepted"] == 1
     assert body["warnings"] == [
-        {"index": 0, "code": "unknown_field", "field": "colour",
-         "message": "Unknown field 'colour' was ignored; put custom data in 'properties'."}
+        {
+            "index": 0,
+            "code": "unknown_field",
+            "field": "colour",
+            "message": "Unknown field 'colour' was ignored; put custom data in 'properties'.",
+        }
     ]
 
 
 def test_quantity_zero_is_ignored_and_stored_nowhere(api, workspace):
     # when
-    body = post(api, {"events": [{"account_id": "zero-acct", "feature_id": "zero.feature", "quantity": 0}, GOOD]})
+    body = post(
+        api, {"events": [{"account_id": "zero-acct", "feature_id": "zero.feature", "quantity": 0}, GOOD]}
+    )
     # then nothing of the zero event exists: no event, no account, no feature
     assert (body["accepted"], body["ignored"], body["rejected"]) == (1, 1, [])
     assert stored_features() == ["good.feature"]
@@ -192,13 +226,29 @@ REJECTIONS = [
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "user_id": 7}, "invalid_type", "user_id"),
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "quantity": "3"}, "invalid_type", "quantity"),
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "quantity": True}, "invalid_type", "quantity"),
-    ({"account_id": "bad-acct", "feature_id": "bad.feature", "timestamp": 1763467200}, "invalid_type", "timestamp"),
-    ({"account_id": "bad-acct", "feature_id": "bad.feature", "properties": [1]}, "invalid_type", "properties"),
+    (
+        {"account_id": "bad-acct", "feature_id": "bad.feature", "timestamp": 1763467200},
+        "invalid_type",
+        "timestamp",
+    ),
+    (
+        {"account_id": "bad-acct", "feature_id": "bad.feature", "properties": [1]},
+        "invalid_type",
+        "properties",
+    ),
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "event_id": 5}, "invalid_type", "event_id"),
     ({"account_id": "   ", "feature_id": "bad.feature"}, "invalid_value", "account_id"),
     ({"account_id": "bad-acct", "feature_id": "bad feature!"}, "invalid_value", "feature_id"),
-    ({"account_id": "bad-acct", "feature_id": "bad.feature", "product_id": "-x"}, "invalid_value", "product_id"),
-    ({"account_id": "bad-acct", "feature_id": "bad.feature", "timestamp": "yesterday"}, "invalid_value", "timestamp"),
+    (
+        {"account_id": "bad-acct", "feature_id": "bad.feature", "product_id": "-x"},
+        "invalid_value",
+        "product_id",
+    ),
+    (
+        {"account_id": "bad-acct", "feature_id": "bad.feature", "timestamp": "yesterday"},
+        "invalid_value",
+        "timestamp",
+    ),
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "quantity": 2.5}, "invalid_value", "quantity"),
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "event_id": " "}, "invalid_value", "event_id"),
     ({"account_id": "bad\u0000acct", "feature_id": "bad.feature"}, "invalid_value", "account_id"),
@@ -241,7 +291,9 @@ REJECTIONS = [
 
 
 @pytest.mark.parametrize(("event", "code", "field"), REJECTIONS)
-def test_each_rejection_code_stores_nothing_for_the_event_and_keeps_its_neighbours(api, workspace, event, code, field):
+def test_each_rejection_code_stores_nothing_for_the_event_and_keeps_its_neighbours(
+    api, workspace, event, code, field
+):
     # given a good event on each side of a bad one
     # when
     body = post(api, {"events": [GOOD, event, {**GOOD, "quantity": 3}]})
@@ -297,17 +349,27 @@ def test_duplicate_event_id_inside_a_batch_first_wins(api, workspace):
     # when
     body = post(
         api,
-        {"events": [{**GOOD, "event_id": "e1", "quantity": 1}, {**GOOD, "event_id": "e1", "quantity": 9}, GOOD]},
+        {
+            "events": [
+                {**GOOD, "event_id": "e1", "quantity": 1},
+                {**GOOD, "event_id": "e1", "quantity": 9},
+                GOOD,
+            ]
+        },
     )
     # then
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 1, [])
-    assert list(UsageEvent.objects.order_by("id").values_list("event_id", "quantity")) == [("e1", 1), (None, 1)]
+    assert list(UsageEvent.objects.order_by("id").values_list("event_id", "quantity")) == [
+        ("e1", 1),
+        (None, 1),
+    ]
 
 
 def test_rejected_first_occurrence_does_not_hide_a_valid_second_one(api, workspace):
     # when
     body = post(
-        api, {"events": [{**GOOD, "event_id": "e1", "quantity": "x"}, {**GOOD, "event_id": "e1", "quantity": 4}]}
+        api,
+        {"events": [{**GOOD, "event_id": "e1", "quantity": "x"}, {**GOOD, "event_id": "e1", "quantity": 4}]},
     )
     # then
     assert (body["accepted"], body["duplicates"], [r["index"] for r in body["rejected"]]) == (1, 0, [0])
@@ -386,7 +448,9 @@ def test_a_feature_named_under_another_product_or_module_is_a_hierarchy_conflict
     # when
     body = post(api, {"events": [{**event, "account_id": "bad-acct"}, {**GOOD, "feature_id": "reports.pdf"}]})
     # then
-    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [(0, "hierarchy_conflict", field)]
+    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [
+        (0, "hierarchy_conflict", field)
+    ]
     assert stored_features() == ["reports.pdf"]
     assert Feature.objects.count() == features_before
     assert not Account.objects.filter(external_id="bad-acct").exists()
@@ -418,7 +482,12 @@ def test_the_first_placement_in_a_batch_wins_and_later_conflicts_are_rejected(ap
     # when
     body = post(
         api,
-        {"events": [{**GOOD, "feature_id": "x.new", "product_id": "p1"}, {**GOOD, "feature_id": "x.new", "product_id": "p2"}]},
+        {
+            "events": [
+                {**GOOD, "feature_id": "x.new", "product_id": "p1"},
+                {**GOOD, "feature_id": "x.new", "product_id": "p2"},
+            ]
+        },
     )
     # then
     assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "hierarchy_conflict")]
@@ -441,7 +510,10 @@ def test_feature_cap_rejects_only_the_events_that_need_a_new_feature(api, worksp
     # when
     body = post(api, {"events": events})
     # then
-    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "feature_cap_reached"), (4, "feature_cap_reached")]
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [
+        (1, "feature_cap_reached"),
+        (4, "feature_cap_reached"),
+    ]
     assert stored_features() == ["new.one", "existing", "new.one"]
     assert sorted(Feature.objects.values_list("key", flat=True)) == ["existing", "new.one"]
 
@@ -453,7 +525,9 @@ def test_module_cap_reached(api, workspace, product):
     # when
     body = post(api, {"events": [{**GOOD, "feature_id": "m.feature", "module_id": "m1"}, GOOD]})
     # then
-    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [(0, "module_cap_reached", "module_id")]
+    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [
+        (0, "module_cap_reached", "module_id")
+    ]
     assert stored_features() == ["good.feature"]
     assert not Module.objects.exists()
     assert not Feature.objects.filter(key="m.feature").exists()
@@ -466,7 +540,9 @@ def test_product_cap_reached(api, workspace, product):
     # when
     body = post(api, {"events": [{**GOOD, "feature_id": "p.feature", "product_id": "other"}, GOOD]})
     # then
-    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [(0, "product_cap_reached", "product_id")]
+    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [
+        (0, "product_cap_reached", "product_id")
+    ]
     assert stored_features() == ["good.feature"]
     assert list(Product.objects.values_list("key", flat=True)) == ["default"]
 
@@ -497,7 +573,9 @@ def test_each_stored_event_marks_its_utc_day_dirty(api, workspace):
     post(api, {"events": events})
     post(api, {**GOOD, "timestamp": "2026-11-18T11:30:00Z"})
     # then
-    assert list(UsageDayDirty.objects.order_by("day").values_list("workspace_id", "day", "version", "marked_at")) == [
+    assert list(
+        UsageDayDirty.objects.order_by("day").values_list("workspace_id", "day", "version", "marked_at")
+    ) == [
         (workspace.pk, date(2026, 11, 17), 1, FROZEN_NOW),
         (workspace.pk, date(2026, 11, 18), 2, FROZEN_NOW),
     ]
@@ -520,12 +598,25 @@ def test_rejected_ignored_and_duplicate_events_mark_nothing(api, workspace):
 def test_stored_events_of_a_metered_feature_reach_the_allowance_counters(api, workspace, product):
     # given a metered quantity feature
     feature = feature_create(
-        workspace=workspace, key="api.calls", name="API calls", product=product, type="quantity",
-        levels=[{"value": "1000", "name": "1000"}], metered=True, reset_period="month",
+        workspace=workspace,
+        key="api.calls",
+        name="API calls",
+        product=product,
+        type="quantity",
+        levels=[{"value": "1000", "name": "1000"}],
+        metered=True,
+        reset_period="month",
     )
     # when
-    post(api, {"events": [{**GOOD, "feature_id": "api.calls", "quantity": 7},
-                          {**GOOD, "feature_id": "api.calls", "quantity": -2}]})
+    post(
+        api,
+        {
+            "events": [
+                {**GOOD, "feature_id": "api.calls", "quantity": 7},
+                {**GOOD, "feature_id": "api.calls", "quantity": -2},
+            ]
+        },
+    )
     # then
     assert list(AllowanceUsageDaily.objects.values_list("feature_id", "day", "quantity")) == [
         (feature.pk, date(2026, 11, 18), 5)

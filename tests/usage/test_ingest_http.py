@@ -56,7 +56,10 @@ def test_revoked_key_is_401(workspace, make_key):
     # when
     response = client.post("/api/v1/events", GOOD, format="json")
     # then
-    assert (response.status_code, response.json()["error"]["message"]) == (401, "This API key has been revoked.")
+    assert (response.status_code, response.json()["error"]["message"]) == (
+        401,
+        "This API key has been revoked.",
+    )
     assert UsageEvent.objects.count() == 0
 
 
@@ -162,7 +165,9 @@ def test_the_default_limits_are_1000_events_and_1_mib(settings):
 # ---------------------------------------------------------------------------
 
 
-def test_rate_limit_answers_429_with_retry_after_and_other_keys_are_unaffected(workspace, make_client, settings):
+def test_rate_limit_answers_429_with_retry_after_and_other_keys_are_unaffected(
+    workspace, make_client, settings
+):
     # given a bucket of 2 requests refilled at 0.25/s
     settings.UPTAKE_RATE_LIMIT_ENABLED = True
     settings.UPTAKE_RATE_BURST = 2
@@ -246,7 +251,9 @@ def test_two_connections_ingesting_the_same_event_id_store_it_once(workspace):
         try:
             with transaction.atomic():
                 results["a"] = events_ingest(
-                    workspace=workspace, payload=[{**GOOD, "event_id": "same", "quantity": 1}], now=timezone.now()
+                    workspace=workspace,
+                    payload=[{**GOOD, "event_id": "same", "quantity": 1}],
+                    now=timezone.now(),
                 )
                 a_inserted.set()
                 a_may_commit.wait(10)

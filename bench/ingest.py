@@ -1,0 +1,257 @@
+"""End-to-end ingestion benchmark: gunicorn (2 workers) + PostgreSQL, HTTP clients in a process pool.
+
+    .venv/bin/python bench/ingest.py [--seconds 15] [--worker-class gthread] [--batch-clients 8] [--single-clients 16]
+    make bench-ingest
+
+Creates (drops and recreates) the database `uptake_bench_ingest` on the PostgreSQL of DATABASE_URL (default
+127.0.0.1:5432), migrates it, creates a workspace and an ingest key, starts gunicorn with rate limiting off,
+then for a fixed time per mode sends batches of 500 events and single events over keep-alive connections, and
+prints events/s, requests/s and p50/p95 latency per mode. In the same run it COPYs the same number of rows as
+the batch mode stored straight into usage_usageevent: the ceiling, and the ratio of HTTP ingestion to it.
+Everything stops by itself; gunicorn is terminated at the end.
+"""
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+BENCH_DB = "uptake_bench_ingest"
+ACCOUNTS = 1000
+FEATURES = 50
+USERS_PER_ACCOUNT = 5
+
+
+def admin_url() -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/uptake")
+    parsed = urlparse(base)
+    return parsed._replace(path="/postgres").geturl(), parsed._replace(path=f"/{BENCH_DB}").geturl()
+
+
+def make_event(n: int, rng_seed: int) -> dict:
+    k = (n * 7919 + rng_seed) & 0x7FFFFFFF
+    account = k % ACCOUNTS
+    return {
+        "account_id": f"acct-{account}",
+        "user_id": f"user-{account}-{k % USERS_PER_ACCOUNT}",
+        "feature_id": f"feature.{k % FEATURES}",
+        "quantity": 1 + k % 3,
+        "event_id": f"{rng_seed}-{n}-{uuid.uuid4().hex[:8]}",
+        "properties": {"plan": "pro", "n": n},
+    }
+
+
+def client_worker(args: tuple) -> list[float]:
+    """Send requests until the deadline; return the latency (s) of each successful request."""
+    port, key, batch_size, deadline, seed = args
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/json",
+        "Connection": "keep-alive",
+    }
+    latencies: list[float] = []
+    n = 0
+    while time.time() < deadline:
+        events = [make_event(n + i, seed) for i in range(batch_size)]
+        n += batch_size
+        body = json.dumps(events[0] if batch_size == 1 else {"events": events})
+        start = time.perf_counter()
+        conn.request("POST", "/api/v1/events", body=body, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        elapsed = time.perf_counter() - start
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {payload[:300]!r}")
+        if json.loads(payload)["accepted"] != batch_size:
+            raise RuntimeError(f"not all events accepted: {payload[:300]!r}")
+        latencies.append(elapsed)
+    conn.close()
+    return latencies
+
+
+def run_mode(*, port: int, key: str, batch_size: int, clients: int, seconds: float) -> dict:
+    deadline = time.time() + seconds
+    started = time.perf_counter()
+    with mp.Pool(clients) as pool:
+        results = pool.map(
+            client_worker, [(port, key, batch_size, deadline, 1000 * batch_size + c) for c in range(clients)]
+        )
+    wall = time.perf_counter() - started
+    latencies = sorted(x for r in results for x in r)
+    requests = len(latencies)
+    return {
+        "batch_size": batch_size,
+        "clients": clients,
+        "requests": requests,
+        "events": requests * batch_size,
+        "seconds": round(wall, 2),
+        "requests_per_s": round(requests / wall, 1),
+        "events_per_s": round(requests * batch_size / wall, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "p95_ms": round(latencies[int(0.95 * (requests - 1))] * 1000, 1),
+    }
+
+
+def copy_ceiling(*, db_url: str, rows: int) -> dict:
+    """COPY `rows` events (resolved ids, unique event ids) straight into usage_usageevent in one transaction."""
+    with psycopg.connect(db_url) as conn:
+        (ws,) = conn.execute("SELECT id FROM accounts_workspace WHERE slug = 'bench'").fetchone()
+        accounts = [
+            r[0] for r in conn.execute("SELECT id FROM accounts_account WHERE workspace_id = %s", [ws])
+        ]
+        features = [
+            r[0] for r in conn.execute("SELECT id FROM catalog_feature WHERE workspace_id = %s", [ws])
+        ]
+        now = datetime.now(UTC)
+        start = time.perf_counter()
+        with conn.cursor() as cur:
+            with cur.copy(
+                "COPY usage_usageevent (workspace_id, account_id, feature_id, occurred_at, received_at, quantity, "
+                "event_id, properties, source) FROM STDIN"
+            ) as copy:
+                for n in range(rows):
+                    copy.write_row(
+                        (
+                            ws,
+                            accounts[n % len(accounts)],
+                            features[n % len(features)],
+                            now,
+                            now,
+                            1 + n % 3,
+                            f"copy-{n}",
+                            '{"plan":"pro"}',
+                            "events",
+                        )
+                    )
+        conn.commit()
+        elapsed = time.perf_counter() - start
+    return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--batch-clients", type=int, default=8)
+    parser.add_argument("--single-clients", type=int, default=16)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    admin, db_url = admin_url()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "UPTAKE_RATE_LIMIT_ENABLED": "false",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "CONN_MAX_AGE": "600",
+    }
+    env.pop("REDIS_URL", None)  # Redis is never on the write path; rate limiting is off for the bench
+    manage = [PY, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
+    subprocess.run(
+        [*manage, "create_workspace", "bench", "--name", "Bench"],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    out = subprocess.run(
+        [*manage, "create_api_key", "bench", "--scopes", "ingest"],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
+    key = out.strip().splitlines()[-1]
+
+    gunicorn = [
+        str(Path(PY).parent / "gunicorn"),
+        "config.wsgi:application",
+        "--workers",
+        "2",
+        "--worker-class",
+        args.worker_class,
+        "--bind",
+        f"127.0.0.1:{args.port}",
+        "--log-level",
+        "warning",
+    ]
+    if args.worker_class == "gthread":
+        gunicorn += ["--threads", str(args.threads)]
+    server = subprocess.Popen(gunicorn, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
+                c.request("POST", "/api/v1/events", body=b"{}")  # 401 once a worker answers
+                c.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        # Warm-up: register every account, user and feature once, so the timed runs measure steady state.
+        warm = [
+            {"account_id": f"acct-{a}", "user_id": f"user-{a}-{u}", "feature_id": f"feature.{a % FEATURES}"}
+            for a in range(ACCOUNTS)
+            for u in range(USERS_PER_ACCOUNT)
+        ]
+        c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+        for i in range(0, len(warm), 500):
+            c.request(
+                "POST",
+                "/api/v1/events",
+                body=json.dumps({"events": warm[i : i + 500]}),
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            c.getresponse().read()
+        c.close()
+
+        print(
+            f"gunicorn: 2 workers, {args.worker_class}"
+            + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
+        )
+        batch = run_mode(
+            port=args.port, key=key, batch_size=500, clients=args.batch_clients, seconds=args.seconds
+        )
+        print("batch  ", json.dumps(batch))
+        single = run_mode(
+            port=args.port, key=key, batch_size=1, clients=args.single_clients, seconds=args.seconds
+        )
+        print("single ", json.dumps(single))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(20)
+    ceiling = copy_ceiling(db_url=db_url, rows=batch["events"])
+    print("copy   ", json.dumps(ceiling))
+    print(f"ratio  HTTP batches / raw COPY = {batch['events_per_s'] / ceiling['rows_per_s']:.2f}")
+    print(
+        f"targets: batches ≥ 20000 ev/s: {batch['events_per_s'] >= 20000}; single ≥ 1000 req/s: "
+        f"{single['requests_per_s'] >= 1000}; p95 ≤ 250 ms: batch {batch['p95_ms'] <= 250}, single "
+        f"{single['p95_ms'] <= 250}"
+    )
+
+
+if __name__ == "__main__":
+    main()
