@@ -47,7 +47,7 @@ def seed() -> tuple[str, list[str]]:
     from django.utils import timezone
 
     call_command("migrate", verbosity=0)
-    from accounts.models import Account, Workspace
+    from accounts.models import Account
     from accounts.services import api_key_create, workspace_create
     from catalog.services import (
         feature_activate,
@@ -64,8 +64,8 @@ def seed() -> tuple[str, list[str]]:
         subscription_entitlement_set,
     )
 
-    Workspace.objects.filter(slug="bench-entl").delete()
-    ws = workspace_create(slug="bench-entl", name="Bench entitlements")
+    # A fresh workspace per run (catalog rows are protected from cascading deletes).
+    ws = workspace_create(slug=f"bench-entl-{int(time.time())}", name="Bench entitlements")
     product = product_create(workspace=ws, key="app", name="App")
     rng = random.Random(7)
     features = []
@@ -205,7 +205,7 @@ def main() -> None:
                 latencies.extend(mine)
 
         # warm-up, then the measured run
-        for phase, seconds in (("warmup", 2.0), ("run", args.seconds)):
+        for _phase, seconds in (("warmup", 2.0), ("run", args.seconds)):
             latencies.clear()
             errors[0] = 0
             stop_at[0] = time.perf_counter() + seconds
