@@ -7,10 +7,12 @@ unique constraint on (workspace, event_id) decides duplicates, also under concur
 (workspace, UTC day) dirty marks and allowance counters are updated in the same transaction.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -209,12 +211,22 @@ def usage_events_store(
     return result
 
 
+@contextmanager
+def _pg_cursor() -> Iterator[psycopg.Cursor]:
+    """A psycopg 3 cursor with server-side parameter binding (arrays travel as binary parameters, not as SQL
+    literals built in Python) on Django's connection, inside its transaction; errors become django.db errors
+    (so an unreachable database still answers 503)."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
 def usage_days_mark_dirty(*, workspace_id: int, days: Iterable[date], now: datetime) -> None:
     """Mark (workspace, UTC day) pairs for the rollups; a day already marked gets its version bumped."""
     days = sorted(set(days))
     if not days:
         return
-    with connection.cursor() as cursor:
+    with _pg_cursor() as cursor:
         cursor.execute(
             "INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
             "SELECT %s, d, 1, %s FROM unnest(%s::date[]) AS d ORDER BY d "
@@ -547,7 +559,7 @@ def _seen_update(*, stored: list[StoredEvent]) -> None:
             else:
                 span[0] = min(span[0], s.occurred_at)
                 span[1] = max(span[1], s.occurred_at)
-    with connection.cursor() as cursor:
+    with _pg_cursor() as cursor:
         for table, bucket in (("accounts_account", accounts), ("accounts_enduser", users)):
             if not bucket:
                 continue
@@ -579,8 +591,7 @@ _RETURNING = "RETURNING id, account_id, end_user_id, feature_id, occurred_at, qu
 def _events_write(*, workspace_id: int, rows: list[tuple], now: datetime, source: str) -> list[StoredEvent]:
     """Insert rows (index, account, end user, feature, occurred_at, quantity, event_id, properties JSON) and
     return those stored; rows whose event id exists in the workspace are skipped by the unique constraint."""
-    with connection.wrap_database_errors, connection.cursor() as wrapper:
-        cursor = wrapper.cursor  # the psycopg 3 cursor, for COPY and server-side parameters
+    with _pg_cursor() as cursor:
         if len(rows) <= COPY_THRESHOLD:
             cursor.execute(
                 f"INSERT INTO usage_usageevent (workspace_id, received_at, source, {_EVENT_COLUMNS}) "
