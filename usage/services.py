@@ -260,6 +260,9 @@ def _catalog_load(*, workspace_id: int, events: Sequence[ValidEvent]) -> _Catalo
     ).values_list("key", "pk", "product__key", "module__key"):
         features[key] = (product_key, module_key)
         feature_ids[key] = pk
+    if feature_keys <= features.keys():
+        # Every feature exists (the steady state): its own row is enough to check the hierarchy.
+        return _CatalogState(products=set(), modules={}, features=features, feature_ids=feature_ids)
     modules = dict(
         Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list(
             "key", "product__key"
