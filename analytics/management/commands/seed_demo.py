@@ -20,11 +20,13 @@ from accounts.demo import DEMO_PASSWORD, DEMO_SLUG, DEMO_USERNAME, DemoContext, 
 from accounts.models import Workspace
 from analytics.demo import seed_analytics
 from catalog.demo import seed_catalog
+from entitlements.demo import seed_entitlements
 
 STEPS: list[Callable[..., None]] = [
     seed_workspace,
     seed_catalog,
     seed_accounts,
+    seed_entitlements,
     seed_analytics,
 ]
 
