@@ -27,7 +27,8 @@ class _WorkspaceScoped:
 
 class DestinationForm(forms.ModelForm):
     secret = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Webhook signing secret. Leave empty to keep the stored one.",
     )
 
@@ -38,7 +39,9 @@ class DestinationForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk and self.instance.secret:
-            self.fields["secret"].help_text = f"Stored: {mask_secret(self.instance.secret)}. Leave empty to keep it."
+            self.fields[
+                "secret"
+            ].help_text = f"Stored: {mask_secret(self.instance.secret)}. Leave empty to keep it."
 
     def clean_secret(self) -> str:
         return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else "")
@@ -84,8 +87,17 @@ class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
 
 @admin.register(AlertDelivery)
 class AlertDeliveryAdmin(_WorkspaceScoped, admin.ModelAdmin):
-    list_display = ["id", "pipeline", "destination", "kind", "status", "attempts", "response_code", "created_at",
-                    "sent_at"]
+    list_display = [
+        "id",
+        "pipeline",
+        "destination",
+        "kind",
+        "status",
+        "attempts",
+        "response_code",
+        "created_at",
+        "sent_at",
+    ]
     list_filter = ["status", "kind"]
     list_select_related = ["pipeline", "destination"]
     readonly_fields = [f.name for f in AlertDelivery._meta.fields]

@@ -22,8 +22,11 @@ def _body(request) -> dict:
         raise ParseError("The body must be a JSON object.")
     unknown = sorted(set(request.data) - set(_FIELDS))
     if unknown:
-        raise DomainError(f"Unknown field '{unknown[0]}'; a pipeline takes {', '.join(_FIELDS)}.",
-                          code="unknown_field", field=unknown[0])
+        raise DomainError(
+            f"Unknown field '{unknown[0]}'; a pipeline takes {', '.join(_FIELDS)}.",
+            code="unknown_field",
+            field=unknown[0],
+        )
     return request.data
 
 
@@ -33,7 +36,9 @@ class PipelineListApi(APIView):
     @extend_schema(responses=PipelineOutput(many=True), operation_id="pipelines_list")
     def get(self, request):
         paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(selectors.pipeline_list(workspace=request.user.workspace), request, view=self)
+        page = paginator.paginate_queryset(
+            selectors.pipeline_list(workspace=request.user.workspace), request, view=self
+        )
         return paginator.get_paginated_response(PipelineOutput(page, many=True).data)
 
     @extend_schema(request=PipelineInput, responses={201: PipelineOutput}, operation_id="pipelines_create")
@@ -43,8 +48,11 @@ class PipelineListApi(APIView):
             if required not in body:
                 raise DomainError(f"{required} is required.", code="missing_field", field=required)
         pipeline = services.pipeline_create(
-            workspace=request.user.workspace, name=body["name"], enabled=body.get("enabled", True),
-            trigger=body["trigger"], destinations=body["destinations"],
+            workspace=request.user.workspace,
+            name=body["name"],
+            enabled=body.get("enabled", True),
+            trigger=body["trigger"],
+            destinations=body["destinations"],
         )
         pipeline = selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline.pk)
         return Response(PipelineOutput(pipeline).data, status=status.HTTP_201_CREATED)
@@ -55,7 +63,11 @@ class PipelineDetailApi(APIView):
 
     @extend_schema(responses=PipelineOutput, operation_id="pipelines_retrieve")
     def get(self, request, pipeline_id: int):
-        return Response(PipelineOutput(selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)).data)
+        return Response(
+            PipelineOutput(
+                selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)
+            ).data
+        )
 
     def _update(self, request, pipeline_id: int, *, partial: bool):
         pipeline = selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)
@@ -63,11 +75,18 @@ class PipelineDetailApi(APIView):
         if not partial:
             for required in ("name", "trigger", "destinations"):
                 if required not in body:
-                    raise DomainError(f"{required} is required (use PATCH to change some fields).",
-                                      code="missing_field", field=required)
+                    raise DomainError(
+                        f"{required} is required (use PATCH to change some fields).",
+                        code="missing_field",
+                        field=required,
+                    )
             body = {"enabled": True, **body}
         services.pipeline_update(pipeline=pipeline, **{k: body[k] for k in _FIELDS if k in body})
-        return Response(PipelineOutput(selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)).data)
+        return Response(
+            PipelineOutput(
+                selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)
+            ).data
+        )
 
     @extend_schema(request=PipelineInput, responses=PipelineOutput, operation_id="pipelines_update")
     def put(self, request, pipeline_id: int):
@@ -79,7 +98,9 @@ class PipelineDetailApi(APIView):
 
     @extend_schema(responses={204: None}, operation_id="pipelines_destroy")
     def delete(self, request, pipeline_id: int):
-        services.pipeline_delete(pipeline=selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id))
+        services.pipeline_delete(
+            pipeline=selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -71,8 +71,12 @@ def deliveries_create(
     with transaction.atomic():
         for destination in pipeline.destinations.all():
             values = {
-                "workspace_id": pipeline.workspace_id, "pipeline": pipeline, "kind": kind, "payload": payload,
-                "created_at": now, "next_attempt_at": now,
+                "workspace_id": pipeline.workspace_id,
+                "pipeline": pipeline,
+                "kind": kind,
+                "payload": payload,
+                "created_at": now,
+                "next_attempt_at": now,
             }
             if dedupe_key:
                 delivery, new = AlertDelivery.objects.get_or_create(
@@ -89,7 +93,9 @@ def deliveries_create(
     return created
 
 
-def _take_rate_slot(*, delivery: AlertDelivery, destination: AlertDestination, now: datetime) -> AttemptOutcome | None:
+def _take_rate_slot(
+    *, delivery: AlertDelivery, destination: AlertDestination, now: datetime
+) -> AttemptOutcome | None:
     """Count this message in the destination's current window; over the limit, hold it for the summary."""
     start = window_start_of(now)
     AlertRateWindow.objects.get_or_create(destination=destination, window_start=start)
@@ -100,7 +106,9 @@ def _take_rate_slot(*, delivery: AlertDelivery, destination: AlertDestination, n
         opens_at = start + timedelta(seconds=settings.UPTAKE_ALERT_RATE_WINDOW_SECONDS)
         delivery.status = Status.COALESCED
         delivery.next_attempt_at = opens_at
-        delivery.last_error = f"rate limit of {destination.rate_limit_per_minute}/window reached; held for the summary"
+        delivery.last_error = (
+            f"rate limit of {destination.rate_limit_per_minute}/window reached; held for the summary"
+        )
         delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
         # The first message held in a window schedules the summary for when the next window opens.
         summary_in = (opens_at - now).total_seconds() if window.held == 1 else None
@@ -115,8 +123,10 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
     """Make one attempt at a pending delivery and record the outcome in the delivery log."""
     with transaction.atomic():
         delivery = (
-            AlertDelivery.objects.select_for_update(of=("self",)).select_related("destination")
-            .filter(pk=delivery_id).first()
+            AlertDelivery.objects.select_for_update(of=("self",))
+            .select_related("destination")
+            .filter(pk=delivery_id)
+            .first()
         )
         if delivery is None or delivery.status != Status.PENDING:
             return AttemptOutcome("skipped")
@@ -134,20 +144,31 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
     max_attempts = settings.UPTAKE_ALERT_MAX_ATTEMPTS
     if result.ok:
         AlertDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING).update(
-            status=Status.SENT, sent_at=now, response_code=result.response_code, last_error="", next_attempt_at=None
+            status=Status.SENT,
+            sent_at=now,
+            response_code=result.response_code,
+            last_error="",
+            next_attempt_at=None,
         )
         return AttemptOutcome("sent")
     if result.retryable and delivery.attempts < max_attempts:
-        delay = result.retry_after if result.retry_after is not None else backoff_seconds(attempt=delivery.attempts)
+        delay = (
+            result.retry_after
+            if result.retry_after is not None
+            else backoff_seconds(attempt=delivery.attempts)
+        )
         delay = min(delay, settings.UPTAKE_ALERT_BACKOFF_MAX_SECONDS)
         AlertDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING).update(
-            next_attempt_at=now + timedelta(seconds=delay), response_code=result.response_code,
+            next_attempt_at=now + timedelta(seconds=delay),
+            response_code=result.response_code,
             last_error=f"attempt {delivery.attempts}: {result.error}"[:2000],
         )
         return AttemptOutcome("retry", retry_in=delay)
     reason = "gave up" if result.retryable else "not retried"
     AlertDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING).update(
-        status=Status.FAILED, response_code=result.response_code, next_attempt_at=None,
+        status=Status.FAILED,
+        response_code=result.response_code,
+        next_attempt_at=None,
         last_error=f"attempt {delivery.attempts} ({reason}): {result.error}"[:2000],
     )
     return AttemptOutcome("failed")
@@ -167,7 +188,8 @@ def _summary_payload(*, destination: AlertDestination, held: list[AlertDelivery]
         "title": f"{len(held)} alert{'s' if len(held) != 1 else ''} held back by the rate limit",
         "text": (
             f"This destination takes {destination.rate_limit_per_minute} messages per "
-            f"{settings.UPTAKE_ALERT_RATE_WINDOW_SECONDS} s; these arrived over the limit:\n" + "\n".join(lines)
+            f"{settings.UPTAKE_ALERT_RATE_WINDOW_SECONDS} s; these arrived over the limit:\n"
+            + "\n".join(lines)
         ),
         "pipeline": {"id": pipeline.pk, "name": pipeline.name},
         "account": None,
@@ -188,22 +210,31 @@ def alert_summary_create(*, destination_id: int, now: datetime) -> AlertDelivery
     commit). Idempotent: held alerts already in a summary are not taken again."""
     with transaction.atomic():
         destination = (
-            AlertDestination.objects.select_for_update(of=("self",)).select_related("pipeline")
-            .filter(pk=destination_id).first()
+            AlertDestination.objects.select_for_update(of=("self",))
+            .select_related("pipeline")
+            .filter(pk=destination_id)
+            .first()
         )
         if destination is None:
             return None
         held = list(
             AlertDelivery.objects.filter(
-                destination=destination, status=Status.COALESCED, summary__isnull=True, next_attempt_at__lte=now
+                destination=destination,
+                status=Status.COALESCED,
+                summary__isnull=True,
+                next_attempt_at__lte=now,
             ).order_by("id")
         )
         if not held:
             return None
         summary = AlertDelivery.objects.create(
-            workspace_id=destination.workspace_id, pipeline=destination.pipeline, destination=destination,
-            kind=Kind.SUMMARY, payload=_summary_payload(destination=destination, held=held, now=now),
-            created_at=now, next_attempt_at=now,
+            workspace_id=destination.workspace_id,
+            pipeline=destination.pipeline,
+            destination=destination,
+            kind=Kind.SUMMARY,
+            payload=_summary_payload(destination=destination, held=held, now=now),
+            created_at=now,
+            next_attempt_at=now,
         )
         AlertDelivery.objects.filter(pk__in=[d.pk for d in held]).update(summary=summary)
         transaction.on_commit(lambda: deliveries_enqueue([summary.pk]))
@@ -214,7 +245,8 @@ def alert_summaries_due(*, now: datetime) -> list[AlertDelivery]:
     """Send a summary for every destination with held alerts whose window has passed (the beat sweep)."""
     destination_ids = (
         AlertDelivery.objects.filter(status=Status.COALESCED, summary__isnull=True, next_attempt_at__lte=now)
-        .values_list("destination_id", flat=True).distinct()
+        .values_list("destination_id", flat=True)
+        .distinct()
     )
     summaries = [alert_summary_create(destination_id=d, now=now) for d in list(destination_ids)]
     return [s for s in summaries if s is not None]
@@ -225,7 +257,8 @@ def alert_deliveries_due(*, now: datetime) -> list[int]:
     with transaction.atomic():
         ids = list(
             AlertDelivery.objects.select_for_update(skip_locked=True)
-            .filter(status=Status.PENDING, next_attempt_at__lt=now - STALE_AFTER).values_list("pk", flat=True)[:500]
+            .filter(status=Status.PENDING, next_attempt_at__lt=now - STALE_AFTER)
+            .values_list("pk", flat=True)[:500]
         )
         AlertDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now)
         if ids:

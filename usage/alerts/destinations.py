@@ -112,18 +112,24 @@ def slack_body(payload: dict, *, mentions: bool = False) -> dict:
     ]
     shown = fields[:SLACK_MAX_FIELDS]
     if len(fields) > SLACK_MAX_FIELDS:
-        shown = fields[: SLACK_MAX_FIELDS - 1] + [("More", f"{len(fields) - SLACK_MAX_FIELDS + 1} more fields")]
+        shown = fields[: SLACK_MAX_FIELDS - 1] + [
+            ("More", f"{len(fields) - SLACK_MAX_FIELDS + 1} more fields")
+        ]
     if shown:
         blocks.append(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": _truncate(f"*{esc(name)}*\n{esc(value)}", 2000)} for name, value in shown
+                    {"type": "mrkdwn", "text": _truncate(f"*{esc(name)}*\n{esc(value)}", 2000)}
+                    for name, value in shown
                 ],
             }
         )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": esc(_footer(payload))}]})
-    return {"text": _truncate(esc(f"{title}: {text}" if text != title else title), SLACK_MAX_TEXT), "blocks": blocks}
+    return {
+        "text": _truncate(esc(f"{title}: {text}" if text != title else title), SLACK_MAX_TEXT),
+        "blocks": blocks,
+    }
 
 
 def _footer(payload: dict) -> str:
@@ -154,7 +160,12 @@ def discord_body(payload: dict, *, mentions: bool = False) -> dict:
     if len(fields) > DISCORD_MAX_FIELDS:
         omitted = len(fields) - (DISCORD_MAX_FIELDS - 1)
         fields = fields[: DISCORD_MAX_FIELDS - 1]
-    embed = {"title": title, "description": description, "fields": fields, "footer": {"text": _footer(payload)}}
+    embed = {
+        "title": title,
+        "description": description,
+        "fields": fields,
+        "footer": {"text": _footer(payload)},
+    }
     if payload.get("occurred_at"):
         embed["timestamp"] = payload["occurred_at"]
     # Room for the summary field ("… N more fields") that may be appended below.
@@ -162,7 +173,9 @@ def discord_body(payload: dict, *, mentions: bool = False) -> dict:
     while _embed_size(embed) > budget:
         excess = _embed_size(embed) - budget
         if len(embed["description"]) > 200:
-            embed["description"] = _truncate(embed["description"], max(200, len(embed["description"]) - excess))
+            embed["description"] = _truncate(
+                embed["description"], max(200, len(embed["description"]) - excess)
+            )
         elif embed["fields"]:
             embed["fields"].pop()
             omitted += 1
@@ -170,7 +183,11 @@ def discord_body(payload: dict, *, mentions: bool = False) -> dict:
             break
     if omitted:
         fields.append(
-            {"name": "More", "value": f"{omitted} more fields not shown; see the delivery log.", "inline": False}
+            {
+                "name": "More",
+                "value": f"{omitted} more fields not shown; see the delivery log.",
+                "inline": False,
+            }
         )
     return {
         "username": "Uptake",
@@ -185,13 +202,17 @@ def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def webhook_verify(*, secret: str, timestamp: str, body: bytes, signature: str, now: float, tolerance: int = 300) -> bool:
+def webhook_verify(
+    *, secret: str, timestamp: str, body: bytes, signature: str, now: float, tolerance: int = 300
+) -> bool:
     """What a receiver does: recompute the signature, compare in constant time, refuse stale timestamps."""
     try:
         fresh = abs(now - int(timestamp)) <= tolerance
     except ValueError:
         return False
-    return fresh and hmac.compare_digest(webhook_signature(secret=secret, timestamp=timestamp, body=body), signature)
+    return fresh and hmac.compare_digest(
+        webhook_signature(secret=secret, timestamp=timestamp, body=body), signature
+    )
 
 
 def webhook_request(payload: dict, *, secret: str, now: datetime) -> tuple[bytes, dict[str, str]]:
@@ -250,19 +271,29 @@ def _post(url: str, *, data: bytes, headers: dict[str, str], now: datetime) -> S
     headers = {"User-Agent": USER_AGENT, **headers}
     try:
         response = requests.post(
-            url, data=data, headers=headers, timeout=settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS, allow_redirects=False
+            url,
+            data=data,
+            headers=headers,
+            timeout=settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS,
+            allow_redirects=False,
         )
     except requests.Timeout:
-        return SendResult(ok=False, retryable=True, error=f"timed out after {settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS}s")
+        return SendResult(
+            ok=False, retryable=True, error=f"timed out after {settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS}s"
+        )
     except requests.RequestException as exc:
-        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.__class__.__name__}: {exc}"[:500])
+        return SendResult(
+            ok=False, retryable=True, error=f"connection failed: {exc.__class__.__name__}: {exc}"[:500]
+        )
     code = response.status_code
     if 200 <= code < 300:
         return SendResult(ok=True, response_code=code)
     snippet = response.text[:300]
     if code == 429:
         return SendResult(
-            ok=False, response_code=code, retryable=True,
+            ok=False,
+            response_code=code,
+            retryable=True,
             retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now),
             error=f"HTTP 429 rate limited: {snippet}",
         )
@@ -291,6 +322,8 @@ def destination_send(*, destination: AlertDestination, payload: dict, now: datet
         try:
             send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
         except Exception as exc:  # noqa: BLE001 - any mail backend error is a failed, retryable attempt
-            return SendResult(ok=False, retryable=True, error=f"e-mail failed: {exc.__class__.__name__}: {exc}"[:500])
+            return SendResult(
+                ok=False, retryable=True, error=f"e-mail failed: {exc.__class__.__name__}: {exc}"[:500]
+            )
         return SendResult(ok=True)
     return SendResult(ok=False, error=f"unknown destination type {kind!r}")

@@ -10,9 +10,11 @@ from usage.models import AlertDelivery, AlertDestination, AlertPipeline
 
 
 def pipeline_list(*, workspace: Workspace) -> QuerySet[AlertPipeline]:
-    return AlertPipeline.objects.filter(workspace=workspace).prefetch_related(
-        Prefetch("destinations", queryset=AlertDestination.objects.order_by("id"))
-    ).order_by("id")
+    return (
+        AlertPipeline.objects.filter(workspace=workspace)
+        .prefetch_related(Prefetch("destinations", queryset=AlertDestination.objects.order_by("id")))
+        .order_by("id")
+    )
 
 
 def pipeline_get(*, workspace: Workspace, pipeline_id: int) -> AlertPipeline:
@@ -24,9 +26,13 @@ def pipeline_get(*, workspace: Workspace, pipeline_id: int) -> AlertPipeline:
 
 
 def pipelines_enabled(*, workspace_id: int, trigger_types: Iterable[str]) -> QuerySet[AlertPipeline]:
-    return AlertPipeline.objects.filter(
-        workspace_id=workspace_id, enabled=True, trigger_type__in=list(trigger_types)
-    ).prefetch_related("destinations").order_by("id")
+    return (
+        AlertPipeline.objects.filter(
+            workspace_id=workspace_id, enabled=True, trigger_type__in=list(trigger_types)
+        )
+        .prefetch_related("destinations")
+        .order_by("id")
+    )
 
 
 def delivery_list(*, pipeline: AlertPipeline) -> QuerySet[AlertDelivery]:

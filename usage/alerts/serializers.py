@@ -12,8 +12,9 @@ class TriggerInput(serializers.Serializer):
     features = serializers.ListField(child=serializers.CharField(), required=False)
     plans = serializers.ListField(child=serializers.CharField(), required=False)
     min_quantity = serializers.IntegerField(required=False)
-    percent = serializers.JSONField(required=False, help_text="threshold: list of percents (default [80, 100]); "
-                                    "usage_drop: one percent")
+    percent = serializers.JSONField(
+        required=False, help_text="threshold: list of percents (default [80, 100]); usage_drop: one percent"
+    )
     days = serializers.IntegerField(required=False)
 
 
@@ -48,7 +49,11 @@ class DestinationOutput(serializers.ModelSerializer):
     def get_url(self, obj: AlertDestination) -> str | None:
         if not obj.url:
             return None
-        return mask_url(obj.url) if obj.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else obj.url
+        return (
+            mask_url(obj.url)
+            if obj.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD)
+            else obj.url
+        )
 
     def get_to(self, obj: AlertDestination) -> list[str] | None:
         return obj.to.split(",") if obj.to else None
@@ -73,6 +78,16 @@ class DeliveryOutput(serializers.ModelSerializer):
     class Meta:
         model = AlertDelivery
         fields = [
-            "id", "destination_id", "kind", "status", "attempts", "last_error", "response_code", "payload",
-            "summary_id", "created_at", "next_attempt_at", "sent_at",
+            "id",
+            "destination_id",
+            "kind",
+            "status",
+            "attempts",
+            "last_error",
+            "response_code",
+            "payload",
+            "summary_id",
+            "created_at",
+            "next_attempt_at",
+            "sent_at",
         ]

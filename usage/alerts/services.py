@@ -44,9 +44,13 @@ _TRIGGER_KEYS: dict[str, set[str]] = {
 
 def _int(value: Any, *, field: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DomainError(f"{field} must be an integer between {low} and {high}.", code="invalid_type", field=field)
+        raise DomainError(
+            f"{field} must be an integer between {low} and {high}.", code="invalid_type", field=field
+        )
     if not low <= value <= high:
-        raise DomainError(f"{field} must be between {low} and {high}; got {value}.", code="out_of_range", field=field)
+        raise DomainError(
+            f"{field} must be between {low} and {high}; got {value}.", code="out_of_range", field=field
+        )
     return value
 
 
@@ -61,7 +65,8 @@ def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
         if key_format and (len(item) > KEY_MAX_LENGTH or not re.match(KEY_REGEX, item)):
             raise DomainError(
                 f"{field}[{index}] {item!r} is not a feature key (letters, digits, '_.:-', ≤ {KEY_MAX_LENGTH}).",
-                code="invalid_key", field=f"{field}[{index}]",
+                code="invalid_key",
+                field=f"{field}[{index}]",
             )
         if item not in out:
             out.append(item)
@@ -75,7 +80,8 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     kind = trigger.get("type")
     if kind not in _TRIGGER_KEYS:
         raise DomainError(
-            f"trigger.type must be one of {', '.join(_TRIGGER_KEYS)}; got {kind!r}.", code="invalid_choice",
+            f"trigger.type must be one of {', '.join(_TRIGGER_KEYS)}; got {kind!r}.",
+            code="invalid_choice",
             field="trigger.type",
         )
     allowed = _TRIGGER_KEYS[kind]
@@ -83,7 +89,8 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
         if key != "type" and key not in allowed:
             raise DomainError(
                 f"trigger.{key} is not used by '{kind}' triggers (they take: {', '.join(sorted(allowed))}).",
-                code="unknown_field", field=f"trigger.{key}",
+                code="unknown_field",
+                field=f"trigger.{key}",
             )
     config: dict[str, Any] = {}
     if "features" in trigger:
@@ -91,21 +98,25 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if "plans" in trigger:
         config["plans"] = _str_list(trigger["plans"], field="trigger.plans")
     if "min_quantity" in trigger:
-        config["min_quantity"] = _int(trigger["min_quantity"], field="trigger.min_quantity", low=1, high=10**9)
+        config["min_quantity"] = _int(
+            trigger["min_quantity"], field="trigger.min_quantity", low=1, high=10**9
+        )
     if kind == TriggerType.THRESHOLD:
         raw = trigger.get("percent", DEFAULT_THRESHOLDS)
         raw = [raw] if isinstance(raw, int) and not isinstance(raw, bool) else raw
         if not isinstance(raw, list) or not raw:
             raise DomainError(
                 "trigger.percent must be a threshold or a list of thresholds (percent of the allowance), e.g. [80, 100].",
-                code="invalid_type", field="trigger.percent",
+                code="invalid_type",
+                field="trigger.percent",
             )
         config["percent"] = sorted({_int(p, field="trigger.percent", low=1, high=1000) for p in raw})
     if kind == TriggerType.USAGE_DROP:
         if "percent" not in trigger:
             raise DomainError(
                 "trigger.percent is required for 'usage_drop': alert when usage fell by more than this percent.",
-                code="missing_field", field="trigger.percent",
+                code="missing_field",
+                field="trigger.percent",
             )
         config["percent"] = _int(trigger["percent"], field="trigger.percent", low=1, high=100)
         config["days"] = _int(trigger.get("days", 7), field="trigger.days", low=1, high=365)
@@ -124,80 +135,123 @@ def _validate_destination(spec: Any, *, index: int, existing: dict[int, AlertDes
     for key in spec:
         if key not in known:
             raise DomainError(
-                f"{field}.{key} is not a destination field ({', '.join(sorted(known))}).", code="unknown_field",
+                f"{field}.{key} is not a destination field ({', '.join(sorted(known))}).",
+                code="unknown_field",
                 field=f"{field}.{key}",
             )
     previous = None
     if spec.get("id") is not None:
         previous = existing.get(spec["id"]) if isinstance(spec["id"], int) else None
         if previous is None:
-            raise DomainError(f"{field}.id {spec['id']!r} is not a destination of this pipeline.", code="not_found",
-                              field=f"{field}.id")
+            raise DomainError(
+                f"{field}.id {spec['id']!r} is not a destination of this pipeline.",
+                code="not_found",
+                field=f"{field}.id",
+            )
     kind = spec.get("type", previous.type if previous else None)
     if kind not in DestinationType.values:
         raise DomainError(
-            f"{field}.type must be one of {', '.join(DestinationType.values)}; got {kind!r}.", code="invalid_choice",
+            f"{field}.type must be one of {', '.join(DestinationType.values)}; got {kind!r}.",
+            code="invalid_choice",
             field=f"{field}.type",
         )
-    out: dict[str, Any] = {"id": previous.pk if previous else None, "type": kind, "url": "", "to": "", "secret": ""}
+    out: dict[str, Any] = {
+        "id": previous.pk if previous else None,
+        "type": kind,
+        "url": "",
+        "to": "",
+        "secret": "",
+    }
 
     def kept(name: str) -> str | None:
         # A value shown back masked ("••••abcd") or left out keeps what is stored.
         value = spec.get(name)
-        if previous is not None and previous.type == kind and (value is None or (isinstance(value, str) and MASK in value)):
+        if (
+            previous is not None
+            and previous.type == kind
+            and (value is None or (isinstance(value, str) and MASK in value))
+        ):
             return getattr(previous, name)
         return value
 
     if kind == DestinationType.EMAIL:
         if "url" in spec and spec["url"]:
-            raise DomainError(f"{field}.url is not used by e-mail destinations; use 'to'.", code="unknown_field",
-                              field=f"{field}.url")
+            raise DomainError(
+                f"{field}.url is not used by e-mail destinations; use 'to'.",
+                code="unknown_field",
+                field=f"{field}.url",
+            )
         to = kept("to")
         addresses = to if isinstance(to, list) else (to.split(",") if isinstance(to, str) else None)
         if not addresses or not all(isinstance(a, str) and a.strip() for a in addresses):
-            raise DomainError(f"{field}.to is required for e-mail destinations: one or more addresses.",
-                              code="missing_field", field=f"{field}.to")
+            raise DomainError(
+                f"{field}.to is required for e-mail destinations: one or more addresses.",
+                code="missing_field",
+                field=f"{field}.to",
+            )
         for address in addresses:
             try:
                 validate_email(address.strip())
             except DjangoValidationError:
-                raise DomainError(f"{field}.to: {address.strip()!r} is not an e-mail address.", code="invalid_email",
-                                  field=f"{field}.to") from None
+                raise DomainError(
+                    f"{field}.to: {address.strip()!r} is not an e-mail address.",
+                    code="invalid_email",
+                    field=f"{field}.to",
+                ) from None
         out["to"] = ",".join(a.strip() for a in addresses)
     else:
         if "to" in spec and spec["to"]:
-            raise DomainError(f"{field}.to is only used by e-mail destinations; use 'url'.", code="unknown_field",
-                              field=f"{field}.to")
+            raise DomainError(
+                f"{field}.to is only used by e-mail destinations; use 'url'.",
+                code="unknown_field",
+                field=f"{field}.to",
+            )
         url = kept("url")
         if not isinstance(url, str) or not url.strip():
-            raise DomainError(f"{field}.url is required for {kind} destinations.", code="missing_field",
-                              field=f"{field}.url")
+            raise DomainError(
+                f"{field}.url is required for {kind} destinations.",
+                code="missing_field",
+                field=f"{field}.url",
+            )
         try:
             URLValidator(schemes=["http", "https"])(url.strip())
         except DjangoValidationError:
-            raise DomainError(f"{field}.url must be an http(s) URL; got {url!r}.", code="invalid_url",
-                              field=f"{field}.url") from None
+            raise DomainError(
+                f"{field}.url must be an http(s) URL; got {url!r}.", code="invalid_url", field=f"{field}.url"
+            ) from None
         if len(url.strip()) > 2000:
-            raise DomainError(f"{field}.url is longer than 2000 characters.", code="too_long", field=f"{field}.url")
+            raise DomainError(
+                f"{field}.url is longer than 2000 characters.", code="too_long", field=f"{field}.url"
+            )
         out["url"] = url.strip()
     secret = kept("secret")
     if kind == DestinationType.WEBHOOK:
         if not isinstance(secret, str) or len(secret) < MIN_WEBHOOK_SECRET or len(secret) > 200:
             raise DomainError(
                 f"{field}.secret is required for webhook destinations: {MIN_WEBHOOK_SECRET} to 200 characters, "
-                "used to sign each body with HMAC-SHA256.", code="invalid_secret", field=f"{field}.secret",
+                "used to sign each body with HMAC-SHA256.",
+                code="invalid_secret",
+                field=f"{field}.secret",
             )
         out["secret"] = secret
     elif spec.get("secret"):
-        raise DomainError(f"{field}.secret is only used by webhook destinations.", code="unknown_field",
-                          field=f"{field}.secret")
+        raise DomainError(
+            f"{field}.secret is only used by webhook destinations.",
+            code="unknown_field",
+            field=f"{field}.secret",
+        )
     mentions = spec.get("mentions", previous.mentions if previous else False)
     if not isinstance(mentions, bool):
-        raise DomainError(f"{field}.mentions must be true or false.", code="invalid_type", field=f"{field}.mentions")
+        raise DomainError(
+            f"{field}.mentions must be true or false.", code="invalid_type", field=f"{field}.mentions"
+        )
     out["mentions"] = mentions
     default_limit = previous.rate_limit_per_minute if previous else DEFAULT_RATE_LIMIT_PER_MINUTE[kind]
     out["rate_limit_per_minute"] = _int(
-        spec.get("rate_limit_per_minute", default_limit), field=f"{field}.rate_limit_per_minute", low=1, high=10_000
+        spec.get("rate_limit_per_minute", default_limit),
+        field=f"{field}.rate_limit_per_minute",
+        low=1,
+        high=10_000,
     )
     return out
 
@@ -206,11 +260,13 @@ def destinations_validate(specs: Any, *, existing: dict[int, AlertDestination] |
     if not isinstance(specs, list):
         raise DomainError("destinations must be a list.", code="invalid_type", field="destinations")
     if not specs:
-        raise DomainError("destinations: at least one destination is required.", code="missing_field",
-                          field="destinations")
+        raise DomainError(
+            "destinations: at least one destination is required.", code="missing_field", field="destinations"
+        )
     if len(specs) > MAX_DESTINATIONS:
-        raise DomainError(f"destinations: at most {MAX_DESTINATIONS} per pipeline.", code="too_many",
-                          field="destinations")
+        raise DomainError(
+            f"destinations: at most {MAX_DESTINATIONS} per pipeline.", code="too_many", field="destinations"
+        )
     return [_validate_destination(spec, index=i, existing=existing or {}) for i, spec in enumerate(specs)]
 
 
@@ -245,8 +301,11 @@ def _save_unique(pipeline: AlertPipeline) -> None:
             pipeline.save()
     except IntegrityError as exc:
         if "usage_alertpipeline_unique_name" in str(exc):
-            raise Conflict(f"A pipeline named {pipeline.name!r} already exists in this workspace.",
-                           code="duplicate_name", field="name") from None
+            raise Conflict(
+                f"A pipeline named {pipeline.name!r} already exists in this workspace.",
+                code="duplicate_name",
+                field="name",
+            ) from None
         raise
 
 
@@ -258,7 +317,11 @@ def pipeline_create(
     kind, config = trigger_validate(trigger)
     specs = destinations_validate(destinations)
     pipeline = AlertPipeline(
-        workspace=workspace, name=_name(name), enabled=_enabled(enabled), trigger_type=kind, trigger_config=config
+        workspace=workspace,
+        name=_name(name),
+        enabled=_enabled(enabled),
+        trigger_type=kind,
+        trigger_config=config,
     )
     _save_unique(pipeline)
     _destinations_replace(pipeline=pipeline, specs=specs)
@@ -267,7 +330,11 @@ def pipeline_create(
 
 @transaction.atomic
 def pipeline_update(
-    *, pipeline: AlertPipeline, name: Any = _UNSET, enabled: Any = _UNSET, trigger: Any = _UNSET,
+    *,
+    pipeline: AlertPipeline,
+    name: Any = _UNSET,
+    enabled: Any = _UNSET,
+    trigger: Any = _UNSET,
     destinations: Any = _UNSET,
 ) -> AlertPipeline:
     """Change what is given; `destinations` replaces the list (an entry with an `id` keeps that destination, and a
@@ -309,4 +376,6 @@ def pipeline_test_send(*, pipeline: AlertPipeline, now: Any = None) -> list[Aler
         "details": {"trigger": pipeline.trigger_type},
         "occurred_at": now.isoformat(),
     }
-    return deliveries_create(pipeline=pipeline, payload=payload, dedupe_key="", kind=AlertDelivery.Kind.TEST, now=now)
+    return deliveries_create(
+        pipeline=pipeline, payload=payload, dedupe_key="", kind=AlertDelivery.Kind.TEST, now=now
+    )

@@ -39,7 +39,9 @@ def alerts_enqueue_for_events(*, workspace_id: int, event_ids: list[int]) -> Non
 
         alert_events_evaluate_task.apply_async(args=[workspace_id, list(event_ids)], retry=False)
     except Exception:  # noqa: BLE001 - alerts must never fail or slow ingestion
-        logger.exception("could not queue alert evaluation for %d events of workspace %s", len(event_ids), workspace_id)
+        logger.exception(
+            "could not queue alert evaluation for %d events of workspace %s", len(event_ids), workspace_id
+        )
 
 
 def alert_account_context(account: Account) -> dict:
@@ -69,8 +71,15 @@ def _feature_ok(pipeline: AlertPipeline, feature: Feature) -> bool:
 
 
 def _payload(
-    *, pipeline: AlertPipeline, event: str, title: str, text: str, account: Account, feature: Feature | None,
-    details: dict, occurred_at: datetime,
+    *,
+    pipeline: AlertPipeline,
+    event: str,
+    title: str,
+    text: str,
+    account: Account,
+    feature: Feature | None,
+    details: dict,
+    occurred_at: datetime,
 ) -> dict:
     return {
         "event": event,
@@ -100,9 +109,14 @@ def _evaluate_event(pipeline: AlertPipeline, event: UsageEvent, now: datetime) -
         return []
     account, feature = event.account, event.feature
     payload = _payload(
-        pipeline=pipeline, event=feature.key, title=f"{feature.name or feature.key} used by {account.name or account.external_id}",
+        pipeline=pipeline,
+        event=feature.key,
+        title=f"{feature.name or feature.key} used by {account.name or account.external_id}",
         text=f"{account.name or account.external_id} used {feature.name or feature.key} ({event.quantity}).",
-        account=account, feature=feature, details=_event_details(event), occurred_at=event.occurred_at,
+        account=account,
+        feature=feature,
+        details=_event_details(event),
+        occurred_at=event.occurred_at,
     )
     return deliveries_create(pipeline=pipeline, payload=payload, dedupe_key=f"event:{event.pk}", now=now)
 
@@ -119,15 +133,22 @@ def _evaluate_free_plan(pipeline: AlertPipeline, event: UsageEvent, now: datetim
         return []
     day = event.occurred_at.astimezone(UTC).date()
     payload = _payload(
-        pipeline=pipeline, event="paid_feature_on_free_plan",
+        pipeline=pipeline,
+        event="paid_feature_on_free_plan",
         title=f"{account.name or account.external_id} ({account.plan or 'no plan'}) used {feature.name or feature.key}",
         text=f"An account on the {account.plan or 'free'} plan used {feature.name or feature.key}, which its plan does "
         "not grant: an upsell opportunity.",
-        account=account, feature=feature, details=_event_details(event), occurred_at=event.occurred_at,
+        account=account,
+        feature=feature,
+        details=_event_details(event),
+        occurred_at=event.occurred_at,
     )
     # One alert per account × feature × UTC day, however often the feature is used that day.
     return deliveries_create(
-        pipeline=pipeline, payload=payload, dedupe_key=f"free:{account.pk}:{feature.pk}:{day.isoformat()}", now=now
+        pipeline=pipeline,
+        payload=payload,
+        dedupe_key=f"free:{account.pk}:{feature.pk}:{day.isoformat()}",
+        now=now,
     )
 
 
@@ -155,26 +176,36 @@ def _evaluate_threshold(
             continue
         with transaction.atomic():
             _, new = AlertThresholdMark.objects.get_or_create(
-                pipeline=pipeline, account=account, feature=feature, threshold=threshold, period_start=period_start,
+                pipeline=pipeline,
+                account=account,
+                feature=feature,
+                threshold=threshold,
+                period_start=period_start,
                 defaults={"workspace_id": pipeline.workspace_id, "created_at": now},
             )
             if not new:
                 continue  # one alert per threshold per period
             payload = _payload(
-                pipeline=pipeline, event=f"threshold.{threshold}",
+                pipeline=pipeline,
+                event=f"threshold.{threshold}",
                 title=f"{account.name or account.external_id} reached {threshold}% of {feature.name or feature.key}",
                 text=f"{used} of {limit} {feature.unit_plural or 'units'} used this period ({used * 100 // limit}%).",
-                account=account, feature=feature,
+                account=account,
+                feature=feature,
                 details={
-                    "threshold_percent": threshold, "used": used, "limit": limit,
+                    "threshold_percent": threshold,
+                    "used": used,
+                    "limit": limit,
                     "period_start": period.start.isoformat() if period.start else None,
                     "resets_at": period.end.isoformat() if period.end else None,
                 },
                 occurred_at=at,
             )
             created += deliveries_create(
-                pipeline=pipeline, payload=payload,
-                dedupe_key=f"threshold:{account.pk}:{feature.pk}:{threshold}:{period_start.isoformat()}", now=now,
+                pipeline=pipeline,
+                payload=payload,
+                dedupe_key=f"threshold:{account.pk}:{feature.pk}:{threshold}:{period_start.isoformat()}",
+                now=now,
             )
     return created
 
@@ -187,7 +218,8 @@ def alert_events_evaluate(*, workspace_id: int, event_ids: list[int], now: datet
         return []
     events = list(
         UsageEvent.objects.filter(workspace_id=workspace_id, pk__in=event_ids)
-        .select_related("account__owner", "feature", "end_user").order_by("pk")
+        .select_related("account__owner", "feature", "end_user")
+        .order_by("pk")
     )
     created: list[AlertDelivery] = []
     for pipeline in pipelines:
@@ -223,19 +255,31 @@ class AccountUsageWindow:
 
 
 def _accounts(workspace_id: int, account_ids: Iterable[int]) -> dict[int, Account]:
-    return {a.pk: a for a in Account.objects.filter(workspace_id=workspace_id, pk__in=list(account_ids)).select_related("owner")}
+    return {
+        a.pk: a
+        for a in Account.objects.filter(workspace_id=workspace_id, pk__in=list(account_ids)).select_related(
+            "owner"
+        )
+    }
 
 
-def _window_alert(*, pipeline: AlertPipeline, account: Account, window_start: date, payload: dict, now: datetime) -> list[AlertDelivery]:
+def _window_alert(
+    *, pipeline: AlertPipeline, account: Account, window_start: date, payload: dict, now: datetime
+) -> list[AlertDelivery]:
     with transaction.atomic():
         _, new = AlertWindowMark.objects.get_or_create(
-            pipeline=pipeline, account=account, window_start=window_start,
+            pipeline=pipeline,
+            account=account,
+            window_start=window_start,
             defaults={"workspace_id": pipeline.workspace_id, "created_at": now},
         )
         if not new:
             return []  # one alert per account per window
         return deliveries_create(
-            pipeline=pipeline, payload=payload, dedupe_key=f"window:{account.pk}:{window_start.isoformat()}", now=now
+            pipeline=pipeline,
+            payload=payload,
+            dedupe_key=f"window:{account.pk}:{window_start.isoformat()}",
+            now=now,
         )
 
 
@@ -259,13 +303,18 @@ def alerts_evaluate_dormant(
             window_start = (last + timedelta(days=1)) if last else date(1970, 1, 1)
             idle = f"{(today - last).days} days" if last else "ever"
             payload = _payload(
-                pipeline=pipeline, event="account.dormant",
+                pipeline=pipeline,
+                event="account.dormant",
                 title=f"{account.name or account.external_id} has gone dormant",
                 text=f"No usage for {idle} (threshold: {days} days).",
-                account=account, feature=None,
-                details={"days": days, "last_used_on": last.isoformat() if last else None}, occurred_at=now,
+                account=account,
+                feature=None,
+                details={"days": days, "last_used_on": last.isoformat() if last else None},
+                occurred_at=now,
             )
-            created += _window_alert(pipeline=pipeline, account=account, window_start=window_start, payload=payload, now=now)
+            created += _window_alert(
+                pipeline=pipeline, account=account, window_start=window_start, payload=payload, now=now
+            )
     return created
 
 
@@ -287,14 +336,22 @@ def alerts_evaluate_usage_drop(
             if drop <= percent:
                 continue
             payload = _payload(
-                pipeline=pipeline, event="usage.drop",
+                pipeline=pipeline,
+                event="usage.drop",
                 title=f"{account.name or account.external_id}: usage down {drop:.0f}%",
                 text=f"{numbers.current} uses in the last {pipeline.trigger_config['days']} days against "
                 f"{numbers.prior} in the {pipeline.trigger_config['days']} days before (threshold: {percent}%).",
-                account=account, feature=None,
-                details={"current": numbers.current, "prior": numbers.prior, "drop_percent": round(drop, 1),
-                         "days": pipeline.trigger_config["days"]},
+                account=account,
+                feature=None,
+                details={
+                    "current": numbers.current,
+                    "prior": numbers.prior,
+                    "drop_percent": round(drop, 1),
+                    "days": pipeline.trigger_config["days"],
+                },
                 occurred_at=now,
             )
-            created += _window_alert(pipeline=pipeline, account=account, window_start=window_start, payload=payload, now=now)
+            created += _window_alert(
+                pipeline=pipeline, account=account, window_start=window_start, payload=payload, now=now
+            )
     return created

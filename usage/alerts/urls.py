@@ -7,6 +7,10 @@ from . import api
 urlpatterns = [
     path("pipelines", api.PipelineListApi.as_view(), name="pipeline-list"),
     path("pipelines/<int:pipeline_id>", api.PipelineDetailApi.as_view(), name="pipeline-detail"),
-    path("pipelines/<int:pipeline_id>/deliveries", api.PipelineDeliveriesApi.as_view(), name="pipeline-deliveries"),
+    path(
+        "pipelines/<int:pipeline_id>/deliveries",
+        api.PipelineDeliveriesApi.as_view(),
+        name="pipeline-deliveries",
+    ),
     path("pipelines/<int:pipeline_id>/test", api.PipelineTestApi.as_view(), name="pipeline-test"),
 ]

@@ -89,5 +89,21 @@ def alert_settings(settings):
 @pytest.fixture
 def customer(workspace, staff_user) -> Account:
     return Account.objects.create(
-        workspace=workspace, external_id="acc-1", name="Initech", domain="initech.com", plan="free", owner=staff_user
+        workspace=workspace,
+        external_id="acc-1",
+        name="Initech",
+        domain="initech.com",
+        plan="free",
+        owner=staff_user,
     )
+
+
+@pytest.fixture
+def eager(alert_settings):
+    """Run Celery tasks inline (the Celery app reads its config once, so set it on the app, then restore)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

@@ -30,15 +30,40 @@ def test_create_pipeline_masks_secrets_and_applies_defaults(api):
     assert response.status_code == 201
     data = response.json()
     assert data["name"] == "Big exports" and data["enabled"] is True
-    assert data["trigger"] == {"type": "event", "features": ["export.pdf"], "plans": ["pro"], "min_quantity": 10}
-    assert [{k: d[k] for k in ("type", "url", "to", "secret", "mentions", "rate_limit_per_minute")}
-            for d in data["destinations"]] == [
-        {"type": "discord", "url": "https://discord.com/••••ABCD", "to": None, "secret": None, "mentions": False,
-         "rate_limit_per_minute": 30},
-        {"type": "webhook", "url": "https://hooks.example.com/uptake", "to": None, "secret": "••••wxyz",
-         "mentions": False, "rate_limit_per_minute": 120},
-        {"type": "email", "url": None, "to": ["cs@example.com"], "secret": None, "mentions": False,
-         "rate_limit_per_minute": 30},
+    assert data["trigger"] == {
+        "type": "event",
+        "features": ["export.pdf"],
+        "plans": ["pro"],
+        "min_quantity": 10,
+    }
+    assert [
+        {k: d[k] for k in ("type", "url", "to", "secret", "mentions", "rate_limit_per_minute")}
+        for d in data["destinations"]
+    ] == [
+        {
+            "type": "discord",
+            "url": "https://discord.com/••••ABCD",
+            "to": None,
+            "secret": None,
+            "mentions": False,
+            "rate_limit_per_minute": 30,
+        },
+        {
+            "type": "webhook",
+            "url": "https://hooks.example.com/uptake",
+            "to": None,
+            "secret": "••••wxyz",
+            "mentions": False,
+            "rate_limit_per_minute": 120,
+        },
+        {
+            "type": "email",
+            "url": None,
+            "to": ["cs@example.com"],
+            "secret": None,
+            "mentions": False,
+            "rate_limit_per_minute": 30,
+        },
     ]
     assert SECRET not in response.content.decode()
     assert AlertDestination.objects.get(type="webhook").secret == SECRET
@@ -48,18 +73,43 @@ def test_create_pipeline_masks_secrets_and_applies_defaults(api):
     ("change", "field", "message"),
     [
         ({"trigger": {"type": "sometimes"}}, "trigger.type", "trigger.type must be one of event, threshold"),
-        ({"trigger": {"type": "event", "percent": 5}}, "trigger.percent", "trigger.percent is not used by 'event'"),
-        ({"trigger": {"type": "usage_drop"}}, "trigger.percent", "trigger.percent is required for 'usage_drop'"),
-        ({"trigger": {"type": "dormant", "days": 0}}, "trigger.days", "trigger.days must be between 1 and 365"),
+        (
+            {"trigger": {"type": "event", "percent": 5}},
+            "trigger.percent",
+            "trigger.percent is not used by 'event'",
+        ),
+        (
+            {"trigger": {"type": "usage_drop"}},
+            "trigger.percent",
+            "trigger.percent is required for 'usage_drop'",
+        ),
+        (
+            {"trigger": {"type": "dormant", "days": 0}},
+            "trigger.days",
+            "trigger.days must be between 1 and 365",
+        ),
         ({"trigger": {"type": "event", "min_quantity": "ten"}}, "trigger.min_quantity", "must be an integer"),
         ({"destinations": []}, "destinations", "at least one destination is required"),
-        ({"destinations": [{"type": "webhook", "url": "https://x.example.com", "secret": "short"}]},
-         "destinations[0].secret", "secret is required for webhook destinations"),
-        ({"destinations": [{"type": "slack", "url": "ftp://x"}]}, "destinations[0].url", "must be an http(s) URL"),
-        ({"destinations": [{"type": "email", "to": "not-an-address"}]}, "destinations[0].to",
-         "'not-an-address' is not an e-mail address"),
-        ({"destinations": [{"type": "pager", "url": "https://x.example.com"}]}, "destinations[0].type",
-         "destinations[0].type must be one of slack, discord, webhook, email"),
+        (
+            {"destinations": [{"type": "webhook", "url": "https://x.example.com", "secret": "short"}]},
+            "destinations[0].secret",
+            "secret is required for webhook destinations",
+        ),
+        (
+            {"destinations": [{"type": "slack", "url": "ftp://x"}]},
+            "destinations[0].url",
+            "must be an http(s) URL",
+        ),
+        (
+            {"destinations": [{"type": "email", "to": "not-an-address"}]},
+            "destinations[0].to",
+            "'not-an-address' is not an e-mail address",
+        ),
+        (
+            {"destinations": [{"type": "pager", "url": "https://x.example.com"}]},
+            "destinations[0].type",
+            "destinations[0].type must be one of slack, discord, webhook, email",
+        ),
         ({"name": ""}, "name", "name is required"),
         ({"colour": "red"}, "colour", "Unknown field 'colour'"),
     ],
@@ -82,8 +132,11 @@ def test_duplicate_name_is_a_conflict(api):
     response = api.post("/api/v1/pipelines", _body(), format="json")
     # then
     assert response.status_code == 409
-    assert response.json()["error"] == {"code": "duplicate_name", "field": "name",
-                                        "message": "A pipeline named 'Big exports' already exists in this workspace."}
+    assert response.json()["error"] == {
+        "code": "duplicate_name",
+        "field": "name",
+        "message": "A pipeline named 'Big exports' already exists in this workspace.",
+    }
     assert AlertPipeline.objects.count() == 1
 
 
@@ -92,8 +145,11 @@ def test_put_with_masked_secret_keeps_the_stored_one(api):
     created = api.post("/api/v1/pipelines", _body(), format="json").json()
     destinations = [{k: v for k, v in d.items() if v is not None} for d in created["destinations"]]
     # when: the client sends back what it read, with a new name
-    response = api.put(f"/api/v1/pipelines/{created['id']}",
-                       {"name": "Renamed", "trigger": created["trigger"], "destinations": destinations}, format="json")
+    response = api.put(
+        f"/api/v1/pipelines/{created['id']}",
+        {"name": "Renamed", "trigger": created["trigger"], "destinations": destinations},
+        format="json",
+    )
     # then
     assert response.status_code == 200, response.json()
     assert response.json()["name"] == "Renamed"
@@ -119,10 +175,12 @@ def test_other_workspace_pipeline_is_404(api, other_workspace, make_client):
     created = api.post("/api/v1/pipelines", _body(), format="json").json()
     other = make_client(other_workspace)
     # when
-    responses = [other.get(f"/api/v1/pipelines/{created['id']}"),
-                 other.patch(f"/api/v1/pipelines/{created['id']}", {"enabled": False}, format="json"),
-                 other.delete(f"/api/v1/pipelines/{created['id']}"),
-                 other.get(f"/api/v1/pipelines/{created['id']}/deliveries")]
+    responses = [
+        other.get(f"/api/v1/pipelines/{created['id']}"),
+        other.patch(f"/api/v1/pipelines/{created['id']}", {"enabled": False}, format="json"),
+        other.delete(f"/api/v1/pipelines/{created['id']}"),
+        other.get(f"/api/v1/pipelines/{created['id']}/deliveries"),
+    ]
     # then
     assert [r.status_code for r in responses] == [404, 404, 404, 404]
     assert other.get("/api/v1/pipelines").json()["results"] == []
@@ -156,8 +214,12 @@ def test_pipelines_are_in_the_openapi_schema(api):
     # when
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     # then
-    for path in ("/api/v1/pipelines", "/api/v1/pipelines/{pipeline_id}", "/api/v1/pipelines/{pipeline_id}/deliveries",
-                 "/api/v1/pipelines/{pipeline_id}/test"):
+    for path in (
+        "/api/v1/pipelines",
+        "/api/v1/pipelines/{pipeline_id}",
+        "/api/v1/pipelines/{pipeline_id}/deliveries",
+        "/api/v1/pipelines/{pipeline_id}/test",
+    ):
         assert path in schema
 
 
@@ -168,11 +230,17 @@ def test_admin_action_sends_test_message(client, workspace, staff_of):
     user = staff_of(workspace)
     user.is_superuser = True
     user.save()
-    pipeline = pipeline_create(workspace=workspace, name="P", trigger={"type": "event"},
-                               destinations=[{"type": "webhook", "url": "https://h.example.com", "secret": SECRET}])
+    pipeline = pipeline_create(
+        workspace=workspace,
+        name="P",
+        trigger={"type": "event"},
+        destinations=[{"type": "webhook", "url": "https://h.example.com", "secret": SECRET}],
+    )
     client.force_login(get_user_model().objects.get(pk=user.pk))
     # when
-    response = client.post("/admin/usage/alertpipeline/", {"action": "send_test_message", "_selected_action": [pipeline.pk]})
+    response = client.post(
+        "/admin/usage/alertpipeline/", {"action": "send_test_message", "_selected_action": [pipeline.pk]}
+    )
     # then
     assert response.status_code == 302
     assert list(AlertDelivery.objects.values_list("kind", "status")) == [("test", "pending")]

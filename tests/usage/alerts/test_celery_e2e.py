@@ -36,23 +36,54 @@ def test_ingested_event_is_delivered_by_a_real_worker(workspace, make_client, re
     # given: a worker on the test database and Redis
     redis_url = _redis_or_skip()
     db = settings.DATABASES["default"]
-    env = {**os.environ, "REDIS_URL": redis_url, "CELERY_TASK_ALWAYS_EAGER": "false",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "UPTAKE_ALERT_BACKOFF_BASE_SECONDS": "0.2"}
-    Account.objects.create(workspace=workspace, external_id="acc-9", name="Hooli", plan="enterprise",
-                           domain="hooli.xyz", owner=staff_user)
-    pipeline_create(workspace=workspace, name="All events", trigger={"type": "event"},
-                    destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}])
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "UPTAKE_ALERT_BACKOFF_BASE_SECONDS": "0.2",
+    }
+    Account.objects.create(
+        workspace=workspace,
+        external_id="acc-9",
+        name="Hooli",
+        plan="enterprise",
+        domain="hooli.xyz",
+        owner=staff_user,
+    )
+    pipeline_create(
+        workspace=workspace,
+        name="All events",
+        trigger={"type": "event"},
+        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
+    )
     receiver.respond((500, {}, "warming up"))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--without-heartbeat",
-         "--without-gossip", "--without-mingle", "-l", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         # when
         response = make_client(workspace).post(
-            "/api/v1/events", {"account_id": "acc-9", "feature_id": "reports", "quantity": 2}, format="json")
+            "/api/v1/events", {"account_id": "acc-9", "feature_id": "reports", "quantity": 2}, format="json"
+        )
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline and not AlertDelivery.objects.filter(status="sent").exists():
             time.sleep(0.2)
@@ -66,9 +97,21 @@ def test_ingested_event_is_delivered_by_a_real_worker(workspace, make_client, re
     # then: stored at once, delivered by the worker after one retry, signed
     assert response.status_code == 200 and response.json()["accepted"] == 1
     delivery = AlertDelivery.objects.get()
-    assert (delivery.status, delivery.attempts, delivery.response_code) == ("sent", 2, 200), err.decode()[-2000:]
+    assert (delivery.status, delivery.attempts, delivery.response_code) == ("sent", 2, 200), err.decode()[
+        -2000:
+    ]
     first, second = receiver.requests
-    assert second.json["account"] == {"id": "acc-9", "name": "Hooli", "plan": "enterprise",
-                                      "owner": "carol@example.com", "domain": "hooli.xyz"}
-    assert webhook_verify(secret=SECRET, timestamp=second.headers["X-Uptake-Timestamp"], body=second.body,
-                          signature=second.headers["X-Uptake-Signature"], now=time.time())
+    assert second.json["account"] == {
+        "id": "acc-9",
+        "name": "Hooli",
+        "plan": "enterprise",
+        "owner": "carol@example.com",
+        "domain": "hooli.xyz",
+    }
+    assert webhook_verify(
+        secret=SECRET,
+        timestamp=second.headers["X-Uptake-Timestamp"],
+        body=second.body,
+        signature=second.headers["X-Uptake-Signature"],
+        now=time.time(),
+    )

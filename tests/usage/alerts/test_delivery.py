@@ -4,7 +4,12 @@ import pytest
 from django.core import mail
 
 from tests.conftest import FROZEN_NOW
-from usage.alerts.delivery import alert_delivery_attempt, alert_summary_create, backoff_seconds, deliveries_create
+from usage.alerts.delivery import (
+    alert_delivery_attempt,
+    alert_summary_create,
+    backoff_seconds,
+    deliveries_create,
+)
 from usage.alerts.destinations import webhook_verify
 from usage.alerts.services import pipeline_create
 from usage.alerts.tasks import alert_delivery_send_task
@@ -14,35 +19,52 @@ SECRET = "whsec-test-0123456789"
 
 
 def _alert(n: int = 1) -> dict:
-    return {"event": "export", "title": f"Alert {n}", "text": f"alert number {n}", "pipeline": {"id": 1, "name": "p"},
-            "account": {"id": "acc-1", "name": "Initech", "plan": "free", "owner": None, "domain": "initech.com"},
-            "feature": {"id": "export", "name": "Export"}, "details": {"n": n}, "occurred_at": FROZEN_NOW.isoformat()}
+    return {
+        "event": "export",
+        "title": f"Alert {n}",
+        "text": f"alert number {n}",
+        "pipeline": {"id": 1, "name": "p"},
+        "account": {"id": "acc-1", "name": "Initech", "plan": "free", "owner": None, "domain": "initech.com"},
+        "feature": {"id": "export", "name": "Export"},
+        "details": {"n": n},
+        "occurred_at": FROZEN_NOW.isoformat(),
+    }
 
 
 def _pipeline(workspace, destination: dict, name: str = "Exports"):
-    return pipeline_create(workspace=workspace, name=name, trigger={"type": "event"}, destinations=[destination])
+    return pipeline_create(
+        workspace=workspace, name=name, trigger={"type": "event"}, destinations=[destination]
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_webhook_delivery_is_signed_and_logged_as_sent(workspace, receiver, alert_settings):
+def test_webhook_delivery_is_signed_and_logged_as_sent(workspace, eager, receiver, alert_settings):
     # given
-    alert_settings.CELERY_TASK_ALWAYS_EAGER = True
     pipeline = _pipeline(workspace, {"type": "webhook", "url": receiver.url(), "secret": SECRET})
     # when: created in a transaction; the send task runs after commit
     [delivery] = deliveries_create(pipeline=pipeline, payload=_alert(), dedupe_key="k1", now=FROZEN_NOW)
     # then
     [request] = receiver.requests
     assert request.json == _alert()
-    assert webhook_verify(secret=SECRET, timestamp=request.headers["X-Uptake-Timestamp"], body=request.body,
-                          signature=request.headers["X-Uptake-Signature"],
-                          now=int(request.headers["X-Uptake-Timestamp"]))
+    assert webhook_verify(
+        secret=SECRET,
+        timestamp=request.headers["X-Uptake-Timestamp"],
+        body=request.body,
+        signature=request.headers["X-Uptake-Signature"],
+        now=int(request.headers["X-Uptake-Timestamp"]),
+    )
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.response_code, delivery.last_error) == ("sent", 1, 200, "")
+    assert (delivery.status, delivery.attempts, delivery.response_code, delivery.last_error) == (
+        "sent",
+        1,
+        200,
+        "",
+    )
     assert delivery.sent_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
-def test_same_dedupe_key_creates_nothing_new(workspace, receiver, alert_settings):
+def test_same_dedupe_key_creates_nothing_new(workspace, eager, receiver, alert_settings):
     # given
     pipeline = _pipeline(workspace, {"type": "slack", "url": receiver.url()})
     deliveries_create(pipeline=pipeline, payload=_alert(), dedupe_key="event:1", now=FROZEN_NOW)
@@ -54,9 +76,8 @@ def test_same_dedupe_key_creates_nothing_new(workspace, receiver, alert_settings
 
 
 @pytest.mark.django_db(transaction=True)
-def test_retries_after_500_then_succeeds(workspace, receiver, alert_settings):
+def test_retries_after_500_then_succeeds(workspace, eager, receiver, alert_settings):
     # given: the receiver fails twice
-    alert_settings.CELERY_TASK_ALWAYS_EAGER = True
     receiver.respond((500, {}, "boom"), (503, {}, "down"))
     pipeline = _pipeline(workspace, {"type": "discord", "url": receiver.url()})
     # when
@@ -71,9 +92,8 @@ def test_retries_after_500_then_succeeds(workspace, receiver, alert_settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_429_retry_after_is_honoured(workspace, receiver, alert_settings):
+def test_429_retry_after_is_honoured(workspace, eager, receiver, alert_settings):
     # given
-    alert_settings.CELERY_TASK_ALWAYS_EAGER = True
     receiver.respond((429, {"Retry-After": "1"}, '{"retry_after": 1}'))
     pipeline = _pipeline(workspace, {"type": "discord", "url": receiver.url()})
     # when
@@ -86,9 +106,8 @@ def test_429_retry_after_is_honoured(workspace, receiver, alert_settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_4xx_is_failed_without_retry(workspace, receiver, alert_settings):
+def test_4xx_is_failed_without_retry(workspace, eager, receiver, alert_settings):
     # given
-    alert_settings.CELERY_TASK_ALWAYS_EAGER = True
     receiver.respond((404, {}, "Unknown Webhook"))
     pipeline = _pipeline(workspace, {"type": "slack", "url": receiver.url()})
     # when
@@ -101,9 +120,8 @@ def test_4xx_is_failed_without_retry(workspace, receiver, alert_settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_gives_up_after_max_attempts(workspace, receiver, alert_settings):
+def test_gives_up_after_max_attempts(workspace, eager, receiver, alert_settings):
     # given: always 500
-    alert_settings.CELERY_TASK_ALWAYS_EAGER = True
     receiver.respond(*[(500, {}, "boom")] * 10)
     pipeline = _pipeline(workspace, {"type": "webhook", "url": receiver.url(), "secret": SECRET})
     # when
@@ -116,9 +134,8 @@ def test_gives_up_after_max_attempts(workspace, receiver, alert_settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_unreachable_destination_is_retried_then_failed(workspace, alert_settings):
+def test_unreachable_destination_is_retried_then_failed(workspace, eager, alert_settings):
     # given: nothing listens on port 9 of 127.0.0.1
-    alert_settings.CELERY_TASK_ALWAYS_EAGER = True
     alert_settings.UPTAKE_ALERT_MAX_ATTEMPTS = 2
     pipeline = _pipeline(workspace, {"type": "slack", "url": "http://127.0.0.1:9/hook"})
     # when
@@ -143,8 +160,10 @@ def test_rate_limit_coalesces_the_excess_into_one_summary(workspace, receiver, a
         for n in range(1, 8)
     ]
     # when: all 7 are attempted within one window
-    outcomes = [alert_delivery_attempt(delivery_id=d.pk, now=FROZEN_NOW + timedelta(seconds=0.1 * i))
-                for i, d in enumerate(deliveries)]
+    outcomes = [
+        alert_delivery_attempt(delivery_id=d.pk, now=FROZEN_NOW + timedelta(seconds=0.1 * i))
+        for i, d in enumerate(deliveries)
+    ]
     # then: 3 sent, 4 held; only the first held one schedules the summary, for when the window opens
     assert [o.status for o in outcomes] == ["sent"] * 3 + ["coalesced"] * 4
     assert [o.summary_in for o in outcomes[3:]] == [pytest.approx(60 - 0.3), None, None, None]
@@ -152,10 +171,20 @@ def test_rate_limit_coalesces_the_excess_into_one_summary(workspace, receiver, a
     window = AlertRateWindow.objects.get()
     assert (window.sent, window.held) == (3, 4)
     # when: the summary runs before the window opens, nothing is due yet
-    assert alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=30)) is None
+    assert (
+        alert_summary_create(
+            destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=30)
+        )
+        is None
+    )
     # when: the window opens
-    summary = alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=60))
-    assert alert_delivery_attempt(delivery_id=summary.pk, now=FROZEN_NOW + timedelta(seconds=60)).status == "sent"
+    summary = alert_summary_create(
+        destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=60)
+    )
+    assert (
+        alert_delivery_attempt(delivery_id=summary.pk, now=FROZEN_NOW + timedelta(seconds=60)).status
+        == "sent"
+    )
     # then: one message lists the 4 held alerts, and each held delivery points at it
     assert len(receiver.requests) == 4
     embed = receiver.requests[-1].json["embeds"][0]
@@ -164,9 +193,16 @@ def test_rate_limit_coalesces_the_excess_into_one_summary(workspace, receiver, a
     assert sorted(AlertDelivery.objects.filter(summary=summary).values_list("pk", flat=True)) == [
         d.pk for d in deliveries[3:]
     ]
-    assert set(AlertDelivery.objects.filter(summary=summary).values_list("status", flat=True)) == {"coalesced"}
+    assert set(AlertDelivery.objects.filter(summary=summary).values_list("status", flat=True)) == {
+        "coalesced"
+    }
     # and a second run finds nothing more to summarise
-    assert alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=61)) is None
+    assert (
+        alert_summary_create(
+            destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=61)
+        )
+        is None
+    )
 
 
 def test_email_destination_sends_through_django_mail(workspace, alert_settings):

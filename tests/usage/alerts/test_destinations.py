@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from tests.conftest import FROZEN_NOW
 from usage.alerts.destinations import (
     DISCORD_MAX_FIELDS,
     DISCORD_MAX_TOTAL,
@@ -12,7 +13,6 @@ from usage.alerts.destinations import (
     webhook_request,
     webhook_verify,
 )
-from tests.conftest import FROZEN_NOW
 
 
 def _payload(**details) -> dict:
@@ -21,8 +21,13 @@ def _payload(**details) -> dict:
         "title": "Export used by Initech",
         "text": "Initech used Export (3). @everyone look <!channel>",
         "pipeline": {"id": 7, "name": "Exports"},
-        "account": {"id": "acc-1", "name": "Initech", "plan": "free", "owner": "carol@example.com",
-                    "domain": "initech.com"},
+        "account": {
+            "id": "acc-1",
+            "name": "Initech",
+            "plan": "free",
+            "owner": "carol@example.com",
+            "domain": "initech.com",
+        },
         "feature": {"id": "export.pdf", "name": "Export"},
         "details": details or {"quantity": 3},
         "occurred_at": FROZEN_NOW.isoformat(),
@@ -30,8 +35,12 @@ def _payload(**details) -> dict:
 
 
 def _embed_size(embed: dict) -> int:
-    return (len(embed["title"]) + len(embed["description"]) + len(embed["footer"]["text"])
-            + sum(len(f["name"]) + len(f["value"]) for f in embed["fields"]))
+    return (
+        len(embed["title"])
+        + len(embed["description"])
+        + len(embed["footer"]["text"])
+        + sum(len(f["name"]) + len(f["value"]) for f in embed["fields"])
+    )
 
 
 def test_slack_body_has_text_and_blocks_with_enrichment_and_escaped_mentions():
@@ -39,11 +48,19 @@ def test_slack_body_has_text_and_blocks_with_enrichment_and_escaped_mentions():
     body = slack_body(_payload())
     # then
     assert set(body) == {"text", "blocks"}
-    assert body["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "Export used by Initech",
-                                                             "emoji": False}}
+    assert body["blocks"][0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "Export used by Initech", "emoji": False},
+    }
     fields = [f["text"] for f in body["blocks"][2]["fields"]]
-    assert fields == ["*Account*\nInitech (acc-1)", "*Plan*\nfree", "*Owner*\ncarol@example.com",
-                      "*Domain*\ninitech.com", "*Feature*\nExport (export.pdf)", "*Quantity*\n3"]
+    assert fields == [
+        "*Account*\nInitech (acc-1)",
+        "*Plan*\nfree",
+        "*Owner*\ncarol@example.com",
+        "*Domain*\ninitech.com",
+        "*Feature*\nExport (export.pdf)",
+        "*Quantity*\n3",
+    ]
     assert "&lt;!channel&gt;" in body["text"] and "<!channel>" not in json.dumps(body)
 
 
@@ -59,14 +76,20 @@ def test_discord_body_is_one_embed_titled_with_the_event_and_mentions_suppressed
     assert body["allowed_mentions"] == {"parse": []}
     assert embed["title"] == "Export used by Initech"
     assert [(f["name"], f["value"]) for f in embed["fields"]] == [
-        ("Account", "Initech (acc-1)"), ("Plan", "free"), ("Owner", "carol@example.com"),
-        ("Domain", "initech.com"), ("Feature", "Export (export.pdf)"), ("Quantity", "3"),
+        ("Account", "Initech (acc-1)"),
+        ("Plan", "free"),
+        ("Owner", "carol@example.com"),
+        ("Domain", "initech.com"),
+        ("Feature", "Export (export.pdf)"),
+        ("Quantity", "3"),
     ]
     assert embed["timestamp"] == FROZEN_NOW.isoformat()
 
 
 def test_discord_body_allows_mentions_only_on_opt_in():
-    assert discord_body(_payload(), mentions=True)["allowed_mentions"] == {"parse": ["everyone", "roles", "users"]}
+    assert discord_body(_payload(), mentions=True)["allowed_mentions"] == {
+        "parse": ["everyone", "roles", "users"]
+    }
 
 
 def test_discord_body_summarises_more_than_25_fields():
@@ -76,8 +99,11 @@ def test_discord_body_summarises_more_than_25_fields():
     embed = discord_body(payload)["embeds"][0]
     # then
     assert len(embed["fields"]) == DISCORD_MAX_FIELDS
-    assert embed["fields"][-1] == {"name": "More", "value": "21 more fields not shown; see the delivery log.",
-                                   "inline": False}
+    assert embed["fields"][-1] == {
+        "name": "More",
+        "value": "21 more fields not shown; see the delivery log.",
+        "inline": False,
+    }
     assert embed["fields"][-2]["name"] == "Metric 18"
 
 
@@ -102,9 +128,13 @@ def test_webhook_signature_verifies_and_a_tampered_body_does_not():
     # then
     assert ts == str(int(now)) and sig.startswith("sha256=") and len(sig) == 7 + 64
     assert webhook_verify(secret="s3cret-s3cret-s3cret", timestamp=ts, body=body, signature=sig, now=now)
-    assert not webhook_verify(secret="s3cret-s3cret-s3cret", timestamp=ts, body=body + b" ", signature=sig, now=now)
+    assert not webhook_verify(
+        secret="s3cret-s3cret-s3cret", timestamp=ts, body=body + b" ", signature=sig, now=now
+    )
     assert not webhook_verify(secret="other-secret-value", timestamp=ts, body=body, signature=sig, now=now)
-    assert not webhook_verify(secret="s3cret-s3cret-s3cret", timestamp=ts, body=body, signature=sig, now=now + 301)
+    assert not webhook_verify(
+        secret="s3cret-s3cret-s3cret", timestamp=ts, body=body, signature=sig, now=now + 301
+    )
 
 
 @pytest.mark.parametrize(

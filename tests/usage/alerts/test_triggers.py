@@ -5,22 +5,12 @@ from django.utils import timezone
 
 from catalog.services import feature_activate, feature_create, item_activate, item_create
 from entitlements.models import ItemEntitlement, Subscription
+from tests.conftest import FROZEN_NOW
 from usage.alerts.services import pipeline_create
 from usage.alerts.triggers import AccountUsageWindow, alerts_evaluate_dormant, alerts_evaluate_usage_drop
 from usage.models import AlertDelivery, AlertThresholdMark, UsageEvent
-from tests.conftest import FROZEN_NOW
 
 SECRET = "whsec-trigger-0123456789"
-
-
-@pytest.fixture
-def eager(alert_settings):
-    """Run Celery tasks inline."""
-    from config.celery import app
-
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 @pytest.fixture
@@ -37,28 +27,44 @@ def ingest(api, django_capture_on_commit_callbacks):
 
 
 def _subscribe(workspace, customer, grants: dict) -> None:
-    item = item_activate(item=item_create(workspace=workspace, key=f"plan-{customer.plan}", name=f"Plan {customer.plan}"))
+    item = item_activate(
+        item=item_create(workspace=workspace, key=f"plan-{customer.plan}", name=f"Plan {customer.plan}")
+    )
     for feature, value in grants.items():
         ItemEntitlement.objects.create(workspace=workspace, item=item, feature=feature, value=value)
-    subscription = Subscription.objects.create(workspace=workspace, account=customer, external_id=f"sub-{customer.pk}")
+    subscription = Subscription.objects.create(
+        workspace=workspace, account=customer, external_id=f"sub-{customer.pk}"
+    )
     subscription.items.add(item)
 
 
-def test_event_trigger_filters_by_feature_and_min_quantity_and_enriches(ingest, workspace, customer, receiver, eager):
+def test_event_trigger_filters_by_feature_and_min_quantity_and_enriches(
+    ingest, workspace, customer, receiver, eager
+):
     # given
-    pipeline_create(workspace=workspace, name="Big exports",
-                    trigger={"type": "event", "features": ["export"], "min_quantity": 5},
-                    destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}])
+    pipeline_create(
+        workspace=workspace,
+        name="Big exports",
+        trigger={"type": "event", "features": ["export"], "min_quantity": 5},
+        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
+    )
     # when
-    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 10, "event_id": "e1"},
-            {"account_id": "acc-1", "feature_id": "export", "quantity": 2},
-            {"account_id": "acc-1", "feature_id": "import", "quantity": 10})
+    ingest(
+        {"account_id": "acc-1", "feature_id": "export", "quantity": 10, "event_id": "e1"},
+        {"account_id": "acc-1", "feature_id": "export", "quantity": 2},
+        {"account_id": "acc-1", "feature_id": "import", "quantity": 10},
+    )
     # then
     [request] = receiver.requests
     body = request.json
     assert body["event"] == "export"
-    assert body["account"] == {"id": "acc-1", "name": "Initech", "plan": "free", "owner": "carol@example.com",
-                               "domain": "initech.com"}
+    assert body["account"] == {
+        "id": "acc-1",
+        "name": "Initech",
+        "plan": "free",
+        "owner": "carol@example.com",
+        "domain": "initech.com",
+    }
     assert body["feature"]["id"] == "export"
     assert (body["details"]["quantity"], body["details"]["event_id"]) == (10, "e1")
     assert list(AlertDelivery.objects.values_list("status", flat=True)) == ["sent"]
@@ -66,21 +72,36 @@ def test_event_trigger_filters_by_feature_and_min_quantity_and_enriches(ingest, 
 
 def test_disabled_pipeline_sends_nothing(ingest, workspace, customer, receiver, eager):
     # given
-    pipeline_create(workspace=workspace, name="Off", enabled=False, trigger={"type": "event"},
-                    destinations=[{"type": "slack", "url": receiver.url()}])
+    pipeline_create(
+        workspace=workspace,
+        name="Off",
+        enabled=False,
+        trigger={"type": "event"},
+        destinations=[{"type": "slack", "url": receiver.url()}],
+    )
     # when
     ingest({"account_id": "acc-1", "feature_id": "export"})
     # then
     assert receiver.requests == [] and AlertDelivery.objects.count() == 0
 
 
-def test_free_plan_account_using_an_ungranted_feature_alerts_once_a_day(ingest, workspace, product, customer, receiver, eager):
+def test_free_plan_account_using_an_ungranted_feature_alerts_once_a_day(
+    ingest, workspace, product, customer, receiver, eager
+):
     # given: the free plan grants reports, not sso
-    reports = feature_activate(feature=feature_create(workspace=workspace, key="reports", name="Reports", product=product))
-    sso = feature_activate(feature=feature_create(workspace=workspace, key="sso", name="SSO", product=product))
+    reports = feature_activate(
+        feature=feature_create(workspace=workspace, key="reports", name="Reports", product=product)
+    )
+    sso = feature_activate(
+        feature=feature_create(workspace=workspace, key="sso", name="SSO", product=product)
+    )
     _subscribe(workspace, customer, {reports: "true", sso: "false"})
-    pipeline_create(workspace=workspace, name="Upsell", trigger={"type": "paid_feature_on_free_plan"},
-                    destinations=[{"type": "discord", "url": receiver.url()}])
+    pipeline_create(
+        workspace=workspace,
+        name="Upsell",
+        trigger={"type": "paid_feature_on_free_plan"},
+        destinations=[{"type": "discord", "url": receiver.url()}],
+    )
     # when
     ingest({"account_id": "acc-1", "feature_id": "sso"}, {"account_id": "acc-1", "feature_id": "reports"})
     ingest({"account_id": "acc-1", "feature_id": "sso"})
@@ -96,37 +117,64 @@ def test_paid_plan_account_does_not_trigger_the_free_plan_alert(ingest, workspac
     # given
     customer.plan = "pro"
     customer.save()
-    pipeline_create(workspace=workspace, name="Upsell", trigger={"type": "paid_feature_on_free_plan"},
-                    destinations=[{"type": "discord", "url": receiver.url()}])
+    pipeline_create(
+        workspace=workspace,
+        name="Upsell",
+        trigger={"type": "paid_feature_on_free_plan"},
+        destinations=[{"type": "discord", "url": receiver.url()}],
+    )
     # when
     ingest({"account_id": "acc-1", "feature_id": "sso"})
     # then
     assert receiver.requests == [] and AlertDelivery.objects.count() == 0
 
 
-def test_threshold_alerts_once_per_threshold_per_period(ingest, workspace, product, customer, receiver, eager):
+def test_threshold_alerts_once_per_threshold_per_period(
+    ingest, workspace, product, customer, receiver, eager
+):
     # given: 100 API calls a calendar month
-    calls = feature_activate(feature=feature_create(
-        workspace=workspace, key="api.calls", name="API calls", product=product, type="quantity", unit="call",
-        levels=[{"value": "100", "name": "100 calls"}],
-        metered=True, reset_period="month", reset_anchor="calendar"))
+    calls = feature_activate(
+        feature=feature_create(
+            workspace=workspace,
+            key="api.calls",
+            name="API calls",
+            product=product,
+            type="quantity",
+            unit="call",
+            levels=[{"value": "100", "name": "100 calls"}],
+            metered=True,
+            reset_period="month",
+            reset_anchor="calendar",
+        )
+    )
     _subscribe(workspace, customer, {calls: "100"})
-    pipeline_create(workspace=workspace, name="Limits", trigger={"type": "threshold", "percent": [80, 100]},
-                    destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}])
+    pipeline_create(
+        workspace=workspace,
+        name="Limits",
+        trigger={"type": "threshold", "percent": [80, 100]},
+        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
+    )
     # when: 50, 85, 95, 105, 110 used
     for quantity in (50, 35, 10, 10, 5):
         ingest({"account_id": "acc-1", "feature_id": "api.calls", "quantity": quantity})
     # then
-    assert [(r.json["event"], r.json["details"]["used"], r.json["details"]["limit"]) for r in receiver.requests] == [
-        ("threshold.80", 85, 100), ("threshold.100", 105, 100)]
+    assert [
+        (r.json["event"], r.json["details"]["used"], r.json["details"]["limit"]) for r in receiver.requests
+    ] == [("threshold.80", 85, 100), ("threshold.100", 105, 100)]
     assert sorted(AlertThresholdMark.objects.values_list("threshold", flat=True)) == [80, 100]
 
 
-def test_a_down_destination_does_not_slow_or_fail_ingestion(ingest, workspace, customer, receiver, alert_settings):
+def test_a_down_destination_does_not_slow_or_fail_ingestion(
+    ingest, workspace, customer, receiver, alert_settings
+):
     # given: a destination that takes 3 s to answer, and the real (non-eager) task queue
     receiver.delay = 3.0
-    pipeline_create(workspace=workspace, name="Slow", trigger={"type": "event"},
-                    destinations=[{"type": "slack", "url": receiver.url()}])
+    pipeline_create(
+        workspace=workspace,
+        name="Slow",
+        trigger={"type": "event"},
+        destinations=[{"type": "slack", "url": receiver.url()}],
+    )
     from config.celery import app
 
     # when
@@ -142,34 +190,62 @@ def test_a_down_destination_does_not_slow_or_fail_ingestion(ingest, workspace, c
 
 def test_dormant_alerts_once_per_dormant_spell(workspace, customer, receiver, alert_settings):
     # given
-    pipeline_create(workspace=workspace, name="Dormant", trigger={"type": "dormant", "days": 14},
-                    destinations=[{"type": "slack", "url": receiver.url()}])
+    pipeline_create(
+        workspace=workspace,
+        name="Dormant",
+        trigger={"type": "dormant", "days": 14},
+        destinations=[{"type": "slack", "url": receiver.url()}],
+    )
     today = FROZEN_NOW.date()
     # when: evaluated twice on the same numbers, and once for an account still active
-    first = alerts_evaluate_dormant(workspace_id=workspace.pk, last_used={customer.pk: today - timedelta(days=20)},
-                                    now=FROZEN_NOW)
-    again = alerts_evaluate_dormant(workspace_id=workspace.pk, last_used={customer.pk: today - timedelta(days=20)},
-                                    now=FROZEN_NOW + timedelta(days=1))
-    recent = alerts_evaluate_dormant(workspace_id=workspace.pk, last_used={customer.pk: today - timedelta(days=3)},
-                                     now=FROZEN_NOW)
+    first = alerts_evaluate_dormant(
+        workspace_id=workspace.pk, last_used={customer.pk: today - timedelta(days=20)}, now=FROZEN_NOW
+    )
+    again = alerts_evaluate_dormant(
+        workspace_id=workspace.pk,
+        last_used={customer.pk: today - timedelta(days=20)},
+        now=FROZEN_NOW + timedelta(days=1),
+    )
+    recent = alerts_evaluate_dormant(
+        workspace_id=workspace.pk, last_used={customer.pk: today - timedelta(days=3)}, now=FROZEN_NOW
+    )
     # then
     assert len(first) == 1 and again == [] and recent == []
     assert first[0].payload["title"] == "Initech has gone dormant"
-    assert first[0].payload["details"] == {"days": 14, "last_used_on": (today - timedelta(days=20)).isoformat()}
+    assert first[0].payload["details"] == {
+        "days": 14,
+        "last_used_on": (today - timedelta(days=20)).isoformat(),
+    }
 
 
 def test_usage_drop_alerts_above_the_percent_only(workspace, customer, alert_settings, receiver):
     # given
-    pipeline_create(workspace=workspace, name="Drop", trigger={"type": "usage_drop", "percent": 50, "days": 7},
-                    destinations=[{"type": "slack", "url": receiver.url()}])
+    pipeline_create(
+        workspace=workspace,
+        name="Drop",
+        trigger={"type": "usage_drop", "percent": 50, "days": 7},
+        destinations=[{"type": "slack", "url": receiver.url()}],
+    )
     window = date(2026, 11, 11)
     # when
-    small = alerts_evaluate_usage_drop(workspace_id=workspace.pk, usage={customer.pk: AccountUsageWindow(60, 100)},
-                                       window_start=window, now=FROZEN_NOW)
-    big = alerts_evaluate_usage_drop(workspace_id=workspace.pk, usage={customer.pk: AccountUsageWindow(30, 100)},
-                                     window_start=window, now=FROZEN_NOW)
-    repeat = alerts_evaluate_usage_drop(workspace_id=workspace.pk, usage={customer.pk: AccountUsageWindow(10, 100)},
-                                        window_start=window, now=FROZEN_NOW)
+    small = alerts_evaluate_usage_drop(
+        workspace_id=workspace.pk,
+        usage={customer.pk: AccountUsageWindow(60, 100)},
+        window_start=window,
+        now=FROZEN_NOW,
+    )
+    big = alerts_evaluate_usage_drop(
+        workspace_id=workspace.pk,
+        usage={customer.pk: AccountUsageWindow(30, 100)},
+        window_start=window,
+        now=FROZEN_NOW,
+    )
+    repeat = alerts_evaluate_usage_drop(
+        workspace_id=workspace.pk,
+        usage={customer.pk: AccountUsageWindow(10, 100)},
+        window_start=window,
+        now=FROZEN_NOW,
+    )
     # then
     assert small == [] and repeat == []
     [delivery] = big
