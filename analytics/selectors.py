@@ -488,3 +488,383 @@ def rollup_differences(*, workspace_id: int, limit: int = 50) -> tuple[list[str]
                 if len(differences) >= limit:
                     return differences, len(dirty)
     return differences, len(dirty)
+
+
+# ---------------------------------------------------------------------------
+# Dashboard
+# ---------------------------------------------------------------------------
+# Reads for the CSM dashboard (analytics/views.py). Without module/plan filters the overview IS feature_usage
+# (so the page and the analytics API show the same numbers); the list selectors read the rollups, the
+# last-seen table and the entitlement selectors, never raw events across accounts.
+
+NEAR_LIMIT_PCT = 80
+
+
+def dashboard_has_usage(*, workspace: Workspace) -> bool:
+    """Whether any usage has been rolled up for the workspace (else the pages show how to send a first event)."""
+    from .models import FeatureAccountDay
+
+    return FeatureAccountDay.objects.filter(workspace=workspace).exists()
+
+
+def dashboard_overview(
+    *, workspace: Workspace, product: Product, window: Window, module_key: str | None = None,
+    plan: str | None = None,
+) -> dict:
+    """feature_usage, narrowed to one module's features and/or the accounts on one plan label.
+
+    Without either filter this is feature_usage itself. With a plan filter the heatmap is left out
+    (`usage_pattern` None): its rollup is per feature across accounts and cannot be split by plan."""
+    if not module_key and not plan:
+        return feature_usage(workspace=workspace, product=product, window=window)
+    features = analytics_features(workspace=workspace, product=product)
+    if module_key:
+        in_module = set(
+            Feature.objects.filter(workspace=workspace, product=product, module__key=module_key).values_list(
+                "id", flat=True
+            )
+        )
+        features = [f for f in features if f["id"] in in_module]
+    by_id = {f["id"]: f for f in features}
+    account_ids: list[int] | None = None
+    if plan:
+        account_ids = list(Account.objects.filter(workspace=workspace, plan=plan).values_list("id", flat=True))
+    prior = window.prior
+    cur: dict[tuple[int, int], int] = {}
+    prior_by_feature: dict[int, int] = defaultdict(int)
+    daily: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    if by_id and account_ids != []:
+        sql = """
+            SELECT feature_id, account_id, day, sum(uses) FROM analytics_featureaccountday
+            WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
+        """
+        params: list = [workspace.pk, list(by_id), prior.start, window.end]
+        if account_ids is not None:
+            sql += " AND account_id = ANY(%s)"
+            params.append(account_ids)
+        sql += " GROUP BY 1, 2, 3"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for feature_id, account_id, day, uses in cursor.fetchall():
+                if day >= window.start:
+                    cur[(feature_id, account_id)] = cur.get((feature_id, account_id), 0) + int(uses)
+                    daily[feature_id][day] += int(uses)
+                else:
+                    prior_by_feature[feature_id] += int(uses)
+    feature_net: dict[int, int] = defaultdict(int)
+    account_net: dict[int, int] = defaultdict(int)
+    feature_accounts: dict[int, int] = defaultdict(int)
+    for (feature_id, account_id), uses in cur.items():
+        feature_net[feature_id] += uses
+        account_net[account_id] += uses
+        if uses > 0:
+            feature_accounts[feature_id] += 1
+    active_qs = Account.objects.filter(workspace=workspace, status=Account.Status.ACTIVE).filter(
+        Q(created_at__lt=window.end_before) | Q(first_seen_at__lt=window.end_before)
+    )
+    if plan:
+        active_qs = active_qs.filter(plan=plan)
+    active = active_qs.count()
+    used = sorted((f for f, u in feature_net.items() if u > 0), key=lambda f: (-feature_net[f], by_id[f]["key"]))
+    quiet = sorted(
+        (f for f in by_id if prior_by_feature.get(f, 0) > 0 and feature_net.get(f, 0) <= 0),
+        key=lambda f: (-prior_by_feature[f], by_id[f]["key"]),
+    )
+    return {
+        "product_id": product.key,
+        "from": window.start.isoformat(),
+        "to": window.end.isoformat(),
+        "prior_from": prior.start.isoformat(),
+        "prior_to": prior.end.isoformat(),
+        "timezone": workspace.timezone or "UTC",
+        "totals": {
+            "events": sum(feature_net.values()),
+            "unique_features": len(used),
+            "unique_accounts": sum(1 for u in account_net.values() if u > 0),
+            "unique_domains": None,
+            "active_accounts": active,
+        },
+        "top_features": [
+            {
+                "feature_id": by_id[f]["key"],
+                "name": by_id[f]["name"],
+                "events": feature_net[f],
+                "prior_events": prior_by_feature.get(f, 0),
+                "accounts": feature_accounts.get(f, 0),
+                "adoption_pct": _pct(feature_accounts.get(f, 0), active),
+                "sparkline": [daily[f].get(d, 0) for d in window.days],
+                "sparkline_days": [d.isoformat() for d in window.days],
+            }
+            for f in used[:12]
+        ],
+        "quiet_features": [
+            {"feature_id": by_id[f]["key"], "name": by_id[f]["name"], "prior_events": prior_by_feature[f]}
+            for f in quiet
+        ],
+        "usage_pattern": None
+        if plan
+        else usage_pattern(workspace=workspace, feature_ids=list(by_id), window=window),
+    }
+
+
+def dashboard_feature_get(*, workspace: Workspace, key: str) -> Feature:
+    feature = Feature.objects.filter(workspace=workspace, key=key).select_related("product", "module").first()
+    if feature is None:
+        raise NotFound(f"No feature '{key}' in this workspace.", code="unknown_feature", field="feature_id")
+    return feature
+
+
+def _account_rows(*, workspace: Workspace, ids) -> dict[int, dict]:
+    return {
+        a["id"]: {**a, "owner": a.pop("owner__username") or ""}
+        for a in Account.objects.filter(workspace=workspace, pk__in=list(ids)).values(
+            "id", "external_id", "name", "domain", "plan", "status", "owner__username", "last_seen_at"
+        )
+    }
+
+
+def feature_account_usage(*, workspace: Workspace, feature: Feature, window: Window) -> list[dict]:
+    """Accounts using a feature in the window (net uses > 0), with their uses and when they last used it."""
+    from .models import AccountFeatureLastSeen
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT account_id, sum(uses) FROM analytics_featureaccountday
+            WHERE workspace_id = %s AND feature_id = %s AND day >= %s AND day <= %s
+            GROUP BY account_id HAVING sum(uses) > 0
+            """,
+            [workspace.pk, feature.pk, window.start, window.end],
+        )
+        uses = {account_id: int(total) for account_id, total in cursor.fetchall()}
+    last_seen = dict(
+        AccountFeatureLastSeen.objects.filter(workspace=workspace, feature=feature, account_id__in=list(uses))
+        .values_list("account_id", "last_seen_at")
+    )
+    rows = _account_rows(workspace=workspace, ids=uses)
+    out = [
+        {**rows[a], "uses": u, "last_seen_at": last_seen.get(a)} for a, u in uses.items()
+    ]
+    return sorted(out, key=lambda r: (-r["uses"], r["external_id"]))
+
+
+def plan_distribution(*, rows: list[dict]) -> list[dict]:
+    """Accounts and uses per plan label over account rows (with `plan` and `uses`)."""
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        acc[r["plan"] or "(none)"][0] += 1
+        acc[r["plan"] or "(none)"][1] += r["uses"]
+    return [{"plan": p, "accounts": a, "uses": u} for p, (a, u) in sorted(acc.items(), key=lambda kv: (-kv[1][1], kv[0]))]
+
+
+def _accounts_with_grants(*, workspace: Workspace, now: datetime, feature_id: int | None = None,
+                          metered_only: bool = False) -> dict[int, list[int]]:
+    """Account id → feature ids that their active/in-trial subscriptions mention (items or live overrides)."""
+    feature_sql = " AND f.id = %(feature)s" if feature_id is not None else ""
+    metered_sql = " AND f.metered" if metered_only else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT s.account_id, f.id FROM entitlements_subscription s
+            JOIN entitlements_subscription_items si ON si.subscription_id = s.id
+            JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
+            JOIN catalog_feature f ON f.id = ie.feature_id
+            WHERE s.workspace_id = %(ws)s AND s.status IN ('active', 'in_trial'){feature_sql}{metered_sql}
+            UNION
+            SELECT DISTINCT s.account_id, f.id FROM entitlements_subscription s
+            JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id
+            JOIN catalog_feature f ON f.id = se.feature_id
+            WHERE s.workspace_id = %(ws)s AND s.status IN ('active', 'in_trial')
+              AND (se.expires_at IS NULL OR se.expires_at > %(now)s){feature_sql}{metered_sql}
+            """,
+            {"ws": workspace.pk, "now": now, "feature": feature_id},
+        )
+        out: dict[int, list[int]] = defaultdict(list)
+        for account_id, fid in cursor.fetchall():
+            out[account_id].append(fid)
+    return out
+
+
+def feature_entitled_accounts(*, workspace: Workspace, feature: Feature, now: datetime) -> list[dict]:
+    """Accounts entitled to a feature, each with its check answer (entitlements.selectors.entitlement_payload)."""
+    from entitlements.selectors import effective_entitlement, entitlement_payload
+
+    account_ids = _accounts_with_grants(workspace=workspace, now=now, feature_id=feature.pk)
+    rows = _account_rows(workspace=workspace, ids=account_ids)
+    out = []
+    for account_id in account_ids:
+        effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
+        payload = entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now)
+        if payload["value"] is None or (payload["reason"] == "not_entitled"):
+            continue
+        out.append({**rows[account_id], "entitlement": payload, "used_pct": _used_pct(payload)})
+    return sorted(out, key=lambda r: r["external_id"])
+
+
+def _used_pct(payload: dict) -> float | None:
+    if payload.get("limit") is None:
+        return None
+    if payload["limit"] <= 0:
+        return 100.0 if payload["used"] > 0 else 0.0
+    return _pct(payload["used"], payload["limit"])
+
+
+def accounts_near_limit(*, workspace: Workspace, now: datetime, threshold_pct: int = NEAR_LIMIT_PCT) -> list[dict]:
+    """(account, metered feature) pairs whose allowance use is ≥ threshold % of the limit: the upsell list."""
+    from entitlements.selectors import effective_entitlement, entitlement_payload
+
+    grants = _accounts_with_grants(workspace=workspace, now=now, metered_only=True)
+    features = {
+        f.pk: f
+        for f in Feature.objects.filter(workspace=workspace, pk__in={fid for fids in grants.values() for fid in fids})
+        .exclude(status="draft")
+        .prefetch_related("levels")
+    }
+    rows = _account_rows(workspace=workspace, ids=grants)
+    out = []
+    for account_id, fids in grants.items():
+        for fid in fids:
+            feature = features.get(fid)
+            if feature is None:
+                continue
+            effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
+            payload = entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now)
+            pct = _used_pct(payload)
+            if pct is None or pct < threshold_pct:
+                continue
+            out.append({
+                **rows[account_id], "feature_key": feature.key, "feature_name": feature.name,
+                "limit": payload["limit"], "used": payload["used"], "used_pct": pct,
+                "resets_at": payload["resets_at"], "over": payload["used"] >= payload["limit"],
+            })
+    return sorted(out, key=lambda r: (-r["used_pct"], r["external_id"], r["feature_key"]))
+
+
+def free_accounts_using_ungranted(
+    *, workspace: Workspace, window: Window, now: datetime, free_plan: str = "free"
+) -> list[dict]:
+    """Accounts on the free plan label that used (net > 0, in the window) features their plan does not grant."""
+    from entitlements.selectors import effective_entitlements
+    from entitlements.values import value_grants
+
+    free = list(Account.objects.filter(workspace=workspace, plan__iexact=free_plan).values_list("id", flat=True))
+    if not free:
+        return []
+    features = analytics_features(workspace=workspace, product=None)
+    by_id = {f["id"]: f for f in features}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT account_id, feature_id, sum(uses) FROM analytics_featureaccountday
+            WHERE workspace_id = %s AND account_id = ANY(%s) AND feature_id = ANY(%s) AND day >= %s AND day <= %s
+            GROUP BY 1, 2 HAVING sum(uses) > 0
+            """,
+            [workspace.pk, free, list(by_id), window.start, window.end],
+        )
+        used: dict[int, dict[int, int]] = defaultdict(dict)
+        for account_id, feature_id, uses in cursor.fetchall():
+            used[account_id][feature_id] = int(uses)
+    rows = _account_rows(workspace=workspace, ids=used)
+    out = []
+    for account_id, per_feature in used.items():
+        granted = {
+            f.pk for f, eff in effective_entitlements(account_id=account_id, workspace=workspace, now=now)
+            if value_grants(feature_type=f.type, value=eff.value)
+        }
+        ungranted = sorted(by_id[f]["key"] for f in per_feature if f not in granted)
+        if ungranted:
+            out.append({
+                **rows[account_id], "features": ", ".join(ungranted), "feature_count": len(ungranted),
+                "uses": sum(u for f, u in per_feature.items() if f not in granted),
+            })
+    return sorted(out, key=lambda r: (-r["uses"], r["external_id"]))
+
+
+def dormant_accounts(*, workspace: Workspace, now: datetime, days: int = 14) -> list[dict]:
+    """Active accounts whose last use of any analytics feature is more than `days` days ago (or never)."""
+    features = analytics_features(workspace=workspace, product=None)
+    cutoff = now - timedelta(days=days)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.id, max(ls.last_seen_at) FROM accounts_account a
+            LEFT JOIN analytics_accountfeaturelastseen ls
+              ON ls.account_id = a.id AND ls.workspace_id = a.workspace_id AND ls.feature_id = ANY(%s)
+            WHERE a.workspace_id = %s AND a.status = 'active'
+            GROUP BY a.id HAVING max(ls.last_seen_at) IS NULL OR max(ls.last_seen_at) < %s
+            """,
+            [[f["id"] for f in features], workspace.pk, cutoff],
+        )
+        last = dict(cursor.fetchall())
+    rows = _account_rows(workspace=workspace, ids=last)
+    out = [
+        {**rows[a], "last_used_at": seen, "days_quiet": (now - seen).days if seen else None}
+        for a, seen in last.items()
+    ]
+    return sorted(out, key=lambda r: (r["last_used_at"] is not None, r["last_used_at"] or now, r["external_id"]))
+
+
+def accounts_usage_dropped(*, workspace: Workspace, window: Window, percent: int = 50) -> list[dict]:
+    """Accounts whose net uses fell by at least `percent` % against the prior window (churn risk)."""
+    features = analytics_features(workspace=workspace, product=None)
+    prior = window.prior
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %s), 0),
+                   COALESCE(sum(uses) FILTER (WHERE day < %s), 0)
+            FROM analytics_featureaccountday
+            WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
+            GROUP BY account_id
+            """,
+            [window.start, window.start, workspace.pk, [f["id"] for f in features], prior.start, window.end],
+        )
+        pairs = {a: (int(c), int(p)) for a, c, p in cursor.fetchall()}
+    dropped = {
+        a: (c, p) for a, (c, p) in pairs.items() if p > 0 and Decimal(max(c, 0)) * 100 <= Decimal(p) * (100 - percent)
+    }
+    rows = _account_rows(workspace=workspace, ids=dropped)
+    out = [
+        {**rows[a], "uses": c, "prior_uses": p, "change_pct": -_pct(p - max(c, 0), p)}
+        for a, (c, p) in dropped.items()
+        if rows[a]["status"] == Account.Status.ACTIVE
+    ]
+    return sorted(out, key=lambda r: (r["change_pct"], r["external_id"]))
+
+
+def account_feature_trend(*, workspace: Workspace, account: Account, window: Window) -> list[dict]:
+    """Per analytics feature: the account's net uses in the window and the prior one (features used in either)."""
+    features = analytics_features(workspace=workspace, product=None)
+    by_id = {f["id"]: f for f in features}
+    now_uses = feature_daily_uses(workspace=workspace, feature_ids=list(by_id), window=window, account=account)
+    prior_uses = feature_daily_uses(
+        workspace=workspace, feature_ids=list(by_id), window=window.prior, account=account
+    )
+    out = []
+    for fid in set(now_uses) | set(prior_uses):
+        cur, before = sum(now_uses.get(fid, {}).values()), sum(prior_uses.get(fid, {}).values())
+        if cur or before:
+            out.append({"feature_id": by_id[fid]["key"], "name": by_id[fid]["name"], "uses": cur,
+                        "prior_uses": before, "quiet": before > 0 and cur <= 0})
+    return sorted(out, key=lambda r: (-r["uses"], -r["prior_uses"], r["feature_id"]))
+
+
+def dashboard_filter_choices(*, workspace: Workspace) -> dict:
+    """Products, modules, plan labels and owners for the dashboard's filter forms."""
+    from catalog.models import Module
+
+    return {
+        "products": list(Product.objects.filter(workspace=workspace).order_by("key").values_list("key", "name")),
+        "modules": list(
+            Module.objects.filter(workspace=workspace).order_by("product__key", "key").values_list(
+                "key", "name", "product__key"
+            )
+        ),
+        "plans": sorted(
+            p for p in Account.objects.filter(workspace=workspace).values_list("plan", flat=True).distinct() if p
+        ),
+        "owners": sorted(
+            o for o in Account.objects.filter(workspace=workspace, owner__isnull=False)
+            .values_list("owner__username", flat=True).distinct()
+        ),
+    }

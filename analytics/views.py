@@ -1,0 +1,383 @@
+"""Dashboard pages for customer-success managers: thin views over analytics.selectors (and the entitlement
+selectors), rendered in the Django admin's look. Every query is scoped to the session's current workspace, one
+of accounts.selectors.workspaces_for_user; another workspace's objects answer 404."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from functools import wraps
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.errors import DomainError, NotFound
+from accounts.models import Workspace
+from accounts.selectors import workspaces_for_user
+
+from . import charts, csv_export, selectors
+
+SESSION_KEY = "dashboard_workspace_id"
+
+
+# ---------------------------------------------------------------------------
+# Workspace of the request
+# ---------------------------------------------------------------------------
+
+
+def _workspaces(request: HttpRequest) -> list[Workspace]:
+    return list(workspaces_for_user(user=request.user).order_by("name", "slug"))
+
+
+def dashboard_page(view):
+    """Login required; resolves the current workspace (session, else the first the user may see)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        workspaces = _workspaces(request)
+        if not workspaces:
+            return render(request, "dashboard/no_workspace.html", {"title": "No workspace"}, status=403)
+        current = next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])
+        request.workspace = current
+        request.dashboard = {"workspaces": workspaces, "workspace": current}
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(str(exc)) from exc
+
+    return wrapped
+
+
+def _render(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
+    return render(request, template, {**request.dashboard, **context}, status=status)
+
+
+def _now():
+    return timezone.now()
+
+
+def _today():
+    return _now().astimezone(UTC).date()
+
+
+@login_required
+@require_POST
+def switch_workspace(request: HttpRequest) -> HttpResponse:
+    slug = request.POST.get("workspace", "")
+    workspace = workspaces_for_user(user=request.user).filter(slug=slug).first()
+    if workspace is None:
+        raise Http404(f"No workspace '{slug}' among yours.")
+    request.session[SESSION_KEY] = workspace.pk
+    return redirect("dashboard:overview")
+
+
+# ---------------------------------------------------------------------------
+# Filters
+# ---------------------------------------------------------------------------
+
+
+class WindowForm(forms.Form):
+    to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # `from` is a Python keyword: the field is added by name.
+        self.fields = {"from": forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"})),
+                       **self.fields}
+
+    def window(self) -> selectors.Window | None:
+        """The analytics window, or None with the error added to the form."""
+        if not self.is_valid():
+            return None
+        try:
+            return selectors.analytics_window(
+                date_from=self.cleaned_data.get("from"), date_to=self.cleaned_data.get("to"), today=_today()
+            )
+        except DomainError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, str(exc))
+            return None
+
+
+class OverviewForm(WindowForm):
+    product = forms.ChoiceField(required=False)
+    module = forms.ChoiceField(required=False)
+    plan = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, choices: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["product"].choices = list(choices["products"])
+        self.fields["module"].choices = [("", "All modules")] + [(k, f"{n} ({p})") for k, n, p in choices["modules"]]
+        self.fields["plan"].choices = [("", "All plans")] + [(p, p) for p in choices["plans"]]
+
+
+def _window_error_page(request, template, form, context):
+    return _render(request, template, {"window": None, **context, "form": form, "window_error": True}, status=400)
+
+
+def _paid_or_notice(request: HttpRequest, title: str, nav: str) -> HttpResponse | None:
+    if request.workspace.is_paid:
+        return None
+    return _render(request, "dashboard/upgrade.html", {"title": title, "nav": nav})
+
+
+def _empty_context(request: HttpRequest) -> dict:
+    return {"events_url": request.build_absolute_uri("/api/v1/events"),
+            "keys_url": reverse("admin:accounts_apikey_changelist")}
+
+
+# ---------------------------------------------------------------------------
+# Overview
+# ---------------------------------------------------------------------------
+
+
+@dashboard_page
+def overview(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace
+    if (notice := _paid_or_notice(request, "Overview", "overview")) is not None:
+        return notice
+    choices = selectors.dashboard_filter_choices(workspace=workspace)
+    context = {"title": "Overview", "nav": "overview", **_empty_context(request)}
+    if not choices["products"] or not selectors.dashboard_has_usage(workspace=workspace):
+        return _render(request, "dashboard/overview.html", {**context, "empty": True})
+    data = request.GET.copy()
+    data.setdefault("product", choices["products"][0][0])
+    form = OverviewForm(data, choices=choices)
+    window = form.window()
+    if window is None:
+        return _window_error_page(request, "dashboard/overview.html", form, context)
+    product = selectors.analytics_product_get(workspace=workspace, key=form.cleaned_data["product"])
+    usage = selectors.dashboard_overview(
+        workspace=workspace, product=product, window=window,
+        module_key=form.cleaned_data.get("module") or None, plan=form.cleaned_data.get("plan") or None,
+    )
+    top = usage["top_features"]
+    for row in top:
+        row["sparkline_points"] = charts.sparkline_points(row["sparkline"])
+    context.update(
+        form=form, usage=usage, window=window,
+        top_chart=charts.top_features_bar(
+            names=[r["name"] for r in top], current=[r["events"] for r in top], prior=[r["prior_events"] for r in top]
+        ),
+        heatmap_chart=charts.heatmap(grid=usage["usage_pattern"], timezone=usage["timezone"])
+        if usage["usage_pattern"] is not None else None,
+    )
+    return _render(request, "dashboard/overview.html", context)
+
+
+# ---------------------------------------------------------------------------
+# Feature page
+# ---------------------------------------------------------------------------
+
+
+@dashboard_page
+def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
+    workspace = request.workspace
+    feature = selectors.dashboard_feature_get(workspace=workspace, key=key)
+    if (notice := _paid_or_notice(request, feature.name, "overview")) is not None:
+        return notice
+    form = WindowForm(request.GET)
+    context = {"title": feature.name, "nav": "overview", "feature": feature}
+    window = form.window()
+    if window is None:
+        return _window_error_page(request, "dashboard/feature.html", form, context)
+    now = _now()
+    series = selectors.feature_daily_series(workspace=workspace, feature=feature, window=window)
+    active = selectors.active_accounts_count(workspace=workspace, by=window.end)
+    days = [d["day"] for d in series["days"]]
+    using = selectors.feature_account_usage(workspace=workspace, feature=feature, window=window)
+    entitled = selectors.feature_entitled_accounts(workspace=workspace, feature=feature, now=now)
+    using_ids = {r["id"] for r in using}
+    near = [r for r in entitled if r["used_pct"] is not None and r["used_pct"] >= selectors.NEAR_LIMIT_PCT]
+    by_plan = selectors.plan_distribution(rows=using)
+    context.update(
+        form=form, window=window, series=series, active_accounts=active,
+        adoption_pct=selectors._pct(series["accounts"], active),
+        using=using, entitled_unused=[r for r in entitled if r["id"] not in using_ids], near_limit=near,
+        by_plan=by_plan, near_pct=selectors.NEAR_LIMIT_PCT,
+        trend_chart=charts.daily_lines(days=days, series={"Uses": [d["uses"] for d in series["days"]]},
+                                       y_title="Net uses"),
+        adoption_chart=charts.daily_lines(
+            days=days, y_title="% of active accounts",
+            series={"Adoption %": [selectors._pct(d["accounts"], active) for d in series["days"]]},
+        ),
+        plan_chart=charts.plan_bars(plans=[r["plan"] for r in by_plan], accounts=[r["accounts"] for r in by_plan]),
+    )
+    return _render(request, "dashboard/feature.html", context)
+
+
+# ---------------------------------------------------------------------------
+# Account page
+# ---------------------------------------------------------------------------
+
+
+@dashboard_page
+def account_detail(request: HttpRequest, external_id: str) -> HttpResponse:
+    from entitlements.selectors import account_entitlements
+
+    workspace = request.workspace
+    account = selectors.analytics_account_get(workspace=workspace, external_id=external_id)
+    form = WindowForm(request.GET)
+    context = {"title": account.name or account.external_id, "nav": "overview", "account": account}
+    window = form.window()
+    if window is None:
+        return _window_error_page(request, "dashboard/account.html", form, context)
+    now = _now()
+    entitlements = account_entitlements(workspace=workspace, account_key=account.external_id, now=now)
+    for e in entitlements:
+        e["used_pct"] = selectors._used_pct(e)
+    context.update(form=form, window=window, entitlements=entitlements, paid=workspace.is_paid,
+                   near_pct=selectors.NEAR_LIMIT_PCT)
+    if workspace.is_paid:
+        series = selectors.account_daily_series(workspace=workspace, account=account, window=window)
+        prior = selectors.account_daily_series(workspace=workspace, account=account, window=window.prior)
+        trend = selectors.account_feature_trend(workspace=workspace, account=account, window=window)
+        names = {f["key"]: f["name"] for f in selectors.analytics_features(workspace=workspace, product=None)}
+        used_keys = {r["feature_id"] for r in trend if r["uses"] > 0}
+        entitled_keys = {e["feature_id"] for e in entitlements if e["value"] is not None and e["reason"] != "not_entitled"}
+        context.update(
+            series=series, prior_uses=prior["uses"], trend=trend,
+            quiet=[r for r in trend if r["quiet"]],
+            last_seen=[{**r, "name": names.get(r["feature_id"], r["feature_id"])} for r in series["last_seen"]],
+            used_vs_entitled=[
+                {"feature_id": k, "name": names.get(k, k), "used": k in used_keys, "entitled": k in entitled_keys}
+                for k in sorted(used_keys | entitled_keys)
+            ],
+            trend_chart=charts.daily_lines(
+                days=[d["day"] for d in series["days"]], y_title="Net uses", dashed=["Prior window"],
+                series={"This window": [d["uses"] for d in series["days"]],
+                        "Prior window": [d["uses"] for d in prior["days"]]},
+            ),
+        )
+    return _render(request, "dashboard/account.html", context)
+
+
+# ---------------------------------------------------------------------------
+# Lists (sortable, filterable by owner and plan, exportable to CSV with the same filters)
+# ---------------------------------------------------------------------------
+
+_ACCOUNT_COLUMNS = [("external_id", "Account"), ("name", "Name"), ("plan", "Plan"), ("owner", "Owner")]
+
+LISTS: dict[str, dict] = {
+    "near-limit": {
+        "title": "Near or over their limits",
+        "blurb": f"Accounts using ≥ {selectors.NEAR_LIMIT_PCT} % of a metered allowance in its current period: "
+                 "upsell candidates.",
+        "columns": _ACCOUNT_COLUMNS + [("feature_key", "Feature"), ("used", "Used"), ("limit", "Limit"),
+                                       ("used_pct", "Used %"), ("resets_at", "Resets at")],
+        "sort": "-used_pct",
+        "window": False,
+    },
+    "free-unentitled": {
+        "title": "Free plan using ungranted features",
+        "blurb": "Accounts on the free plan whose net uses in the window include features their plan does not grant.",
+        "columns": _ACCOUNT_COLUMNS + [("features", "Ungranted features used"), ("uses", "Uses")],
+        "sort": "-uses",
+        "window": True,
+    },
+    "dormant": {
+        "title": "Dormant accounts",
+        "blurb": "Active accounts with no feature use for more than the chosen number of days (churn risk).",
+        "columns": _ACCOUNT_COLUMNS + [("last_used_at", "Last used"), ("days_quiet", "Days quiet")],
+        "sort": "last_used_at",
+        "window": False,
+    },
+    "usage-drop": {
+        "title": "Usage dropped",
+        "blurb": "Active accounts whose net uses fell by at least the chosen % against the prior window (churn risk).",
+        "columns": _ACCOUNT_COLUMNS + [("uses", "Uses"), ("prior_uses", "Prior uses"), ("change_pct", "Change %")],
+        "sort": "change_pct",
+        "window": True,
+    },
+}
+
+
+class ListForm(WindowForm):
+    owner = forms.ChoiceField(required=False)
+    plan = forms.ChoiceField(required=False)
+    sort = forms.CharField(required=False)
+    days = forms.IntegerField(required=False, min_value=1, max_value=365)
+    percent = forms.IntegerField(required=False, min_value=1, max_value=100)
+
+    def __init__(self, *args, choices: dict, columns: list, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].choices = [("", "All owners")] + [(o, o) for o in choices["owners"]]
+        self.fields["plan"].choices = [("", "All plans")] + [(p, p) for p in choices["plans"]]
+        self.columns = {key for key, _ in columns}
+
+    def clean_sort(self) -> str:
+        sort = self.cleaned_data.get("sort") or ""
+        if sort and sort.lstrip("-") not in self.columns:
+            raise forms.ValidationError(f"Cannot sort by '{sort}': choose one of {', '.join(sorted(self.columns))}.")
+        return sort
+
+
+def _list_rows(request: HttpRequest, kind: str) -> tuple[dict, ListForm, list[dict] | None, selectors.Window | None]:
+    spec = LISTS.get(kind)
+    if spec is None:
+        raise Http404(f"No list '{kind}'.")
+    choices = selectors.dashboard_filter_choices(workspace=request.workspace)
+    form = ListForm(request.GET, choices=choices, columns=spec["columns"])
+    window = form.window()
+    if window is None:
+        return spec, form, None, None
+    workspace, now, data = request.workspace, _now(), form.cleaned_data
+    if kind == "near-limit":
+        rows = selectors.accounts_near_limit(workspace=workspace, now=now)
+    elif kind == "free-unentitled":
+        rows = selectors.free_accounts_using_ungranted(workspace=workspace, window=window, now=now)
+    elif kind == "dormant":
+        rows = selectors.dormant_accounts(workspace=workspace, now=now, days=data.get("days") or 14)
+    else:
+        rows = selectors.accounts_usage_dropped(workspace=workspace, window=window, percent=data.get("percent") or 50)
+    if data.get("owner"):
+        rows = [r for r in rows if r["owner"] == data["owner"]]
+    if data.get("plan"):
+        rows = [r for r in rows if r["plan"] == data["plan"]]
+    sort = data.get("sort") or spec["sort"]
+    key, reverse_ = sort.lstrip("-"), sort.startswith("-")
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]  # None sorts last either way
+    present.sort(key=lambda r: r["external_id"])
+    present.sort(key=lambda r: r[key], reverse=reverse_)
+    return spec, form, present + missing, window
+
+
+@dashboard_page
+def account_list(request: HttpRequest, kind: str) -> HttpResponse:
+    if (notice := _paid_or_notice(request, LISTS.get(kind, {}).get("title", "Lists"), kind)) is not None:
+        return notice
+    spec, form, rows, window = _list_rows(request, kind)
+    context = {"title": spec["title"], "nav": kind, "spec": spec, "kind": kind, "form": form, "window": window,
+               "rows": rows, "csv_url": None}
+    if rows is None:
+        return _window_error_page(request, "dashboard/list.html", form, context)
+    params = request.GET.copy()
+    current = form.cleaned_data.get("sort") or spec["sort"]
+    headers = []
+    for key, title in spec["columns"]:
+        params["sort"] = key if current != key else f"-{key}"
+        headers.append({"key": key, "title": title, "url": f"?{params.urlencode()}",
+                        "sorted": "asc" if current == key else "desc" if current == f"-{key}" else ""})
+    csv_params = request.GET.copy()
+    context.update(rows=[[r.get(k) for k, _ in spec["columns"]] for r in rows], headers=headers,
+                   count=len(rows), csv_url=reverse("dashboard:list-csv", args=[kind]) + f"?{csv_params.urlencode()}")
+    return _render(request, "dashboard/list.html", context)
+
+
+@dashboard_page
+def account_list_csv(request: HttpRequest, kind: str) -> HttpResponse:
+    if not request.workspace.is_paid:
+        return HttpResponse("Lists are part of the paid tier; this workspace is on the free tier.", status=402,
+                            content_type="text/plain")
+    spec, form, rows, _ = _list_rows(request, kind)
+    if rows is None:
+        return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
+                            content_type="text/plain")
+    return csv_export.csv_response(
+        filename=f"{request.workspace.slug}-{kind}-{_today().isoformat()}.csv", columns=spec["columns"], rows=rows
+    )
