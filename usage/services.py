@@ -10,7 +10,7 @@ unique constraint on (workspace, event_id) decides duplicates, also under concur
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import psycopg
 from django.conf import settings
@@ -33,7 +33,7 @@ from .validation import (
 
 # Batches up to this size are inserted with one INSERT … SELECT FROM unnest(...); larger ones through COPY.
 COPY_THRESHOLD = 32
-# last_seen_at of accounts and end users is kept to this resolution (see _seen_update).
+# last_seen_at of accounts and end users is kept to this resolution (see _SEEN).
 SEEN_RESOLUTION_SECONDS = 60
 UNKNOWN_ACCOUNT = "unknown_account"
 UNKNOWN_FEATURE = "unknown_feature"
@@ -183,7 +183,6 @@ def usage_events_store(
     result.stored = _events_write(workspace_id=workspace.pk, rows=rows, now=now, source=source)
     result.duplicates += len(rows) - len(result.stored)
     if result.stored:
-        _seen_update(stored=result.stored)
         allowance_usage_apply(
             workspace_id=workspace.pk,
             rows=[
@@ -195,11 +194,6 @@ def usage_events_store(
                 )
                 for s in result.stored
             ],
-        )
-        usage_days_mark_dirty(
-            workspace_id=workspace.pk,
-            days={s.occurred_at.astimezone(UTC).date() for s in result.stored},
-            now=now,
         )
         # Alert pipelines are evaluated after commit, off the request path (usage/alerts/triggers.py).
         from usage.alerts.triggers import alerts_enqueue_for_events
@@ -546,37 +540,6 @@ def _end_users_resolve(*, workspace: Workspace, pairs: list[tuple[int, str]]) ->
     return ids
 
 
-def _seen_update(*, stored: list[StoredEvent]) -> None:
-    """Move first/last seen of the accounts and end users these events name. `first_seen_at` is exact;
-    `last_seen_at` moves only when it advances by more than SEEN_RESOLUTION_SECONDS, so steady traffic does not
-    rewrite (and lock) the same account rows in every concurrent batch."""
-    accounts: dict[int, list[datetime]] = {}
-    users: dict[int, list[datetime]] = {}
-    for s in stored:
-        for bucket, pk in ((accounts, s.account_id), (users, s.end_user_id)):
-            if pk is None:
-                continue
-            span = bucket.get(pk)
-            if span is None:
-                bucket[pk] = [s.occurred_at, s.occurred_at]
-            else:
-                span[0] = min(span[0], s.occurred_at)
-                span[1] = max(span[1], s.occurred_at)
-    with _pg_cursor() as cursor:
-        for table, bucket in (("accounts_account", accounts), ("accounts_enduser", users)):
-            if not bucket:
-                continue
-            ids = sorted(bucket)  # one lock order for every batch: no deadlocks between concurrent batches
-            cursor.execute(
-                f"UPDATE {table} AS t SET first_seen_at = LEAST(COALESCE(t.first_seen_at, v.first), v.first), "
-                "last_seen_at = GREATEST(COALESCE(t.last_seen_at, v.last), v.last) "
-                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, first, last) "
-                "WHERE t.id = v.id AND (t.first_seen_at IS NULL OR t.first_seen_at > v.first "
-                f"OR t.last_seen_at IS NULL OR t.last_seen_at < v.last - interval '{SEEN_RESOLUTION_SECONDS} seconds')",
-                [ids, [bucket[i][0] for i in ids], [bucket[i][1] for i in ids]],
-            )
-
-
 # ---------------------------------------------------------------------------
 # Events
 # ---------------------------------------------------------------------------
@@ -587,37 +550,77 @@ _STAGE_SQL = (
     "feature_id bigint, occurred_at timestamptz, quantity bigint, event_id varchar(128), properties jsonb) "
     "ON COMMIT DELETE ROWS"
 )
-_ON_CONFLICT = "ON CONFLICT (workspace_id, event_id) WHERE event_id IS NOT NULL DO NOTHING"
-_RETURNING = "RETURNING id, account_id, end_user_id, feature_id, occurred_at, quantity, event_id"
+# Rows are inserted in event_id order, so two batches sharing ids take their unique-index locks in one order
+# (no deadlock); the unique constraint decides which batch stores an id.
+_INSERT = (
+    "ins AS (INSERT INTO usage_usageevent (workspace_id, received_at, source, {columns}) "
+    "SELECT %(ws)s, %(now)s, %(source)s, {select} FROM {source_rows} ORDER BY {event_id} NULLS LAST, {ord} "
+    "ON CONFLICT (workspace_id, event_id) WHERE event_id IS NOT NULL DO NOTHING "
+    "RETURNING id, account_id, end_user_id, feature_id, occurred_at, quantity, event_id)"
+)
+# first_seen_at is exact; last_seen_at moves only by more than SEEN_RESOLUTION_SECONDS. Rows are locked in id
+# order before the update, so concurrent batches cannot deadlock on accounts or end users.
+_SEEN = (
+    "{name}_span AS (SELECT {column} AS id, min(occurred_at) AS first, max(occurred_at) AS last FROM ins "
+    "WHERE {column} IS NOT NULL GROUP BY {column}), "
+    "{name}_lock AS (SELECT t.id FROM {table} t JOIN {name}_span s ON s.id = t.id "
+    "WHERE t.first_seen_at IS NULL OR t.first_seen_at > s.first OR t.last_seen_at IS NULL "
+    "OR t.last_seen_at < s.last - make_interval(secs => %(resolution)s) ORDER BY t.id FOR NO KEY UPDATE OF t), "
+    "{name}_upd AS (UPDATE {table} t SET first_seen_at = LEAST(COALESCE(t.first_seen_at, s.first), s.first), "
+    "last_seen_at = GREATEST(COALESCE(t.last_seen_at, s.last), s.last) FROM {name}_span s "
+    "WHERE t.id = s.id AND t.id IN (SELECT id FROM {name}_lock))"
+)
+_DIRTY = (
+    "dirty AS (INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
+    "SELECT %(ws)s, d.day, 1, %(now)s FROM (SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day FROM ins) d "
+    "ORDER BY d.day ON CONFLICT (workspace_id, day) DO UPDATE "
+    "SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at)"
+)
+_TAIL = ", ".join(
+    [
+        _SEEN.format(name="acc", column="account_id", table="accounts_account"),
+        _SEEN.format(name="usr", column="end_user_id", table="accounts_enduser"),
+        _DIRTY,
+    ]
+)
+_INSERT_FROM_ARRAYS = "WITH " + ", ".join(
+    [
+        _INSERT.format(
+            columns=_EVENT_COLUMNS,
+            select="a, u, f, o, q, e, p::jsonb",
+            source_rows="unnest(%(a)s::bigint[], %(u)s::bigint[], %(f)s::bigint[], %(o)s::timestamptz[], "
+            "%(q)s::bigint[], %(e)s::text[], %(p)s::text[]) WITH ORDINALITY AS v(a, u, f, o, q, e, p, n)",
+            event_id="e",
+            ord="n",
+        ),
+        _TAIL,
+    ]
+) + " SELECT * FROM ins"
+_INSERT_FROM_STAGE = "WITH " + ", ".join(
+    [
+        "staged AS (DELETE FROM usage_ingest_stage RETURNING *)",
+        _INSERT.format(columns=_EVENT_COLUMNS, select=_EVENT_COLUMNS, source_rows="staged", event_id="event_id", ord="ord"),
+        _TAIL,
+    ]
+) + " SELECT * FROM ins"
 
 
 def _events_write(*, workspace_id: int, rows: list[tuple], now: datetime, source: str) -> list[StoredEvent]:
-    """Insert rows (index, account, end user, feature, occurred_at, quantity, event_id, properties JSON) and
-    return those stored; rows whose event id exists in the workspace are skipped by the unique constraint."""
+    """Insert rows (index, account, end user, feature, occurred_at, quantity, event_id, properties JSON), skipping
+    event ids already stored in the workspace, and in the same statement move first/last seen of their accounts
+    and end users and mark their (workspace, UTC day) dirty; return the stored events."""
+    params = {"ws": workspace_id, "now": now, "source": source, "resolution": SEEN_RESOLUTION_SECONDS}
     with _pg_cursor() as cursor:
         if len(rows) <= COPY_THRESHOLD:
-            cursor.execute(
-                f"INSERT INTO usage_usageevent (workspace_id, received_at, source, {_EVENT_COLUMNS}) "
-                "SELECT %s, %s, %s, a, u, f, o, q, e, p::jsonb FROM unnest(%s::bigint[], %s::bigint[], "
-                "%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[]) "
-                "WITH ORDINALITY AS v(a, u, f, o, q, e, p, n) ORDER BY n "
-                f"{_ON_CONFLICT} {_RETURNING}",
-                [workspace_id, now, source, *[[row[i] for row in rows] for i in range(1, 8)]],
-            )
+            columns = list(zip(*rows, strict=True))[1:]  # without the batch index
+            params.update({name: list(column) for name, column in zip("aufoqep", columns, strict=True)})
+            cursor.execute(_INSERT_FROM_ARRAYS, params)
         else:
             cursor.execute(_STAGE_SQL)
             with cursor.copy(f"COPY usage_ingest_stage (ord, {_EVENT_COLUMNS}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(
-                f"INSERT INTO usage_usageevent (workspace_id, received_at, source, {_EVENT_COLUMNS}) "
-                f"SELECT %s, %s, %s, {_EVENT_COLUMNS} FROM usage_ingest_stage ORDER BY ord "
-                f"{_ON_CONFLICT} {_RETURNING}",
-                [workspace_id, now, source],
-            )
-            returned = cursor.fetchall()
-            cursor.execute("TRUNCATE usage_ingest_stage")
-            return _stored(rows=rows, returned=returned)
+            cursor.execute(_INSERT_FROM_STAGE, params)
         return _stored(rows=rows, returned=cursor.fetchall())
 
 

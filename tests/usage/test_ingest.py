@@ -621,3 +621,20 @@ def test_stored_events_of_a_metered_feature_reach_the_allowance_counters(api, wo
     assert list(AllowanceUsageDaily.objects.values_list("feature_id", "day", "quantity")) == [
         (feature.pk, date(2026, 11, 18), 5)
     ]
+
+
+def test_first_seen_is_exact_and_last_seen_moves_by_more_than_a_minute(api, workspace):
+    # given an account and user seen at 11:00
+    post(api, {**GOOD, "user_id": "u", "timestamp": "2026-11-18T11:00:00Z"})
+
+    # when seen again 30 s later, then 2 minutes later, then with a late event from the day before
+    post(api, {**GOOD, "user_id": "u", "timestamp": "2026-11-18T11:00:30Z"})
+    after_30s = Account.objects.values_list("first_seen_at", "last_seen_at").get()
+    post(api, {**GOOD, "user_id": "u", "timestamp": "2026-11-18T11:02:00Z"})
+    post(api, {**GOOD, "user_id": "u", "timestamp": "2026-11-17T09:00:00Z"})
+
+    # then
+    assert after_30s == (datetime(2026, 11, 18, 11, 0, tzinfo=UTC), datetime(2026, 11, 18, 11, 0, tzinfo=UTC))
+    expected = (datetime(2026, 11, 17, 9, 0, tzinfo=UTC), datetime(2026, 11, 18, 11, 2, tzinfo=UTC))
+    assert Account.objects.values_list("first_seen_at", "last_seen_at").get() == expected
+    assert EndUser.objects.values_list("first_seen_at", "last_seen_at").get() == expected
