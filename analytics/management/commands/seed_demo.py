@@ -31,6 +31,24 @@ STEPS: list[Callable[..., None]] = [
 ]
 
 
+def step_name(step: Callable[..., None]) -> str:
+    return step.__name__.removeprefix("seed_")
+
+
+def _choose_steps(raw: str) -> list[Callable[..., None]]:
+    """STEPS in their order, limited to the named ones (the first step, the workspace, always runs)."""
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    if not names:
+        return list(STEPS)
+    known = {step_name(step) for step in STEPS}
+    unknown = sorted(names - known)
+    if unknown:
+        raise CommandError(
+            f"Unknown step(s): {', '.join(unknown)}. Steps: {', '.join(step_name(step) for step in STEPS)}."
+        )
+    return [step for index, step in enumerate(STEPS) if index == 0 or step_name(step) in names]
+
+
 class Command(BaseCommand):
     help = "Create the demo workspace 'demo' with its catalog, accounts and logins (deterministic under --seed)."
 
@@ -39,8 +57,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-empty", action="store_true", help="do nothing when the database already has a workspace"
         )
+        parser.add_argument(
+            "--steps",
+            default="",
+            help="comma-separated steps to run (default: all): "
+            + ", ".join(step_name(step) for step in STEPS)
+            + "; 'workspace' always runs",
+        )
 
-    def handle(self, *args, seed: int, if_empty: bool, **options) -> None:
+    def handle(self, *args, seed: int, if_empty: bool, steps: str = "", **options) -> None:
+        chosen = _choose_steps(steps)
         if if_empty and Workspace.objects.exists():
             self.stdout.write("The database already has workspaces: seed_demo --if-empty leaves it as it is.")
             return
@@ -59,7 +85,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         self.stdout.write(f"Seeding demo data (seed {seed})…")
         with transaction.atomic():
-            for step in STEPS:
+            for step in chosen:
                 step(ctx=ctx)
         self.stdout.write(
             self.style.SUCCESS(
