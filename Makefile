@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint db-start db-stop bench-ingest bench-entitlements clean
+.PHONY: install run test lint db-start db-stop bench-ingest bench-analytics bench-entitlements clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,9 @@ db-start: install
 
 db-stop: install
 	@$(PY) scripts/uptake_dev.py pg stop
+
+bench-analytics: install
+	@$(PY) bench/analytics/run.py $(BENCH_ARGS)
 
 bench-entitlements: install
 	@$(PY) bench/entitlements/run.py $(BENCH_ARGS)

@@ -15,14 +15,19 @@ from catalog.models import Feature
 # 15 minutes, so each bucket falls inside exactly one local hour in any workspace timezone, DST included.
 HEATMAP_BUCKET_MINUTES = 15
 
+# Foreign keys of rollup tables carry no database constraint (db_constraint=False): rollups are derived data,
+# rebuilt from raw events whose own foreign keys are enforced, and per-row FK checks on hundreds of thousands of
+# recomputed rows per day dominated rollup time. Deleting a workspace, account, user or feature still cascades
+# through Django's collector (on_delete=CASCADE), and verify_rollups compares every row with raw events.
+
 
 class FeatureAccountDay(models.Model):
     """Net uses of one feature by one account on one UTC day."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     day = models.DateField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     uses = models.BigIntegerField(help_text="Net sum of quantities, reversals included.")
     events = models.BigIntegerField(help_text="Number of raw events.")
     users = models.IntegerField(help_text="Distinct end users with an event that day.")
@@ -37,9 +42,6 @@ class FeatureAccountDay(models.Model):
             models.CheckConstraint(condition=Q(users__gte=0), name="analytics_featureaccountday_users_nonnegative"),
         ]
         indexes = [
-            models.Index(
-                fields=["workspace", "feature", "day"], name="analytics_fad_feature_day_idx", include=["account", "uses"]
-            ),
             models.Index(fields=["workspace", "account", "day"], name="analytics_fad_account_day_idx"),
         ]
 
@@ -47,9 +49,9 @@ class FeatureAccountDay(models.Model):
 class FeatureQuarterHour(models.Model):
     """Net uses of one feature in one 15-minute UTC bucket (all accounts): the 7×24 heatmap source."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -65,11 +67,11 @@ class FeatureQuarterHour(models.Model):
 class FeatureUserDay(models.Model):
     """One end user's net uses of one feature on one UTC day: distinct users over any window."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     day = models.DateField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
-    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -86,9 +88,9 @@ class FeatureUserDay(models.Model):
 class AccountFeatureLastSeen(models.Model):
     """When an account last used a feature (latest positive event): dormancy without scanning raw events."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     last_seen_at = models.DateTimeField()
 
     class Meta:
@@ -97,4 +99,3 @@ class AccountFeatureLastSeen(models.Model):
                 fields=["workspace", "account", "feature"], name="analytics_accountfeaturelastseen_unique_pair"
             ),
         ]
-        indexes = [models.Index(fields=["workspace", "last_seen_at"], name="analytics_lastseen_time_idx")]

@@ -181,55 +181,62 @@ def feature_usage(
     feature_ids = list(by_id)
     prior = window.prior
 
-    cur: dict[tuple[int, int], int] = {}
-    prior_by_feature: dict[int, int] = defaultdict(int)
+    # One pass over the window and the prior window, aggregated in SQL per (feature, account), then per
+    # feature, per account, per (feature, domain) and per domain; Python only sorts a few thousand rows.
+    feature_net: dict[int, int] = {}
+    prior_by_feature: dict[int, int] = {}
+    feature_accounts: dict[int, int] = {}
+    feature_domains: dict[int, int] = {}
+    account_net: dict[int, int] = {}
+    account_features: dict[int, int] = {}
+    account_keys: dict[int, str] = {}
+    domain_net: dict[str, int] = {}
     if feature_ids:
-        sql = """
-            SELECT feature_id, account_id,
-                   COALESCE(sum(uses) FILTER (WHERE day >= %s), 0),
-                   COALESCE(sum(uses) FILTER (WHERE day < %s), 0)
-            FROM analytics_featureaccountday
-            WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
-        """
-        params: list = [window.start, window.start, workspace.pk, feature_ids, prior.start, window.end]
-        if account is not None:
-            sql += " AND account_id = %s"
-            params.append(account.pk)
-        sql += " GROUP BY 1, 2"
+        account_sql = " AND account_id = %(account)s" if account is not None else ""
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for feature_id, account_id, now_uses, prior_uses in cursor.fetchall():
-                if now_uses:
-                    cur[(feature_id, account_id)] = int(now_uses)
-                prior_by_feature[feature_id] += int(prior_uses)
-
-    account_rows = {
-        a["id"]: a
-        for a in Account.objects.filter(workspace=workspace, pk__in={acc for _, acc in cur}).values(
-            "id", "external_id", "name", "domain"
-        )
-    }
-
-    feature_net: dict[int, int] = defaultdict(int)
-    account_net: dict[int, int] = defaultdict(int)
-    feature_domain_net: dict[tuple[int, str], int] = defaultdict(int)
-    domain_net: dict[str, int] = defaultdict(int)
-    feature_accounts: dict[int, int] = defaultdict(int)
-    account_features: dict[int, int] = defaultdict(int)
-    for (feature_id, account_id), uses in cur.items():
-        feature_net[feature_id] += uses
-        account_net[account_id] += uses
-        domain = _domain(account_rows[account_id]["domain"])
-        if domain:
-            feature_domain_net[(feature_id, domain)] += uses
-            domain_net[domain] += uses
-        if uses > 0:
-            feature_accounts[feature_id] += 1
-            account_features[account_id] += 1
-    feature_domains: dict[int, int] = defaultdict(int)
-    for (feature_id, _), uses in feature_domain_net.items():
-        if uses > 0:
-            feature_domains[feature_id] += 1
+            cursor.execute(
+                f"""
+                WITH pairs AS MATERIALIZED (
+                    SELECT feature_id, account_id,
+                           COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0) AS cur,
+                           COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0) AS prior
+                    FROM analytics_featureaccountday
+                    WHERE workspace_id = %(ws)s AND feature_id = ANY(%(features)s)
+                      AND day >= %(prior_start)s AND day <= %(end)s{account_sql}
+                    GROUP BY feature_id, account_id
+                ), cur AS MATERIALIZED (
+                    SELECT p.feature_id, p.account_id, p.cur, a.external_id, lower(btrim(a.domain)) AS domain
+                    FROM pairs p JOIN accounts_account a ON a.id = p.account_id
+                    WHERE p.cur <> 0 AND a.workspace_id = %(ws)s
+                )
+                SELECT 'feature', feature_id, NULL, sum(cur), sum(prior), count(*) FILTER (WHERE cur > 0)
+                FROM pairs GROUP BY feature_id
+                UNION ALL
+                SELECT 'account', account_id, external_id, sum(cur), NULL, count(*) FILTER (WHERE cur > 0)
+                FROM cur GROUP BY account_id, external_id
+                UNION ALL
+                SELECT 'feature_domains', feature_id, NULL, NULL, NULL, count(*)
+                FROM (SELECT feature_id FROM cur WHERE domain <> '' GROUP BY feature_id, domain
+                      HAVING sum(cur) > 0) used GROUP BY feature_id
+                UNION ALL
+                SELECT 'domain', NULL, domain, sum(cur), NULL, NULL FROM cur WHERE domain <> '' GROUP BY domain
+                """,
+                {"ws": workspace.pk, "features": feature_ids, "start": window.start, "prior_start": prior.start,
+                 "end": window.end, "account": account.pk if account is not None else None},
+            )
+            for kind, pk, text, now_uses, prior_uses, count in cursor.fetchall():
+                if kind == "feature":
+                    feature_net[pk] = int(now_uses)
+                    prior_by_feature[pk] = int(prior_uses)
+                    feature_accounts[pk] = int(count)
+                elif kind == "account":
+                    account_net[pk] = int(now_uses)
+                    account_features[pk] = int(count)
+                    account_keys[pk] = text
+                elif kind == "feature_domains":
+                    feature_domains[pk] = int(count)
+                else:
+                    domain_net[text] = int(now_uses)
 
     active = active_accounts_count(workspace=workspace, by=window.end, account=account)
     used_features = sorted(
@@ -262,13 +269,13 @@ def feature_usage(
         for fid in quiet
     ]
     used_accounts = sorted(
-        (aid for aid, uses in account_net.items() if uses > 0),
-        key=lambda aid: (-account_net[aid], account_rows[aid]["external_id"]),
+        (aid for aid, uses in account_net.items() if uses > 0), key=lambda aid: (-account_net[aid], account_keys[aid])
     )
+    names = dict(Account.objects.filter(pk__in=used_accounts[:12]).values_list("pk", "name"))
     top_accounts = [
         {
-            "account_id": account_rows[aid]["external_id"],
-            "name": account_rows[aid]["name"],
+            "account_id": account_keys[aid],
+            "name": names[aid],
             "events": account_net[aid],
             "features": account_features.get(aid, 0),
         }

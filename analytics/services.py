@@ -119,7 +119,8 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         FROM analytics_featureaccountday WHERE {day_sql} AND last_at IS NOT NULL
         GROUP BY 1, 2, 3
         ON CONFLICT (workspace_id, account_id, feature_id)
-        DO UPDATE SET last_seen_at = GREATEST(analytics_accountfeaturelastseen.last_seen_at, EXCLUDED.last_seen_at)
+        DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
+        WHERE analytics_accountfeaturelastseen.last_seen_at < EXCLUDED.last_seen_at
         """,
         day_params,
     )
