@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint db-start db-stop bench-ingest bench-analytics bench-entitlements clean
+.PHONY: install run test lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,9 @@ bench-analytics: install
 
 bench-entitlements: install
 	@$(PY) bench/entitlements/run.py $(BENCH_ARGS)
+
+bench-dashboard: install
+	@$(PY) bench/dashboard/run.py $(BENCH_ARGS)
 
 bench-ingest: install
 	@$(PY) bench/ingest.py $(BENCH_ARGS)
