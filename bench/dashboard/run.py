@@ -1,0 +1,255 @@
+"""Dashboard benchmark: p50/p95 of each page with 10 concurrent users against gunicorn (2 workers) on the
+bench/analytics dataset, plus a screenshot of the overview (bench/dashboard-overview.png).
+
+    make bench-dashboard BENCH_ARGS="--events 1000000"
+    .venv/bin/python bench/dashboard/run.py --events 10000000 --reuse
+
+Builds its own database (uptake_bench_dashboard) with bench/analytics's loader (same shape: 2,000 accounts ×
+200 features × 90 days, skewed accounts, Zipf-like features), adds plan labels and owners on the accounts and
+team subscriptions with a metered allowance (so the lists have rows), rebuilds the rollups, then serves it with
+gunicorn and measures each page from 10 client threads sharing one logged-in session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench" / "analytics"))
+DB_NAME = "uptake_bench_dashboard"
+PORT = 8799
+
+
+def _log(message: str) -> None:
+    print(f"[bench-dashboard] {message}", flush=True)
+
+
+def _urls() -> tuple[str, str]:
+    base = os.environ.get("DATABASE_URL") or f"postgres://postgres@127.0.0.1:{os.environ.get('UPTAKE_PG_PORT', 54329)}/uptake"
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=f"/{DB_NAME}")), urlunsplit(parts._replace(path="/postgres"))
+
+
+def _prepare(admin_url: str, *, fresh: bool) -> bool:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
+        if exists and not fresh:
+            return False
+        if exists:
+            conn.execute(f"DROP DATABASE {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+        return True
+
+
+def _build(args, now: datetime):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+
+    from accounts.models import Account, EndUser, Workspace
+    from accounts.services import membership_set, workspace_create
+    from analytics.services import rollups_rebuild
+    from catalog.models import Feature
+    from catalog.services import feature_activate, feature_create, item_activate, item_create, product_create
+    from entitlements.services import item_entitlement_set, subscription_create
+    from run import _load_events  # bench/analytics/run.py: the same event generator
+
+    call_command("migrate", verbosity=0)
+    start = datetime.combine((now - timedelta(days=args.days - 1)).date(), datetime.min.time(), tzinfo=UTC)
+    workspace = workspace_create(slug="bench", name="Bench")
+    workspace.max_features = max(400, args.features + 1)
+    workspace.save(update_fields=["max_features"])
+    product = product_create(workspace=workspace, key="default", name="Default")
+    Feature.objects.bulk_create(
+        Feature(workspace=workspace, product=product, key=f"feature-{i:03d}", name=f"Feature {i:03d}", status="active")
+        for i in range(args.features)
+    )
+    User = get_user_model()
+    owners = [User.objects.create_user(username=f"csm{i}", is_staff=True) for i in range(5)]
+    plans = ["free", "team", "business", "enterprise"]
+    Account.objects.bulk_create(
+        Account(workspace=workspace, external_id=f"acct-{i:05d}", name=f"Account {i}", plan=plans[i % 4],
+                owner=owners[i % 5], domain=f"domain{i % (args.accounts * 9 // 10)}.example", first_seen_at=start)
+        for i in range(args.accounts)
+    )
+    accounts = list(Account.objects.filter(workspace=workspace).order_by("id"))
+    EndUser.objects.bulk_create(
+        EndUser(workspace=workspace, account=a, external_id=f"user-{k}") for a in accounts for k in range(5)
+    )
+    _load_events(connection, workspace_id=workspace.pk, n=args.events, start=start, days=args.days, args=args)
+    # Team plans grant the ten most used features and a metered allowance on feature-000 (the busiest).
+    metered = Feature.objects.get(workspace=workspace, key="feature-000")
+    metered.type, metered.metered, metered.reset_period = "quantity", True, "month"
+    metered.save(update_fields=["type", "metered", "reset_period"])
+    from catalog.models import FeatureLevel
+
+    FeatureLevel.objects.create(workspace=workspace, feature=metered, position=0, value="500", name="Team")
+    team = item_activate(item=item_create(workspace=workspace, key="team", name="Team"))
+    for feature in Feature.objects.filter(workspace=workspace, key__lte="feature-009").exclude(pk=metered.pk):
+        item_entitlement_set(item=team, feature=feature, value="true")
+    item_entitlement_set(item=team, feature=metered, value="500")
+    for account in accounts[1::4][:200]:
+        subscription_create(workspace=workspace, external_id=f"sub-{account.external_id}", account=account,
+                            items=[team], current_term_start=start)
+    # Allowance counters for the metered feature, as ingestion would keep them.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO entitlements_allowanceusagedaily (workspace_id, account_id, feature_id, day, quantity)
+               SELECT workspace_id, account_id, feature_id, (occurred_at AT TIME ZONE 'UTC')::date, sum(quantity)
+               FROM usage_usageevent WHERE workspace_id = %s AND feature_id = %s GROUP BY 1, 2, 3, 4""",
+            [workspace.pk, metered.pk],
+        )
+    t0 = time.perf_counter()
+    rollups_rebuild(workspace_id=workspace.pk)
+    _log(f"rollup rebuild {time.perf_counter() - t0:.1f} s")
+    with connection.cursor() as cursor:
+        for table in ("featureaccountday", "featurequarterhour", "featureuserday", "accountfeaturelastseen"):
+            cursor.execute(f"VACUUM ANALYZE analytics_{table}")
+    user = User.objects.create_user(username="bench", password="bench-password", is_staff=True)
+    membership_set(workspace=workspace, user=user, role="manager")
+    return workspace
+
+
+def _session_cookie() -> str:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench"))
+    return client.cookies["sessionid"].value
+
+
+def _get(url: str, cookie: str) -> tuple[int, float]:
+    request = urllib.request.Request(url, headers={"Cookie": f"sessionid={cookie}"})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
+        status = response.status
+    return status, (time.perf_counter() - t0) * 1000
+
+
+def _screenshot(base: str, path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{base}/admin/login/?next=/")
+        page.fill("#id_username", "bench")
+        page.fill("#id_password", "bench-password")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{base}/")
+        page.wait_for_selector("#top-chart .main-svg")
+        page.wait_for_selector("#heatmap .main-svg")
+        page.screenshot(path=str(path), full_page=True)
+        browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--features", type=int, default=200)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--users", type=int, default=10, help="concurrent clients")
+    parser.add_argument("--rounds", type=int, default=5, help="requests per client per page")
+    parser.add_argument("--reuse", action="store_true", help="keep an existing benchmark database")
+    parser.add_argument("--screenshot", default=str(ROOT / "bench" / "dashboard-overview.png"))
+    args = parser.parse_args()
+
+    url, admin_url = _urls()
+    created = _prepare(admin_url, fresh=not args.reuse)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from accounts.models import Workspace
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    if created or not Workspace.objects.filter(slug="bench").exists():
+        _build(args, now)
+    cookie = _session_cookie()
+
+    env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{PORT}", "--log-level",
+         "warning"], cwd=ROOT, env=env,
+    )
+    base = f"http://127.0.0.1:{PORT}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/admin/login/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        today = now.date()
+        pages = {
+            "overview (30 days)": "/",
+            "overview (90 days)": f"/?from={(today - timedelta(days=89)).isoformat()}",
+            "overview (plan filter)": "/?plan=team",
+            "feature": "/features/feature-003/",
+            "account": "/accounts/acct-00001/",
+            "list near-limit": "/lists/near-limit/",
+            "list free-unentitled": "/lists/free-unentitled/",
+            "list dormant": "/lists/dormant/",
+            "list usage-drop": "/lists/usage-drop/",
+            "csv usage-drop": "/lists/usage-drop/export.csv",
+        }
+        results: dict[str, list[float]] = {}
+        for name, path in pages.items():
+            status, _ = _get(base + path, cookie)  # warm-up, and a check that the page answers
+            assert status == 200, (name, status)
+            timings: list[float] = []
+            lock = threading.Lock()
+
+            def client(path=path, timings=timings, lock=lock):
+                for _ in range(args.rounds):
+                    status, ms = _get(base + path, cookie)
+                    assert status == 200
+                    with lock:
+                        timings.append(ms)
+
+            threads = [threading.Thread(target=client) for _ in range(args.users)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            timings.sort()
+            results[name] = timings
+            _log(f"{name}: p50 {statistics.median(timings):.0f} ms, p95 {timings[int(0.95 * (len(timings) - 1))]:.0f} ms"
+                 f" over {len(timings)} requests")
+        _screenshot(base, Path(args.screenshot))
+        _log(f"screenshot: {args.screenshot}")
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM usage_usageevent")
+            n = cursor.fetchone()[0]
+        print(f"\n{n:,} events, {args.users} concurrent users, gunicorn 2 workers")
+        print("| page | p50 ms | p95 ms |\n|---|---|---|")
+        for name, timings in results.items():
+            print(f"| {name} | {statistics.median(timings):.0f} | {timings[int(0.95 * (len(timings) - 1))]:.0f} |")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
