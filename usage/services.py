@@ -130,11 +130,14 @@ def usage_events_store(
     instead of registered; end users are always registered. Events must have a non-zero quantity.
     """
     result = StoreResult()
-    feature_ids, rejected = _catalog_resolve(workspace=workspace, events=events, register=register)
+    known = _dimensions_lookup(workspace_id=workspace.pk, events=events)
+    feature_ids, rejected = _catalog_resolve(
+        workspace=workspace, events=events, register=register, known=known
+    )
     result.rejected.extend(rejected)
     events = [event for event in events if event.index in feature_ids]
     account_ids = _accounts_resolve(
-        workspace=workspace, keys=[e.account_key for e in events], register=register
+        workspace=workspace, keys=[e.account_key for e in events], register=register, known=known.accounts
     )
     kept: list[ValidEvent] = []
     for event in events:
@@ -164,6 +167,7 @@ def usage_events_store(
     user_ids = _end_users_resolve(
         workspace=workspace,
         pairs=[(account_ids[e.account_key], e.user_key) for e in unique if e.user_key is not None],
+        known=known.users,
     )
     rows = [
         (
@@ -228,6 +232,48 @@ def usage_days_mark_dirty(*, workspace_id: int, days: Iterable[date], now: datet
             "SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at",
             [workspace_id, now, days],
         )
+
+
+@dataclass
+class _Known:
+    """What one lookup query found of a batch's dimensions (the steady state needs nothing more)."""
+
+    features: dict[str, tuple[int, str, str | None]]  # key → (id, product key, module key)
+    accounts: dict[str, int]  # external id → id
+    users: dict[tuple[int, str], int]  # (account id, external id) → id
+
+
+_LOOKUP_SQL = (
+    "SELECT 'f', f.key, f.id, p.key, m.key FROM catalog_feature f JOIN catalog_product p ON p.id = f.product_id "
+    "LEFT JOIN catalog_module m ON m.id = f.module_id WHERE f.workspace_id = %(ws)s AND f.key = ANY(%(features)s) "
+    "UNION ALL SELECT 'a', a.external_id, a.id, NULL, NULL FROM accounts_account a "
+    "WHERE a.workspace_id = %(ws)s AND a.external_id = ANY(%(accounts)s) "
+    "UNION ALL SELECT 'u', u.external_id, u.id, u.account_id::text, NULL FROM accounts_enduser u "
+    "JOIN accounts_account a ON a.id = u.account_id WHERE a.workspace_id = %(ws)s "
+    "AND a.external_id = ANY(%(accounts)s) AND u.external_id = ANY(%(users)s)"
+)
+
+
+def _dimensions_lookup(*, workspace_id: int, events: Sequence[ValidEvent]) -> _Known:
+    """Features, accounts and end users of a batch in one round trip."""
+    known = _Known(features={}, accounts={}, users={})
+    users = sorted({e.user_key for e in events if e.user_key is not None})
+    params = {
+        "ws": workspace_id,
+        "features": sorted({e.feature_key for e in events}),
+        "accounts": sorted({e.account_key for e in events}),
+        "users": users or [""],
+    }
+    with _pg_cursor() as cursor:
+        cursor.execute(_LOOKUP_SQL, params)
+        for kind, key, pk, extra, module_key in cursor.fetchall():
+            if kind == "f":
+                known.features[key] = (pk, extra, module_key)
+            elif kind == "a":
+                known.accounts[key] = pk
+            else:
+                known.users[(int(extra), key)] = pk
+    return known
 
 
 # ---------------------------------------------------------------------------
@@ -384,10 +430,18 @@ def _catalog_plan(
 
 
 def _catalog_resolve(
-    *, workspace: Workspace, events: Sequence[ValidEvent], register: bool
+    *, workspace: Workspace, events: Sequence[ValidEvent], register: bool, known: _Known | None = None
 ) -> tuple[dict[int, int], list[Rejection]]:
     """Return event index → feature id for placeable events, and the rejections of the others."""
-    state = _catalog_load(workspace_id=workspace.pk, events=events)
+    if known is not None and {e.feature_key for e in events} <= known.features.keys():
+        state = _CatalogState(
+            products=set(),
+            modules={},
+            features={key: (product, module) for key, (_, product, module) in known.features.items()},
+            feature_ids={key: pk for key, (pk, _, _) in known.features.items()},
+        )
+    else:
+        state = _catalog_load(workspace_id=workspace.pk, events=events)
     plan = _catalog_plan(events=events, state=state, budgets=None, register=register)
     if plan.needs_registration:
         # Serialise registration per workspace (as catalog.services does) so caps hold; NO KEY UPDATE does not
@@ -497,14 +551,21 @@ def _feature_names(*, workspace_id: int, keys: list[str]) -> dict[str, str]:
 # ---------------------------------------------------------------------------
 
 
-def _accounts_resolve(*, workspace: Workspace, keys: list[str], register: bool) -> dict[str, int]:
+def _accounts_resolve(
+    *, workspace: Workspace, keys: list[str], register: bool, known: dict[str, int] | None = None
+) -> dict[str, int]:
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return {}
-    ids = dict(
-        Account.objects.filter(workspace=workspace, external_id__in=wanted).values_list("external_id", "pk")
-    )
+    ids = {key: known[key] for key in wanted if key in (known or {})}
     missing = [key for key in wanted if key not in ids]
+    if missing:
+        ids.update(
+            Account.objects.filter(workspace=workspace, external_id__in=missing).values_list(
+                "external_id", "pk"
+            )
+        )
+        missing = [key for key in wanted if key not in ids]
     if missing and register:
         Account.objects.bulk_create(
             [Account(workspace=workspace, external_id=key) for key in missing], ignore_conflicts=True
@@ -517,10 +578,15 @@ def _accounts_resolve(*, workspace: Workspace, keys: list[str], register: bool) 
     return ids
 
 
-def _end_users_resolve(*, workspace: Workspace, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+def _end_users_resolve(
+    *, workspace: Workspace, pairs: list[tuple[int, str]], known: dict[tuple[int, str], int] | None = None
+) -> dict[tuple[int, str], int]:
     wanted = list(dict.fromkeys(pairs))
     if not wanted:
         return {}
+    known = known or {}
+    if all(pair in known for pair in wanted):
+        return {pair: known[pair] for pair in wanted}
 
     def load(keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
         rows = EndUser.objects.filter(
@@ -583,26 +649,40 @@ _TAIL = ", ".join(
         _DIRTY,
     ]
 )
-_INSERT_FROM_ARRAYS = "WITH " + ", ".join(
-    [
-        _INSERT.format(
-            columns=_EVENT_COLUMNS,
-            select="a, u, f, o, q, e, p::jsonb",
-            source_rows="unnest(%(a)s::bigint[], %(u)s::bigint[], %(f)s::bigint[], %(o)s::timestamptz[], "
-            "%(q)s::bigint[], %(e)s::text[], %(p)s::text[]) WITH ORDINALITY AS v(a, u, f, o, q, e, p, n)",
-            event_id="e",
-            ord="n",
-        ),
-        _TAIL,
-    ]
-) + " SELECT * FROM ins"
-_INSERT_FROM_STAGE = "WITH " + ", ".join(
-    [
-        "staged AS (DELETE FROM usage_ingest_stage RETURNING *)",
-        _INSERT.format(columns=_EVENT_COLUMNS, select=_EVENT_COLUMNS, source_rows="staged", event_id="event_id", ord="ord"),
-        _TAIL,
-    ]
-) + " SELECT * FROM ins"
+_INSERT_FROM_ARRAYS = (
+    "WITH "
+    + ", ".join(
+        [
+            _INSERT.format(
+                columns=_EVENT_COLUMNS,
+                select="a, u, f, o, q, e, p::jsonb",
+                source_rows="unnest(%(a)s::bigint[], %(u)s::bigint[], %(f)s::bigint[], %(o)s::timestamptz[], "
+                "%(q)s::bigint[], %(e)s::text[], %(p)s::text[]) WITH ORDINALITY AS v(a, u, f, o, q, e, p, n)",
+                event_id="e",
+                ord="n",
+            ),
+            _TAIL,
+        ]
+    )
+    + " SELECT * FROM ins"
+)
+_INSERT_FROM_STAGE = (
+    "WITH "
+    + ", ".join(
+        [
+            "staged AS (DELETE FROM usage_ingest_stage RETURNING *)",
+            _INSERT.format(
+                columns=_EVENT_COLUMNS,
+                select=_EVENT_COLUMNS,
+                source_rows="staged",
+                event_id="event_id",
+                ord="ord",
+            ),
+            _TAIL,
+        ]
+    )
+    + " SELECT * FROM ins"
+)
 
 
 def _events_write(*, workspace_id: int, rows: list[tuple], now: datetime, source: str) -> list[StoredEvent]:
