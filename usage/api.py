@@ -1,6 +1,7 @@
 """Usage API: `POST /api/v1/events` and the account / end-user upserts (scope `ingest`)."""
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -56,6 +57,26 @@ _ERRORS = {
 }
 
 
+def _read_body(request, *, max_bytes: int) -> bytes:
+    """The raw body; a declared or actual size over the limit is refused before it is read or parsed."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    size = int(declared) if declared.isdigit() else 0
+    if size > max_bytes:
+        raise BodyError(
+            f"The body is {size} bytes; the limit is {max_bytes} bytes per request. Split the batch.",
+            code="body_too_large",
+            status=413,
+        )
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise BodyError(
+            f"The body is over the limit of {max_bytes} bytes per request. Split the batch.",
+            code="body_too_large",
+            status=413,
+        ) from None
+
+
 class EventsView(APIView):
     permission_classes = [HasIngestScope]
     throttle_classes = [ApiKeyRateThrottle]
@@ -100,7 +121,7 @@ class EventsView(APIView):
     def post(self, request):
         try:
             payload = parse_body(
-                request.body,
+                _read_body(request, max_bytes=settings.UPTAKE_INGEST_MAX_BYTES),
                 max_bytes=settings.UPTAKE_INGEST_MAX_BYTES,
                 max_events=settings.UPTAKE_INGEST_MAX_EVENTS,
             )

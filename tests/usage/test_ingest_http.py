@@ -313,3 +313,14 @@ def test_docs_page_is_served(client):
     # then
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_a_body_larger_than_django_reads_is_still_a_json_413(api, settings):
+    # given a 3 MB body, over both our limit and Django's in-memory upload size
+    body = json.dumps({"events": [{**GOOD, "properties": {"pad": "x" * 3_000_000}}]})
+    # when
+    response = raw_post(api, body)
+    # then
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+    assert UsageEvent.objects.count() == 0
