@@ -1,6 +1,7 @@
 """End-to-end ingestion benchmark: gunicorn (2 workers) + PostgreSQL, HTTP clients in a process pool.
 
-    .venv/bin/python bench/ingest.py [--seconds 15] [--worker-class gthread] [--batch-clients 8] [--single-clients 16]
+    .venv/bin/python bench/ingest.py [--seconds 15] [--worker-class gthread|sync]
+                                     [--batch-clients 8] [--single-clients 16]
     make bench-ingest
 
 Creates (drops and recreates) the database `uptake_bench_ingest` on the PostgreSQL of DATABASE_URL (default
@@ -108,7 +109,8 @@ def run_mode(*, port: int, key: str, batch_size: int, clients: int, seconds: flo
 
 
 def copy_ceiling(*, db_url: str, rows: int) -> dict:
-    """COPY `rows` events (resolved ids, unique event ids) straight into usage_usageevent in one transaction."""
+    """COPY `rows` events (resolved ids, unique event ids) straight into usage_usageevent in one "
+    "transaction."""
     with psycopg.connect(db_url) as conn:
         (ws,) = conn.execute("SELECT id FROM accounts_workspace WHERE slug = 'bench'").fetchone()
         accounts = [
@@ -121,7 +123,8 @@ def copy_ceiling(*, db_url: str, rows: int) -> dict:
         start = time.perf_counter()
         with conn.cursor() as cur:
             with cur.copy(
-                "COPY usage_usageevent (workspace_id, account_id, feature_id, occurred_at, received_at, quantity, "
+                "COPY usage_usageevent (workspace_id, account_id, feature_id, occurred_at, received_at, "
+                "quantity, "
                 "event_id, properties, source) FROM STDIN"
             ) as copy:
                 for n in range(rows):

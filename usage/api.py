@@ -28,12 +28,14 @@ from .validation import BodyError, parse_body
 EVENTS_DESCRIPTION = """
 Send one event object, a list of event objects, or `{"events": [...]}`.
 
-**Limits** (settings): at most `UPTAKE_INGEST_MAX_EVENTS` (1000) events and `UPTAKE_INGEST_MAX_BYTES` (1 MiB) per
+**Limits** (settings): at most `UPTAKE_INGEST_MAX_EVENTS` (1000) events and `UPTAKE_INGEST_MAX_BYTES` (1 MiB)
+per
 request; both answer **413** (`too_many_events`, `body_too_large`) and store nothing. A body that is not JSON
 (`invalid_json`) or not an object / list of objects (`invalid_body`) answers **400** and stores nothing.
 
 Otherwise **200** with `{"accepted", "duplicates", "ignored", "rejected": [{"index", "code", "message",
-"field"}], "warnings": [{"index", "code", "field", "message"}]}`; valid events are stored (committed) even when
+"field"}], "warnings": [{"index", "code", "field", "message"}]}`; valid events are stored (committed) even
+when
 others in the batch are rejected.
 
 **Rejection codes**: `missing_field`, `invalid_type`, `invalid_value`, `too_old`, `in_future`,
@@ -140,9 +142,11 @@ class AccountView(APIView):
     @extend_schema(
         operation_id="account_upsert",
         summary="Create or update an account",
-        description="Idempotent upsert by the account's external id. Fields left out stay as they are; `null` "
+        description="Idempotent upsert by the account's external id. Fields left out stay as they are; "
+        "`null` "
         "clears a text field. `owner_email` must be the e-mail of a staff member of the workspace "
-        "(`unknown_owner` otherwise); `status` is `active` or `churned`; `attributes` (an object) replaces the "
+        "(`unknown_owner` otherwise); `status` is `active` or `churned`; `attributes` (an object) replaces "
+        "the "
         "stored attributes. Unknown fields → 400 naming them. 201 when created, 200 when updated.",
         request=AccountInputSerializer,
         responses={200: AccountOutputSerializer, 201: AccountOutputSerializer, **_ERRORS},
@@ -167,7 +171,8 @@ class EndUserView(APIView):
     @extend_schema(
         operation_id="end_user_upsert",
         summary="Create or update an end user of an account",
-        description="Idempotent upsert of `email` and `attributes`; the account is registered if new. Unknown "
+        description="Idempotent upsert of `email` and `attributes`; the account is registered if new. "
+        "Unknown "
         "fields → 400 naming them. 201 when created, 200 when updated.",
         request=EndUserInputSerializer,
         responses={200: EndUserOutputSerializer, 201: EndUserOutputSerializer, **_ERRORS},

@@ -1,10 +1,12 @@
 """Writes for usage ingestion: the bulk write path behind `POST /api/v1/events`.
 
-A batch costs a handful of queries whatever its size: dimensions (catalog, accounts, end users) are resolved
-with one select per table, unknown ones are registered with INSERT … ON CONFLICT DO NOTHING and re-selected,
-events are written with COPY into a staging table and moved with INSERT … ON CONFLICT DO NOTHING RETURNING (the
-unique constraint on (workspace, event_id) decides duplicates, also under concurrent batches), and the
-(workspace, UTC day) dirty marks and allowance counters are updated in the same transaction.
+A batch costs a handful of queries whatever its size: dimensions (catalog, accounts, end users) are looked up
+in one query, unknown ones are registered with INSERT … ON CONFLICT DO NOTHING and re-selected,
+events are written with COPY into a staging table and moved with INSERT … ON CONFLICT DO NOTHING RETURNING
+(the unique constraint on (workspace, event_id) decides duplicates, also under concurrent batches) in one
+statement that also moves accounts' and end users' first/last seen and marks the (workspace, UTC day) dirty;
+allowance counters are updated in the same transaction. Batches of up to COPY_THRESHOLD events skip the stage
+and insert from arrays.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -244,8 +246,10 @@ class _Known:
 
 
 _LOOKUP_SQL = (
-    "SELECT 'f', f.key, f.id, p.key, m.key FROM catalog_feature f JOIN catalog_product p ON p.id = f.product_id "
-    "LEFT JOIN catalog_module m ON m.id = f.module_id WHERE f.workspace_id = %(ws)s AND f.key = ANY(%(features)s) "
+    "SELECT 'f', f.key, f.id, p.key, m.key FROM catalog_feature f JOIN catalog_product p ON p.id = "
+    "f.product_id "
+    "LEFT JOIN catalog_module m ON m.id = f.module_id WHERE f.workspace_id = %(ws)s AND f.key = "
+    "ANY(%(features)s) "
     "UNION ALL SELECT 'a', a.external_id, a.id, NULL, NULL FROM accounts_account a "
     "WHERE a.workspace_id = %(ws)s AND a.external_id = ANY(%(accounts)s) "
     "UNION ALL SELECT 'u', u.external_id, u.id, u.account_id::text, NULL FROM accounts_enduser u "
@@ -391,7 +395,8 @@ def _catalog_plan(
                 reject(
                     event,
                     Code.PRODUCT_CAP_REACHED,
-                    f"Product '{product_key}' cannot be registered: the workspace has reached its cap of products "
+                    f"Product '{product_key}' cannot be registered: the workspace has reached its cap of "
+                    "products "
                     "(max_products).",
                     "product_id",
                 )
@@ -400,7 +405,8 @@ def _catalog_plan(
                 reject(
                     event,
                     Code.MODULE_CAP_REACHED,
-                    f"Module '{module_key}' cannot be registered: the workspace has reached its cap of modules "
+                    f"Module '{module_key}' cannot be registered: the workspace has reached its cap of "
+                    "modules "
                     "(max_modules).",
                     "module_id",
                 )
@@ -409,7 +415,8 @@ def _catalog_plan(
                 reject(
                     event,
                     Code.FEATURE_CAP_REACHED,
-                    f"Feature '{event.feature_key}' cannot be registered: the workspace has reached its cap of "
+                    f"Feature '{event.feature_key}' cannot be registered: the workspace has reached its cap "
+                    "of "
                     "features (max_features).",
                     "feature_id",
                 )
@@ -631,14 +638,16 @@ _SEEN = (
     "WHERE {column} IS NOT NULL GROUP BY {column}), "
     "{name}_lock AS (SELECT t.id FROM {table} t JOIN {name}_span s ON s.id = t.id "
     "WHERE t.first_seen_at IS NULL OR t.first_seen_at > s.first OR t.last_seen_at IS NULL "
-    "OR t.last_seen_at < s.last - make_interval(secs => %(resolution)s) ORDER BY t.id FOR NO KEY UPDATE OF t), "
+    "OR t.last_seen_at < s.last - make_interval(secs => %(resolution)s) ORDER BY t.id FOR NO KEY UPDATE OF "
+    "t), "
     "{name}_upd AS (UPDATE {table} t SET first_seen_at = LEAST(COALESCE(t.first_seen_at, s.first), s.first), "
     "last_seen_at = GREATEST(COALESCE(t.last_seen_at, s.last), s.last) FROM {name}_span s "
     "WHERE t.id = s.id AND t.id IN (SELECT id FROM {name}_lock))"
 )
 _DIRTY = (
     "dirty AS (INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
-    "SELECT %(ws)s, d.day, 1, %(now)s FROM (SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day FROM ins) d "
+    "SELECT %(ws)s, d.day, 1, %(now)s FROM (SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day "
+    "FROM ins) d "
     "ORDER BY d.day ON CONFLICT (workspace_id, day) DO UPDATE "
     "SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at)"
 )
@@ -686,9 +695,9 @@ _INSERT_FROM_STAGE = (
 
 
 def _events_write(*, workspace_id: int, rows: list[tuple], now: datetime, source: str) -> list[StoredEvent]:
-    """Insert rows (index, account, end user, feature, occurred_at, quantity, event_id, properties JSON), skipping
-    event ids already stored in the workspace, and in the same statement move first/last seen of their accounts
-    and end users and mark their (workspace, UTC day) dirty; return the stored events."""
+    """Insert rows (index, account, end user, feature, occurred_at, quantity, event_id, properties JSON),
+    skipping event ids already stored in the workspace, and in the same statement move first/last seen of
+    their accounts and end users and mark their (workspace, UTC day) dirty; return the stored events."""
     params = {"ws": workspace_id, "now": now, "source": source, "resolution": SEEN_RESOLUTION_SECONDS}
     with _pg_cursor() as cursor:
         if len(rows) <= COPY_THRESHOLD:

@@ -133,7 +133,8 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
         extra = sorted(set(data) - {"events"})
         if extra:
             raise BodyError(
-                f"Unknown top-level key(s) next to 'events': {', '.join(extra)}. Put fields inside each event.",
+                f"Unknown top-level key(s) next to 'events': {', '.join(extra)}. Put fields inside each "
+                "event.",
                 code="invalid_body",
             )
         events = data["events"]
@@ -158,7 +159,8 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
     for index, event in enumerate(events):
         if not isinstance(event, dict):
             raise BodyError(
-                f"Event at index {index} is a JSON {type(event).__name__}, not an object; every event must be "
+                f"Event at index {index} is a JSON {type(event).__name__}, not an object; every event must "
+                "be "
                 "an object.",
                 code="invalid_body",
             )
@@ -246,13 +248,15 @@ def _id(
                 index=index,
                 code=Code.TRUNCATED,
                 field=name,
-                message=f"'{name}' was longer than {ID_MAX_LENGTH} characters and was truncated to '{value}'.",
+                message=f"'{name}' was longer than {ID_MAX_LENGTH} characters and was truncated to "
+                f"'{value}'.",
             )
         )
     if catalog_key and not _KEY.match(value):
         raise _Reject(
             Code.INVALID_VALUE,
-            f"'{name}' may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or "
+            f"'{name}' may contain only letters, digits, '_', '.', ':' and '-', and must start with a "
+            "letter or "
             f"digit (at most {KEY_MAX_LENGTH} characters).",
             name,
         )
@@ -301,7 +305,8 @@ def _timestamp(
         if occurred_at.date() < now.date():
             raise _Reject(
                 Code.TOO_OLD,
-                f"'timestamp' {occurred_at.isoformat()} is before today's UTC date ({now.date().isoformat()}); "
+                f"'timestamp' {occurred_at.isoformat()} is before today's UTC date "
+                f"({now.date().isoformat()}); "
                 "this workspace rejects backdated events.",
                 "timestamp",
             )

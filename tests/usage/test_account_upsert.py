@@ -1,4 +1,5 @@
-"""PUT /api/v1/accounts/{account_id} and PUT /api/v1/accounts/{account_id}/users/{user_id}: idempotent upserts."""
+"""PUT /api/v1/accounts/{account_id} and PUT /api/v1/accounts/{account_id}/users/{user_id}: idempotent "
+"upserts."""
 
 import pytest
 from django.contrib.auth import get_user_model

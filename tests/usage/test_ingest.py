@@ -42,7 +42,7 @@ def test_single_event_is_stored_with_defaults_and_registers_its_dimensions(api, 
     # when one bare event object is sent
     body = post(api, {"account_id": "acct_1", "user_id": "u_1", "feature_id": "export.csv"})
 
-    # then it is stored with quantity 1 at "now", and account, user, product "default" and a draft feature exist
+    # then it is stored with quantity 1 at "now"; account, user, product "default" and a draft feature exist
     assert body == {"accepted": 1, "duplicates": 0, "ignored": 0, "rejected": [], "warnings": []}
     event = UsageEvent.objects.select_related("account", "end_user", "feature__product").get()
     assert (event.workspace_id, event.quantity, event.occurred_at, event.received_at) == (
