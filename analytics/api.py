@@ -168,7 +168,7 @@ class FeatureUsageApi(APIView):
         window = _window(params.validated_data)
         account_id = params.validated_data.get("account_id")
         account = selectors.analytics_account_get(workspace=workspace, external_id=account_id) if account_id else None
-        data = selectors.feature_usage(
+        data = selectors.feature_usage_cached(
             workspace=workspace, product=product, window=window,
             event=params.validated_data.get("event") or None, account=account,
         )

@@ -99,3 +99,18 @@ class AccountFeatureLastSeen(models.Model):
                 fields=["workspace", "account", "feature"], name="analytics_accountfeaturelastseen_unique_pair"
             ),
         ]
+
+
+class RollupGeneration(models.Model):
+    """Bumped in every rollup transaction of a workspace: analytics responses are cached under
+    (token, generation), so a cached answer is never served once the rollups it was computed from changed."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    token = models.UUIDField(help_text="Random per row, so cache keys never collide across databases.")
+    generation = models.BigIntegerField(default=1)
+    rolled_up_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(generation__gte=1), name="analytics_rollupgeneration_positive"),
+        ]

@@ -7,13 +7,15 @@ without rows are filled with zeros.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import Q
 
 from accounts.errors import DomainError, NotFound
@@ -193,7 +195,9 @@ def feature_usage(
     domain_net: dict[str, int] = {}
     if feature_ids:
         account_sql = " AND account_id = %(account)s" if account is not None else ""
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Hundreds of thousands of (feature, account) groups: let the aggregate stay in memory.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
             cursor.execute(
                 f"""
                 WITH pairs AS MATERIALIZED (
@@ -304,6 +308,32 @@ def feature_usage(
         "top_accounts": top_accounts,
         "top_domains": top_domains,
     }
+
+
+FEATURE_USAGE_CACHE_SECONDS = 60
+
+
+def feature_usage_cached(
+    *, workspace: Workspace, product: Product, window: Window, event: str | None = None, account: Account | None = None
+) -> dict:
+    """feature_usage, cached under the workspace's rollup generation (any rollup makes a new key) for at most
+    FEATURE_USAGE_CACHE_SECONDS, which bounds how long account metadata (names, domains, status) may lag."""
+    from .models import RollupGeneration
+
+    state = RollupGeneration.objects.filter(workspace=workspace).values_list("token", "generation").first()
+    if state is None:
+        return feature_usage(workspace=workspace, product=product, window=window, event=event, account=account)
+    parts = [
+        "feature-usage", str(state[0]), str(state[1]), str(product.pk), window.start.isoformat(),
+        window.end.isoformat(), event or "", str(account.pk) if account is not None else "",
+        workspace.timezone or "UTC", "|".join(workspace.reserved_prefixes or ()),
+    ]
+    key = "analytics:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is None:
+        cached = feature_usage(workspace=workspace, product=product, window=window, event=event, account=account)
+        cache.set(key, cached, FEATURE_USAGE_CACHE_SECONDS)
+    return cached
 
 
 def feature_daily_uses(

@@ -126,6 +126,18 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
     )
 
 
+def _generation_bump(cursor, *, workspace_id: int) -> None:
+    cursor.execute(
+        """
+        INSERT INTO analytics_rollupgeneration (workspace_id, token, generation, rolled_up_at)
+        VALUES (%s, gen_random_uuid(), 1, now())
+        ON CONFLICT (workspace_id) DO UPDATE
+        SET generation = analytics_rollupgeneration.generation + 1, rolled_up_at = now()
+        """,
+        [workspace_id],
+    )
+
+
 def rollup_day(*, workspace_id: int, day: date, wait: bool = False) -> bool:
     """Recompute one dirty (workspace, UTC day); False if another run holds it (or it is no longer dirty)."""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -147,6 +159,7 @@ def rollup_day(*, workspace_id: int, day: date, wait: bool = False) -> bool:
         if row is None:
             return False
         _recompute(cursor, workspace_id=workspace_id, since=day, until=day)
+        _generation_bump(cursor, workspace_id=workspace_id)
         cursor.execute(
             "DELETE FROM usage_usagedaydirty WHERE workspace_id = %s AND day = %s AND version = %s",
             [workspace_id, day, row[0]],
@@ -191,6 +204,7 @@ def rollups_rebuild(*, workspace_id: int, since: date | None = None, until: date
         if since is None and until is None:
             cursor.execute("DELETE FROM analytics_accountfeaturelastseen WHERE workspace_id = %s", [workspace_id])
         _recompute(cursor, workspace_id=workspace_id, since=since, until=until)
+        _generation_bump(cursor, workspace_id=workspace_id)
         for day, version in marks:
             cursor.execute(
                 "DELETE FROM usage_usagedaydirty WHERE workspace_id = %s AND day = %s AND version = %s",

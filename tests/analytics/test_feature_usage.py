@@ -222,3 +222,19 @@ def test_schema_documents_the_analytics_paths(api):
     assert "/api/v1/products/{product_id}/analytics/features/{feature_id}/daily" in schema
     assert "/api/v1/accounts/{account_id}/analytics/daily" in schema
     assert "adoption_pct" in schema
+
+
+def test_a_new_rollup_is_never_hidden_by_the_response_cache(api, workspace, stream):
+    # given a response computed (and cached) from the current rollups
+    params = {"from": "2026-11-01", "to": "2026-11-14"}
+    before = api.get(URL, params).json()
+    assert api.get(URL, params).json() == before
+    # when a late event is rolled up
+    late = Ev("sso.login", "a4", datetime(2026, 11, 7, 12, tzinfo=UTC), 50)
+    store_events(workspace, [late])
+    _roll()
+    # then the next answer includes it
+    after = api.get(URL, params).json()
+    assert after["totals"]["events"] == before["totals"]["events"] + 50
+    assert after == oracle(stream + [late], features=PRODUCT_FEATURES, accounts=ACCOUNTS, start=date(2026, 11, 1),
+                           end=date(2026, 11, 14), active_accounts=5)
