@@ -55,7 +55,9 @@ def _plans(features: list[Feature], rng: random.Random) -> list[_FeaturePlan]:
     rng.shuffle(order)
     for rank, feature in enumerate(order, start=1):
         roll = rng.random()
-        trend = "growing" if roll < 0.15 else "fading" if roll < 0.27 else "quiet" if roll < 0.35 else "stable"
+        trend = (
+            "growing" if roll < 0.15 else "fading" if roll < 0.27 else "quiet" if roll < 0.35 else "stable"
+        )
         plans.append(
             _FeaturePlan(
                 feature=feature,
@@ -138,7 +140,9 @@ def usage_history(
                     continue
                 plan = rng.choices(adopted, weights)[0]
                 hour = rng.choices(range(24), HOUR_WEIGHTS)[0]
-                local = datetime(day.year, day.month, day.day, hour, rng.randrange(60), rng.randrange(60), tzinfo=zone)
+                local = datetime(
+                    day.year, day.month, day.day, hour, rng.randrange(60), rng.randrange(60), tzinfo=zone
+                )
                 at = local.astimezone(UTC)
                 if at > now:
                     continue
@@ -156,7 +160,12 @@ def usage_history(
 
 
 def seed_usage(
-    *, workspace: Workspace, rng: random.Random, now: datetime | None = None, days: int = 90, progress: bool = True
+    *,
+    workspace: Workspace,
+    rng: random.Random,
+    now: datetime | None = None,
+    days: int = 90,
+    progress: bool = True,
 ) -> dict:
     """Send `days` days of demo usage through `events_ingest` in batches, then roll it up."""
     from usage.services import events_ingest
@@ -175,7 +184,12 @@ def seed_usage(
         bar.update(min(BATCH_SIZE, len(events) - start))
     bar.close()
     report = rollup_pending(now=now)
-    return {"events": len(events), "accepted": accepted, "rejected": rejected, "days_rolled_up": report.days_rolled_up}
+    return {
+        "events": len(events),
+        "accepted": accepted,
+        "rejected": rejected,
+        "days_rolled_up": report.days_rolled_up,
+    }
 
 
 def seed_analytics(*, ctx) -> None:

@@ -36,10 +36,15 @@ class FeatureAccountDay(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["workspace", "day", "feature", "account"], name="analytics_featureaccountday_unique_bucket"
+                fields=["workspace", "day", "feature", "account"],
+                name="analytics_featureaccountday_unique_bucket",
             ),
-            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featureaccountday_events_positive"),
-            models.CheckConstraint(condition=Q(users__gte=0), name="analytics_featureaccountday_users_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(events__gt=0), name="analytics_featureaccountday_events_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(users__gte=0), name="analytics_featureaccountday_users_nonnegative"
+            ),
         ]
         indexes = [
             models.Index(fields=["workspace", "account", "day"], name="analytics_fad_account_day_idx"),
@@ -60,7 +65,9 @@ class FeatureQuarterHour(models.Model):
             models.UniqueConstraint(
                 fields=["workspace", "bucket", "feature"], name="analytics_featurequarterhour_unique_bucket"
             ),
-            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featurequarterhour_events_positive"),
+            models.CheckConstraint(
+                condition=Q(events__gt=0), name="analytics_featurequarterhour_events_positive"
+            ),
         ]
 
 
@@ -78,9 +85,12 @@ class FeatureUserDay(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["workspace", "day", "feature", "end_user"], name="analytics_featureuserday_unique_bucket"
+                fields=["workspace", "day", "feature", "end_user"],
+                name="analytics_featureuserday_unique_bucket",
             ),
-            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featureuserday_events_positive"),
+            models.CheckConstraint(
+                condition=Q(events__gt=0), name="analytics_featureuserday_events_positive"
+            ),
         ]
         indexes = [models.Index(fields=["workspace", "feature", "day"], name="analytics_fud_feature_day_idx")]
 
@@ -96,7 +106,8 @@ class AccountFeatureLastSeen(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["workspace", "account", "feature"], name="analytics_accountfeaturelastseen_unique_pair"
+                fields=["workspace", "account", "feature"],
+                name="analytics_accountfeaturelastseen_unique_pair",
             ),
         ]
 
@@ -105,12 +116,16 @@ class RollupGeneration(models.Model):
     """Bumped in every rollup transaction of a workspace: analytics responses are cached under
     (token, generation), so a cached answer is never served once the rollups it was computed from changed."""
 
-    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     token = models.UUIDField(help_text="Random per row, so cache keys never collide across databases.")
     generation = models.BigIntegerField(default=1)
     rolled_up_at = models.DateTimeField()
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(generation__gte=1), name="analytics_rollupgeneration_positive"),
+            models.CheckConstraint(
+                condition=Q(generation__gte=1), name="analytics_rollupgeneration_positive"
+            ),
         ]

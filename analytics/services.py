@@ -153,7 +153,8 @@ def rollup_day(*, workspace_id: int, day: date, wait: bool = False) -> bool:
                 return False
         # Read the mark's version BEFORE reading events: anything committed later bumps it past this value.
         cursor.execute(
-            "SELECT version FROM usage_usagedaydirty WHERE workspace_id = %s AND day = %s", [workspace_id, day]
+            "SELECT version FROM usage_usagedaydirty WHERE workspace_id = %s AND day = %s",
+            [workspace_id, day],
         )
         row = cursor.fetchone()
         if row is None:
@@ -172,7 +173,11 @@ def rollup_pending(
 ) -> RollupReport:
     """Bring rollups up to date: recompute each dirty (workspace, UTC day), oldest mark first."""
     marks = UsageDayDirty.objects.filter(marked_at__lte=now).order_by("marked_at", "workspace_id", "day")
-    pairs = list(marks.values_list("workspace_id", "day")[:limit] if limit else marks.values_list("workspace_id", "day"))
+    pairs = list(
+        marks.values_list("workspace_id", "day")[:limit]
+        if limit
+        else marks.values_list("workspace_id", "day")
+    )
     report = RollupReport()
     for index, (workspace_id, day) in enumerate(pairs, start=1):
         if rollup_day(workspace_id=workspace_id, day=day):
@@ -202,7 +207,9 @@ def rollups_rebuild(*, workspace_id: int, since: date | None = None, until: date
         cursor.execute(f"SELECT day, version FROM usage_usagedaydirty WHERE {' AND '.join(where)}", params)
         marks = cursor.fetchall()
         if since is None and until is None:
-            cursor.execute("DELETE FROM analytics_accountfeaturelastseen WHERE workspace_id = %s", [workspace_id])
+            cursor.execute(
+                "DELETE FROM analytics_accountfeaturelastseen WHERE workspace_id = %s", [workspace_id]
+            )
         _recompute(cursor, workspace_id=workspace_id, since=since, until=until)
         _generation_bump(cursor, workspace_id=workspace_id)
         for day, version in marks:

@@ -15,5 +15,9 @@ urlpatterns: list = [
         api.FeatureDailyApi.as_view(),
         name="analytics-feature-daily",
     ),
-    path("accounts/<str:account_id>/analytics/daily", api.AccountDailyApi.as_view(), name="analytics-account-daily"),
+    path(
+        "accounts/<str:account_id>/analytics/daily",
+        api.AccountDailyApi.as_view(),
+        name="analytics-account-daily",
+    ),
 ]

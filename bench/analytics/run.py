@@ -29,7 +29,10 @@ DB_NAME = "uptake_bench_analytics"
 
 
 def _bench_url() -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL") or f"postgres://postgres@127.0.0.1:{os.environ.get('UPTAKE_PG_PORT', 54329)}/uptake"
+    base = (
+        os.environ.get("DATABASE_URL")
+        or f"postgres://postgres@127.0.0.1:{os.environ.get('UPTAKE_PG_PORT', 54329)}/uptake"
+    )
     parts = urlsplit(base)
     return urlunsplit(parts._replace(path=f"/{DB_NAME}")), urlunsplit(parts._replace(path="/postgres"))
 
@@ -52,7 +55,9 @@ def _log(message: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--features", type=int, default=200)
@@ -93,21 +98,35 @@ def main() -> None:
         workspace.save(update_fields=["max_features"])
         product = product_create(workspace=workspace, key="default", name="Default")
         Feature.objects.bulk_create(
-            Feature(workspace=workspace, product=product, key=f"feature-{i:03d}", name=f"Feature {i:03d}",
-                    status="active")
+            Feature(
+                workspace=workspace,
+                product=product,
+                key=f"feature-{i:03d}",
+                name=f"Feature {i:03d}",
+                status="active",
+            )
             for i in range(args.features)
         )
         Account.objects.bulk_create(
-            Account(workspace=workspace, external_id=f"acct-{i:05d}", name=f"Account {i}",
-                    domain=f"domain{i % (args.accounts * 9 // 10)}.example", first_seen_at=start)
+            Account(
+                workspace=workspace,
+                external_id=f"acct-{i:05d}",
+                name=f"Account {i}",
+                domain=f"domain{i % (args.accounts * 9 // 10)}.example",
+                first_seen_at=start,
+            )
             for i in range(args.accounts)
         )
         accounts = list(Account.objects.filter(workspace=workspace).order_by("id"))
         EndUser.objects.bulk_create(
-            EndUser(workspace=workspace, account=a, external_id=f"user-{k}") for a in accounts for k in range(5)
+            EndUser(workspace=workspace, account=a, external_id=f"user-{k}")
+            for a in accounts
+            for k in range(5)
         )
         _log(f"catalog and {args.accounts} accounts in {time.perf_counter() - t0:.1f} s")
-        _load_events(connection, workspace_id=workspace.pk, n=args.events, start=start, days=args.days, args=args)
+        _load_events(
+            connection, workspace_id=workspace.pk, n=args.events, start=start, days=args.days, args=args
+        )
     n_events = _count(connection, "usage_usageevent")
     _log(f"{n_events:,} raw events in the benchmark database")
 
@@ -119,22 +138,26 @@ def main() -> None:
         cursor.execute("VACUUM ANALYZE analytics_featureaccountday")
         cursor.execute("VACUUM ANALYZE analytics_featurequarterhour")
         cursor.execute("VACUUM ANALYZE analytics_featureuserday")
-    rows = {t: _count(connection, f"analytics_{t}") for t in
-            ("featureaccountday", "featurequarterhour", "featureuserday", "accountfeaturelastseen")}
+    rows = {
+        t: _count(connection, f"analytics_{t}")
+        for t in ("featureaccountday", "featurequarterhour", "featureuserday", "accountfeaturelastseen")
+    }
     _log(f"full rebuild: {rebuild:.1f} s; rollup rows {rows}")
     results["full rebuild"] = f"{rebuild:.1f} s ({n_events:,} events → {rows})"
 
     # Incremental: 100k new events, 80 % today and 20 % late (yesterday) --------------------------------
     today = now.date()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT min(id), max(id) FROM accounts_account WHERE workspace_id = %s", [workspace.pk])
+        cursor.execute(
+            "SELECT min(id), max(id) FROM accounts_account WHERE workspace_id = %s", [workspace.pk]
+        )
         acc_min, _ = cursor.fetchone()
         cursor.execute("SELECT min(id) FROM catalog_feature WHERE workspace_id = %s", [workspace.pk])
         feat_min = cursor.fetchone()[0]
         t0 = time.perf_counter()
         day_start = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
         cursor.execute(
-            f"""
+            """
             INSERT INTO usage_usageevent (workspace_id, account_id, end_user_id, feature_id, occurred_at,
                                           received_at, quantity, source)
             SELECT %(ws)s, %(acc)s + a, NULL, %(feat)s + ((a * 7 + floor(%(nf)s * power(random(), 3))::int) %% %(nf)s),
@@ -142,16 +165,26 @@ def main() -> None:
                      + random() * LEAST(interval '1 day', %(now)s - %(day)s), %(now)s, 1, 'events'
             FROM generate_series(1, %(n)s) g, LATERAL (SELECT floor(%(na)s * power(random(), 1.6))::int + g * 0 AS a) x
             """,
-            {"ws": workspace.pk, "acc": acc_min, "feat": feat_min, "nf": args.features, "na": args.accounts,
-             "day": day_start, "now": now, "n": args.incremental},
+            {
+                "ws": workspace.pk,
+                "acc": acc_min,
+                "feat": feat_min,
+                "nf": args.features,
+                "na": args.accounts,
+                "day": day_start,
+                "now": now,
+                "n": args.incremental,
+            },
         )
         usage_days_mark_dirty(workspace_id=workspace.pk, days=[today, today - timedelta(days=1)], now=now)
         insert = time.perf_counter() - t0
     t0 = time.perf_counter()
     report = rollup_pending(now=now)
     incremental = time.perf_counter() - t0
-    _log(f"incremental: {args.incremental:,} new events (inserted in {insert:.1f} s), "
-         f"rollup of {report.days_rolled_up} dirty days in {incremental:.2f} s")
+    _log(
+        f"incremental: {args.incremental:,} new events (inserted in {insert:.1f} s), "
+        f"rollup of {report.days_rolled_up} dirty days in {incremental:.2f} s"
+    )
     results["incremental rollup"] = (
         f"{incremental:.2f} s ({args.incremental:,} new events over {report.days_rolled_up} dirty days, "
         "each recomputed whole)"
@@ -161,8 +194,12 @@ def main() -> None:
     _, raw_key = api_key_create(workspace=workspace, scopes=["read"])
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="localhost")
     url_base = "/api/v1/products/default/analytics/feature-usage"
-    variants = [{}, {"event": "feature-01"}, {"account_id": "acct-00003"},
-                {"from": (today - timedelta(days=59)).isoformat(), "to": (today - timedelta(days=30)).isoformat()}]
+    variants = [
+        {},
+        {"event": "feature-01"},
+        {"account_id": "acct-00003"},
+        {"from": (today - timedelta(days=59)).isoformat(), "to": (today - timedelta(days=30)).isoformat()},
+    ]
     for params in variants:  # warm-up
         assert client.get(url_base, params).status_code == 200
     from django.core.cache import cache
@@ -199,13 +236,23 @@ def _count(connection, table: str) -> int:
 def _load_events(connection, *, workspace_id: int, n: int, start: datetime, days: int, args) -> None:
     """Generate events in time order inside PostgreSQL, in chunks, with FK triggers off for the load."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT min(id), max(id), count(*) FROM accounts_account WHERE workspace_id = %s", [workspace_id])
+        cursor.execute(
+            "SELECT min(id), max(id), count(*) FROM accounts_account WHERE workspace_id = %s", [workspace_id]
+        )
         acc_min, acc_max, acc_n = cursor.fetchone()
-        cursor.execute("SELECT min(id), max(id), count(*) FROM catalog_feature WHERE workspace_id = %s", [workspace_id])
+        cursor.execute(
+            "SELECT min(id), max(id), count(*) FROM catalog_feature WHERE workspace_id = %s", [workspace_id]
+        )
         feat_min, feat_max, feat_n = cursor.fetchone()
-        cursor.execute("SELECT min(id), max(id), count(*) FROM accounts_enduser WHERE workspace_id = %s", [workspace_id])
+        cursor.execute(
+            "SELECT min(id), max(id), count(*) FROM accounts_enduser WHERE workspace_id = %s", [workspace_id]
+        )
         user_min, user_max, user_n = cursor.fetchone()
-        assert acc_max - acc_min + 1 == acc_n and feat_max - feat_min + 1 == feat_n and user_max - user_min + 1 == user_n
+        assert (
+            acc_max - acc_min + 1 == acc_n
+            and feat_max - feat_min + 1 == feat_n
+            and user_max - user_min + 1 == user_n
+        )
         cursor.execute("SET session_replication_role = replica")
         chunk = 1_000_000
         t0 = time.perf_counter()
@@ -213,7 +260,7 @@ def _load_events(connection, *, workspace_id: int, n: int, start: datetime, days
         for lo in range(0, n, chunk):
             hi = min(n, lo + chunk)
             cursor.execute(
-                f"""
+                """
                 INSERT INTO usage_usageevent (workspace_id, account_id, end_user_id, feature_id, occurred_at,
                                               received_at, quantity, source)
                 SELECT %(ws)s, %(acc)s + a,
@@ -227,8 +274,18 @@ def _load_events(connection, *, workspace_id: int, n: int, start: datetime, days
                      LATERAL (SELECT floor(%(na)s * power(random(), 1.6))::int + g * 0 AS a,
                                      %(start)s + make_interval(secs => g * %(step)s + random()) AS ts) x
                 """,
-                {"ws": workspace_id, "acc": acc_min, "usr": user_min, "feat": feat_min, "nf": feat_n, "na": acc_n,
-                 "lo": lo, "hi": hi, "start": start, "step": span / n},
+                {
+                    "ws": workspace_id,
+                    "acc": acc_min,
+                    "usr": user_min,
+                    "feat": feat_min,
+                    "nf": feat_n,
+                    "na": acc_n,
+                    "lo": lo,
+                    "hi": hi,
+                    "start": start,
+                    "step": span / n,
+                },
             )
             _log(f"loaded {hi:,}/{n:,} events ({time.perf_counter() - t0:.0f} s)")
         cursor.execute("SET session_replication_role = DEFAULT")

@@ -28,7 +28,9 @@ ACCOUNTS = {
     "a7": {"name": "Zeta", "domain": "hooli.com", "status": "active"},
 }
 # a7 is first seen after the windows the tests ask for, so it is not counted as an active account by then.
-FIRST_SEEN = {key: datetime(2026, 9, 1, tzinfo=UTC) for key in ACCOUNTS} | {"a7": datetime(2026, 11, 16, tzinfo=UTC)}
+FIRST_SEEN = {key: datetime(2026, 9, 1, tzinfo=UTC) for key in ACCOUNTS} | {
+    "a7": datetime(2026, 11, 16, tzinfo=UTC)
+}
 
 
 @pytest.fixture
@@ -39,7 +41,11 @@ def catalog(workspace, product):
     feature_create(workspace=workspace, key="other.thing", name="Other thing", product=other)
     for key, spec in ACCOUNTS.items():
         account = Account.objects.create(
-            workspace=workspace, external_id=key, name=spec["name"], domain=spec["domain"], status=spec["status"],
+            workspace=workspace,
+            external_id=key,
+            name=spec["name"],
+            domain=spec["domain"],
+            status=spec["status"],
             first_seen_at=FIRST_SEEN[key],
         )
         Account.objects.filter(pk=account.pk).update(created_at=FIRST_SEEN[key])

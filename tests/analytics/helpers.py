@@ -43,8 +43,13 @@ def store_events(workspace: Workspace, events: list[Ev], *, now: datetime | None
                 users[(account.pk, ev.user)] = user
         rows.append(
             UsageEvent(
-                workspace=workspace, account=account, end_user=user, feature=features[ev.feature],
-                occurred_at=ev.at, received_at=now, quantity=ev.q,
+                workspace=workspace,
+                account=account,
+                end_user=user,
+                feature=features[ev.feature],
+                occurred_at=ev.at,
+                received_at=now,
+                quantity=ev.q,
             )
         )
     with transaction.atomic():
@@ -82,13 +87,22 @@ def oracle(
     n = (end - start).days + 1
     prior_start, prior_end = start - timedelta(days=n), start - timedelta(days=1)
     keep = {
-        k for k in features
-        if not k.startswith(RESERVED) and (event is None or event.lower() in k.lower())
+        k for k in features if not k.startswith(RESERVED) and (event is None or event.lower() in k.lower())
     }
-    cur = [e for e in events if e.feature in keep and (account is None or e.account == account)
-           and start <= e.at.astimezone(UTC).date() <= end]
-    prior = [e for e in events if e.feature in keep and (account is None or e.account == account)
-             and prior_start <= e.at.astimezone(UTC).date() <= prior_end]
+    cur = [
+        e
+        for e in events
+        if e.feature in keep
+        and (account is None or e.account == account)
+        and start <= e.at.astimezone(UTC).date() <= end
+    ]
+    prior = [
+        e
+        for e in events
+        if e.feature in keep
+        and (account is None or e.account == account)
+        and prior_start <= e.at.astimezone(UTC).date() <= prior_end
+    ]
 
     def net(evs, key):
         out = defaultdict(int)
@@ -116,25 +130,46 @@ def oracle(
     top_features = []
     for f in used_f[:12]:
         n_acc = sum(1 for (ff, _), v in fa.items() if ff == f and v > 0)
-        top_features.append({
-            "feature_id": f, "name": features[f], "events": f_net[f], "prior_events": f_prior.get(f, 0),
-            "accounts": n_acc, "domains": sum(1 for (ff, _), v in fd.items() if ff == f and v > 0),
-            "adoption_pct": _pct(n_acc, active_accounts),
-            "sparkline": [daily.get((f, d), 0) for d in days], "sparkline_days": [d.isoformat() for d in days],
-        })
-    quiet = sorted([f for f in keep if f_prior.get(f, 0) > 0 and f_net.get(f, 0) <= 0],
-                   key=lambda f: (-f_prior[f], f))
+        top_features.append(
+            {
+                "feature_id": f,
+                "name": features[f],
+                "events": f_net[f],
+                "prior_events": f_prior.get(f, 0),
+                "accounts": n_acc,
+                "domains": sum(1 for (ff, _), v in fd.items() if ff == f and v > 0),
+                "adoption_pct": _pct(n_acc, active_accounts),
+                "sparkline": [daily.get((f, d), 0) for d in days],
+                "sparkline_days": [d.isoformat() for d in days],
+            }
+        )
+    quiet = sorted(
+        [f for f in keep if f_prior.get(f, 0) > 0 and f_net.get(f, 0) <= 0], key=lambda f: (-f_prior[f], f)
+    )
     return {
-        "product_id": product_id, "from": start.isoformat(), "to": end.isoformat(),
-        "prior_from": prior_start.isoformat(), "prior_to": prior_end.isoformat(), "timezone": tz,
-        "totals": {"events": sum(f_net.values()), "unique_features": len(used_f), "unique_accounts": len(used_a),
-                   "unique_domains": len(used_d), "active_accounts": active_accounts},
+        "product_id": product_id,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "prior_from": prior_start.isoformat(),
+        "prior_to": prior_end.isoformat(),
+        "timezone": tz,
+        "totals": {
+            "events": sum(f_net.values()),
+            "unique_features": len(used_f),
+            "unique_accounts": len(used_a),
+            "unique_domains": len(used_d),
+            "active_accounts": active_accounts,
+        },
         "top_features": top_features,
         "quiet_features": [{"feature_id": f, "name": features[f], "prior_events": f_prior[f]} for f in quiet],
         "usage_pattern": grid,
         "top_accounts": [
-            {"account_id": a, "name": accounts[a]["name"], "events": a_net[a],
-             "features": sum(1 for (_, aa), v in fa.items() if aa == a and v > 0)}
+            {
+                "account_id": a,
+                "name": accounts[a]["name"],
+                "events": a_net[a],
+                "features": sum(1 for (_, aa), v in fa.items() if aa == a and v > 0),
+            }
             for a in used_a[:12]
         ],
         "top_domains": [{"domain": d, "events": d_net[d]} for d in used_d[:12]],

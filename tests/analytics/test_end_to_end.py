@@ -40,8 +40,13 @@ def test_events_sent_over_http_and_rolled_up_match_the_oracle(api, workspace):
         assert response.status_code in (200, 201), response.content
     events = random_events(21, 150, FROZEN_NOW - timedelta(days=30), 30, accounts=tuple(SPECS))
     payload = [
-        {"account_id": e.account, "feature_id": e.feature, "quantity": e.q, "timestamp": e.at.isoformat(),
-         **({"user_id": e.user} if e.user else {})}
+        {
+            "account_id": e.account,
+            "feature_id": e.feature,
+            "quantity": e.q,
+            "timestamp": e.at.isoformat(),
+            **({"user_id": e.user} if e.user else {}),
+        }
         for e in events
     ]
     payload = [p for p in payload if p["feature_id"] != "other.thing"]
@@ -56,8 +61,14 @@ def test_events_sent_over_http_and_rolled_up_match_the_oracle(api, workspace):
     names = dict(Feature.objects.filter(workspace=workspace).values_list("key", "name"))
     active = Account.objects.filter(workspace=workspace, status="active").count()
     assert active == 2
-    assert body == oracle(events, features=names, accounts=SPECS, start=date(2026, 11, 4), end=date(2026, 11, 17),
-                          active_accounts=active)
+    assert body == oracle(
+        events,
+        features=names,
+        accounts=SPECS,
+        start=date(2026, 11, 4),
+        end=date(2026, 11, 17),
+        active_accounts=active,
+    )
     assert UsageDayDirty.objects.count() == 0
     assert rollup_differences(workspace_id=workspace.pk) == ([], 0)
 
@@ -68,22 +79,51 @@ def test_daily_series_endpoints(api, workspace):
     for key, spec in SPECS.items():
         api.put(f"/api/v1/accounts/{key}", spec, format="json")
     sent = [
-        {"account_id": "a1", "user_id": "u1", "feature_id": "export.pdf", "quantity": 3,
-         "timestamp": "2026-11-16T10:00:00Z"},
-        {"account_id": "a1", "user_id": "u2", "feature_id": "export.pdf", "quantity": 2,
-         "timestamp": "2026-11-16T23:59:59Z"},
-        {"account_id": "a2", "user_id": "u1", "feature_id": "export.pdf", "quantity": -1,
-         "timestamp": "2026-11-17T00:00:00Z"},
-        {"account_id": "a1", "user_id": "u1", "feature_id": "export.pdf", "quantity": 1,
-         "timestamp": "2026-11-18T08:00:00Z"},
-        {"account_id": "a1", "feature_id": "license.check", "quantity": 9, "timestamp": "2026-11-17T08:00:00Z"},
+        {
+            "account_id": "a1",
+            "user_id": "u1",
+            "feature_id": "export.pdf",
+            "quantity": 3,
+            "timestamp": "2026-11-16T10:00:00Z",
+        },
+        {
+            "account_id": "a1",
+            "user_id": "u2",
+            "feature_id": "export.pdf",
+            "quantity": 2,
+            "timestamp": "2026-11-16T23:59:59Z",
+        },
+        {
+            "account_id": "a2",
+            "user_id": "u1",
+            "feature_id": "export.pdf",
+            "quantity": -1,
+            "timestamp": "2026-11-17T00:00:00Z",
+        },
+        {
+            "account_id": "a1",
+            "user_id": "u1",
+            "feature_id": "export.pdf",
+            "quantity": 1,
+            "timestamp": "2026-11-18T08:00:00Z",
+        },
+        {
+            "account_id": "a1",
+            "feature_id": "license.check",
+            "quantity": 9,
+            "timestamp": "2026-11-17T08:00:00Z",
+        },
     ]
     assert api.post("/api/v1/events", {"events": sent}, format="json").json()["accepted"] == 5
     call_command("rollup", stdout=StringIO(), stderr=StringIO())
     # when
-    feature = api.get("/api/v1/products/default/analytics/features/export.pdf/daily",
-                      {"from": "2026-11-16", "to": "2026-11-18"}).json()
-    account = api.get("/api/v1/accounts/a1/analytics/daily", {"from": "2026-11-16", "to": "2026-11-18"}).json()
+    feature = api.get(
+        "/api/v1/products/default/analytics/features/export.pdf/daily",
+        {"from": "2026-11-16", "to": "2026-11-18"},
+    ).json()
+    account = api.get(
+        "/api/v1/accounts/a1/analytics/daily", {"from": "2026-11-16", "to": "2026-11-18"}
+    ).json()
     # then
     assert feature["days"] == [
         {"day": "2026-11-16", "uses": 5, "events": 2, "accounts": 1, "users": 2},
@@ -130,9 +170,23 @@ def test_real_celery_worker_rolls_up_pending_days(workspace, catalog):
     }
     root = Path(settings.BASE_DIR)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--concurrency=1",
-         "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         # when the task is queued on Redis

@@ -34,7 +34,9 @@ def stream(workspace, catalog):
         # a feature used only in the prior window: quiet now
         Ev("legacy.import", "a2", datetime(2026, 10, 20, 9, tzinfo=UTC), 40),
     ]
-    events = [e for e in events if not (e.feature == "legacy.import" and e.at >= datetime(2026, 11, 1, tzinfo=UTC))]
+    events = [
+        e for e in events if not (e.feature == "legacy.import" and e.at >= datetime(2026, 11, 1, tzinfo=UTC))
+    ]
     store_events(workspace, events)
     _roll()
     return events
@@ -46,8 +48,14 @@ def test_feature_usage_matches_oracle_for_every_field(api, stream):
     response = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14"})
     # then
     assert response.status_code == 200
-    expected = oracle(stream, features=PRODUCT_FEATURES, accounts=ACCOUNTS, start=date(2026, 11, 1),
-                      end=date(2026, 11, 14), active_accounts=5)
+    expected = oracle(
+        stream,
+        features=PRODUCT_FEATURES,
+        accounts=ACCOUNTS,
+        start=date(2026, 11, 1),
+        end=date(2026, 11, 14),
+        active_accounts=5,
+    )
     assert response.json() == expected
     assert response.json()["quiet_features"][0]["feature_id"] == "legacy.import"
     assert all(f["feature_id"] != "license.check" for f in response.json()["top_features"])
@@ -55,12 +63,15 @@ def test_feature_usage_matches_oracle_for_every_field(api, stream):
 
 def test_window_edges_are_inclusive_utc_days(api, workspace, catalog):
     # given only edge events
-    store_events(workspace, [
-        Ev("export.pdf", "a1", datetime(2026, 11, 1, 0, 0, 0, tzinfo=UTC), 7),
-        Ev("export.pdf", "a3", datetime(2026, 11, 14, 23, 59, 59, tzinfo=UTC), 11),
-        Ev("export.pdf", "a3", datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC), 13),
-        Ev("export.pdf", "a1", datetime(2026, 11, 15, 0, 0, 0, tzinfo=UTC), 17),
-    ])
+    store_events(
+        workspace,
+        [
+            Ev("export.pdf", "a1", datetime(2026, 11, 1, 0, 0, 0, tzinfo=UTC), 7),
+            Ev("export.pdf", "a3", datetime(2026, 11, 14, 23, 59, 59, tzinfo=UTC), 11),
+            Ev("export.pdf", "a3", datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC), 13),
+            Ev("export.pdf", "a1", datetime(2026, 11, 15, 0, 0, 0, tzinfo=UTC), 17),
+        ],
+    )
     _roll()
     # when
     body = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14"}).json()
@@ -74,16 +85,28 @@ def test_window_edges_are_inclusive_utc_days(api, workspace, catalog):
 
 @pytest.mark.parametrize(
     "params",
-    [{"event": "EXPORT"}, {"account_id": "a2"}, {"event": "o", "account_id": "a3"}, {"event": "nothing-matches"}],
+    [
+        {"event": "EXPORT"},
+        {"account_id": "a2"},
+        {"event": "o", "account_id": "a3"},
+        {"event": "nothing-matches"},
+    ],
 )
 def test_filters_apply_to_every_section(api, stream, params):
     # given / when
     response = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14", **params})
     # then
     active = 5 if "account_id" not in params else 1
-    expected = oracle(stream, features=PRODUCT_FEATURES, accounts=ACCOUNTS, start=date(2026, 11, 1),
-                      end=date(2026, 11, 14), active_accounts=active, event=params.get("event"),
-                      account=params.get("account_id"))
+    expected = oracle(
+        stream,
+        features=PRODUCT_FEATURES,
+        accounts=ACCOUNTS,
+        start=date(2026, 11, 1),
+        end=date(2026, 11, 14),
+        active_accounts=active,
+        event=params.get("event"),
+        account=params.get("account_id"),
+    )
     assert response.status_code == 200
     assert response.json() == expected
 
@@ -93,8 +116,14 @@ def test_default_window_is_last_30_days_including_today(api, stream):
     # when
     body = api.get(URL).json()
     # then
-    expected = oracle(stream, features=PRODUCT_FEATURES, accounts=ACCOUNTS, start=date(2026, 10, 20),
-                      end=date(2026, 11, 18), active_accounts=6)
+    expected = oracle(
+        stream,
+        features=PRODUCT_FEATURES,
+        accounts=ACCOUNTS,
+        start=date(2026, 10, 20),
+        end=date(2026, 11, 18),
+        active_accounts=6,
+    )
     assert (body["from"], body["to"]) == ("2026-10-20", "2026-11-18")
     assert body == expected
 
@@ -115,8 +144,15 @@ def test_heatmap_in_new_york_across_the_dst_change(api, workspace, catalog):
     # when
     body = api.get(URL, {"from": "2026-10-31", "to": "2026-11-03"}).json()
     # then
-    expected = oracle(events, features=PRODUCT_FEATURES, accounts=ACCOUNTS, start=date(2026, 10, 31),
-                      end=date(2026, 11, 3), active_accounts=5, tz="America/New_York")
+    expected = oracle(
+        events,
+        features=PRODUCT_FEATURES,
+        accounts=ACCOUNTS,
+        start=date(2026, 10, 31),
+        end=date(2026, 11, 3),
+        active_accounts=5,
+        tz="America/New_York",
+    )
     assert body["usage_pattern"] == expected["usage_pattern"]
     grid = body["usage_pattern"]
     assert grid[6][10] == 3 and grid[1][9] == 5 and grid[0][1] == 6 and grid[1][21] == 6
@@ -130,8 +166,10 @@ def test_heatmap_in_a_half_hour_zone(api, workspace, catalog):
     # given Kolkata (+05:30): 15-minute buckets put 08:45 and 09:15 UTC in different local hours
     workspace.timezone = "Asia/Kolkata"
     workspace.save(update_fields=["timezone"])
-    events = [Ev("sso.login", "a1", datetime(2026, 11, 4, 8, 45, tzinfo=UTC), 1),  # Wed 14:15
-              Ev("sso.login", "a1", datetime(2026, 11, 4, 9, 15, tzinfo=UTC), 2)]  # Wed 14:45
+    events = [
+        Ev("sso.login", "a1", datetime(2026, 11, 4, 8, 45, tzinfo=UTC), 1),  # Wed 14:15
+        Ev("sso.login", "a1", datetime(2026, 11, 4, 9, 15, tzinfo=UTC), 2),
+    ]  # Wed 14:45
     events.append(Ev("sso.login", "a1", datetime(2026, 11, 4, 9, 35, tzinfo=UTC), 4))  # Wed 15:05
     store_events(workspace, events)
     _roll()
@@ -143,16 +181,24 @@ def test_heatmap_in_a_half_hour_zone(api, workspace, catalog):
 
 def test_late_and_negative_events_restate_earlier_days(api, workspace, stream):
     # given a late negative correction and a late use, both on days already rolled up
-    late = [Ev("reports.view", "a3", datetime(2026, 11, 3, 8, tzinfo=UTC), -2),
-            Ev("legacy.import", "a4", datetime(2026, 11, 5, 8, tzinfo=UTC), 1),
-            Ev("export.pdf", "a1", datetime(2026, 10, 25, 8, tzinfo=UTC), -1000)]
+    late = [
+        Ev("reports.view", "a3", datetime(2026, 11, 3, 8, tzinfo=UTC), -2),
+        Ev("legacy.import", "a4", datetime(2026, 11, 5, 8, tzinfo=UTC), 1),
+        Ev("export.pdf", "a1", datetime(2026, 10, 25, 8, tzinfo=UTC), -1000),
+    ]
     store_events(workspace, late)
     _roll()
     # when
     body = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14"}).json()
     # then
-    expected = oracle(stream + late, features=PRODUCT_FEATURES, accounts=ACCOUNTS, start=date(2026, 11, 1),
-                      end=date(2026, 11, 14), active_accounts=5)
+    expected = oracle(
+        stream + late,
+        features=PRODUCT_FEATURES,
+        accounts=ACCOUNTS,
+        start=date(2026, 11, 1),
+        end=date(2026, 11, 14),
+        active_accounts=5,
+    )
     assert body == expected
     assert all(q["feature_id"] != "legacy.import" for q in body["quiet_features"])
 
@@ -187,7 +233,9 @@ def test_bad_dates_are_400_naming_the_field(api, catalog, params, field, fragmen
 
 
 def test_unknown_product_and_account_are_404(api, catalog):
-    assert api.get("/api/v1/products/nope/analytics/feature-usage").json()["error"]["code"] == "unknown_product"
+    assert (
+        api.get("/api/v1/products/nope/analytics/feature-usage").json()["error"]["code"] == "unknown_product"
+    )
     response = api.get(URL, {"account_id": "ghost"})
     assert response.status_code == 404 and response.json()["error"]["field"] == "account_id"
 
@@ -209,8 +257,14 @@ def test_other_workspaces_events_never_leak(api, stream, other_workspace, make_c
     # when
     body = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14"}).json()
     # then
-    expected = oracle(stream, features=PRODUCT_FEATURES, accounts=ACCOUNTS, start=date(2026, 11, 1),
-                      end=date(2026, 11, 14), active_accounts=5)
+    expected = oracle(
+        stream,
+        features=PRODUCT_FEATURES,
+        accounts=ACCOUNTS,
+        start=date(2026, 11, 1),
+        end=date(2026, 11, 14),
+        active_accounts=5,
+    )
     assert body == expected
     other = make_client(other_workspace).get(URL, {"from": "2026-11-01", "to": "2026-11-14"}).json()
     assert other["totals"]["events"] == 999
@@ -236,5 +290,11 @@ def test_a_new_rollup_is_never_hidden_by_the_response_cache(api, workspace, stre
     # then the next answer includes it
     after = api.get(URL, params).json()
     assert after["totals"]["events"] == before["totals"]["events"] + 50
-    assert after == oracle(stream + [late], features=PRODUCT_FEATURES, accounts=ACCOUNTS, start=date(2026, 11, 1),
-                           end=date(2026, 11, 14), active_accounts=5)
+    assert after == oracle(
+        stream + [late],
+        features=PRODUCT_FEATURES,
+        accounts=ACCOUNTS,
+        start=date(2026, 11, 1),
+        end=date(2026, 11, 14),
+        active_accounts=5,
+    )

@@ -7,14 +7,14 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.models import AccountFeatureLastSeen, FeatureAccountDay, FeatureQuarterHour, FeatureUserDay
 from analytics.selectors import rollup_differences
-from analytics.services import rollup_day, rollup_pending, rollups_rebuild
+from analytics.services import rollup_day, rollup_pending
 from usage.models import UsageDayDirty
 
 from .conftest import ACCOUNTS, FEATURES, random_events
@@ -25,11 +25,18 @@ URL = "/api/v1/products/default/analytics/feature-usage"
 
 def _snapshot() -> dict:
     return {
-        "fad": sorted(FeatureAccountDay.objects.values_list("day", "feature_id", "account_id", "uses", "events",
-                                                            "users", "last_at")),
+        "fad": sorted(
+            FeatureAccountDay.objects.values_list(
+                "day", "feature_id", "account_id", "uses", "events", "users", "last_at"
+            )
+        ),
         "fqh": sorted(FeatureQuarterHour.objects.values_list("bucket", "feature_id", "uses", "events")),
-        "fud": sorted(FeatureUserDay.objects.values_list("day", "feature_id", "end_user_id", "uses", "events")),
-        "seen": sorted(AccountFeatureLastSeen.objects.values_list("account_id", "feature_id", "last_seen_at")),
+        "fud": sorted(
+            FeatureUserDay.objects.values_list("day", "feature_id", "end_user_id", "uses", "events")
+        ),
+        "seen": sorted(
+            AccountFeatureLastSeen.objects.values_list("account_id", "feature_id", "last_seen_at")
+        ),
     }
 
 
@@ -196,7 +203,9 @@ def test_rollup_command_reports_progress(workspace, catalog):
     store_events(workspace, random_events(2, 50, datetime(2026, 11, 1, tzinfo=UTC), 3))
     out = StringIO()
     call_command("rollup", stdout=out, stderr=StringIO())
-    assert out.getvalue().strip() == "Rolled up 3 day(s); 0 skipped (held by another run); 0 still marked dirty."
+    assert (
+        out.getvalue().strip() == "Rolled up 3 day(s); 0 skipped (held by another run); 0 still marked dirty."
+    )
     assert rollup_differences(workspace_id=workspace.pk) == ([], 0)
 
 
@@ -239,6 +248,12 @@ def test_property_random_streams_batched_and_rolled_up_in_any_order_equal_the_or
     rollup_pending(now=timezone.now())
     # then
     body = api.get(URL, {"from": "2026-11-04", "to": "2026-11-13"}).json()
-    assert body == oracle(events, features=FEATURES, accounts=ACCOUNTS, start=date(2026, 11, 4),
-                          end=date(2026, 11, 13), active_accounts=5)
+    assert body == oracle(
+        events,
+        features=FEATURES,
+        accounts=ACCOUNTS,
+        start=date(2026, 11, 4),
+        end=date(2026, 11, 13),
+        active_accounts=5,
+    )
     assert rollup_differences(workspace_id=workspace.pk) == ([], 0)
