@@ -23,8 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".uptake"
-PGDATA = STATE / "pgdata"
-PGLOG = STATE / "postgres.log"
+PGDATA = Path(os.environ.get("UPTAKE_PGDATA", STATE / "pgdata"))
+PGLOG = PGDATA.parent / f"{PGDATA.name}.log" if "UPTAKE_PGDATA" in os.environ else STATE / "postgres.log"
 PG_PORT = int(os.environ.get("UPTAKE_PG_PORT", "54329"))
 PG_DB = "uptake"
 PG_SYSTEM_USER = "uptake-pg"  # PostgreSQL refuses to run as root; as root we run it as this user.
@@ -81,7 +81,10 @@ def _prepare_root() -> None:
 def pg_running() -> bool:
     if not (PGDATA / "PG_VERSION").exists():
         return False
-    result = subprocess.run([_bin("pg_ctl"), "-D", str(PGDATA), "status"], capture_output=True, text=True)
+    # pg_ctl refuses to run as root: ask as the server's own user, as start and stop do.
+    result = subprocess.run(
+        [_bin("pg_ctl"), "-D", str(PGDATA), "status"], capture_output=True, text=True, **_as_pg_user()
+    )
     return result.returncode == 0
 
 
@@ -101,7 +104,7 @@ def pg_start() -> bool:
     PGLOG.touch()
     _prepare_root()
     if not (PGDATA / "PG_VERSION").exists():
-        say(f"initialising embedded PostgreSQL in {PGDATA.relative_to(ROOT)} (first run only)…")
+        say(f"initialising embedded PostgreSQL in {PGDATA} (first run only)…")
         subprocess.run(
             [_bin("initdb"), "-D", str(PGDATA), "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--no-instructions"],
             check=True,
