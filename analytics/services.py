@@ -41,7 +41,51 @@ class RollupReport:
     rolled_up: list[tuple[int, date]] = field(default_factory=list)
 
 
-def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | None) -> None:
+def _replace(
+    cursor,
+    *,
+    table: str,
+    keys: list[str],
+    values: list[str],
+    select_sql: str,
+    select_params: list,
+    where_sql: str,
+    where_params: list,
+    diff: bool,
+) -> None:
+    """Make the rows of `table` matching `where_sql` exactly the rows of `select_sql`.
+
+    Plain mode deletes them all and inserts the fresh ones (fastest for whole ranges). Diff mode computes the
+    fresh rows into a temporary table and writes only what changed: a restated day usually changes a small
+    part of its buckets, and writes (index upkeep, WAL) dominate the cost of a recompute."""
+    columns = ", ".join(keys + values)
+    if not diff:
+        cursor.execute(f"DELETE FROM {table} WHERE {where_sql}", where_params)
+        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
+        return
+    same_key = " AND ".join(f"f.{k} = t.{k}" for k in keys)
+    same_values = " AND ".join(f"f.{v} IS NOT DISTINCT FROM t.{v}" for v in values)
+    cursor.execute("DROP TABLE IF EXISTS analytics_fresh")
+    cursor.execute(
+        f"CREATE TEMP TABLE analytics_fresh ON COMMIT DROP AS SELECT {columns} FROM ({select_sql}) fresh",
+        select_params,
+    )
+    # Unqualified columns of the outer WHERE belong to `t`, the only table in its scope.
+    cursor.execute(
+        f"DELETE FROM {table} t WHERE {where_sql} "
+        f"AND NOT EXISTS (SELECT 1 FROM analytics_fresh f WHERE {same_key} AND {same_values})",
+        where_params,
+    )
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM analytics_fresh f "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same_key})"
+    )
+    cursor.execute("DROP TABLE analytics_fresh")
+
+
+def _recompute(
+    cursor, *, workspace_id: int, since: date | None, until: date | None, diff: bool = False
+) -> None:
     """Recompute every rollup table of one workspace for the UTC days since..until (inclusive, open if None)."""
     day_where = ["workspace_id = %s"]
     day_params: list = [workspace_id]
@@ -67,49 +111,65 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
     ts_sql = " AND ".join(ts_where)
     bucket_sql = " AND ".join(bucket_where)
 
-    cursor.execute(f"DELETE FROM analytics_featureuserday WHERE {day_sql}", day_params)
-    cursor.execute(
-        f"""
-        INSERT INTO analytics_featureuserday (workspace_id, day, feature_id, end_user_id, account_id, uses, events)
-        SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date, feature_id, end_user_id, min(account_id),
-               sum(quantity), count(*)
-        FROM usage_usageevent
-        WHERE {ts_sql} AND end_user_id IS NOT NULL
-        GROUP BY workspace_id, 2, feature_id, end_user_id
+    _replace(
+        cursor,
+        table="analytics_featureuserday",
+        keys=["workspace_id", "day", "feature_id", "end_user_id"],
+        values=["account_id", "uses", "events"],
+        select_sql=f"""
+            SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, feature_id, end_user_id,
+                   min(account_id) AS account_id, sum(quantity) AS uses, count(*) AS events
+            FROM usage_usageevent
+            WHERE {ts_sql} AND end_user_id IS NOT NULL
+            GROUP BY workspace_id, 2, feature_id, end_user_id
         """,
-        ts_params,
+        select_params=ts_params,
+        where_sql=day_sql,
+        where_params=day_params,
+        diff=diff,
     )
-    cursor.execute(f"DELETE FROM analytics_featureaccountday WHERE {day_sql}", day_params)
-    cursor.execute(
-        f"""
-        WITH e AS (
-            SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, feature_id, account_id,
-                   sum(quantity) AS uses, count(*) AS events,
-                   max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
+    _replace(
+        cursor,
+        table="analytics_featureaccountday",
+        keys=["workspace_id", "day", "feature_id", "account_id"],
+        values=["uses", "events", "users", "last_at"],
+        select_sql=f"""
+            WITH e AS (
+                SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, feature_id, account_id,
+                       sum(quantity) AS uses, count(*) AS events,
+                       max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
+                FROM usage_usageevent WHERE {ts_sql}
+                GROUP BY 1, 2, 3, 4
+            ), u AS (
+                SELECT day, feature_id, account_id, count(*) AS users
+                FROM analytics_featureuserday WHERE {day_sql}
+                GROUP BY 1, 2, 3
+            )
+            SELECT e.workspace_id, e.day, e.feature_id, e.account_id, e.uses, e.events,
+                   COALESCE(u.users, 0)::integer AS users, e.last_at
+            FROM e LEFT JOIN u USING (day, feature_id, account_id)
+        """,
+        select_params=ts_params + day_params,
+        where_sql=day_sql,
+        where_params=day_params,
+        diff=diff,
+    )
+    _replace(
+        cursor,
+        table="analytics_featurequarterhour",
+        keys=["workspace_id", "bucket", "feature_id"],
+        values=["uses", "events"],
+        select_sql=f"""
+            SELECT workspace_id,
+                   date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+                   feature_id, sum(quantity) AS uses, count(*) AS events
             FROM usage_usageevent WHERE {ts_sql}
-            GROUP BY 1, 2, 3, 4
-        ), u AS (
-            SELECT day, feature_id, account_id, count(*) AS users
-            FROM analytics_featureuserday WHERE {day_sql}
             GROUP BY 1, 2, 3
-        )
-        INSERT INTO analytics_featureaccountday
-            (workspace_id, day, feature_id, account_id, uses, events, users, last_at)
-        SELECT e.workspace_id, e.day, e.feature_id, e.account_id, e.uses, e.events, COALESCE(u.users, 0), e.last_at
-        FROM e LEFT JOIN u USING (day, feature_id, account_id)
         """,
-        ts_params + day_params,
-    )
-    cursor.execute(f"DELETE FROM analytics_featurequarterhour WHERE {bucket_sql}", bucket_params)
-    cursor.execute(
-        f"""
-        INSERT INTO analytics_featurequarterhour (workspace_id, bucket, feature_id, uses, events)
-        SELECT workspace_id, date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
-               feature_id, sum(quantity), count(*)
-        FROM usage_usageevent WHERE {ts_sql}
-        GROUP BY 1, 2, 3
-        """,
-        ts_params,
+        select_params=ts_params,
+        where_sql=bucket_sql,
+        where_params=bucket_params,
+        diff=diff,
     )
     # Events are append-only, so a recomputed day can only move "last seen" forward.
     cursor.execute(
@@ -159,7 +219,7 @@ def rollup_day(*, workspace_id: int, day: date, wait: bool = False) -> bool:
         row = cursor.fetchone()
         if row is None:
             return False
-        _recompute(cursor, workspace_id=workspace_id, since=day, until=day)
+        _recompute(cursor, workspace_id=workspace_id, since=day, until=day, diff=True)
         _generation_bump(cursor, workspace_id=workspace_id)
         cursor.execute(
             "DELETE FROM usage_usagedaydirty WHERE workspace_id = %s AND day = %s AND version = %s",
