@@ -572,7 +572,8 @@ def _accounts_resolve(
                 "external_id", "pk"
             )
         )
-        missing = [key for key in wanted if key not in ids]
+        # Sorted, so concurrent batches registering the same new ids insert them in one order (no deadlock).
+        missing = sorted(key for key in wanted if key not in ids)
     if missing and register:
         Account.objects.bulk_create(
             [Account(workspace=workspace, external_id=key) for key in missing], ignore_conflicts=True
@@ -603,7 +604,7 @@ def _end_users_resolve(
         return {(a, u): pk for a, u, pk in rows if (a, u) in wanted_set}
 
     ids = load(wanted)
-    missing = [pair for pair in wanted if pair not in ids]
+    missing = sorted(pair for pair in wanted if pair not in ids)
     if missing:
         EndUser.objects.bulk_create(
             [EndUser(workspace=workspace, account_id=a, external_id=u) for a, u in missing],
