@@ -905,3 +905,55 @@ def dashboard_filter_choices(*, workspace: Workspace) -> dict:
             .values_list("owner__username", flat=True).distinct()
         ),
     }
+
+
+# ---------------------------------------------------------------------------
+# Alerts
+# ---------------------------------------------------------------------------
+# Per-account numbers for the dormant and usage-drop alert triggers (analytics/alerting.py), read from the
+# last-seen and account-day rollups over the analytics features (reserved prefixes left out, as on the
+# dashboard).
+
+
+def alert_accounts_last_used(*, workspace: Workspace, known_by: date) -> dict[int, date | None]:
+    """Active accounts → UTC date of their last use of an analytics feature. An account that never used one is
+    included (as None) only if first seen on or before `known_by`, so a brand-new account is not dormant."""
+    features = analytics_features(workspace=workspace, product=None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.id, (max(ls.last_seen_at) AT TIME ZONE 'UTC')::date
+            FROM accounts_account a
+            LEFT JOIN analytics_accountfeaturelastseen ls
+              ON ls.workspace_id = a.workspace_id AND ls.account_id = a.id AND ls.feature_id = ANY(%s)
+            WHERE a.workspace_id = %s AND a.status = 'active'
+            GROUP BY a.id
+            HAVING max(ls.last_seen_at) IS NOT NULL OR min(COALESCE(a.first_seen_at, a.created_at)) <= %s
+            """,
+            [[f["id"] for f in features], workspace.pk, datetime.combine(known_by, time.max, UTC)],
+        )
+        return dict(cursor.fetchall())
+
+
+def alert_accounts_usage_windows(
+    *, workspace: Workspace, window: Window, feature_keys: list[str] | None = None
+) -> dict[int, tuple[int, int]]:
+    """Account → (net uses in `window`, net uses in the window of equal length before it), for the accounts
+    with rows in either; `feature_keys` narrows the analytics features counted."""
+    wanted = set(feature_keys or ())
+    features = analytics_features(workspace=workspace, product=None)
+    ids = [f["id"] for f in features if not wanted or f["key"] in wanted]
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %s), 0),
+                   COALESCE(sum(uses) FILTER (WHERE day < %s), 0)
+            FROM analytics_featureaccountday
+            WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
+            GROUP BY account_id
+            """,
+            [window.start, window.start, workspace.pk, ids, window.prior.start, window.end],
+        )
+        return {account: (int(current), int(prior)) for account, current, prior in cursor.fetchall()}

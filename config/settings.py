@@ -132,6 +132,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "analytics-rollup-pending": {"task": "analytics.rollup_pending", "schedule": 60.0},
     # Alerts: send rate-limit summaries whose window opened; re-queue deliveries whose task was lost.
     "alerts-sweep": {"task": "usage.alerts.sweep", "schedule": 60.0},
+    # Alerts: dormant and usage-drop pipelines from the rollups (one alert per account per window, so reruns
+    # send nothing twice).
+    "alerts-rollup-triggers": {"task": "analytics.alerts_evaluate_rollup_triggers", "schedule": 900.0},
 }
 
 # ---------------------------------------------------------------------------

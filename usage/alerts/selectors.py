@@ -37,3 +37,13 @@ def pipelines_enabled(*, workspace_id: int, trigger_types: Iterable[str]) -> Que
 
 def delivery_list(*, pipeline: AlertPipeline) -> QuerySet[AlertDelivery]:
     return AlertDelivery.objects.filter(pipeline=pipeline).order_by("-id")
+
+
+def pipeline_workspaces_with(*, trigger_types: Iterable[str]) -> list[int]:
+    """Ids of the workspaces that have an enabled pipeline of one of these trigger types."""
+    return list(
+        AlertPipeline.objects.filter(enabled=True, trigger_type__in=list(trigger_types))
+        .order_by("workspace_id")
+        .values_list("workspace_id", flat=True)
+        .distinct()
+    )

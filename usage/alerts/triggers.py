@@ -4,7 +4,7 @@ their deliveries. Evaluation runs in Celery after the ingestion transaction comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -284,11 +284,18 @@ def _window_alert(
 
 
 def alerts_evaluate_dormant(
-    *, workspace_id: int, last_used: Mapping[int, date | None], now: datetime
+    *,
+    workspace_id: int,
+    last_used: Mapping[int, date | None],
+    now: datetime,
+    pipeline_ids: Collection[int] | None = None,
 ) -> list[AlertDelivery]:
-    """Alert on active accounts whose last use (account pk → UTC date, None = never) is `days` or more ago."""
+    """Alert on active accounts whose last use (account pk → UTC date, None = never) is `days` or more ago.
+    `pipeline_ids` limits the run to those pipelines (the numbers may depend on a pipeline's settings)."""
     created: list[AlertDelivery] = []
     pipelines = pipelines_enabled(workspace_id=workspace_id, trigger_types=[TriggerType.DORMANT])
+    if pipeline_ids is not None:
+        pipelines = pipelines.filter(pk__in=list(pipeline_ids))
     accounts = _accounts(workspace_id, last_used)
     today = now.astimezone(UTC).date()
     for pipeline in pipelines:
@@ -319,18 +326,31 @@ def alerts_evaluate_dormant(
 
 
 def alerts_evaluate_usage_drop(
-    *, workspace_id: int, usage: Mapping[int, AccountUsageWindow], window_start: date, now: datetime
+    *,
+    workspace_id: int,
+    usage: Mapping[int, AccountUsageWindow],
+    window_start: date,
+    now: datetime,
+    pipeline_ids: Collection[int] | None = None,
 ) -> list[AlertDelivery]:
-    """Alert on accounts whose uses in the window starting `window_start` fell by more than `percent` against
-    the prior window of the same length (`usage`: account pk → numbers for the pipeline's `days`)."""
+    """Alert on active accounts whose uses in the window starting `window_start` fell by more than `percent`
+    against the prior window of the same length (`usage`: account pk → numbers for the pipeline's `days` and
+    `features`; `pipeline_ids` limits the run to the pipelines those numbers were computed for)."""
     created: list[AlertDelivery] = []
     pipelines = pipelines_enabled(workspace_id=workspace_id, trigger_types=[TriggerType.USAGE_DROP])
+    if pipeline_ids is not None:
+        pipelines = pipelines.filter(pk__in=list(pipeline_ids))
     accounts = _accounts(workspace_id, usage)
     for pipeline in pipelines:
         percent = pipeline.trigger_config["percent"]
         for account_id, numbers in sorted(usage.items()):
             account = accounts.get(account_id)
-            if account is None or numbers.prior <= 0 or not _plan_ok(pipeline, account):
+            if (
+                account is None
+                or account.status != Account.Status.ACTIVE
+                or numbers.prior <= 0
+                or not _plan_ok(pipeline, account)
+            ):
                 continue
             drop = (numbers.prior - max(numbers.current, 0)) * 100 / numbers.prior
             if drop <= percent:
