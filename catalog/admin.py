@@ -223,6 +223,11 @@ class FeatureAdmin(CatalogAdmin):
                 **editable,
             )
         self._adopt(form.instance, saved)
+        # Inlines other apps attach (e.g. entitlements) save as usual, now that the feature exists.
+        for formset in formsets:
+            if formset.model is not FeatureLevel:
+                formset.instance = form.instance
+                self.save_formset(request, form, formset, change=change)
 
     @admin.action(description="Activate selected features (draft → active)", permissions=["change"])
     def activate(self, request, queryset):

@@ -11,7 +11,6 @@ from accounts.models import Account, ApiKey, EndUser, Membership, Workspace
 from accounts.services import api_key_hash
 from catalog.models import Feature, Item, Module, Product
 
-
 # The foundation's steps; later steps (subscriptions, 90 days of usage) are slow and tested by their apps.
 FOUNDATION = ("--steps", "catalog,accounts", "--verbosity", "0")
 

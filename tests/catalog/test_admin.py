@@ -53,9 +53,33 @@ def superuser(db):
     return get_user_model().objects.create_superuser(username="root", email="root@example.com", password="pw-root-1")
 
 
+class AdminFormClient(Client):
+    """Posts admin forms as a browser would: inline formsets the test does not fill (e.g. read-only inlines other
+    apps attach) get the management data the page rendered."""
+
+    def post(self, path, data=None, *args, **kwargs):
+        if data is not None and path.endswith(("/add/", "/change/")):
+            page = self.get(path)
+            for inline in (page.context or {}).get("inline_admin_formsets", []) if page.status_code == 200 else []:
+                formset = inline.formset
+                if f"{formset.prefix}-TOTAL_FORMS" in data:
+                    continue
+                data = {
+                    **data,
+                    f"{formset.prefix}-TOTAL_FORMS": str(formset.initial_form_count()),
+                    f"{formset.prefix}-INITIAL_FORMS": str(formset.initial_form_count()),
+                    f"{formset.prefix}-MIN_NUM_FORMS": "0",
+                    f"{formset.prefix}-MAX_NUM_FORMS": "1000",
+                }
+                for index, form in enumerate(formset.initial_forms):
+                    data[f"{formset.prefix}-{index}-id"] = str(form.instance.pk)
+        return super().post(path, data, *args, **kwargs)
+
+
 @pytest.fixture
-def admin_client_as(client):
+def admin_client_as(db):
     def login(user) -> Client:
+        client = AdminFormClient()
         client.force_login(user)
         return client
 

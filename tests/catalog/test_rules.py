@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.errors import CapReached, Conflict, DomainError
 from accounts.services import workspace_update
-from catalog.models import Feature, FeatureLevel, Item, Lifecycle, Module, Product
+from catalog.models import Feature, FeatureLevel, Item, Module, Product
 from catalog.services import (
     LifecycleError,
     feature_activate,
