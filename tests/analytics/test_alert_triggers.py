@@ -1,5 +1,5 @@
-"""Dormant and usage-drop alert pipelines on the beat schedule: events through ingestion at frozen times, rollups,
-then the task → exactly the expected messages at a real HTTP receiver, once."""
+"""Dormant and usage-drop alert pipelines on the beat schedule: events through ingestion at frozen times,
+rollups, then the task → exactly the expected messages at a real HTTP receiver, once."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -10,7 +10,6 @@ from accounts.models import Account
 from analytics.alerting import usage_drop_window
 from analytics.services import rollup_pending
 from analytics.tasks import alerts_evaluate_rollup_triggers_task
-from tests.alert_receiver import alert_settings, eager, receiver  # noqa: F401
 from tests.conftest import FROZEN_NOW
 from usage.alerts.services import pipeline_create
 from usage.models import AlertDelivery, AlertWindowMark
@@ -57,7 +56,10 @@ def scenario(workspace):
     Account.objects.filter(workspace=workspace, external_id="gone").update(status=Account.Status.CHURNED)
     # ghost: known for 60 days, never used anything; newbie: created today, never used anything
     Account.objects.create(
-        workspace=workspace, external_id="ghost", name="Ghost Co", first_seen_at=FROZEN_NOW - timedelta(days=60)
+        workspace=workspace,
+        external_id="ghost",
+        name="Ghost Co",
+        first_seen_at=FROZEN_NOW - timedelta(days=60),
     )
     Account.objects.create(workspace=workspace, external_id="newbie", first_seen_at=FROZEN_NOW)
     rollup_pending(now=FROZEN_NOW)
@@ -164,4 +166,5 @@ def test_disabled_pipelines_and_workspaces_without_pipelines_send_nothing(
     result = _run(django_capture_on_commit_callbacks)
     # then
     assert result == {"workspaces": 0, "dormant": 0, "usage_drop": 0}
-    assert receiver.requests == [] and AlertDelivery.objects.count() == 0 and AlertWindowMark.objects.count() == 0
+    assert receiver.requests == []
+    assert AlertDelivery.objects.count() == 0 and AlertWindowMark.objects.count() == 0

@@ -1,11 +1,11 @@
-"""Fixtures of the alert tests; the HTTP receiver and the alert settings live in tests/alert_receiver.py."""
+"""Fixtures of the alert tests; the HTTP receiver and the alert settings live in tests/alert_receiver.py
+(a plugin of tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from accounts.models import Account
-from tests.alert_receiver import alert_settings, eager, receiver  # noqa: F401
 
 
 @pytest.fixture
