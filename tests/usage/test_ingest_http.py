@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Account
 from accounts.services import api_key_revoke
+from catalog.models import Feature, Product
 from usage.models import UsageEvent
 from usage.services import events_ingest
 
@@ -324,3 +325,77 @@ def test_a_body_larger_than_django_reads_is_still_a_json_413(api, settings):
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
     assert UsageEvent.objects.count() == 0
+
+
+def _in_threads(count: int, target) -> list:
+    results: list = [None] * count
+    errors: list = []
+    barrier = threading.Barrier(count)
+
+    def run(slot: int) -> None:
+        try:
+            barrier.wait(10)
+            results[slot] = target(slot)
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_replays_of_a_batch_with_new_dimensions_store_each_event_once(workspace):
+    # given a batch of 200 events naming 40 new accounts, 20 new features and 3 new products
+    batch = [
+        {
+            "account_id": f"acct-{n % 40}",
+            "user_id": f"user-{n % 7}",
+            "product_id": f"prod-{n % 20 % 3}",
+            "feature_id": f"feat-{n % 20}",
+            "event_id": f"evt-{n}",
+        }
+        for n in range(200)
+    ]
+
+    # when 4 connections send it at the same time
+    def send(slot: int):
+        return events_ingest(workspace=workspace, payload=batch, now=timezone.now())
+
+    results = _in_threads(4, send)
+
+    # then every event is stored once, every dimension registered once, and no batch failed
+    assert sum(r.accepted for r in results) == 200
+    assert sum(r.duplicates for r in results) == 600
+    assert all(r.rejected == [] for r in results)
+    assert UsageEvent.objects.count() == 200
+    assert Account.objects.count() == 40
+    assert Feature.objects.count() == 20
+    assert Product.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_feature_cap_holds_under_concurrent_registration(workspace):
+    # given a cap of 5 features and 4 connections each registering 3 different new features
+    workspace.max_features = 5
+    workspace.save()
+
+    def send(slot: int):
+        payload = [{"account_id": "a", "feature_id": f"f-{slot}-{n}"} for n in range(3)]
+        return events_ingest(workspace=workspace, payload=payload, now=timezone.now())
+
+    # when
+    results = _in_threads(4, send)
+
+    # then exactly 5 features exist; the other 7 events were refused with feature_cap_reached
+    assert Feature.objects.count() == 5
+    assert sum(r.accepted for r in results) == 5
+    codes = [rejection.code for r in results for rejection in r.rejected]
+    assert codes == ["feature_cap_reached"] * 7
+    assert UsageEvent.objects.count() == 5
