@@ -1,0 +1,423 @@
+"""Alert pipeline pages of the dashboard through Django's test client: login and staff, the session's
+workspace, 404 across workspaces, read-only viewers and managers, the form calling the REST API's services
+(errors next to their fields, nothing stored), enable/disable, test message and delivery log."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from accounts.services import membership_set
+from usage.alerts.services import pipeline_create
+from usage.models import AlertDelivery, AlertDestination, AlertPipeline
+
+SECRET = "whsec-dashboard-0123456789"
+SLACK_URL = "https://hooks.slack.com/services/T000/B000/abcdefghijklmnop"
+
+
+@pytest.fixture
+def pipeline(workspace):
+    return pipeline_create(
+        workspace=workspace,
+        name="Upsell",
+        trigger={"type": "event", "features": ["export"], "min_quantity": 5},
+        destinations=[{"type": "slack", "url": SLACK_URL}],
+    )
+
+
+@pytest.fixture
+def foreign(other_workspace):
+    return pipeline_create(
+        workspace=other_workspace,
+        name="Globex secret pipeline",
+        trigger={"type": "dormant", "days": 30},
+        destinations=[{"type": "email", "to": "cs@globex.com"}],
+    )
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client(workspace, staff_of) -> Client:
+    return _client(staff_of(workspace, "admin"))
+
+
+def _form(name="Big exports", trigger_type="event", destinations=(), **fields) -> dict:
+    data = {
+        "name": name,
+        "enabled": "on",
+        "trigger_type": trigger_type,
+        "features": "",
+        "plans": "",
+        "min_quantity": "",
+        "percent": "",
+        "days": "",
+        **fields,
+        "dest-TOTAL_FORMS": str(len(destinations)),
+        "dest-INITIAL_FORMS": str(sum(1 for d in destinations if d.get("id"))),
+        "dest-MIN_NUM_FORMS": "0",
+        "dest-MAX_NUM_FORMS": "1000",
+    }
+    for index, row in enumerate(destinations):
+        for key, value in row.items():
+            if value is True:
+                value = "on"
+            if value is not False:
+                data[f"dest-{index}-{key}"] = value
+    return data
+
+
+def _pipelines(workspace) -> list[tuple]:
+    return list(
+        AlertPipeline.objects.filter(workspace=workspace).values_list("name", "enabled", "trigger_type")
+    )
+
+
+# ---------------------------------------------------------------------------
+# Access
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/alerts/", "/alerts/new/", "/alerts/1/", "/alerts/1/edit/"])
+def test_anonymous_users_are_sent_to_login(db, path):
+    # when
+    response = Client().get(path)
+    # then
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/login/?next={path}"
+
+
+def test_non_staff_members_are_refused(workspace, pipeline):
+    # given a member without staff status
+    user = get_user_model().objects.create_user(username="dave", password="pw-dave-123")
+    membership_set(workspace=workspace, user=user, role="owner")
+    # when
+    response = _client(user).get("/alerts/")
+    # then
+    assert response.status_code == 403
+
+
+def test_list_shows_the_session_workspace_only(admin_client, pipeline, foreign):
+    # when
+    response = admin_client.get("/alerts/")
+    # then
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Upsell" in html and "Globex secret pipeline" not in html
+    assert [row["pipeline"].name for row in response.context["pipelines"]] == ["Upsell"]
+    # the Slack URL's token is masked
+    assert "abcdefghijklmnop" not in html and "hooks.slack.com/••••mnop" in html
+    assert 'href="/alerts/new/"' in html and 'href="/alerts/"' in html
+
+
+def test_list_follows_the_dashboard_workspace_switcher(
+    workspace, other_workspace, staff_of, pipeline, foreign
+):
+    # given carol is a member of both workspaces and switches to globex on the dashboard
+    staff_of(workspace, "admin")
+    client = _client(staff_of(other_workspace, "viewer"))
+    assert client.post("/switch-workspace/", {"workspace": "globex"}).status_code == 302
+    # when
+    response = client.get("/alerts/")
+    # then
+    assert [row["pipeline"].name for row in response.context["pipelines"]] == ["Globex secret pipeline"]
+    assert response.context["can_edit"] is False
+    assert client.get(f"/alerts/{pipeline.pk}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "method,suffix",
+    [("get", "/"), ("get", "/edit/"), ("post", "/edit/"), ("post", "/toggle/"), ("post", "/test/")],
+)
+def test_another_workspaces_pipeline_is_not_found(admin_client, foreign, method, suffix):
+    # when
+    response = getattr(admin_client, method)(f"/alerts/{foreign.pk}{suffix}")
+    # then: 404, and nothing changed
+    assert response.status_code == 404
+    foreign.refresh_from_db()
+    assert (foreign.name, foreign.enabled) == ("Globex secret pipeline", True)
+    assert AlertDelivery.objects.count() == 0
+
+
+@pytest.mark.parametrize("role", ["viewer", "manager"])
+def test_viewers_and_managers_read_but_cannot_change(workspace, staff_of, pipeline, role):
+    # given
+    client = _client(staff_of(workspace, role))
+    # when they read
+    listing = client.get("/alerts/")
+    detail = client.get(f"/alerts/{pipeline.pk}/")
+    # then: pages without edit controls
+    assert listing.status_code == 200 and detail.status_code == 200
+    assert "new-pipeline" not in listing.content.decode()
+    assert "send-test" not in detail.content.decode() and "toggle-pipeline" not in detail.content.decode()
+    # when they try to change anything
+    responses = [
+        client.get("/alerts/new/"),
+        client.post("/alerts/new/", _form(destinations=[{"type": "slack", "url": SLACK_URL}])),
+        client.get(f"/alerts/{pipeline.pk}/edit/"),
+        client.post(f"/alerts/{pipeline.pk}/edit/", _form(name="Renamed", destinations=[])),
+        client.post(f"/alerts/{pipeline.pk}/toggle/"),
+        client.post(f"/alerts/{pipeline.pk}/test/"),
+    ]
+    # then: refused, nothing stored or sent
+    assert [r.status_code for r in responses] == [403] * 6
+    assert _pipelines(workspace) == [("Upsell", True, "event")]
+    assert AlertDelivery.objects.count() == 0
+
+
+def test_superusers_edit_every_workspace(other_workspace, foreign):
+    # given a superuser with no membership
+    root = get_user_model().objects.create_superuser(username="root", password="pw-root-123", email="r@x.io")
+    client = _client(root)
+    client.post("/switch-workspace/", {"workspace": "globex"})
+    # when
+    response = client.post(f"/alerts/{foreign.pk}/toggle/")
+    # then
+    assert response.status_code == 302
+    foreign.refresh_from_db()
+    assert foreign.enabled is False
+
+
+# ---------------------------------------------------------------------------
+# Create and edit
+# ---------------------------------------------------------------------------
+
+
+def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api):
+    # when
+    response = admin_client.post(
+        "/alerts/new/",
+        _form(
+            name="Near limits",
+            trigger_type="threshold",
+            features="export, reports",
+            percent="80, 100",
+            destinations=[
+                {"type": "webhook", "url": "https://example.com/hook", "secret": SECRET},
+                {"type": "email", "to": "cs@acme.com, boss@acme.com"},
+                {
+                    "type": "discord",
+                    "url": "https://discord.com/api/webhooks/1/tok",
+                    "mentions": True,
+                    "rate_limit_per_minute": "10",
+                },
+                {"type": "", "url": "", "to": ""},  # a blank row is skipped
+            ],
+        ),
+    )
+    # then: stored, shown, and the same as the REST API sees it
+    [pipeline] = AlertPipeline.objects.filter(workspace=workspace)
+    assert response.status_code == 302 and response["Location"] == f"/alerts/{pipeline.pk}/"
+    body = api.get(f"/api/v1/pipelines/{pipeline.pk}").json()
+    assert (body["name"], body["enabled"]) == ("Near limits", True)
+    assert body["trigger"] == {"type": "threshold", "features": ["export", "reports"], "percent": [80, 100]}
+    assert [
+        (d["type"], d["url"], d["to"], d["mentions"], d["rate_limit_per_minute"])
+        for d in body["destinations"]
+    ] == [
+        ("webhook", "https://example.com/hook", None, False, 120),
+        ("email", None, ["cs@acme.com", "boss@acme.com"], False, 30),
+        ("discord", "https://discord.com/••••/tok", None, True, 10),
+    ]
+    assert AlertDestination.objects.get(type="webhook").secret == SECRET
+    detail = admin_client.get(response["Location"]).content.decode()
+    assert "Near limits" in detail and SECRET not in detail and "••••6789" in detail
+
+
+@pytest.mark.parametrize(
+    "fields,destinations,where,message",
+    [
+        (
+            {"name": ""},
+            [{"type": "slack", "url": SLACK_URL}],
+            ("form", "name"),
+            "name is required: a non-empty string.",
+        ),
+        (
+            {"trigger_type": ""},
+            [{"type": "slack", "url": SLACK_URL}],
+            ("form", "trigger_type"),
+            "trigger.type must be one of event, threshold, paid_feature_on_free_plan, dormant, usage_drop; "
+            "got None.",
+        ),
+        (
+            {"days": "3"},
+            [{"type": "slack", "url": SLACK_URL}],
+            ("form", "days"),
+            "trigger.days is not used by 'event' triggers (they take: features, min_quantity, plans).",
+        ),
+        (
+            {"min_quantity": "lots"},
+            [{"type": "slack", "url": SLACK_URL}],
+            ("form", "min_quantity"),
+            "trigger.min_quantity must be an integer between 1 and 1000000000.",
+        ),
+        (
+            {"trigger_type": "usage_drop"},
+            [{"type": "slack", "url": SLACK_URL}],
+            ("form", "percent"),
+            "trigger.percent is required for 'usage_drop': alert when usage fell by more than this percent.",
+        ),
+        ({}, [], ("form", "__all__"), "destinations: at least one destination is required."),
+        (
+            {},
+            [
+                {"type": "slack", "url": SLACK_URL},
+                {"type": "webhook", "url": "https://e.com/h", "secret": "short"},
+            ],
+            ("row", 1, "secret"),
+            "destinations[1].secret is required for webhook destinations: 16 to 200 characters, "
+            "used to sign each body with HMAC-SHA256.",
+        ),
+        (
+            {},
+            [{"type": "email", "to": "not-an-address"}],
+            ("row", 0, "to"),
+            "destinations[0].to: 'not-an-address' is not an e-mail address.",
+        ),
+    ],
+)
+def test_form_errors_are_shown_next_to_their_field_and_nothing_is_stored(
+    workspace, admin_client, fields, destinations, where, message
+):
+    # when
+    response = admin_client.post("/alerts/new/", _form(destinations=destinations, **fields))
+    # then
+    assert response.status_code == 400
+    if where[0] == "form":
+        assert response.context["form"].errors == {where[1]: [message]}
+    else:
+        assert response.context["formset"].forms[where[1]].errors == {where[2]: [message]}
+    assert message.replace("'", "&#x27;") in response.content.decode()
+    assert AlertPipeline.objects.count() == 0 and AlertDestination.objects.count() == 0
+
+
+def test_duplicate_name_is_refused_next_to_the_name(workspace, admin_client, pipeline):
+    # when
+    response = admin_client.post(
+        "/alerts/new/", _form(name="Upsell", destinations=[{"type": "slack", "url": SLACK_URL}])
+    )
+    # then
+    assert response.status_code == 400
+    assert response.context["form"].errors == {
+        "name": ["A pipeline named 'Upsell' already exists in this workspace."]
+    }
+    assert AlertPipeline.objects.count() == 1 and AlertDestination.objects.count() == 1
+
+
+def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, pipeline):
+    # given
+    [slack] = pipeline.destinations.all()
+    page = admin_client.get(f"/alerts/{pipeline.pk}/edit/")
+    [row, *_blank] = page.context["formset"].forms
+    assert row.initial["url"] == "https://hooks.slack.com/••••mnop"
+    assert page.context["form"].initial["min_quantity"] == 5
+    # when the masked URL comes back as it was shown, with a new name, trigger and a second destination
+    response = admin_client.post(
+        f"/alerts/{pipeline.pk}/edit/",
+        _form(
+            name="Upsell (big)",
+            features="export",
+            min_quantity="50",
+            destinations=[
+                {"id": str(slack.pk), "type": "slack", "url": row.initial["url"]},
+                {"type": "webhook", "url": "https://example.com/h", "secret": SECRET},
+            ],
+        ),
+    )
+    # then
+    assert response.status_code == 302
+    pipeline.refresh_from_db()
+    assert (pipeline.name, pipeline.trigger_config) == (
+        "Upsell (big)",
+        {"features": ["export"], "min_quantity": 50},
+    )
+    stored = list(pipeline.destinations.order_by("id").values_list("pk", "type", "url", "secret"))
+    assert stored == [
+        (slack.pk, "slack", SLACK_URL, ""),
+        (stored[1][0], "webhook", "https://example.com/h", SECRET),
+    ]
+
+    # when the webhook row is saved again with a blank secret, and the slack row removed
+    response = admin_client.post(
+        f"/alerts/{pipeline.pk}/edit/",
+        _form(
+            name="Upsell (big)",
+            features="export",
+            min_quantity="50",
+            destinations=[
+                {"id": str(slack.pk), "type": "slack", "url": row.initial["url"], "DELETE": True},
+                {"id": str(stored[1][0]), "type": "webhook", "url": "https://example.com/h", "secret": ""},
+            ],
+        ),
+    )
+    # then: the secret is kept, the slack destination is gone
+    assert response.status_code == 302
+    assert list(pipeline.destinations.values_list("type", "secret")) == [("webhook", SECRET)]
+
+
+def test_failed_edit_changes_nothing(workspace, admin_client, pipeline):
+    # when the name is fine but a destination is not
+    response = admin_client.post(
+        f"/alerts/{pipeline.pk}/edit/",
+        _form(
+            name="Renamed", destinations=[{"type": "webhook", "url": "ftp://example.com", "secret": SECRET}]
+        ),
+    )
+    # then
+    assert response.status_code == 400
+    assert response.context["formset"].forms[0].errors == {
+        "url": ["destinations[0].url must be an http(s) URL; got 'ftp://example.com'."]
+    }
+    pipeline.refresh_from_db()
+    assert pipeline.name == "Upsell"
+    assert list(pipeline.destinations.values_list("type", "url")) == [("slack", SLACK_URL)]
+
+
+# ---------------------------------------------------------------------------
+# Enable/disable, test message, delivery log
+# ---------------------------------------------------------------------------
+
+
+def test_toggle_disables_and_enables(admin_client, pipeline):
+    # when
+    first = admin_client.post(f"/alerts/{pipeline.pk}/toggle/")
+    pipeline.refresh_from_db()
+    disabled = pipeline.enabled
+    admin_client.post(f"/alerts/{pipeline.pk}/toggle/")
+    pipeline.refresh_from_db()
+    # then
+    assert first.status_code == 302 and first["Location"] == f"/alerts/{pipeline.pk}/"
+    assert (disabled, pipeline.enabled) == (False, True)
+    assert admin_client.get(f"/alerts/{pipeline.pk}/toggle/").status_code == 405
+
+
+def test_send_test_message_reaches_the_receiver_and_the_log(
+    workspace, admin_client, receiver, eager, django_capture_on_commit_callbacks
+):
+    # given
+    pipeline = pipeline_create(
+        workspace=workspace,
+        name="Hooks",
+        trigger={"type": "event"},
+        destinations=[{"type": "webhook", "url": receiver.url("/t"), "secret": SECRET}],
+    )
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/alerts/{pipeline.pk}/test/")
+    log = admin_client.get(f"/alerts/{pipeline.pk}/")
+    # then
+    assert response.status_code == 302
+    [request] = receiver.requests
+    assert (request.path, request.json["title"]) == ("/t", "Test message from 'Hooks'")
+    [delivery] = log.context["deliveries"]
+    assert (delivery.kind, delivery.status, delivery.attempts, delivery.response_code) == (
+        "test",
+        "sent",
+        1,
+        200,
+    )
+    assert f'data-delivery="{delivery.pk}" data-status="sent"' in log.content.decode()

@@ -1,0 +1,16 @@
+"""Alert pipeline pages of the dashboard, mounted at /alerts/ by config/urls.py (namespace "alerts")."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "alerts"
+
+urlpatterns = [
+    path("", views.pipeline_list, name="list"),
+    path("new/", views.pipeline_new, name="new"),
+    path("<int:pipeline_id>/", views.pipeline_detail, name="detail"),
+    path("<int:pipeline_id>/edit/", views.pipeline_edit, name="edit"),
+    path("<int:pipeline_id>/toggle/", views.pipeline_toggle, name="toggle"),
+    path("<int:pipeline_id>/test/", views.pipeline_test, name="test"),
+]
