@@ -2,8 +2,8 @@
 
 Thin views: the form only turns HTML inputs into the REST body (`{"name", "enabled", "trigger",
 "destinations"}`) and calls the same services as /api/v1/pipelines, whose DomainError names the field that is
-shown next to it. The current workspace is the dashboard's (same session key; usage cannot import analytics). Staff with a
-viewer or manager role read; owners and admins (and superusers) edit.
+shown next to it. The current workspace is the dashboard's (same session key; usage cannot import
+analytics). Staff with a viewer or manager role read; owners and admins (and superusers) edit.
 """
 
 from __future__ import annotations
