@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 Status = AlertDelivery.Status
 Kind = AlertDelivery.Kind
-# A pending delivery whose attempt was due this long ago lost its task (broker down, worker killed): re-enqueue.
+# A pending delivery whose attempt was due this long ago lost its task (broker down, worker killed):
+# re-enqueue.
 STALE_AFTER = timedelta(minutes=5)
 SUMMARY_LIST_MAX = 20
 
@@ -51,8 +52,8 @@ def window_start_of(now: datetime) -> datetime:
 
 
 def deliveries_enqueue(delivery_ids: Iterable[int]) -> None:
-    """Queue the send task of each delivery. Never raises: a delivery the broker did not take stays pending and
-    the periodic sweep (`alert_deliveries_due`) queues it again."""
+    """Queue the send task of each delivery. Never raises: a delivery the broker did not take stays pending
+    and the periodic sweep (`alert_deliveries_due`) queues it again."""
     from .tasks import alert_delivery_send_task
 
     for delivery_id in delivery_ids:
@@ -136,7 +137,8 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
             if held is not None:
                 return held
         delivery.attempts += 1
-        # Left as "due now" while in flight: if the worker dies mid-send, the sweep finds it after STALE_AFTER.
+        # Left as "due now" while in flight: if the worker dies mid-send, the sweep finds it after
+        # STALE_AFTER.
         delivery.next_attempt_at = now
         delivery.save(update_fields=["attempts", "next_attempt_at"])
     # The HTTP call runs outside any transaction: no lock is held while a slow destination answers.

@@ -1,4 +1,5 @@
-"""Destination adapters: how one alert payload becomes a Slack, Discord, webhook or e-mail message, and the send.
+"""Destination adapters: how one alert payload becomes a Slack, Discord, webhook or e-mail message, and the
+send.
 
 An alert payload (stored in `AlertDelivery.payload`) is a plain dict:
 `{"event", "title", "text", "pipeline": {"id", "name"}, "account": {...} | None, "feature": {...} | None,
@@ -83,7 +84,8 @@ def mask_secret(secret: str) -> str | None:
 
 
 def mask_url(url: str) -> str:
-    """Slack and Discord webhook URLs carry their token in the path: show scheme, host and the last 4 characters."""
+    """Slack and Discord webhook URLs carry their token in the path: show scheme, host and the last 4
+    characters."""
     match = re.match(r"^(https?://[^/]+)(/.*)?$", url)
     if not match or not match.group(2):
         return url
@@ -96,7 +98,8 @@ def mask_url(url: str) -> str:
 
 
 def _slack_escape(text: str) -> str:
-    # Slack reads <!channel>, <!here>, <@U123> and <#C1> as mentions; escaping the brackets shows them as text.
+    # Slack reads <!channel>, <!here>, <@U123> and <#C1> as mentions; escaping the brackets shows them as
+    # text.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -144,8 +147,8 @@ def _embed_size(embed: dict) -> int:
 
 
 def discord_body(payload: dict, *, mentions: bool = False) -> dict:
-    """A Discord webhook body: one embed titled with the event, fields from the payload, within Discord's limits
-    (≤ 25 fields, ≤ 6000 characters in all); what does not fit is summarised in a last field."""
+    """A Discord webhook body: one embed titled with the event, fields from the payload, within Discord's
+    limits (≤ 25 fields, ≤ 6000 characters in all); what does not fit is summarised in a last field."""
     title = _truncate(payload.get("title") or payload.get("event") or "Uptake alert", DISCORD_MAX_TITLE)
     description = _truncate(payload.get("text") or "", DISCORD_MAX_DESCRIPTION)
     fields = [

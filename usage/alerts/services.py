@@ -1,4 +1,5 @@
-"""Writes for alert pipelines: create, update and delete pipelines with their destinations, and test messages."""
+"""Writes for alert pipelines: create, update and delete pipelines with their destinations, and test
+messages."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
             raise DomainError(f"{field}[{index}] must not be empty.", code="empty", field=f"{field}[{index}]")
         if key_format and (len(item) > KEY_MAX_LENGTH or not re.match(KEY_REGEX, item)):
             raise DomainError(
-                f"{field}[{index}] {item!r} is not a feature key (letters, digits, '_.:-', ≤ {KEY_MAX_LENGTH}).",
+                f"{field}[{index}] {item!r} is not a feature key "
+                f"(letters, digits, '_.:-', ≤ {KEY_MAX_LENGTH}).",
                 code="invalid_key",
                 field=f"{field}[{index}]",
             )
@@ -74,7 +76,8 @@ def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
 
 
 def trigger_validate(trigger: Any) -> tuple[str, dict]:
-    """Check a REST-style trigger `{"type", ...settings}`; return (type, normalised config) or raise naming the field."""
+    """Check a REST-style trigger `{"type", ...settings}`; return (type, normalised config) or raise naming
+    the field."""
     if not isinstance(trigger, dict):
         raise DomainError("trigger must be an object with a 'type'.", code="invalid_type", field="trigger")
     kind = trigger.get("type")
@@ -106,7 +109,8 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
         raw = [raw] if isinstance(raw, int) and not isinstance(raw, bool) else raw
         if not isinstance(raw, list) or not raw:
             raise DomainError(
-                "trigger.percent must be a threshold or a list of thresholds (percent of the allowance), e.g. [80, 100].",
+                "trigger.percent must be a threshold or a list of thresholds (percent of the allowance), "
+                "e.g. [80, 100].",
                 code="invalid_type",
                 field="trigger.percent",
             )
@@ -114,7 +118,8 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if kind == TriggerType.USAGE_DROP:
         if "percent" not in trigger:
             raise DomainError(
-                "trigger.percent is required for 'usage_drop': alert when usage fell by more than this percent.",
+                "trigger.percent is required for 'usage_drop': "
+                "alert when usage fell by more than this percent.",
                 code="missing_field",
                 field="trigger.percent",
             )
@@ -228,8 +233,8 @@ def _validate_destination(spec: Any, *, index: int, existing: dict[int, AlertDes
     if kind == DestinationType.WEBHOOK:
         if not isinstance(secret, str) or len(secret) < MIN_WEBHOOK_SECRET or len(secret) > 200:
             raise DomainError(
-                f"{field}.secret is required for webhook destinations: {MIN_WEBHOOK_SECRET} to 200 characters, "
-                "used to sign each body with HMAC-SHA256.",
+                f"{field}.secret is required for webhook destinations: "
+                f"{MIN_WEBHOOK_SECRET} to 200 characters, used to sign each body with HMAC-SHA256.",
                 code="invalid_secret",
                 field=f"{field}.secret",
             )
@@ -337,8 +342,8 @@ def pipeline_update(
     trigger: Any = _UNSET,
     destinations: Any = _UNSET,
 ) -> AlertPipeline:
-    """Change what is given; `destinations` replaces the list (an entry with an `id` keeps that destination, and a
-    masked or omitted url/secret keeps the stored one)."""
+    """Change what is given; `destinations` replaces the list (an entry with an `id` keeps that destination,
+    and a masked or omitted url/secret keeps the stored one)."""
     pipeline = AlertPipeline.objects.select_for_update().get(pk=pipeline.pk)
     if name is not _UNSET:
         pipeline.name = _name(name)

@@ -1,4 +1,5 @@
-"""Celery adapters for alerts: read the clock, call the service, schedule what it asks for. No ORM logic here."""
+"""Celery adapters for alerts: read the clock, call the service, schedule what it asks for. No ORM logic
+here."""
 
 from __future__ import annotations
 

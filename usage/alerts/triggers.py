@@ -1,5 +1,6 @@
-"""Triggers: decide which stored events (and which account usage numbers) raise alerts, enrich them, and create
-their deliveries. Evaluation runs in Celery after the ingestion transaction commits, never on the request path."""
+"""Triggers: decide which stored events (and which account usage numbers) raise alerts, enrich them, and
+create their deliveries. Evaluation runs in Celery after the ingestion transaction commits, never on the
+request path."""
 
 from __future__ import annotations
 
@@ -135,9 +136,10 @@ def _evaluate_free_plan(pipeline: AlertPipeline, event: UsageEvent, now: datetim
     payload = _payload(
         pipeline=pipeline,
         event="paid_feature_on_free_plan",
-        title=f"{account.name or account.external_id} ({account.plan or 'no plan'}) used {feature.name or feature.key}",
-        text=f"An account on the {account.plan or 'free'} plan used {feature.name or feature.key}, which its plan does "
-        "not grant: an upsell opportunity.",
+        title=f"{account.name or account.external_id} ({account.plan or 'no plan'}) "
+        f"used {feature.name or feature.key}",
+        text=f"An account on the {account.plan or 'free'} plan used {feature.name or feature.key}, "
+        "which its plan does not grant: an upsell opportunity.",
         account=account,
         feature=feature,
         details=_event_details(event),
@@ -188,8 +190,10 @@ def _evaluate_threshold(
             payload = _payload(
                 pipeline=pipeline,
                 event=f"threshold.{threshold}",
-                title=f"{account.name or account.external_id} reached {threshold}% of {feature.name or feature.key}",
-                text=f"{used} of {limit} {feature.unit_plural or 'units'} used this period ({used * 100 // limit}%).",
+                title=f"{account.name or account.external_id} reached {threshold}% "
+                f"of {feature.name or feature.key}",
+                text=f"{used} of {limit} {feature.unit_plural or 'units'} used this period "
+                f"({used * 100 // limit}%).",
                 account=account,
                 feature=feature,
                 details={
@@ -306,7 +310,8 @@ def alerts_evaluate_dormant(
                 continue
             if last is not None and (today - last).days < days:
                 continue
-            # The window is the dormant spell: it starts the day after the last use, so a new use starts a new one.
+            # The window is the dormant spell: it starts the day after the last use, so a new use starts a
+            # new one.
             window_start = (last + timedelta(days=1)) if last else date(1970, 1, 1)
             idle = f"{(today - last).days} days" if last else "ever"
             payload = _payload(
@@ -360,7 +365,8 @@ def alerts_evaluate_usage_drop(
                 event="usage.drop",
                 title=f"{account.name or account.external_id}: usage down {drop:.0f}%",
                 text=f"{numbers.current} uses in the last {pipeline.trigger_config['days']} days against "
-                f"{numbers.prior} in the {pipeline.trigger_config['days']} days before (threshold: {percent}%).",
+                f"{numbers.prior} in the {pipeline.trigger_config['days']} days before "
+                f"(threshold: {percent}%).",
                 account=account,
                 feature=None,
                 details={
