@@ -218,7 +218,7 @@ def run() -> int:
         env = dict(os.environ, DEBUG=os.environ.get("DEBUG", "true"), PYTHONUNBUFFERED="1")
         if not os.environ.get("REDIS_URL"):
             say("REDIS_URL is unset: Celery uses the filesystem queue in .uptake/broker (single machine)")
-            for sub in ("queue", "processed"):
+            for sub in ("queue", "processed", "control"):
                 (STATE / "broker" / sub).mkdir(parents=True, exist_ok=True)
         commands = {
             "web": [PY, "manage.py", "runserver", f"{host}:{port}"],
