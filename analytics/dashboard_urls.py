@@ -2,13 +2,15 @@
 
 from django.urls import path
 
+from accounts.views import switch_workspace
+
 from . import views
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
-    path("switch-workspace/", views.switch_workspace, name="switch-workspace"),
+    path("switch-workspace/", switch_workspace, name="switch-workspace"),
     path("features/<str:key>/", views.feature_detail, name="feature"),
     path("accounts/<str:external_id>/", views.account_detail, name="account"),
     path("lists/<slug:kind>/", views.account_list, name="list"),

@@ -5,52 +5,20 @@ of accounts.selectors.workspaces_for_user; another workspace's objects answer 40
 from __future__ import annotations
 
 from datetime import UTC
-from functools import wraps
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
-from accounts.errors import DomainError, NotFound
-from accounts.models import Workspace
-from accounts.selectors import workspaces_for_user
+from accounts.errors import DomainError
+from accounts.views import workspace_page
 
 from . import charts, csv_export, selectors
 
-SESSION_KEY = "dashboard_workspace_id"
-
-
-# ---------------------------------------------------------------------------
-# Workspace of the request
-# ---------------------------------------------------------------------------
-
-
-def _workspaces(request: HttpRequest) -> list[Workspace]:
-    return list(workspaces_for_user(user=request.user).order_by("name", "slug"))
-
-
-def dashboard_page(view):
-    """Login required; resolves the current workspace (session, else the first the user may see)."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs):
-        workspaces = _workspaces(request)
-        if not workspaces:
-            return render(request, "dashboard/no_workspace.html", {"title": "No workspace"}, status=403)
-        current = next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])
-        request.workspace = current
-        request.dashboard = {"workspaces": workspaces, "workspace": current}
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(str(exc)) from exc
-
-    return wrapped
+# The current workspace of the staff session (shared with the alert pages).
+dashboard_page = workspace_page
 
 
 def _render(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
@@ -63,17 +31,6 @@ def _now():
 
 def _today():
     return _now().astimezone(UTC).date()
-
-
-@login_required
-@require_POST
-def switch_workspace(request: HttpRequest) -> HttpResponse:
-    slug = request.POST.get("workspace", "")
-    workspace = workspaces_for_user(user=request.user).filter(slug=slug).first()
-    if workspace is None:
-        raise Http404(f"No workspace '{slug}' among yours.")
-    request.session[SESSION_KEY] = workspace.pk
-    return redirect("dashboard:overview")
 
 
 # ---------------------------------------------------------------------------

@@ -12,56 +12,24 @@ import re
 from functools import wraps
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.errors import DomainError, NotFound
-from accounts.models import Membership
-from accounts.selectors import membership_roles, workspaces_for_user
+from accounts.errors import DomainError
+from accounts.views import workspace_page
 from usage.models import AlertDestination, AlertPipeline
 
 from . import selectors, services
 from .destinations import mask_secret, mask_url
 
-# The dashboard's session key for the current workspace (analytics/views.py SESSION_KEY).
-SESSION_KEY = "dashboard_workspace_id"
-EDITOR_ROLES = {Membership.Role.OWNER, Membership.Role.ADMIN}
 DELIVERY_LOG_LIMIT = 100
 BLANK_DESTINATION_ROWS = 2
 
-
-def alerts_page(view):
-    """Login and staff required; resolves the session's workspace and whether the user may edit there."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Alert pipelines are for staff users.")
-        workspaces = list(workspaces_for_user(user=request.user).order_by("name", "slug"))
-        if not workspaces:
-            return render(request, "dashboard/no_workspace.html", {"title": "No workspace"}, status=403)
-        current = next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])
-        request.workspace = current
-        request.can_edit = (
-            request.user.is_superuser or membership_roles(user=request.user).get(current.pk) in EDITOR_ROLES
-        )
-        request.dashboard = {
-            "workspaces": workspaces,
-            "workspace": current,
-            "nav": "alerts",
-            "can_edit": request.can_edit,
-        }
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(str(exc)) from exc
-
-    return wrapped
+# The dashboard's current workspace and edit right (owners, admins, superusers); viewers and managers read.
+alerts_page = workspace_page(nav="alerts")
 
 
 def editor_only(view):
