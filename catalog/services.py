@@ -261,6 +261,32 @@ def _transition(obj: Feature | Item, *, to_status: str, label: str) -> None:
     _save(obj, update_fields=["status", "resource_version", "updated_at"])
 
 
+@transaction.atomic
+def _lifecycle_move(obj: Feature | Item, *, to_status: str) -> Any:
+    """The one transition service for features and items: locks the row, checks LIFECYCLE_MOVES, bumps the
+    version."""
+    obj = type(obj).objects.select_for_update().get(pk=obj.pk)
+    _transition(obj, to_status=to_status, label=type(obj).__name__)
+    return obj
+
+
+def _lifecycle_activate(obj: Feature | Item) -> Any:
+    if obj.status == Lifecycle.ARCHIVED:
+        raise LifecycleError(
+            f"{type(obj).__name__} '{obj.key}' is archived: reactivate it instead.", field="status"
+        )
+    return _lifecycle_move(obj, to_status=Lifecycle.ACTIVE)
+
+
+def _lifecycle_reactivate(obj: Feature | Item) -> Any:
+    if obj.status != Lifecycle.ARCHIVED:
+        raise LifecycleError(
+            f"Only archived {type(obj).__name__.lower()}s can be reactivated; '{obj.key}' is {obj.status}.",
+            field="status",
+        )
+    return _lifecycle_move(obj, to_status=Lifecycle.ACTIVE)
+
+
 # ---------------------------------------------------------------------------
 # Products and modules
 # ---------------------------------------------------------------------------
@@ -481,30 +507,21 @@ def _validate_unit(unit: Any) -> str:
     return unit.strip()
 
 
-@transaction.atomic
 def feature_transition(*, feature: Feature, to_status: str) -> Feature:
     """Move a feature along draft → active → archived → active; nothing returns to draft."""
-    feature = Feature.objects.select_for_update().get(pk=feature.pk)
-    _transition(feature, to_status=to_status, label="Feature")
-    return feature
+    return _lifecycle_move(feature, to_status=to_status)
 
 
 def feature_activate(*, feature: Feature) -> Feature:
-    if feature.status == Lifecycle.ARCHIVED:
-        raise LifecycleError(f"Feature '{feature.key}' is archived: reactivate it instead.", field="status")
-    return feature_transition(feature=feature, to_status=Lifecycle.ACTIVE)
+    return _lifecycle_activate(feature)
 
 
 def feature_archive(*, feature: Feature) -> Feature:
-    return feature_transition(feature=feature, to_status=Lifecycle.ARCHIVED)
+    return _lifecycle_move(feature, to_status=Lifecycle.ARCHIVED)
 
 
 def feature_reactivate(*, feature: Feature) -> Feature:
-    if feature.status != Lifecycle.ARCHIVED:
-        raise LifecycleError(
-            f"Only archived features can be reactivated; '{feature.key}' is {feature.status}.", field="status"
-        )
-    return feature_transition(feature=feature, to_status=Lifecycle.ACTIVE)
+    return _lifecycle_reactivate(feature)
 
 
 # ---------------------------------------------------------------------------
@@ -555,27 +572,18 @@ def item_update(*, item: Item, name: str = _UNSET, description: str = _UNSET) ->
     return item
 
 
-@transaction.atomic
 def item_transition(*, item: Item, to_status: str) -> Item:
     """Move an item along draft → active → archived → active; nothing returns to draft."""
-    item = Item.objects.select_for_update().get(pk=item.pk)
-    _transition(item, to_status=to_status, label="Item")
-    return item
+    return _lifecycle_move(item, to_status=to_status)
 
 
 def item_activate(*, item: Item) -> Item:
-    if item.status == Lifecycle.ARCHIVED:
-        raise LifecycleError(f"Item '{item.key}' is archived: reactivate it instead.", field="status")
-    return item_transition(item=item, to_status=Lifecycle.ACTIVE)
+    return _lifecycle_activate(item)
 
 
 def item_archive(*, item: Item) -> Item:
-    return item_transition(item=item, to_status=Lifecycle.ARCHIVED)
+    return _lifecycle_move(item, to_status=Lifecycle.ARCHIVED)
 
 
 def item_reactivate(*, item: Item) -> Item:
-    if item.status != Lifecycle.ARCHIVED:
-        raise LifecycleError(
-            f"Only archived items can be reactivated; '{item.key}' is {item.status}.", field="status"
-        )
-    return item_transition(item=item, to_status=Lifecycle.ACTIVE)
+    return _lifecycle_reactivate(item)
