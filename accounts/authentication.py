@@ -6,8 +6,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from .models import ApiKey, Workspace
-from .selectors import api_key_by_prefix
-from .services import api_key_matches, api_key_split, api_key_touch
+from .selectors import api_key_for_authentication
+from .services import api_key_hash, api_key_split, api_key_touch
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
         raw = parts[1]
         prefix = api_key_split(raw)
-        api_key = api_key_by_prefix(prefix=prefix) if prefix else None
-        if api_key is None or not api_key_matches(api_key=api_key, raw=raw):
+        # The key row is cached in-process for a few seconds (accounts.selectors): revocation and scope
+        # changes made in another process take effect within UPTAKE_API_KEY_CACHE_SECONDS.
+        api_key = api_key_for_authentication(prefix=prefix, digest=api_key_hash(raw)) if prefix else None
+        if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
         now = timezone.now()
         if api_key.revoked_at is not None:

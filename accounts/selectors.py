@@ -1,6 +1,11 @@
 """Reads for tenancy and API keys."""
 
+import hmac
+import time
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import QuerySet
 
 from .errors import NotFound
@@ -32,3 +37,42 @@ def membership_roles(*, user: AbstractBaseUser) -> dict[int, str]:
 
 def api_key_by_prefix(*, prefix: str) -> ApiKey | None:
     return ApiKey.objects.select_related("workspace").filter(prefix=prefix).first()
+
+
+# Authentication runs on every API request, so the key row (with its workspace) is kept in-process for
+# UPTAKE_API_KEY_CACHE_SECONDS, keyed by the SHA-256 of the whole key: a wrong secret never matches an entry.
+# Revoking a key or updating a workspace through accounts.services forgets the entries at once in this
+# process; other processes see the change within the TTL (≤ 5 s by default). Expiry is checked on every
+# request against the cached `expires_at`, so it stays exact.
+_API_KEY_CACHE: dict[str, tuple[float, ApiKey]] = {}
+_API_KEY_CACHE_MAX_ENTRIES = 10_000
+
+
+def api_key_for_authentication(*, prefix: str, digest: str) -> ApiKey | None:
+    """The key with this prefix and this SHA-256 `digest`, with its workspace; None if none matches."""
+    ttl = settings.UPTAKE_API_KEY_CACHE_SECONDS
+    now = time.monotonic()
+    entry = _API_KEY_CACHE.get(digest)
+    if entry is not None and entry[0] > now and entry[1].prefix == prefix:
+        # The lookup query used to be the request's first, which runs Django's connection health check
+        # (CONN_HEALTH_CHECKS); keep it, so a connection broken since the last request is replaced now.
+        connection.close_if_health_check_failed()
+        return entry[1]
+    api_key = api_key_by_prefix(prefix=prefix)
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
+        return None
+    if ttl > 0:
+        if len(_API_KEY_CACHE) >= _API_KEY_CACHE_MAX_ENTRIES:
+            _API_KEY_CACHE.clear()
+        _API_KEY_CACHE[digest] = (now + ttl, api_key)
+    return api_key
+
+
+def api_key_cache_forget(*, prefix: str | None = None) -> None:
+    """Drop cached keys of this process: the one with `prefix`, or all of them."""
+    if prefix is None:
+        _API_KEY_CACHE.clear()
+        return
+    for digest, (_, api_key) in list(_API_KEY_CACHE.items()):
+        if api_key.prefix == prefix:
+            _API_KEY_CACHE.pop(digest, None)

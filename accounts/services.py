@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from .errors import Conflict, DomainError, NotFound
 from .models import Account, ApiKey, EndUser, Membership, Workspace
+from .selectors import api_key_cache_forget
 
 API_KEY_PREFIX = "upt"
 VALID_SCOPES = frozenset(choice.value for choice in ApiKey.Scope)
@@ -122,6 +123,10 @@ def workspace_update(
     if reserved_prefixes is not None:
         workspace.reserved_prefixes = [prefix.strip() for prefix in reserved_prefixes if prefix.strip()]
     workspace.save()
+    # Authentication caches keys with their workspace: forget them (again after commit, in case a request
+    # cached the old row meanwhile).
+    api_key_cache_forget()
+    transaction.on_commit(api_key_cache_forget)
     return workspace
 
 
@@ -167,6 +172,9 @@ def api_key_revoke(*, workspace: Workspace, prefix: str) -> ApiKey:
         if api_key.revoked_at is None:
             api_key.revoked_at = timezone.now()
             api_key.save(update_fields=["revoked_at"])
+        # Other processes stop accepting the key within UPTAKE_API_KEY_CACHE_SECONDS; this one at once.
+        api_key_cache_forget(prefix=lookup)
+        transaction.on_commit(lambda: api_key_cache_forget(prefix=lookup))
     return api_key
 
 

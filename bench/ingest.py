@@ -21,8 +21,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -51,53 +51,108 @@ def make_event(n: int, rng_seed: int) -> dict:
         "user_id": f"user-{account}-{k % USERS_PER_ACCOUNT}",
         "feature_id": f"feature.{k % FEATURES}",
         "quantity": 1 + k % 3,
-        "event_id": f"{rng_seed}-{n}-{uuid.uuid4().hex[:8]}",
+        "event_id": f"@@-{n}",
         "properties": {"plan": "pro", "n": n},
     }
 
 
-def client_worker(args: tuple) -> list[float]:
-    """Send requests until the deadline; return the latency (s) of each successful request."""
-    port, key, batch_size, deadline, seed = args
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def body_template(*, batch_size: int, seed: int) -> str:
+    """A request body whose event ids read `@@-<n>`: each request replaces `@@` with a token of its own, so
+    the client spends one str.replace per request instead of building and encoding JSON (the load generator
+    shares the server's cores)."""
+    events = [make_event(n, seed) for n in range(batch_size)]
+    return json.dumps(events[0] if batch_size == 1 else {"events": events}, separators=(",", ":"))
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (Linux /proc), 0 for those that are gone."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def _postgres_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def client_worker(args: tuple) -> tuple[list[float], float]:
+    """Send requests over `connections` keep-alive connections (one thread each) until the deadline; return
+    the latency (s) of each request and the CPU seconds this client process used."""
+    port, key, batch_size, deadline, seed, connections = args
     headers = {
         "Authorization": f"Bearer {key}",
         "Content-Type": "application/json",
         "Connection": "keep-alive",
     }
-    latencies: list[float] = []
-    n = 0
-    while time.time() < deadline:
-        events = [make_event(n + i, seed) for i in range(batch_size)]
-        n += batch_size
-        body = json.dumps(events[0] if batch_size == 1 else {"events": events})
-        start = time.perf_counter()
-        conn.request("POST", "/api/v1/events", body=body, headers=headers)
-        response = conn.getresponse()
-        payload = response.read()
-        elapsed = time.perf_counter() - start
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {payload[:300]!r}")
-        if json.loads(payload)["accepted"] != batch_size:
-            raise RuntimeError(f"not all events accepted: {payload[:300]!r}")
-        latencies.append(elapsed)
-    conn.close()
-    return latencies
+    expected = f'"accepted":{batch_size},'.encode()
+    all_latencies: list[list[float]] = []
+    errors: list[str] = []
+
+    def loop(thread_seed: int) -> None:
+        template = body_template(batch_size=batch_size, seed=thread_seed)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        latencies: list[float] = []
+        all_latencies.append(latencies)
+        n = 0
+        while time.time() < deadline and not errors:
+            body = template.replace("@@", f"{thread_seed}-{n}").encode()
+            n += 1
+            start = time.perf_counter()
+            conn.request("POST", "/api/v1/events", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            elapsed = time.perf_counter() - start
+            if response.status != 200 or expected not in payload.replace(b" ", b""):
+                errors.append(f"HTTP {response.status}: {payload[:300]!r}")
+                break
+            latencies.append(elapsed)
+        conn.close()
+
+    cpu_start = time.process_time()
+    threads = [threading.Thread(target=loop, args=(seed * 100 + i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(errors[0])
+    return [x for latencies in all_latencies for x in latencies], time.process_time() - cpu_start
 
 
-def run_mode(*, port: int, key: str, batch_size: int, clients: int, seconds: float) -> dict:
+def run_mode(
+    *, port: int, key: str, batch_size: int, clients: int, connections: int, seconds: float, server_pid: int
+) -> dict:
     deadline = time.time() + seconds
+    workers = _children(server_pid)
+    postgres = _postgres_pids()
+    server_cpu, db_cpu = _cpu_seconds(workers), _cpu_seconds(postgres)
     started = time.perf_counter()
     with mp.Pool(clients) as pool:
         results = pool.map(
-            client_worker, [(port, key, batch_size, deadline, 1000 * batch_size + c) for c in range(clients)]
+            client_worker,
+            [(port, key, batch_size, deadline, 1000 * batch_size + c, connections) for c in range(clients)],
         )
     wall = time.perf_counter() - started
-    latencies = sorted(x for r in results for x in r)
+    server_cpu = _cpu_seconds(workers) - server_cpu
+    db_cpu = _cpu_seconds(postgres + [p for p in _postgres_pids() if p not in postgres]) - db_cpu
+    latencies = sorted(x for r, _ in results for x in r)
+    client_cpu = sum(cpu for _, cpu in results)
     requests = len(latencies)
     return {
         "batch_size": batch_size,
-        "clients": clients,
+        "clients": f"{clients} processes x {connections} connections",
         "requests": requests,
         "events": requests * batch_size,
         "seconds": round(wall, 2),
@@ -105,6 +160,12 @@ def run_mode(*, port: int, key: str, batch_size: int, clients: int, seconds: flo
         "events_per_s": round(requests * batch_size / wall, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p95_ms": round(latencies[int(0.95 * (requests - 1))] * 1000, 1),
+        # CPU seconds per wall second (2.0 = both cores busy): the load generator, the gunicorn workers and
+        # every PostgreSQL process (including other users' sessions on this shared server).
+        "cpu_client": round(client_cpu / wall, 2),
+        "cpu_gunicorn": round(server_cpu / wall, 2),
+        "cpu_postgres": round(db_cpu / wall, 2),
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -153,8 +214,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--batch-clients", type=int, default=8)
-    parser.add_argument("--single-clients", type=int, default=16)
+    parser.add_argument("--batch-clients", type=int, default=2, help="client processes, batch mode")
+    parser.add_argument("--batch-connections", type=int, default=4, help="connections per process")
+    parser.add_argument("--single-clients", type=int, default=2, help="client processes, single mode")
+    parser.add_argument("--single-connections", type=int, default=8, help="connections per process")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
 
@@ -235,12 +298,25 @@ def main() -> None:
             f"gunicorn: 2 workers, {args.worker_class}"
             + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
         )
+        print(f"load average before: {os.getloadavg()}")
         batch = run_mode(
-            port=args.port, key=key, batch_size=500, clients=args.batch_clients, seconds=args.seconds
+            port=args.port,
+            key=key,
+            batch_size=500,
+            clients=args.batch_clients,
+            connections=args.batch_connections,
+            seconds=args.seconds,
+            server_pid=server.pid,
         )
         print("batch  ", json.dumps(batch))
         single = run_mode(
-            port=args.port, key=key, batch_size=1, clients=args.single_clients, seconds=args.seconds
+            port=args.port,
+            key=key,
+            batch_size=1,
+            clients=args.single_clients,
+            connections=args.single_connections,
+            seconds=args.seconds,
+            server_pid=server.pid,
         )
         print("single ", json.dumps(single))
     finally:

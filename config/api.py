@@ -1,7 +1,12 @@
-"""API-wide plumbing: the DRF exception handler that gives every error one JSON shape."""
+"""API-wide plumbing: the DRF exception handler that gives every error one JSON shape, and the middleware
+that lets /api/v1/ requests skip what only browser pages need."""
 
 from django.conf import settings
+from django.contrib.auth import middleware as _auth_middleware
+from django.contrib.messages import middleware as _messages_middleware
+from django.contrib.sessions import middleware as _session_middleware
 from django.db import InterfaceError, OperationalError
+from django.middleware import csrf as _csrf_middleware
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -52,3 +57,35 @@ def exception_handler(exc, context):
         body = {"code": code, "message": str(detail)}
         response.data = {"error": body, "errors": [body]}
     return response
+
+
+# ---------------------------------------------------------------------------
+# Middleware: the browser-only middleware (sessions, CSRF, user from the session, messages) does nothing
+# for the Bearer-key API but costs on every request, so it passes /api/v1/ requests straight through. DRF's
+# views are CSRF-exempt anyway and set request.user from the API key.
+# ---------------------------------------------------------------------------
+
+API_PATH_PREFIX = "/api/v1/"
+
+
+class _SkippedForApi:
+    def __call__(self, request):
+        if request.path_info.startswith(API_PATH_PREFIX) and not self.async_mode:
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class SessionMiddleware(_SkippedForApi, _session_middleware.SessionMiddleware):
+    """Django's SessionMiddleware, except on /api/v1/."""
+
+
+class CsrfViewMiddleware(_SkippedForApi, _csrf_middleware.CsrfViewMiddleware):
+    """Django's CsrfViewMiddleware, except on /api/v1/ (process_view still sees DRF's csrf_exempt views)."""
+
+
+class AuthenticationMiddleware(_SkippedForApi, _auth_middleware.AuthenticationMiddleware):
+    """Django's AuthenticationMiddleware, except on /api/v1/ (DRF authenticates by API key)."""
+
+
+class MessageMiddleware(_SkippedForApi, _messages_middleware.MessageMiddleware):
+    """Django's MessageMiddleware, except on /api/v1/."""

@@ -45,11 +45,12 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, CSRF, auth and messages middleware, passed over on /api/v1/ (Bearer keys, no cookies).
+    "config.api.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.api.CsrfViewMiddleware",
+    "config.api.AuthenticationMiddleware",
+    "config.api.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -116,6 +117,10 @@ else:
         "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
+    # kombu's filesystem transport needs its folders to exist in every process that publishes or consumes
+    # (web, worker, beat, tests): create them here, where they are defined.
+    for _folder in ("queue", "processed", "control"):
+        (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
@@ -222,6 +227,9 @@ UPTAKE_RATE_LIMIT_ENABLED = env.bool("UPTAKE_RATE_LIMIT_ENABLED", default=True)
 UPTAKE_RATE_BURST = env.int("UPTAKE_RATE_BURST", default=200)
 UPTAKE_RATE_PER_SECOND = env.float("UPTAKE_RATE_PER_SECOND", default=100.0)
 UPTAKE_RETRY_AFTER_SECONDS = env.int("UPTAKE_RETRY_AFTER_SECONDS", default=5)
+# API keys (with their workspace) are cached in each web process for this long: a key revoked or a workspace
+# changed in another process is seen within this delay (0 turns the cache off).
+UPTAKE_API_KEY_CACHE_SECONDS = env.float("UPTAKE_API_KEY_CACHE_SECONDS", default=5.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(UPTAKE_INGEST_MAX_BYTES + 1024, 2_621_440)
 
 # ---------------------------------------------------------------------------

@@ -133,6 +133,7 @@ def usage_events_store(
     """
     result = StoreResult()
     known = _dimensions_lookup(workspace_id=workspace.pk, events=events)
+    found_ids = {pk for pk, _, _ in known.features.values()}
     feature_ids, rejected = _catalog_resolve(
         workspace=workspace, events=events, register=register, known=known
     )
@@ -189,25 +190,32 @@ def usage_events_store(
     result.stored = _events_write(workspace_id=workspace.pk, rows=rows, now=now, source=source)
     result.duplicates += len(rows) - len(result.stored)
     if result.stored:
-        allowance_usage_apply(
-            workspace_id=workspace.pk,
-            rows=[
-                UsageRow(
-                    account_id=s.account_id,
-                    feature_id=s.feature_id,
-                    occurred_at=s.occurred_at,
-                    quantity=s.quantity,
-                )
-                for s in result.stored
-            ],
-        )
-        # Alert pipelines are evaluated after commit, off the request path (usage/alerts/triggers.py).
-        from usage.alerts.triggers import alerts_enqueue_for_events
+        # Only metered features count towards allowances: events of features the lookup found unmetered are
+        # left out (features registered by this batch are new drafts; allowance_usage_apply decides for them).
+        counted = [s for s in result.stored if s.feature_id in known.metered or s.feature_id not in found_ids]
+        if counted:
+            allowance_usage_apply(
+                workspace_id=workspace.pk,
+                rows=[
+                    UsageRow(
+                        account_id=s.account_id,
+                        feature_id=s.feature_id,
+                        occurred_at=s.occurred_at,
+                        quantity=s.quantity,
+                    )
+                    for s in counted
+                ],
+            )
+        # Alert pipelines are evaluated after commit, off the request path (usage/alerts/triggers.py). The
+        # lookup said whether the workspace has an enabled event-driven pipeline when the batch started; with
+        # none, nothing is queued (a pipeline enabled while the batch is being written sees the next batches).
+        if known.alert_pipelines:
+            from usage.alerts.triggers import alerts_enqueue_for_events
 
-        stored_ids = [s.id for s in result.stored]
-        transaction.on_commit(
-            lambda: alerts_enqueue_for_events(workspace_id=workspace.pk, event_ids=stored_ids)
-        )
+            stored_ids = [s.id for s in result.stored]
+            transaction.on_commit(
+                lambda: alerts_enqueue_for_events(workspace_id=workspace.pk, event_ids=stored_ids)
+            )
     return result
 
 
@@ -243,40 +251,53 @@ class _Known:
     features: dict[str, tuple[int, str, str | None]]  # key → (id, product key, module key)
     accounts: dict[str, int]  # external id → id
     users: dict[tuple[int, str], int]  # (account id, external id) → id
+    metered: set[int]  # ids of the found features that are metered
+    alert_pipelines: bool  # the workspace has an enabled event-driven alert pipeline
 
 
 _LOOKUP_SQL = (
-    "SELECT 'f', f.key, f.id, p.key, m.key FROM catalog_feature f JOIN catalog_product p ON p.id = "
-    "f.product_id "
+    "SELECT 'f', f.key, f.id, p.key, m.key, f.metered FROM catalog_feature f "
+    "JOIN catalog_product p ON p.id = f.product_id "
     "LEFT JOIN catalog_module m ON m.id = f.module_id WHERE f.workspace_id = %(ws)s AND f.key = "
     "ANY(%(features)s) "
-    "UNION ALL SELECT 'a', a.external_id, a.id, NULL, NULL FROM accounts_account a "
+    "UNION ALL SELECT 'a', a.external_id, a.id, NULL, NULL, NULL FROM accounts_account a "
     "WHERE a.workspace_id = %(ws)s AND a.external_id = ANY(%(accounts)s) "
-    "UNION ALL SELECT 'u', u.external_id, u.id, u.account_id::text, NULL FROM accounts_enduser u "
+    "UNION ALL SELECT 'u', u.external_id, u.id, u.account_id::text, NULL, NULL FROM accounts_enduser u "
     "JOIN accounts_account a ON a.id = u.account_id WHERE a.workspace_id = %(ws)s "
-    "AND a.external_id = ANY(%(accounts)s) AND u.external_id = ANY(%(users)s)"
+    "AND a.external_id = ANY(%(accounts)s) AND u.external_id = ANY(%(users)s) "
+    # Whether any enabled event-driven alert pipeline exists, so a workspace without one queues nothing.
+    "UNION ALL SELECT 'p', NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM usage_alertpipeline ap "
+    "WHERE ap.workspace_id = %(ws)s AND ap.enabled AND ap.trigger_type = ANY(%(triggers)s))"
 )
 
 
 def _dimensions_lookup(*, workspace_id: int, events: Sequence[ValidEvent]) -> _Known:
-    """Features, accounts and end users of a batch in one round trip."""
-    known = _Known(features={}, accounts={}, users={})
+    """Features (with whether they are metered), accounts, end users of a batch and whether the workspace has
+    an enabled event-driven alert pipeline, in one round trip."""
+    from usage.alerts.triggers import EVENT_TRIGGERS
+
+    known = _Known(features={}, accounts={}, users={}, metered=set(), alert_pipelines=True)
     users = sorted({e.user_key for e in events if e.user_key is not None})
     params = {
         "ws": workspace_id,
         "features": sorted({e.feature_key for e in events}),
         "accounts": sorted({e.account_key for e in events}),
         "users": users or [""],
+        "triggers": [str(trigger) for trigger in EVENT_TRIGGERS],
     }
     with _pg_cursor() as cursor:
         cursor.execute(_LOOKUP_SQL, params)
-        for kind, key, pk, extra, module_key in cursor.fetchall():
+        for kind, key, pk, extra, module_key, flag in cursor.fetchall():
             if kind == "f":
                 known.features[key] = (pk, extra, module_key)
+                if flag:
+                    known.metered.add(pk)
             elif kind == "a":
                 known.accounts[key] = pk
-            else:
+            elif kind == "u":
                 known.users[(int(extra), key)] = pk
+            else:
+                known.alert_pipelines = bool(flag)
     return known
 
 

@@ -134,11 +134,29 @@ def seed() -> tuple[str, list[str]]:
     return raw, [f.key for f in features]
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (Linux /proc), 0 for those that are gone."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _pids(*args: str) -> list[int]:
+    return [int(x) for x in subprocess.run(args, capture_output=True, text=True).stdout.split()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (2 workers)")
     args = parser.parse_args()
     ensure_database()
     key, feature_keys = seed()
@@ -153,7 +171,7 @@ def main() -> None:
             "--worker-class",
             "gthread",
             "--threads",
-            "4",
+            str(args.threads),
             "--bind",
             f"127.0.0.1:{args.port}",
             "--log-level",
@@ -209,6 +227,12 @@ def main() -> None:
             latencies.clear()
             errors[0] = 0
             stop_at[0] = time.perf_counter() + seconds
+            workers, postgres = (
+                _pids("ps", "-o", "pid=", "--ppid", str(server.pid)),
+                _pids("pgrep", "-x", "postgres"),
+            )
+            cpu = (time.process_time(), _cpu_seconds(workers), _cpu_seconds(postgres))
+            load = os.getloadavg()[0]
             started = time.perf_counter()
             threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
             for t in threads:
@@ -216,6 +240,11 @@ def main() -> None:
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - started
+            cpu = (
+                (time.process_time() - cpu[0]) / elapsed,
+                (_cpu_seconds(workers) - cpu[1]) / elapsed,
+                (_cpu_seconds(postgres) - cpu[2]) / elapsed,
+            )
         latencies.sort()
         q = statistics.quantiles(latencies, n=100)
         print(f"checks: {len(latencies)} in {elapsed:.1f}s, errors: {errors[0]}, clients: {args.clients}")
@@ -223,6 +252,10 @@ def main() -> None:
         print(
             f"latency ms: p50 {q[49] * 1000:.2f}  p95 {q[94] * 1000:.2f}  p99 {q[98] * 1000:.2f}  "
             f"max {latencies[-1] * 1000:.2f}"
+        )
+        print(
+            f"CPU (cores busy): client {cpu[0]:.2f}, gunicorn {cpu[1]:.2f}, postgres {cpu[2]:.2f}; "
+            f"load average at start {load:.2f}; gunicorn 2 workers x {args.threads} threads"
         )
     finally:
         server.send_signal(signal.SIGTERM)
