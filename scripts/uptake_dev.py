@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -218,8 +219,6 @@ def run() -> int:
         env = dict(os.environ, DEBUG=os.environ.get("DEBUG", "true"), PYTHONUNBUFFERED="1")
         if not os.environ.get("REDIS_URL"):
             say("REDIS_URL is unset: Celery uses the filesystem queue in .uptake/broker (single machine)")
-            for sub in ("queue", "processed", "control"):
-                (STATE / "broker" / sub).mkdir(parents=True, exist_ok=True)
         commands = {
             "web": [PY, "manage.py", "runserver", f"{host}:{port}"],
             "worker": [_celery_bin(), "-A", "config", "worker", "-l", "info", "--concurrency", "2"],
@@ -247,6 +246,11 @@ def run() -> int:
 
 def test(args: list[str]) -> int:
     started = ensure_database()
+    # Without Redis, tasks the tests publish go to a filesystem queue of their own, emptied first, so that a
+    # later `make run` worker never picks up a test's leftovers.
+    test_broker = STATE / "test-broker"
+    shutil.rmtree(test_broker, ignore_errors=True)
+    os.environ.setdefault("UPTAKE_BROKER_DIR", str(test_broker))
     try:
         return subprocess.run([PY, "-m", "pytest", *args], cwd=ROOT).returncode
     finally:
