@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import Account, EndUser, Workspace
-from catalog.models import Feature
+from catalog.models import Feature, Product
 
 # Heatmap buckets are 15 minutes wide: every UTC offset in use (…, +05:30, +05:45, -03:30) is a multiple of
 # 15 minutes, so each bucket falls inside exactly one local hour in any workspace timezone, DST included.
@@ -48,6 +48,74 @@ class FeatureAccountDay(models.Model):
         ]
         indexes = [
             models.Index(fields=["workspace", "account", "day"], name="analytics_fad_account_day_idx"),
+            # One feature's rows over a window (feature pages, adoption of the top features) without reading
+            # every feature's rows of those days.
+            models.Index(fields=["workspace", "feature", "day"], name="analytics_fad_feature_day_idx"),
+        ]
+
+
+class FeatureDay(models.Model):
+    """Net uses of one feature on one UTC day (all accounts): totals, prior totals and sparklines read a few
+    thousand rows instead of every (feature, account) pair. Recomputed from the day's FeatureAccountDay rows."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    day = models.DateField()
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    uses = models.BigIntegerField()
+    events = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "feature", "day"], name="analytics_featureday_unique_bucket"
+            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featureday_events_positive"),
+        ]
+
+
+class AccountProductDay(models.Model):
+    """Net uses of one account on one UTC day over all features of one product (a feature never changes
+    product): account totals, the usage-drop and dormant lists, without per-feature rows. Used only when a
+    query covers every feature of the product(s); recomputed from the day's FeatureAccountDay rows."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    day = models.DateField()
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    uses = models.BigIntegerField()
+    events = models.BigIntegerField()
+    last_at = models.DateTimeField(null=True, help_text="Latest occurred_at of a positive event that day.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "product", "day", "account"],
+                name="analytics_accountproductday_unique_bucket",
+            ),
+            models.CheckConstraint(
+                condition=Q(events__gt=0), name="analytics_accountproductday_events_positive"
+            ),
+        ]
+
+
+class ProductQuarterHour(models.Model):
+    """Net uses of all features of one product in one 15-minute UTC bucket: the whole-product heatmap.
+    Recomputed from the day's FeatureQuarterHour rows."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    uses = models.BigIntegerField()
+    events = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "product", "bucket"], name="analytics_productquarterhour_unique_bucket"
+            ),
+            models.CheckConstraint(
+                condition=Q(events__gt=0), name="analytics_productquarterhour_events_positive"
+            ),
         ]
 
 

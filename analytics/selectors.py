@@ -116,6 +116,15 @@ def analytics_features(*, workspace: Workspace, product: Product | None, event: 
     ]
 
 
+def _covers_every_feature(*, workspace: Workspace, product: Product | None, feature_ids) -> bool:
+    """Whether feature_ids are all the features of the product (of the workspace when None): then the
+    per-product rollups (account × product × day, product × 15 minutes) hold exactly their sums."""
+    qs = Feature.objects.filter(workspace=workspace)
+    if product is not None:
+        qs = qs.filter(product=product)
+    return set(qs.values_list("id", flat=True)) == set(feature_ids)
+
+
 def _pct(part: int, whole: int) -> float:
     if whole <= 0:
         return 0.0
@@ -138,14 +147,24 @@ def active_accounts_count(*, workspace: Workspace, by: date, account: Account | 
 
 
 def usage_pattern(
-    *, workspace: Workspace, feature_ids: list[int], window: Window, account: Account | None = None
+    *, workspace: Workspace, feature_ids: list[int], window: Window, account: Account | None = None,
+    whole_product: Product | None = None,
 ) -> list[list[int]]:
-    """7×24 net uses by local weekday (0 = Sunday) and hour in the workspace's timezone."""
+    """7×24 net uses by local weekday (0 = Sunday) and hour in the workspace's timezone. `whole_product`: the
+    caller's feature_ids are every feature of that product, so its per-product buckets can be read."""
     grid = [[0] * 24 for _ in range(7)]
     if not feature_ids:
         return grid
     with connection.cursor() as cursor:
-        if account is None:
+        if account is None and whole_product is not None:
+            cursor.execute(
+                """
+                SELECT bucket, uses FROM analytics_productquarterhour
+                WHERE workspace_id = %s AND product_id = %s AND bucket >= %s AND bucket < %s
+                """,
+                [workspace.pk, whole_product.pk, window.start_at, window.end_before],
+            )
+        elif account is None:
             cursor.execute(
                 """
                 SELECT bucket, sum(uses) FROM analytics_featurequarterhour
@@ -193,7 +212,21 @@ def feature_usage(
     account_features: dict[int, int] = {}
     account_keys: dict[int, str] = {}
     domain_net: dict[str, int] = {}
-    if feature_ids:
+    whole = bool(feature_ids) and account is None and _covers_every_feature(
+        workspace=workspace, product=product, feature_ids=feature_ids
+    )
+    if feature_ids and account is None:
+        # Per-feature numbers from the feature × day rollup, per-account ones from account × product × day
+        # (whole product) or from (feature, account) pairs of the window; the per-pair numbers that only the
+        # top 12 features / accounts show are computed for those alone, below.
+        _window_feature_sums(
+            workspace=workspace, feature_ids=feature_ids, window=window, net=feature_net, prior=prior_by_feature
+        )
+        _window_account_sums(
+            workspace=workspace, product=product if whole else None, feature_ids=feature_ids, window=window,
+            net=account_net, keys=account_keys, domains=domain_net,
+        )
+    elif feature_ids:
         account_sql = " AND account_id = %(account)s" if account is not None else ""
         with transaction.atomic(), connection.cursor() as cursor:
             # Hundreds of thousands of (feature, account) groups: let the aggregate stay in memory.
@@ -247,6 +280,15 @@ def feature_usage(
         (fid for fid, uses in feature_net.items() if uses > 0), key=lambda fid: (-feature_net[fid], by_id[fid]["key"])
     )
     top_ids = used_features[:12]
+    used_accounts = sorted(
+        (aid for aid, uses in account_net.items() if uses > 0), key=lambda aid: (-account_net[aid], account_keys[aid])
+    )
+    if feature_ids and account is None:
+        _top_pair_counts(
+            workspace=workspace, feature_ids=feature_ids, top_feature_ids=top_ids, top_account_ids=used_accounts[:12],
+            window=window, feature_accounts=feature_accounts, feature_domains=feature_domains,
+            account_features=account_features,
+        )
     sparklines = feature_daily_uses(workspace=workspace, feature_ids=top_ids, window=window, account=account)
     sparkline_days = [d.isoformat() for d in window.days]
 
@@ -272,9 +314,6 @@ def feature_usage(
         {"feature_id": by_id[fid]["key"], "name": by_id[fid]["name"], "prior_events": prior_by_feature[fid]}
         for fid in quiet
     ]
-    used_accounts = sorted(
-        (aid for aid, uses in account_net.items() if uses > 0), key=lambda aid: (-account_net[aid], account_keys[aid])
-    )
     names = dict(Account.objects.filter(pk__in=used_accounts[:12]).values_list("pk", "name"))
     top_accounts = [
         {
@@ -304,10 +343,109 @@ def feature_usage(
         },
         "top_features": top_features,
         "quiet_features": quiet_features,
-        "usage_pattern": usage_pattern(workspace=workspace, feature_ids=feature_ids, window=window, account=account),
+        "usage_pattern": usage_pattern(
+            workspace=workspace, feature_ids=feature_ids, window=window, account=account,
+            whole_product=product if whole else None,
+        ),
         "top_accounts": top_accounts,
         "top_domains": top_domains,
     }
+
+
+def _window_feature_sums(
+    *, workspace: Workspace, feature_ids: list[int], window: Window, net: dict, prior: dict
+) -> None:
+    """Per feature: net uses in the window and in the prior window (features with rows in either)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT feature_id, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
+                   COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
+            FROM analytics_featureday
+            WHERE workspace_id = %(ws)s AND feature_id = ANY(%(features)s)
+              AND day >= %(prior_start)s AND day <= %(end)s
+            GROUP BY feature_id
+            """,
+            {"ws": workspace.pk, "features": feature_ids, "start": window.start,
+             "prior_start": window.prior.start, "end": window.end},
+        )
+        for feature_id, now_uses, prior_uses in cursor.fetchall():
+            net[feature_id] = int(now_uses)
+            prior[feature_id] = int(prior_uses)
+
+
+def _window_account_sums(
+    *, workspace: Workspace, product: Product | None, feature_ids: list[int], window: Window, net: dict,
+    keys: dict, domains: dict,
+) -> None:
+    """Per account: net uses of the features in the window (with its external id); per domain (lower-cased,
+    trimmed, non-empty): the sum over its accounts. `product`: feature_ids are all of its features, so the
+    account × product × day rollup is read instead of (feature, account) pairs."""
+    with connection.cursor() as cursor:
+        if product is not None:
+            cursor.execute(
+                """
+                SELECT r.account_id, a.external_id, lower(btrim(a.domain)), sum(r.uses)
+                FROM analytics_accountproductday r JOIN accounts_account a ON a.id = r.account_id
+                WHERE r.workspace_id = %s AND r.product_id = %s AND r.day >= %s AND r.day <= %s
+                GROUP BY 1, 2, 3
+                """,
+                [workspace.pk, product.pk, window.start, window.end],
+            )
+        else:
+            cursor.execute(
+                """
+                SELECT r.account_id, a.external_id, lower(btrim(a.domain)), sum(r.uses)
+                FROM analytics_featureaccountday r JOIN accounts_account a ON a.id = r.account_id
+                WHERE r.workspace_id = %s AND r.feature_id = ANY(%s) AND r.day >= %s AND r.day <= %s
+                GROUP BY 1, 2, 3
+                """,
+                [workspace.pk, feature_ids, window.start, window.end],
+            )
+        for account_id, external_id, domain, uses in cursor.fetchall():
+            net[account_id] = int(uses)
+            keys[account_id] = external_id
+            if domain:
+                domains[domain] = domains.get(domain, 0) + int(uses)
+
+
+def _top_pair_counts(
+    *, workspace: Workspace, feature_ids: list[int], top_feature_ids: list[int], top_account_ids: list[int],
+    window: Window, feature_accounts: dict, feature_domains: dict, account_features: dict,
+) -> None:
+    """Numbers that need per-(feature, account) net uses, for the listed features and accounts only: accounts
+    and domains using each top feature, features used by each top account."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH pairs AS MATERIALIZED (
+                SELECT feature_id, account_id, sum(uses) AS cur FROM analytics_featureaccountday
+                WHERE workspace_id = %(ws)s AND feature_id = ANY(%(top_features)s)
+                  AND day >= %(start)s AND day <= %(end)s
+                GROUP BY 1, 2
+            )
+            SELECT 'accounts', feature_id, count(*) FROM pairs WHERE cur > 0 GROUP BY feature_id
+            UNION ALL
+            SELECT 'domains', feature_id, count(*) FROM (
+                SELECT p.feature_id FROM pairs p JOIN accounts_account a ON a.id = p.account_id
+                WHERE lower(btrim(a.domain)) <> ''
+                GROUP BY p.feature_id, lower(btrim(a.domain)) HAVING sum(p.cur) > 0
+            ) used GROUP BY feature_id
+            UNION ALL
+            SELECT 'features', account_id, count(*) FROM (
+                SELECT account_id FROM analytics_featureaccountday
+                WHERE workspace_id = %(ws)s AND account_id = ANY(%(top_accounts)s)
+                  AND feature_id = ANY(%(features)s) AND day >= %(start)s AND day <= %(end)s
+                GROUP BY account_id, feature_id HAVING sum(uses) > 0
+            ) used GROUP BY account_id
+            """,
+            {"ws": workspace.pk, "top_features": top_feature_ids, "top_accounts": top_account_ids,
+             "features": feature_ids, "start": window.start, "end": window.end},
+        )
+        for kind, pk, count in cursor.fetchall():
+            {"accounts": feature_accounts, "domains": feature_domains, "features": account_features}[kind][pk] = (
+                int(count)
+            )
 
 
 FEATURE_USAGE_CACHE_SECONDS = 60
@@ -343,8 +481,9 @@ def feature_daily_uses(
     out: dict[int, dict[date, int]] = defaultdict(dict)
     if not feature_ids:
         return out
-    sql = """
-        SELECT feature_id, day, sum(uses) FROM analytics_featureaccountday
+    table = "analytics_featureaccountday" if account is not None else "analytics_featureday"
+    sql = f"""
+        SELECT feature_id, day, sum(uses) FROM {table}
         WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
     """
     params: list = [workspace.pk, feature_ids, window.start, window.end]
@@ -488,6 +627,26 @@ _VERIFY_QUERIES = {
            FROM usage_usageevent WHERE workspace_id = %(ws)s AND end_user_id IS NOT NULL GROUP BY 1, 2, 3""",
         """SELECT day, feature_id, end_user_id, uses, events FROM analytics_featureuserday
            WHERE workspace_id = %(ws)s""",
+    ),
+    "analytics_featureday": (
+        """SELECT (occurred_at AT TIME ZONE 'UTC')::date, feature_id, sum(quantity), count(*)
+           FROM usage_usageevent WHERE workspace_id = %(ws)s GROUP BY 1, 2""",
+        """SELECT day, feature_id, uses, events FROM analytics_featureday WHERE workspace_id = %(ws)s""",
+    ),
+    "analytics_accountproductday": (
+        """SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, f.product_id, e.account_id, sum(e.quantity), count(*),
+                  max(e.occurred_at) FILTER (WHERE e.quantity > 0)
+           FROM usage_usageevent e JOIN catalog_feature f ON f.id = e.feature_id
+           WHERE e.workspace_id = %(ws)s GROUP BY 1, 2, 3""",
+        """SELECT day, product_id, account_id, uses, events, last_at FROM analytics_accountproductday
+           WHERE workspace_id = %(ws)s""",
+    ),
+    "analytics_productquarterhour": (
+        """SELECT date_bin('15 minutes', e.occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'), f.product_id,
+                  sum(e.quantity), count(*)
+           FROM usage_usageevent e JOIN catalog_feature f ON f.id = e.feature_id
+           WHERE e.workspace_id = %(ws)s GROUP BY 1, 2""",
+        """SELECT bucket, product_id, uses, events FROM analytics_productquarterhour WHERE workspace_id = %(ws)s""",
     ),
     "analytics_accountfeaturelastseen": (
         """SELECT account_id, feature_id, max(occurred_at) FROM usage_usageevent
@@ -820,17 +979,26 @@ def free_accounts_using_ungranted(
 def dormant_accounts(*, workspace: Workspace, now: datetime, days: int = 14) -> list[dict]:
     """Active accounts whose last use of any analytics feature is more than `days` days ago (or never)."""
     features = analytics_features(workspace=workspace, product=None)
+    feature_ids = [f["id"] for f in features]
     cutoff = now - timedelta(days=days)
+    if _covers_every_feature(workspace=workspace, product=None, feature_ids=feature_ids):
+        # Last positive use over every feature = the latest last_at of the account's account × product days.
+        last_sql = """
+            SELECT account_id, max(last_at) AS seen FROM analytics_accountproductday
+            WHERE workspace_id = %(ws)s AND last_at IS NOT NULL GROUP BY account_id
+        """
+    else:
+        last_sql = """
+            SELECT account_id, max(last_seen_at) AS seen FROM analytics_accountfeaturelastseen
+            WHERE workspace_id = %(ws)s AND feature_id = ANY(%(features)s) GROUP BY account_id
+        """
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            SELECT a.id, max(ls.last_seen_at) FROM accounts_account a
-            LEFT JOIN analytics_accountfeaturelastseen ls
-              ON ls.account_id = a.id AND ls.workspace_id = a.workspace_id AND ls.feature_id = ANY(%s)
-            WHERE a.workspace_id = %s AND a.status = 'active'
-            GROUP BY a.id HAVING max(ls.last_seen_at) IS NULL OR max(ls.last_seen_at) < %s
+            f"""
+            SELECT a.id, ls.seen FROM accounts_account a LEFT JOIN ({last_sql}) ls ON ls.account_id = a.id
+            WHERE a.workspace_id = %(ws)s AND a.status = 'active' AND (ls.seen IS NULL OR ls.seen < %(cutoff)s)
             """,
-            [[f["id"] for f in features], workspace.pk, cutoff],
+            {"ws": workspace.pk, "features": feature_ids, "cutoff": cutoff},
         )
         last = dict(cursor.fetchall())
     rows = _account_rows(workspace=workspace, ids=last)
@@ -841,22 +1009,34 @@ def dormant_accounts(*, workspace: Workspace, now: datetime, days: int = 14) -> 
     return sorted(out, key=lambda r: (r["last_used_at"] is not None, r["last_used_at"] or now, r["external_id"]))
 
 
+def _account_window_and_prior(
+    *, workspace: Workspace, feature_ids: list[int], window: Window
+) -> dict[int, tuple[int, int]]:
+    """Account → (net uses of the features in `window`, in the prior window), accounts with rows in either.
+    When the features are every feature of the workspace, the account × product × day rollup holds the sums."""
+    if _covers_every_feature(workspace=workspace, product=None, feature_ids=feature_ids):
+        table, feature_sql = "analytics_accountproductday", ""
+    else:
+        table, feature_sql = "analytics_featureaccountday", " AND feature_id = ANY(%(features)s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
+                   COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
+            FROM {table}
+            WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{feature_sql}
+            GROUP BY account_id
+            """,
+            {"ws": workspace.pk, "features": feature_ids, "start": window.start, "prior_start": window.prior.start,
+             "end": window.end},
+        )
+        return {account: (int(current), int(prior)) for account, current, prior in cursor.fetchall()}
+
+
 def accounts_usage_dropped(*, workspace: Workspace, window: Window, percent: int = 50) -> list[dict]:
     """Accounts whose net uses fell by at least `percent` % against the prior window (churn risk)."""
     features = analytics_features(workspace=workspace, product=None)
-    prior = window.prior
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %s), 0),
-                   COALESCE(sum(uses) FILTER (WHERE day < %s), 0)
-            FROM analytics_featureaccountday
-            WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
-            GROUP BY account_id
-            """,
-            [window.start, window.start, workspace.pk, [f["id"] for f in features], prior.start, window.end],
-        )
-        pairs = {a: (int(c), int(p)) for a, c, p in cursor.fetchall()}
+    pairs = _account_window_and_prior(workspace=workspace, feature_ids=[f["id"] for f in features], window=window)
     dropped = {
         a: (c, p) for a, (c, p) in pairs.items() if p > 0 and Decimal(max(c, 0)) * 100 <= Decimal(p) * (100 - percent)
     }
@@ -945,15 +1125,4 @@ def alert_accounts_usage_windows(
     ids = [f["id"] for f in features if not wanted or f["key"] in wanted]
     if not ids:
         return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %s), 0),
-                   COALESCE(sum(uses) FILTER (WHERE day < %s), 0)
-            FROM analytics_featureaccountday
-            WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
-            GROUP BY account_id
-            """,
-            [window.start, window.start, workspace.pk, ids, window.prior.start, window.end],
-        )
-        return {account: (int(current), int(prior)) for account, current, prior in cursor.fetchall()}
+    return _account_window_and_prior(workspace=workspace, feature_ids=ids, window=window)

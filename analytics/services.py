@@ -52,14 +52,22 @@ def _replace(
     where_sql: str,
     where_params: list,
     diff: bool,
+    bulk: bool = False,
 ) -> None:
     """Make the rows of `table` matching `where_sql` exactly the rows of `select_sql`.
+
+    Bulk mode (a full rebuild, `where_sql` = the workspace): if the table holds no other workspace's rows it is
+    truncated and loaded with its secondary indexes dropped, then re-indexed once (sorting 7M keys once is far
+    cheaper than 7M index insertions); otherwise plain mode.
 
     Plain mode deletes them all and inserts the fresh ones (fastest for whole ranges). Diff mode computes the
     fresh rows into a temporary table and writes only what changed: a restated day usually changes a small
     part of its buckets, and writes (index upkeep, WAL) dominate the cost of a recompute."""
     columns = ", ".join(keys + values)
     if not diff:
+        if bulk and _holds_only_workspace(cursor, table=table, workspace_id=where_params[0]):
+            _bulk_load(cursor, table=table, columns=columns, select_sql=select_sql, select_params=select_params)
+            return
         cursor.execute(f"DELETE FROM {table} WHERE {where_sql}", where_params)
         cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
         return
@@ -81,6 +89,43 @@ def _replace(
         f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same_key})"
     )
     cursor.execute("DROP TABLE analytics_fresh")
+
+
+def _holds_only_workspace(cursor, *, table: str, workspace_id: int) -> bool:
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE workspace_id <> %s)", [workspace_id])
+    return not cursor.fetchone()[0]
+
+
+def _bulk_load(cursor, *, table: str, columns: str, select_sql: str, select_params: list) -> None:
+    """TRUNCATE, drop unique constraints and secondary indexes, INSERT … SELECT, re-create them (same names and
+    definitions, read from the catalog), all inside the caller's transaction."""
+    cursor.execute(
+        """
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid = %s::regclass AND contype = 'u'
+        """,
+        [table],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        """
+        SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
+        WHERE i.indrelid = %s::regclass AND NOT i.indisprimary
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+        """,
+        [table],
+    )
+    indexes = cursor.fetchall()
+    cursor.execute(f"TRUNCATE {table}")
+    for name, _ in constraints:
+        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+    cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
+    for name, definition in constraints:
+        cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    for _, definition in indexes:
+        cursor.execute(definition)
 
 
 def _recompute(
@@ -107,6 +152,7 @@ def _recompute(
         ts_params.append(_start_of(until + timedelta(days=1)))
         bucket_where.append("bucket < %s")
         bucket_params.append(_start_of(until + timedelta(days=1)))
+    bulk = since is None and until is None and not diff
     day_sql = " AND ".join(day_where)
     ts_sql = " AND ".join(ts_where)
     bucket_sql = " AND ".join(bucket_where)
@@ -127,6 +173,7 @@ def _recompute(
         where_sql=day_sql,
         where_params=day_params,
         diff=diff,
+        bulk=bulk,
     )
     _replace(
         cursor,
@@ -153,6 +200,7 @@ def _recompute(
         where_sql=day_sql,
         where_params=day_params,
         diff=diff,
+        bulk=bulk,
     )
     _replace(
         cursor,
@@ -170,6 +218,59 @@ def _recompute(
         where_sql=bucket_sql,
         where_params=bucket_params,
         diff=diff,
+        bulk=bulk,
+    )
+    # Coarser levels, recomputed from the fine rows of the same whole days / buckets just written.
+    _replace(
+        cursor,
+        table="analytics_featureday",
+        keys=["workspace_id", "feature_id", "day"],
+        values=["uses", "events"],
+        select_sql=f"""
+            SELECT workspace_id, feature_id, day, sum(uses) AS uses, sum(events) AS events
+            FROM analytics_featureaccountday WHERE {day_sql}
+            GROUP BY 1, 2, 3
+        """,
+        select_params=day_params,
+        where_sql=day_sql,
+        where_params=day_params,
+        diff=diff,
+        bulk=bulk,
+    )
+    _replace(
+        cursor,
+        table="analytics_accountproductday",
+        keys=["workspace_id", "product_id", "day", "account_id"],
+        values=["uses", "events", "last_at"],
+        select_sql=f"""
+            SELECT r.workspace_id, f.product_id, r.day, r.account_id, sum(r.uses) AS uses,
+                   sum(r.events) AS events, max(r.last_at) AS last_at
+            FROM analytics_featureaccountday r JOIN catalog_feature f ON f.id = r.feature_id
+            WHERE {" AND ".join("r." + c for c in day_where)}
+            GROUP BY 1, 2, 3, 4
+        """,
+        select_params=day_params,
+        where_sql=day_sql,
+        where_params=day_params,
+        diff=diff,
+        bulk=bulk,
+    )
+    _replace(
+        cursor,
+        table="analytics_productquarterhour",
+        keys=["workspace_id", "product_id", "bucket"],
+        values=["uses", "events"],
+        select_sql=f"""
+            SELECT r.workspace_id, f.product_id, r.bucket, sum(r.uses) AS uses, sum(r.events) AS events
+            FROM analytics_featurequarterhour r JOIN catalog_feature f ON f.id = r.feature_id
+            WHERE {" AND ".join("r." + c for c in bucket_where)}
+            GROUP BY 1, 2, 3
+        """,
+        select_params=bucket_params,
+        where_sql=bucket_sql,
+        where_params=bucket_params,
+        diff=diff,
+        bulk=bulk,
     )
     # Events are append-only, so a recomputed day can only move "last seen" forward.
     cursor.execute(
@@ -256,6 +357,9 @@ def rollups_rebuild(*, workspace_id: int, since: date | None = None, until: date
     """Recompute a workspace's rollups from raw events for since..until (every day when both are None)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_workspace_lock_key(workspace_id)])
+        # Whole-range aggregates of millions of groups: hash them in memory, build indexes in one sort.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
         where = ["workspace_id = %s"]
         params: list = [workspace_id]
         if since is not None:

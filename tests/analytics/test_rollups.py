@@ -12,7 +12,15 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.models import AccountFeatureLastSeen, FeatureAccountDay, FeatureQuarterHour, FeatureUserDay
+from analytics.models import (
+    AccountFeatureLastSeen,
+    AccountProductDay,
+    FeatureAccountDay,
+    FeatureDay,
+    FeatureQuarterHour,
+    FeatureUserDay,
+    ProductQuarterHour,
+)
 from analytics.selectors import rollup_differences
 from analytics.services import rollup_day, rollup_pending
 from usage.models import UsageDayDirty
@@ -189,6 +197,41 @@ def test_verify_rollups_detects_tampering_with_nonzero_exit(workspace, catalog):
     assert f"{row.uses + 1}" in out.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("model", "table"),
+    [
+        (FeatureDay, "analytics_featureday"),
+        (AccountProductDay, "analytics_accountproductday"),
+        (ProductQuarterHour, "analytics_productquarterhour"),
+    ],
+)
+def test_verify_rollups_detects_a_tampered_coarse_row_and_a_rebuild_repairs_it(workspace, catalog, model, table):
+    # given matching rollups
+    store_events(workspace, random_events(4, 100, datetime(2026, 11, 1, tzinfo=UTC), 5))
+    rollup_pending(now=timezone.now())
+    good = sorted(model.objects.values_list("uses", "events"))
+    assert good and sum(u for u, _ in good) == sum(
+        FeatureAccountDay.objects.values_list("uses", flat=True)
+    )
+    # when one coarse row is tampered with
+    row = model.objects.order_by("pk").first()
+    model.objects.filter(pk=row.pk).update(uses=row.uses + 1000)
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("verify_rollups", stdout=out, stderr=StringIO())
+    # then verify names the table and the tampered value
+    assert exit_info.value.code == 1
+    assert f"{table}: missing or different" in out.getvalue()
+    assert f"{table}: unexpected" in out.getvalue()
+    assert f"{row.uses + 1000}" in out.getvalue()
+    # when a full rebuild runs, then the table is back and verify passes
+    call_command("rebuild_rollups", stdout=StringIO())
+    assert sorted(model.objects.values_list("uses", "events")) == good
+    out = StringIO()
+    call_command("verify_rollups", stdout=out)
+    assert "acme: rollups match raw events" in out.getvalue()
+
+
 def test_verify_skips_days_still_pending(workspace, catalog):
     # given a day not rolled up yet
     store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 9, tzinfo=UTC), 5)])
@@ -232,7 +275,10 @@ def test_property_random_streams_batched_and_rolled_up_in_any_order_equal_the_or
 
     UsageEvent.objects.all().delete()
     UsageDayDirty.objects.all().delete()
-    for model in (FeatureAccountDay, FeatureQuarterHour, FeatureUserDay, AccountFeatureLastSeen):
+    for model in (
+        FeatureAccountDay, FeatureQuarterHour, FeatureUserDay, AccountFeatureLastSeen, FeatureDay,
+        AccountProductDay, ProductQuarterHour,
+    ):
         model.objects.all().delete()
     base = datetime(2026, 10, 25, tzinfo=UTC)
     events = [Ev(f, a, base + timedelta(seconds=s), q, f"{a}-{u}" if u else None) for f, a, s, q, u in raw]
