@@ -4,15 +4,16 @@ A batch costs a handful of queries whatever its size: dimensions (catalog, accou
 in one query, unknown ones are registered with INSERT … ON CONFLICT DO NOTHING and re-selected,
 events are written with COPY into a staging table and moved with INSERT … ON CONFLICT DO NOTHING RETURNING
 (the unique constraint on (workspace, event_id) decides duplicates, also under concurrent batches) in one
-statement that also moves accounts' and end users' first/last seen and marks the (workspace, UTC day) dirty;
-allowance counters are updated in the same transaction. Batches of up to COPY_THRESHOLD events skip the stage
+statement that also moves accounts' and end users' first/last seen; allowance counters are updated and the
+(workspace, UTC day) is marked dirty (last, as its row is shared by every batch of the day) in the same
+transaction. Batches of up to COPY_THRESHOLD events skip the stage
 and insert from arrays.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import psycopg
 from django.conf import settings
@@ -206,6 +207,11 @@ def usage_events_store(
                     for s in counted
                 ],
             )
+        # The (workspace, UTC day) mark goes last, right before COMMIT: every batch of a workspace and day
+        # bumps the same row, so its lock (which serialises concurrent batches of the workspace from here to
+        # COMMIT) is held as briefly as the transaction allows.
+        days = {s.occurred_at.astimezone(UTC).date() for s in result.stored}
+        usage_days_mark_dirty(workspace_id=workspace.pk, days=days, now=now)
         # Alert pipelines are evaluated after commit, off the request path (usage/alerts/triggers.py). The
         # lookup said whether the workspace has an enabled event-driven pipeline when the batch started; with
         # none, nothing is queued (a pipeline enabled while the batch is being written sees the next batches).
@@ -666,18 +672,10 @@ _SEEN = (
     "last_seen_at = GREATEST(COALESCE(t.last_seen_at, s.last), s.last) FROM {name}_span s "
     "WHERE t.id = s.id AND t.id IN (SELECT id FROM {name}_lock))"
 )
-_DIRTY = (
-    "dirty AS (INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
-    "SELECT %(ws)s, d.day, 1, %(now)s FROM (SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day "
-    "FROM ins) d "
-    "ORDER BY d.day ON CONFLICT (workspace_id, day) DO UPDATE "
-    "SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at)"
-)
 _TAIL = ", ".join(
     [
         _SEEN.format(name="acc", column="account_id", table="accounts_account"),
         _SEEN.format(name="usr", column="end_user_id", table="accounts_enduser"),
-        _DIRTY,
     ]
 )
 _INSERT_FROM_ARRAYS = (
@@ -719,7 +717,7 @@ _INSERT_FROM_STAGE = (
 def _events_write(*, workspace_id: int, rows: list[tuple], now: datetime, source: str) -> list[StoredEvent]:
     """Insert rows (index, account, end user, feature, occurred_at, quantity, event_id, properties JSON),
     skipping event ids already stored in the workspace, and in the same statement move first/last seen of
-    their accounts and end users and mark their (workspace, UTC day) dirty; return the stored events."""
+    their accounts and end users; return the stored events."""
     params = {"ws": workspace_id, "now": now, "source": source, "resolution": SEEN_RESOLUTION_SECONDS}
     with _pg_cursor() as cursor:
         if len(rows) <= COPY_THRESHOLD:
