@@ -207,6 +207,12 @@ def usage_events_store(
                     for s in counted
                 ],
             )
+    if len(rows) > COPY_THRESHOLD and len(connection.atomic_blocks) > 1:
+        # _events_write checked foreign keys per statement (see _STAGE_SQL); a caller's transaction goes on,
+        # so give it back Django's deferral (every deferrable constraint here is initially deferred).
+        with _pg_cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    if result.stored:
         # The (workspace, UTC day) mark goes last, right before COMMIT: every batch of a workspace and day
         # bumps the same row, so its lock (which serialises concurrent batches of the workspace from here to
         # COMMIT) is held as briefly as the transaction allows.
@@ -646,7 +652,11 @@ def _end_users_resolve(
 # ---------------------------------------------------------------------------
 
 _EVENT_COLUMNS = "account_id, end_user_id, feature_id, occurred_at, quantity, event_id, properties"
+# Foreign keys are DEFERRABLE INITIALLY DEFERRED (Django's default): checked at COMMIT, a batch's 4 per event
+# (and 3 per allowance entry) would run while the day's dirty mark is locked, serialising concurrent batches.
+# Large batches check them per statement instead, before the mark is taken.
 _STAGE_SQL = (
+    "SET CONSTRAINTS ALL IMMEDIATE; "
     "CREATE TEMP TABLE IF NOT EXISTS usage_ingest_stage (ord integer, account_id bigint, end_user_id bigint, "
     "feature_id bigint, occurred_at timestamptz, quantity bigint, event_id varchar(128), properties jsonb) "
     "ON COMMIT DELETE ROWS"
