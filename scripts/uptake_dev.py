@@ -189,7 +189,15 @@ def _celery_bin() -> str:
     return str(Path(PY).parent / "celery")
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run() -> int:
+    # Ctrl-C (SIGINT) and SIGTERM both stop everything. Installed explicitly: a shell that starts us in the
+    # background hands down SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     started = ensure_database()
     children: list[subprocess.Popen] = []
 
@@ -227,7 +235,6 @@ def run() -> int:
         for name, command in commands.items():
             say(f"starting {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(command))}")
             children.append(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True))
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         time.sleep(2)
         say(f"Uptake is running: dashboard http://{host}:{port}/  admin http://{host}:{port}/admin/  "
             f"API docs http://{host}:{port}/api/docs/")
@@ -240,7 +247,9 @@ def run() -> int:
         say("stopping…")
         return 0
     finally:
+        # A second Ctrl-C must not cut the shutdown short and leave processes behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         shutdown()
 
 
