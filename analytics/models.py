@@ -19,15 +19,18 @@ HEATMAP_BUCKET_MINUTES = 15
 # rebuilt from raw events whose own foreign keys are enforced, and per-row FK checks on hundreds of thousands of
 # recomputed rows per day dominated rollup time. Deleting a workspace, account, user or feature still cascades
 # through Django's collector (on_delete=CASCADE), and verify_rollups compares every row with raw events.
+# Nor do they carry single-column indexes (db_index=False): reads go through the composite (workspace, …)
+# indexes, and four extra indexes per table were most of the cost of writing rollup rows. Deleting one feature,
+# account or end user therefore scans the rollup tables (a rare admin operation).
 
 
 class FeatureAccountDay(models.Model):
     """Net uses of one feature by one account on one UTC day."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     day = models.DateField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     uses = models.BigIntegerField(help_text="Net sum of quantities, reversals included.")
     events = models.BigIntegerField(help_text="Number of raw events.")
     users = models.IntegerField(help_text="Distinct end users with an event that day.")
@@ -47,10 +50,16 @@ class FeatureAccountDay(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["workspace", "account", "day"], name="analytics_fad_account_day_idx"),
-            # One feature's rows over a window (feature pages, adoption of the top features) without reading
-            # every feature's rows of those days.
-            models.Index(fields=["workspace", "feature", "day"], name="analytics_fad_feature_day_idx"),
+            # Covering (INCLUDE) so that one account's or one feature's rows of a window are read from the index
+            # alone: the table is in day order, so fetching them from the heap costs one page per row.
+            models.Index(
+                fields=["workspace", "account", "day"], include=["feature_id", "uses", "events"],
+                name="analytics_fad_account_cover",
+            ),
+            models.Index(
+                fields=["workspace", "feature", "day"], include=["account_id", "uses"],
+                name="analytics_fad_feature_cover",
+            ),
         ]
 
 
@@ -58,9 +67,9 @@ class FeatureDay(models.Model):
     """Net uses of one feature on one UTC day (all accounts): totals, prior totals and sparklines read a few
     thousand rows instead of every (feature, account) pair. Recomputed from the day's FeatureAccountDay rows."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     day = models.DateField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -78,10 +87,10 @@ class AccountProductDay(models.Model):
     product): account totals, the usage-drop and dormant lists, without per-feature rows. Used only when a
     query covers every feature of the product(s); recomputed from the day's FeatureAccountDay rows."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     day = models.DateField()
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
     last_at = models.DateTimeField(null=True, help_text="Latest occurred_at of a positive event that day.")
@@ -102,9 +111,9 @@ class ProductQuarterHour(models.Model):
     """Net uses of all features of one product in one 15-minute UTC bucket: the whole-product heatmap.
     Recomputed from the day's FeatureQuarterHour rows."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -122,9 +131,9 @@ class ProductQuarterHour(models.Model):
 class FeatureQuarterHour(models.Model):
     """Net uses of one feature in one 15-minute UTC bucket (all accounts): the 7×24 heatmap source."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -137,16 +146,21 @@ class FeatureQuarterHour(models.Model):
                 condition=Q(events__gt=0), name="analytics_featurequarterhour_events_positive"
             ),
         ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "feature", "bucket"], include=["uses"], name="analytics_fqh_feature_cover"
+            )
+        ]
 
 
 class FeatureUserDay(models.Model):
     """One end user's net uses of one feature on one UTC day: distinct users over any window."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     day = models.DateField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -160,15 +174,20 @@ class FeatureUserDay(models.Model):
                 condition=Q(events__gt=0), name="analytics_featureuserday_events_positive"
             ),
         ]
-        indexes = [models.Index(fields=["workspace", "feature", "day"], name="analytics_fud_feature_day_idx")]
+        indexes = [
+            models.Index(
+                fields=["workspace", "feature", "day"], include=["end_user_id", "account_id"],
+                name="analytics_fud_feature_cover",
+            )
+        ]
 
 
 class AccountFeatureLastSeen(models.Model):
     """When an account last used a feature (latest positive event): dormancy without scanning raw events."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     last_seen_at = models.DateTimeField()
 
     class Meta:

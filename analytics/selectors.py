@@ -726,35 +726,48 @@ def dashboard_overview(
     if plan:
         account_ids = list(Account.objects.filter(workspace=workspace, plan=plan).values_list("id", flat=True))
     prior = window.prior
-    cur: dict[tuple[int, int], int] = {}
     prior_by_feature: dict[int, int] = defaultdict(int)
     daily: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    if by_id and account_ids != []:
-        sql = """
-            SELECT feature_id, account_id, day, sum(uses) FROM analytics_featureaccountday
-            WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
-        """
-        params: list = [workspace.pk, list(by_id), prior.start, window.end]
-        if account_ids is not None:
-            sql += " AND account_id = ANY(%s)"
-            params.append(account_ids)
-        sql += " GROUP BY 1, 2, 3"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for feature_id, account_id, day, uses in cursor.fetchall():
-                if day >= window.start:
-                    cur[(feature_id, account_id)] = cur.get((feature_id, account_id), 0) + int(uses)
-                    daily[feature_id][day] += int(uses)
-                else:
-                    prior_by_feature[feature_id] += int(uses)
     feature_net: dict[int, int] = defaultdict(int)
-    account_net: dict[int, int] = defaultdict(int)
     feature_accounts: dict[int, int] = defaultdict(int)
-    for (feature_id, account_id), uses in cur.items():
-        feature_net[feature_id] += uses
-        account_net[account_id] += uses
-        if uses > 0:
-            feature_accounts[feature_id] += 1
+    unique_accounts = 0
+    if by_id and account_ids != []:
+        # Aggregated in SQL: per (feature, day) for sparklines and prior totals, per (feature, account) and then
+        # per feature / per account for the window; only a few thousand rows come back.
+        account_sql = " AND account_id = ANY(%(accounts)s)" if account_ids is not None else ""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+            cursor.execute(
+                f"""
+                WITH rows AS MATERIALIZED (
+                    SELECT feature_id, account_id, day, uses FROM analytics_featureaccountday
+                    WHERE workspace_id = %(ws)s AND feature_id = ANY(%(features)s)
+                      AND day >= %(prior_start)s AND day <= %(end)s{account_sql}
+                ), pairs AS MATERIALIZED (
+                    SELECT feature_id, account_id, sum(uses) AS cur FROM rows WHERE day >= %(start)s
+                    GROUP BY 1, 2
+                )
+                SELECT 'day', feature_id, day, sum(uses) FROM rows GROUP BY feature_id, day
+                UNION ALL
+                SELECT 'feature', feature_id, NULL, count(*) FILTER (WHERE cur > 0) FROM pairs GROUP BY feature_id
+                UNION ALL
+                SELECT 'accounts', NULL, NULL, count(*) FROM (
+                    SELECT account_id FROM pairs GROUP BY account_id HAVING sum(cur) > 0
+                ) used
+                """,
+                {"ws": workspace.pk, "features": list(by_id), "prior_start": prior.start, "start": window.start,
+                 "end": window.end, "accounts": account_ids},
+            )
+            for kind, feature_id, day, value in cursor.fetchall():
+                if kind == "day" and day >= window.start:
+                    daily[feature_id][day] += int(value)
+                    feature_net[feature_id] += int(value)
+                elif kind == "day":
+                    prior_by_feature[feature_id] += int(value)
+                elif kind == "feature":
+                    feature_accounts[feature_id] = int(value)
+                else:
+                    unique_accounts = int(value)
     active_qs = Account.objects.filter(workspace=workspace, status=Account.Status.ACTIVE).filter(
         Q(created_at__lt=window.end_before) | Q(first_seen_at__lt=window.end_before)
     )
@@ -776,7 +789,7 @@ def dashboard_overview(
         "totals": {
             "events": sum(feature_net.values()),
             "unique_features": len(used),
-            "unique_accounts": sum(1 for u in account_net.values() if u > 0),
+            "unique_accounts": unique_accounts,
             "unique_domains": None,
             "active_accounts": active,
         },

@@ -160,6 +160,25 @@ def _screenshot(base: str, path: Path) -> None:
         browser.close()
 
 
+def _query_counts(pages: dict[str, str]) -> None:
+    """One request per page through Django's test client: status, SQL queries, time (N+1 hunting)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(get_user_model().objects.get(username="bench"))
+    for name, path in pages.items():
+        with CaptureQueriesContext(connection) as queries:
+            t0 = time.perf_counter()
+            status = client.get(path).status_code
+            ms = (time.perf_counter() - t0) * 1000
+        slowest = max(queries.captured_queries, key=lambda q: float(q["time"]), default={"time": "0", "sql": ""})
+        _log(f"{name}: {status}, {len(queries)} queries, {ms:.0f} ms; slowest {float(slowest['time']) * 1000:.0f} ms:"
+             f" {slowest['sql'][:100]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -170,6 +189,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="requests per client per page")
     parser.add_argument("--reuse", action="store_true", help="keep an existing benchmark database")
     parser.add_argument("--screenshot", default=str(ROOT / "bench" / "dashboard-overview.png"))
+    parser.add_argument("--queries", action="store_true",
+                        help="only: one in-process request per page, with its SQL query count and time")
     args = parser.parse_args()
 
     url, admin_url = _urls()
@@ -184,6 +205,22 @@ def main() -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     if created or not Workspace.objects.filter(slug="bench").exists():
         _build(args, now)
+    today = now.date()
+    pages = {
+        "overview (30 days)": "/",
+        "overview (90 days)": f"/?from={(today - timedelta(days=89)).isoformat()}",
+        "overview (plan filter)": "/?plan=team",
+        "feature": "/features/feature-003/",
+        "account": "/accounts/acct-00001/",
+        "list near-limit": "/lists/near-limit/",
+        "list free-unentitled": "/lists/free-unentitled/",
+        "list dormant": "/lists/dormant/",
+        "list usage-drop": "/lists/usage-drop/",
+        "csv usage-drop": "/lists/usage-drop/export.csv",
+    }
+    if args.queries:
+        _query_counts(pages)
+        return
     cookie = _session_cookie()
 
     env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
@@ -199,19 +236,6 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        today = now.date()
-        pages = {
-            "overview (30 days)": "/",
-            "overview (90 days)": f"/?from={(today - timedelta(days=89)).isoformat()}",
-            "overview (plan filter)": "/?plan=team",
-            "feature": "/features/feature-003/",
-            "account": "/accounts/acct-00001/",
-            "list near-limit": "/lists/near-limit/",
-            "list free-unentitled": "/lists/free-unentitled/",
-            "list dormant": "/lists/dormant/",
-            "list usage-drop": "/lists/usage-drop/",
-            "csv usage-drop": "/lists/usage-drop/export.csv",
-        }
         results: dict[str, list[float]] = {}
         for name, path in pages.items():
             status, _ = _get(base + path, cookie)  # warm-up, and a check that the page answers
