@@ -217,7 +217,6 @@ def usage_events_store(
         # bumps the same row, so its lock (which serialises concurrent batches of the workspace from here to
         # COMMIT) is held as briefly as the transaction allows.
         days = {s.occurred_at.astimezone(UTC).date() for s in result.stored}
-        usage_days_mark_dirty(workspace_id=workspace.pk, days=days, now=now)
         # Alert pipelines are evaluated after commit, off the request path (usage/alerts/triggers.py). The
         # lookup said whether the workspace has an enabled event-driven pipeline when the batch started; with
         # none, nothing is queued (a pipeline enabled while the batch is being written sees the next batches).
@@ -228,6 +227,14 @@ def usage_events_store(
             transaction.on_commit(
                 lambda: alerts_enqueue_for_events(workspace_id=workspace.pk, event_ids=stored_ids)
             )
+        if len(connection.atomic_blocks) == 1:
+            # This function's transaction is the outermost: mark and COMMIT in one message, so the mark's lock
+            # is released by the server's COMMIT without waiting for this thread to get the GIL back for
+            # another round trip. Django's own COMMIT on leaving the atomic block then finds no transaction
+            # and sends nothing; its on_commit hooks still run after it.
+            _days_mark_dirty_and_commit(workspace_id=workspace.pk, days=days, now=now)
+        else:
+            usage_days_mark_dirty(workspace_id=workspace.pk, days=days, now=now)
     return result
 
 
@@ -247,13 +254,22 @@ def usage_days_mark_dirty(*, workspace_id: int, days: Iterable[date], now: datet
     if not days:
         return
     with _pg_cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
-            "SELECT %s, d, 1, %s FROM unnest(%s::date[]) AS d ORDER BY d "
-            "ON CONFLICT (workspace_id, day) DO UPDATE "
-            "SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at",
-            [workspace_id, now, days],
-        )
+        cursor.execute(_MARK_DIRTY_SQL, [workspace_id, now, days])
+
+
+_MARK_DIRTY_SQL = (
+    "INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
+    "SELECT %s, d, 1, %s FROM unnest(%s::date[]) AS d ORDER BY d "
+    "ON CONFLICT (workspace_id, day) DO UPDATE "
+    "SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at"
+)
+
+
+def _days_mark_dirty_and_commit(*, workspace_id: int, days: Iterable[date], now: datetime) -> None:
+    """usage_days_mark_dirty followed by COMMIT, sent as one simple-protocol message (client-side binding)."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
+        cursor.execute(_MARK_DIRTY_SQL + "; COMMIT", [workspace_id, now, sorted(set(days))])
 
 
 @dataclass
