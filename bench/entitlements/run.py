@@ -151,6 +151,17 @@ def _pids(*args: str) -> list[int]:
     return [int(x) for x in subprocess.run(args, capture_output=True, text=True).stdout.split()]
 
 
+def _backend_pids() -> list[int]:
+    """The PostgreSQL server processes serving the benchmark database (gunicorn keeps its connections)."""
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -229,7 +240,7 @@ def main() -> None:
             stop_at[0] = time.perf_counter() + seconds
             workers, postgres = (
                 _pids("ps", "-o", "pid=", "--ppid", str(server.pid)),
-                _pids("pgrep", "-x", "postgres"),
+                _backend_pids(),
             )
             cpu = (time.process_time(), _cpu_seconds(workers), _cpu_seconds(postgres))
             load = os.getloadavg()[0]
