@@ -308,6 +308,10 @@ def main() -> None:
             )
             c.getresponse().read()
         c.close()
+        # Planner statistics for the rows just registered, as autovacuum would gather within a minute or so;
+        # without them the lookups scan every account of the workspace instead of using the unique index.
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
 
         print(
             f"gunicorn: 2 workers, {args.worker_class}"

@@ -131,6 +131,11 @@ def seed() -> tuple[str, list[str]]:
     ]
     allowance_usage_apply(workspace_id=ws.pk, rows=rows)
     _, raw = api_key_create(workspace=ws, scopes=["read"])
+    # Planner statistics for the rows just created, as autovacuum would gather shortly.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     return raw, [f.key for f in features]
 
 
