@@ -66,7 +66,10 @@ def _replace(
     columns = ", ".join(keys + values)
     if not diff:
         if bulk and _holds_only_workspace(cursor, table=table, workspace_id=where_params[0]):
-            _bulk_load(cursor, table=table, columns=columns, select_sql=select_sql, select_params=select_params)
+            _bulk_load(
+                cursor, table=table, columns=columns, order=", ".join(keys), select_sql=select_sql,
+                select_params=select_params,
+            )
             return
         cursor.execute(f"DELETE FROM {table} WHERE {where_sql}", where_params)
         cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
@@ -78,6 +81,8 @@ def _replace(
         f"CREATE TEMP TABLE analytics_fresh ON COMMIT DROP AS SELECT {columns} FROM ({select_sql}) fresh",
         select_params,
     )
+    # Statistics, so that the anti-joins below are planned as hash joins and not loops over a guess.
+    cursor.execute("ANALYZE analytics_fresh")
     # Unqualified columns of the outer WHERE belong to `t`, the only table in its scope.
     cursor.execute(
         f"DELETE FROM {table} t WHERE {where_sql} "
@@ -96,13 +101,14 @@ def _holds_only_workspace(cursor, *, table: str, workspace_id: int) -> bool:
     return not cursor.fetchone()[0]
 
 
-def _bulk_load(cursor, *, table: str, columns: str, select_sql: str, select_params: list) -> None:
-    """TRUNCATE, drop unique constraints and secondary indexes, INSERT … SELECT, re-create them (same names and
-    definitions, read from the catalog), all inside the caller's transaction."""
+def _bulk_load(cursor, *, table: str, columns: str, order: str, select_sql: str, select_params: list) -> None:
+    """TRUNCATE, drop the primary key, unique constraints and secondary indexes, INSERT … SELECT in key order,
+    re-create them (same names and definitions, read from the catalog) and ANALYZE, all inside the caller's
+    transaction. Key order stores each day's rows together, so a day's recompute later reads a few pages."""
     cursor.execute(
         """
         SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-        WHERE conrelid = %s::regclass AND contype = 'u'
+        WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY contype
         """,
         [table],
     )
@@ -121,11 +127,15 @@ def _bulk_load(cursor, *, table: str, columns: str, select_sql: str, select_para
         cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name, _ in indexes:
         cursor.execute(f"DROP INDEX {name}")
-    cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh ORDER BY {order}",
+        select_params,
+    )
     for name, definition in constraints:
         cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
     for _, definition in indexes:
         cursor.execute(definition)
+    cursor.execute(f"ANALYZE {table}")
 
 
 def _recompute(
@@ -157,6 +167,8 @@ def _recompute(
     ts_sql = " AND ".join(ts_where)
     bucket_sql = " AND ".join(bucket_where)
 
+    # sum(quantity::integer): quantities are bounded to ±1e9 (usage_usageevent_quantity_bounds), and an int4 sum
+    # accumulates in an int8 instead of a numeric, which is several times cheaper over millions of events.
     _replace(
         cursor,
         table="analytics_featureuserday",
@@ -164,7 +176,7 @@ def _recompute(
         values=["account_id", "uses", "events"],
         select_sql=f"""
             SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, feature_id, end_user_id,
-                   min(account_id) AS account_id, sum(quantity) AS uses, count(*) AS events
+                   min(account_id) AS account_id, sum(quantity::integer) AS uses, count(*) AS events
             FROM usage_usageevent
             WHERE {ts_sql} AND end_user_id IS NOT NULL
             GROUP BY workspace_id, 2, feature_id, end_user_id
@@ -183,7 +195,7 @@ def _recompute(
         select_sql=f"""
             WITH e AS (
                 SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, feature_id, account_id,
-                       sum(quantity) AS uses, count(*) AS events,
+                       sum(quantity::integer) AS uses, count(*) AS events,
                        max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
                 FROM usage_usageevent WHERE {ts_sql}
                 GROUP BY 1, 2, 3, 4
@@ -210,7 +222,7 @@ def _recompute(
         select_sql=f"""
             SELECT workspace_id,
                    date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
-                   feature_id, sum(quantity) AS uses, count(*) AS events
+                   feature_id, sum(quantity::integer) AS uses, count(*) AS events
             FROM usage_usageevent WHERE {ts_sql}
             GROUP BY 1, 2, 3
         """,
@@ -276,9 +288,13 @@ def _recompute(
     cursor.execute(
         f"""
         INSERT INTO analytics_accountfeaturelastseen (workspace_id, account_id, feature_id, last_seen_at)
-        SELECT workspace_id, account_id, feature_id, max(last_at)
-        FROM analytics_featureaccountday WHERE {day_sql} AND last_at IS NOT NULL
-        GROUP BY 1, 2, 3
+        SELECT x.workspace_id, x.account_id, x.feature_id, x.seen FROM (
+            SELECT workspace_id, account_id, feature_id, max(last_at) AS seen
+            FROM analytics_featureaccountday WHERE {day_sql} AND last_at IS NOT NULL
+            GROUP BY 1, 2, 3
+        ) x LEFT JOIN analytics_accountfeaturelastseen l
+          ON l.workspace_id = x.workspace_id AND l.account_id = x.account_id AND l.feature_id = x.feature_id
+        WHERE l.last_seen_at IS NULL OR l.last_seen_at < x.seen
         ON CONFLICT (workspace_id, account_id, feature_id)
         DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
         WHERE analytics_accountfeaturelastseen.last_seen_at < EXCLUDED.last_seen_at
@@ -371,9 +387,12 @@ def rollups_rebuild(*, workspace_id: int, since: date | None = None, until: date
         cursor.execute(f"SELECT day, version FROM usage_usagedaydirty WHERE {' AND '.join(where)}", params)
         marks = cursor.fetchall()
         if since is None and until is None:
-            cursor.execute(
-                "DELETE FROM analytics_accountfeaturelastseen WHERE workspace_id = %s", [workspace_id]
-            )
+            if _holds_only_workspace(cursor, table="analytics_accountfeaturelastseen", workspace_id=workspace_id):
+                cursor.execute("TRUNCATE analytics_accountfeaturelastseen")
+            else:
+                cursor.execute(
+                    "DELETE FROM analytics_accountfeaturelastseen WHERE workspace_id = %s", [workspace_id]
+                )
         _recompute(cursor, workspace_id=workspace_id, since=since, until=until)
         _generation_bump(cursor, workspace_id=workspace_id)
         for day, version in marks:
