@@ -86,6 +86,13 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # connection broken since the last request answers one 503 and is replaced (one round trip per request saved).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 DATABASES["default"].setdefault("OPTIONS", {})
+# psycopg prepares a statement after this many runs on a connection. Only the hot paths' server-side-binding
+# cursors (ingestion, entitlement check) are affected: Django's ORM binds client-side and never prepares.
+# Empty turns it off (Django's default), e.g. behind a transaction-mode pooler without prepared statements.
+_PREPARE_THRESHOLD = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+DATABASES["default"]["OPTIONS"].setdefault(
+    "prepare_threshold", int(_PREPARE_THRESHOLD) if _PREPARE_THRESHOLD else None
+)
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise RuntimeError("Uptake runs on PostgreSQL only: DATABASE_URL must be a postgres:// URL")

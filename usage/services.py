@@ -211,7 +211,7 @@ def usage_events_store(
         # _events_write checked foreign keys per statement (see _STAGE_SQL); a caller's transaction goes on,
         # so give it back Django's deferral (every deferrable constraint here is initially deferred).
         with _pg_cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED", prepare=False)
     if result.stored:
         # The (workspace, UTC day) mark goes last, right before COMMIT: every batch of a workspace and day
         # bumps the same row, so its lock (which serialises concurrent batches of the workspace from here to
@@ -751,7 +751,7 @@ def _events_write(*, workspace_id: int, rows: list[tuple], now: datetime, source
             params.update({name: list(column) for name, column in zip("aufoqep", columns, strict=True)})
             cursor.execute(_INSERT_FROM_ARRAYS, params)
         else:
-            cursor.execute(_STAGE_SQL)
+            cursor.execute(_STAGE_SQL, prepare=False)  # two statements (and DDL): never prepared
             with cursor.copy(f"COPY usage_ingest_stage (ord, {_EVENT_COLUMNS}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
