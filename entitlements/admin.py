@@ -7,7 +7,12 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from accounts.admin import WorkspaceScopedAdmin
+from accounts.admin import (
+    ServiceErrorsAdminMixin,
+    ServiceModelForm,
+    WorkspaceScopedAdmin,
+    editable_workspace_ids,
+)
 from accounts.errors import DomainError
 from accounts.models import Account
 from catalog.models import Feature, Item
@@ -32,9 +37,16 @@ class ItemEntitlementInline(_ReadOnlyInline):
     fields = readonly_fields = ("item", "feature", "value")
 
 
-class SubscriptionEntitlementInline(_ReadOnlyInline):
+class SubscriptionEntitlementInline(WorkspaceScopedAdmin, admin.TabularInline):
+    """Overrides of one subscription, written through entitlements.services by SubscriptionAdmin.save_formset."""
+
     model = SubscriptionEntitlement
-    fields = readonly_fields = ("feature", "value", "expires_at")
+    extra = 0
+    fields = ("feature", "value", "expires_at")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Removing an override is an edit of the subscription (its items' values count again).
+        return self.has_change_permission(request, obj)
 
 
 @admin.register(ItemEntitlement)
@@ -52,26 +64,89 @@ class ItemEntitlementAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
         obj.pk, obj.workspace_id = saved.pk, saved.workspace_id
 
 
+class SubscriptionForm(ServiceModelForm):
+    field_aliases = {"id": "external_id", "account_id": "account"}
+
+    class Meta:
+        model = Subscription
+        fields = ("external_id", "account", "status", "items", "current_term_start", "current_term_end")
+
+
 @admin.register(Subscription)
-class SubscriptionAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
+class SubscriptionAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
+    """Subscriptions and their overrides; every write goes through entitlements.services."""
+
+    form = SubscriptionForm
     list_display = ("external_id", "account", "status", "current_term_start", "current_term_end", "workspace")
     list_filter = ("status",)
     list_select_related = ("account", "workspace")
     search_fields = ("external_id", "account__external_id")
-    readonly_fields = ("workspace", "external_id", "account")
-    fields = (
-        "workspace",
-        "external_id",
-        "account",
-        "status",
-        "items",
-        "current_term_start",
-        "current_term_end",
-    )
+    filter_horizontal = ("items",)
     inlines = (SubscriptionEntitlementInline,)
 
-    def has_add_permission(self, request) -> bool:
-        return False  # created over the API or by seed_demo, where the account and items are checked
+    def get_fields(self, request, obj=None):
+        head = ("workspace", "external_id", "account") if obj else ("external_id", "account")
+        return (*head, "status", "items", "current_term_start", "current_term_end")
+
+    def get_readonly_fields(self, request, obj=None):
+        # The id and the account never change (subscription_update has no way to change them).
+        return ("workspace", "external_id", "account") if obj else ()
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "items":
+            ids = editable_workspace_ids(request, self.edit_roles)
+            items = Item.objects.select_related("workspace").order_by("workspace__slug", "key")
+            kwargs["queryset"] = items if ids is None else items.filter(workspace_id__in=ids)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj: Subscription, form, change: bool) -> None:
+        data = form.cleaned_data
+        terms = {"current_term_start": data["current_term_start"], "current_term_end": data["current_term_end"]}
+        if change:
+            saved = services.subscription_update(
+                subscription=obj, status=data["status"], items=list(data["items"]), **terms
+            )
+        else:
+            account = data["account"]
+            saved = services.subscription_create(
+                workspace=account.workspace,
+                external_id=data["external_id"],
+                account=account,
+                status=data["status"],
+                items=list(data["items"]),
+                **terms,
+            )
+        obj.pk, obj.workspace_id = saved.pk, saved.workspace_id
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        # Items were set by the service; only the overrides remain, each through its service.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        subscription = form.instance
+        # The admin's change message reads these three lists.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            if not inline_form.has_changed() or not hasattr(inline_form, "cleaned_data"):
+                continue
+            data = inline_form.cleaned_data
+            feature = data.get("feature")
+            if feature is None:
+                continue
+            if data.get("DELETE"):
+                if inline_form.instance.pk:
+                    services.subscription_entitlement_delete(subscription=subscription, feature=feature)
+                    formset.deleted_objects.append(inline_form.instance)
+                continue
+            existed = inline_form.instance.pk is not None
+            saved = services.subscription_entitlement_set(
+                subscription=subscription, feature=feature, value=data["value"], expires_at=data.get("expires_at")
+            )
+            if existed:
+                formset.changed_objects.append((saved, inline_form.changed_data))
+            else:
+                formset.new_objects.append(saved)
 
 
 def effective_entitlements_html(account: Account) -> str:

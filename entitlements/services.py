@@ -159,6 +159,12 @@ def _check_status(status: Any) -> str:
     return status
 
 
+def _check_items(*, workspace_id: int, items: Sequence[Item]) -> None:
+    foreign = [item.key for item in items if item.workspace_id != workspace_id]
+    if foreign:
+        raise NotFound(f"No item(s) {', '.join(sorted(foreign))}.", code="unknown_item", field="items")
+
+
 def _check_term(start: datetime | None, end: datetime | None) -> None:
     if start is not None and end is not None and end <= start:
         raise DomainError(
@@ -185,6 +191,7 @@ def subscription_create(
         raise NotFound(f"No account '{account.external_id}'.", code="unknown_account", field="account_id")
     _check_status(status)
     _check_term(current_term_start, current_term_end)
+    _check_items(workspace_id=workspace.pk, items=items)
     if Subscription.objects.filter(workspace=workspace, external_id=external_id).exists():
         raise Conflict(
             f"A subscription with id '{external_id}' already exists.", code="subscription_exists", field="id"
@@ -228,6 +235,7 @@ def subscription_update(
     _check_term(subscription.current_term_start, subscription.current_term_end)
     subscription.save(update_fields=["status", "current_term_start", "current_term_end", "updated_at"])
     if items is not _UNSET:
+        _check_items(workspace_id=subscription.workspace_id, items=items)
         subscription.items.set(items)
     return subscription
 
