@@ -974,12 +974,15 @@ def free_accounts_using_ungranted(
         for account_id, feature_id, uses in cursor.fetchall():
             used[account_id][feature_id] = int(uses)
     rows = _account_rows(workspace=workspace, ids=used)
+    # Accounts that no active subscription or live override mentions hold nothing: one query finds the others,
+    # and only those are resolved one by one.
+    with_grants = _accounts_with_grants(workspace=workspace, now=now)
     out = []
     for account_id, per_feature in used.items():
         granted = {
             f.pk for f, eff in effective_entitlements(account_id=account_id, workspace=workspace, now=now)
             if value_grants(feature_type=f.type, value=eff.value)
-        }
+        } if account_id in with_grants else set()
         ungranted = sorted(by_id[f]["key"] for f in per_feature if f not in granted)
         if ungranted:
             out.append({
