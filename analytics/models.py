@@ -27,10 +27,16 @@ HEATMAP_BUCKET_MINUTES = 15
 class FeatureAccountDay(models.Model):
     """Net uses of one feature by one account on one UTC day."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     day = models.DateField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    feature = models.ForeignKey(
+        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     uses = models.BigIntegerField(help_text="Net sum of quantities, reversals included.")
     events = models.BigIntegerField(help_text="Number of raw events.")
     users = models.IntegerField(help_text="Distinct end users with an event that day.")
@@ -53,11 +59,13 @@ class FeatureAccountDay(models.Model):
             # Covering (INCLUDE) so that one account's or one feature's rows of a window are read from the index
             # alone: the table is in day order, so fetching them from the heap costs one page per row.
             models.Index(
-                fields=["workspace", "account", "day"], include=["feature_id", "uses", "events"],
+                fields=["workspace", "account", "day"],
+                include=["feature_id", "uses", "events"],
                 name="analytics_fad_account_cover",
             ),
             models.Index(
-                fields=["workspace", "feature", "day"], include=["account_id", "uses"],
+                fields=["workspace", "feature", "day"],
+                include=["account_id", "uses"],
                 name="analytics_fad_feature_cover",
             ),
         ]
@@ -67,9 +75,13 @@ class FeatureDay(models.Model):
     """Net uses of one feature on one UTC day (all accounts): totals, prior totals and sparklines read a few
     thousand rows instead of every (feature, account) pair. Recomputed from the day's FeatureAccountDay rows."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     day = models.DateField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    feature = models.ForeignKey(
+        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -87,10 +99,16 @@ class AccountProductDay(models.Model):
     product): account totals, the usage-drop and dormant lists, without per-feature rows. Used only when a
     query covers every feature of the product(s); recomputed from the day's FeatureAccountDay rows."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     day = models.DateField()
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
     last_at = models.DateTimeField(null=True, help_text="Latest occurred_at of a positive event that day.")
@@ -111,9 +129,13 @@ class ProductQuarterHour(models.Model):
     """Net uses of all features of one product in one 15-minute UTC bucket: the whole-product heatmap.
     Recomputed from the day's FeatureQuarterHour rows."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -131,9 +153,13 @@ class ProductQuarterHour(models.Model):
 class FeatureQuarterHour(models.Model):
     """Net uses of one feature in one 15-minute UTC bucket (all accounts): the 7×24 heatmap source."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    feature = models.ForeignKey(
+        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -148,7 +174,9 @@ class FeatureQuarterHour(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["workspace", "feature", "bucket"], include=["uses"], name="analytics_fqh_feature_cover"
+                fields=["workspace", "feature", "bucket"],
+                include=["uses"],
+                name="analytics_fqh_feature_cover",
             )
         ]
 
@@ -156,11 +184,19 @@ class FeatureQuarterHour(models.Model):
 class FeatureUserDay(models.Model):
     """One end user's net uses of one feature on one UTC day: distinct users over any window."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     day = models.DateField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
-    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    feature = models.ForeignKey(
+        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    end_user = models.ForeignKey(
+        EndUser, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -176,7 +212,8 @@ class FeatureUserDay(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["workspace", "feature", "day"], include=["end_user_id", "account_id"],
+                fields=["workspace", "feature", "day"],
+                include=["end_user_id", "account_id"],
                 name="analytics_fud_feature_cover",
             )
         ]
@@ -185,9 +222,15 @@ class FeatureUserDay(models.Model):
 class AccountFeatureLastSeen(models.Model):
     """When an account last used a feature (latest positive event): dormancy without scanning raw events."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    feature = models.ForeignKey(
+        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     last_seen_at = models.DateTimeField()
 
     class Meta:

@@ -67,12 +67,18 @@ def _replace(
     if not diff:
         if bulk and _holds_only_workspace(cursor, table=table, workspace_id=where_params[0]):
             _bulk_load(
-                cursor, table=table, columns=columns, order=", ".join(keys), select_sql=select_sql,
+                cursor,
+                table=table,
+                columns=columns,
+                order=", ".join(keys),
+                select_sql=select_sql,
                 select_params=select_params,
             )
             return
         cursor.execute(f"DELETE FROM {table} WHERE {where_sql}", where_params)
-        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params
+        )
         return
     same_key = " AND ".join(f"f.{k} = t.{k}" for k in keys)
     same_values = " AND ".join(f"f.{v} IS NOT DISTINCT FROM t.{v}" for v in values)
@@ -392,7 +398,9 @@ def rollups_rebuild(*, workspace_id: int, since: date | None = None, until: date
         cursor.execute(f"SELECT day, version FROM usage_usagedaydirty WHERE {' AND '.join(where)}", params)
         marks = cursor.fetchall()
         if since is None and until is None:
-            if _holds_only_workspace(cursor, table="analytics_accountfeaturelastseen", workspace_id=workspace_id):
+            if _holds_only_workspace(
+                cursor, table="analytics_accountfeaturelastseen", workspace_id=workspace_id
+            ):
                 cursor.execute("TRUNCATE analytics_accountfeaturelastseen")
             else:
                 cursor.execute(

@@ -253,6 +253,9 @@ LISTS: dict[str, dict] = {
 }
 
 
+LIST_PAGE_SIZE = 100
+
+
 class ListForm(WindowForm):
     owner = forms.ChoiceField(required=False)
     plan = forms.ChoiceField(required=False)
@@ -314,6 +317,7 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
     if rows is None:
         return _window_error_page(request, "dashboard/list.html", form, context)
     params = request.GET.copy()
+    params.pop("page", None)
     current = form.cleaned_data.get("sort") or spec["sort"]
     headers = []
     for key, title in spec["columns"]:
@@ -321,8 +325,23 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
         headers.append({"key": key, "title": title, "url": f"?{params.urlencode()}",
                         "sorted": "asc" if current == key else "desc" if current == f"-{key}" else ""})
     csv_params = request.GET.copy()
-    context.update(rows=[[r.get(k) for k, _ in spec["columns"]] for r in rows], headers=headers,
-                   count=len(rows), csv_url=reverse("dashboard:list-csv", args=[kind]) + f"?{csv_params.urlencode()}")
+    csv_params.pop("page", None)
+    # One page of rows is rendered (the CSV export has them all).
+    pages = max(1, -(-len(rows) // LIST_PAGE_SIZE))
+    try:
+        page = min(max(1, int(request.GET.get("page") or 1)), pages)
+    except ValueError:
+        page = 1
+    shown = rows[(page - 1) * LIST_PAGE_SIZE: page * LIST_PAGE_SIZE]
+    links = request.GET.copy()
+    page_links = {}
+    for name, number in (("previous", page - 1), ("next", page + 1)):
+        if 1 <= number <= pages:
+            links["page"] = str(number)
+            page_links[name] = f"?{links.urlencode()}"
+    context.update(rows=[[r.get(k) for k, _ in spec["columns"]] for r in shown], headers=headers,
+                   count=len(rows), page=page, pages=pages, page_links=page_links,
+                   csv_url=reverse("dashboard:list-csv", args=[kind]) + f"?{csv_params.urlencode()}")
     return _render(request, "dashboard/list.html", context)
 
 
