@@ -709,10 +709,11 @@ def dashboard_overview(
 ) -> dict:
     """feature_usage, narrowed to one module's features and/or the accounts on one plan label.
 
-    Without either filter this is feature_usage itself. With a plan filter the heatmap is left out
+    Without either filter this is feature_usage itself (cached like the API's). With a plan filter the heatmap is left out
     (`usage_pattern` None): its rollup is per feature across accounts and cannot be split by plan."""
     if not module_key and not plan:
-        return feature_usage(workspace=workspace, product=product, window=window)
+        # The API's answer, computed once per rollup generation for both (and for concurrent viewers).
+        return feature_usage_cached(workspace=workspace, product=product, window=window)
     features = analytics_features(workspace=workspace, product=product)
     if module_key:
         in_module = set(
