@@ -52,7 +52,7 @@ def api_key_for_authentication(*, prefix: str, digest: str) -> ApiKey | None:
     """The key with this prefix and this SHA-256 `digest`, with its workspace; None if none matches."""
     ttl = settings.UPTAKE_API_KEY_CACHE_SECONDS
     now = time.monotonic()
-    entry = _API_KEY_CACHE.get(digest)
+    entry = _API_KEY_CACHE.get(digest) if ttl > 0 else None
     if entry is not None and entry[0] > now and entry[1].prefix == prefix:
         # The lookup query used to be the request's first, which runs Django's connection health check
         # (CONN_HEALTH_CHECKS); keep it, so a connection broken since the last request is replaced now.
