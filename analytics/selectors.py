@@ -1094,11 +1094,13 @@ def dashboard_filter_choices(*, workspace: Workspace) -> dict:
                 "key", "name", "product__key"
             )
         ),
+        # order_by(): the model's default ordering would otherwise enter the DISTINCT (one option per account).
         "plans": sorted(
-            p for p in Account.objects.filter(workspace=workspace).values_list("plan", flat=True).distinct() if p
+            p for p in Account.objects.filter(workspace=workspace).order_by().values_list("plan", flat=True)
+            .distinct() if p
         ),
         "owners": sorted(
-            o for o in Account.objects.filter(workspace=workspace, owner__isnull=False)
+            o for o in Account.objects.filter(workspace=workspace, owner__isnull=False).order_by()
             .values_list("owner__username", flat=True).distinct()
         ),
     }
