@@ -20,8 +20,8 @@ HEATMAP_BUCKET_MINUTES = 15
 # recomputed rows per day dominated rollup time. Deleting a workspace, account, user or feature still cascades
 # through Django's collector (on_delete=CASCADE), and verify_rollups compares every row with raw events.
 # Nor do they carry single-column indexes (db_index=False): reads go through the composite (workspace, …)
-# indexes, and four extra indexes per table were most of the cost of writing rollup rows. Deleting one feature,
-# account or end user therefore scans the rollup tables (a rare admin operation).
+# indexes, and four extra indexes per table were most of the cost of writing rollup rows. Deleting one
+# feature, account or end user therefore scans the rollup tables (a rare admin operation).
 
 
 class FeatureAccountDay(models.Model):
@@ -56,8 +56,9 @@ class FeatureAccountDay(models.Model):
             ),
         ]
         indexes = [
-            # Covering (INCLUDE) so that one account's or one feature's rows of a window are read from the index
-            # alone: the table is in day order, so fetching them from the heap costs one page per row.
+            # Covering (INCLUDE) so that one account's or one feature's rows of a window are read from the
+            # index alone: the table is in day order, so fetching them from the heap costs one page per
+            # row.
             models.Index(
                 fields=["workspace", "account", "day"],
                 include=["feature_id", "uses", "events"],
@@ -73,7 +74,8 @@ class FeatureAccountDay(models.Model):
 
 class FeatureDay(models.Model):
     """Net uses of one feature on one UTC day (all accounts): totals, prior totals and sparklines read a few
-    thousand rows instead of every (feature, account) pair. Recomputed from the day's FeatureAccountDay rows."""
+    thousand rows instead of every (feature, account) pair. Recomputed from the day's FeatureAccountDay
+    rows."""
 
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False

@@ -56,9 +56,9 @@ def _replace(
 ) -> None:
     """Make the rows of `table` matching `where_sql` exactly the rows of `select_sql`.
 
-    Bulk mode (a full rebuild, `where_sql` = the workspace): if the table holds no other workspace's rows it is
-    truncated and loaded with its secondary indexes dropped, then re-indexed once (sorting 7M keys once is far
-    cheaper than 7M index insertions); otherwise plain mode.
+    Bulk mode (a full rebuild, `where_sql` = the workspace): if the table holds no other workspace's rows it
+    is truncated and loaded with its secondary indexes dropped, then re-indexed once (sorting 7M keys once is
+    far cheaper than 7M index insertions); otherwise plain mode.
 
     Plain mode deletes them all and inserts the fresh ones (fastest for whole ranges). Diff mode computes the
     fresh rows into a temporary table and writes only what changed: a restated day usually changes a small
@@ -173,14 +173,15 @@ def _recompute(
     ts_sql = " AND ".join(ts_where)
     bucket_sql = " AND ".join(bucket_where)
 
-    # One scan of the raw events for both day tables: groups per (day, feature, account, end user) in a temporary
-    # table (no WAL). sum(quantity::integer): quantities are bounded to ±1e9 (usage_usageevent_quantity_bounds),
-    # and an int4 sum accumulates in an int8 instead of a numeric.
+    # One scan of the raw events for both day tables: groups per (day, feature, account, end user) in a
+    # temporary table (no WAL). sum(quantity::integer): quantities are bounded to ±1e9
+    # (usage_usageevent_quantity_bounds), and an int4 sum accumulates in an int8 instead of a numeric.
     cursor.execute("DROP TABLE IF EXISTS analytics_day_groups")
     cursor.execute(
         f"""
         CREATE TEMP TABLE analytics_day_groups ON COMMIT DROP AS
-        SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, feature_id, account_id, end_user_id,
+        SELECT workspace_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, feature_id, account_id,
+               end_user_id,
                sum(quantity::integer) AS uses, count(*) AS events,
                max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
         FROM usage_usageevent WHERE {ts_sql}
@@ -195,8 +196,8 @@ def _recompute(
         keys=["workspace_id", "day", "feature_id", "end_user_id"],
         values=["account_id", "uses", "events"],
         select_sql="""
-            SELECT workspace_id, day, feature_id, end_user_id, min(account_id) AS account_id, sum(uses) AS uses,
-                   sum(events) AS events
+            SELECT workspace_id, day, feature_id, end_user_id, min(account_id) AS account_id,
+                   sum(uses) AS uses, sum(events) AS events
             FROM analytics_day_groups WHERE end_user_id IS NOT NULL
             GROUP BY 1, 2, 3, 4
         """,

@@ -174,9 +174,11 @@ def _query_counts(pages: dict[str, str]) -> None:
             t0 = time.perf_counter()
             status = client.get(path).status_code
             ms = (time.perf_counter() - t0) * 1000
-        slowest = max(queries.captured_queries, key=lambda q: float(q["time"]), default={"time": "0", "sql": ""})
-        _log(f"{name}: {status}, {len(queries)} queries, {ms:.0f} ms; slowest {float(slowest['time']) * 1000:.0f} ms:"
-             f" {slowest['sql'][:100]}")
+        slowest = max(
+            queries.captured_queries, key=lambda q: float(q["time"]), default={"time": "0", "sql": ""}
+        )
+        _log(f"{name}: {status}, {len(queries)} queries, {ms:.0f} ms; "
+             f"slowest {float(slowest['time']) * 1000:.0f} ms: {slowest['sql'][:100]}")
 
 
 def main() -> None:
