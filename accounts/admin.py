@@ -167,9 +167,7 @@ class ServiceErrorsAdminMixin:
         return type(form.__name__, (form,), {"domain_error": error})
 
 
-def report_each(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action, *, done: str
-) -> None:
+def report_each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action, *, done: str) -> None:
     """Run a service on each selected object; report successes once and every refusal by name."""
     succeeded = 0
     for obj in queryset:
@@ -238,8 +236,9 @@ class WorkspaceAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelA
         if obj is None:
             return ()
         # Only superusers change tier and caps; owners change the rest.
-        return ("slug",) if request.user.is_superuser else ("slug", "tier", "max_features", "max_modules",
-                                                            "max_products")
+        return (
+            ("slug",) if request.user.is_superuser else ("slug", "tier", "max_features", "max_modules", "max_products")
+        )
 
     def save_model(self, request, obj: Workspace, form, change: bool) -> None:
         data = form.cleaned_data
@@ -305,14 +304,30 @@ class ApiKeyCreateForm(ServiceModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
-    list_display = ("prefix", "name", "workspace", "scope_list", "created_at", "expires_at", "revoked_at",
-                    "last_used_at")
+    list_display = (
+        "prefix",
+        "name",
+        "workspace",
+        "scope_list",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
     list_filter = (("workspace", admin.RelatedOnlyFieldListFilter), "revoked_at")
     search_fields = ("prefix", "name", "workspace__slug")
     actions = ("revoke_keys",)
     # The hash is never shown, not even read-only.
-    readonly_fields = ("prefix", "workspace", "name", "scope_list", "created_at", "expires_at", "revoked_at",
-                       "last_used_at")
+    readonly_fields = (
+        "prefix",
+        "workspace",
+        "name",
+        "scope_list",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
 
     @admin.display(description="scopes")
     def scope_list(self, obj: ApiKey) -> str:
@@ -393,8 +408,12 @@ class EndUserInline(WorkspaceScopedAdmin, admin.TabularInline):
 @admin.register(Account)
 class AccountAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
     list_display = ("external_id", "name", "domain", "plan", "owner", "status", "workspace", "last_seen_at")
-    list_filter = ("status", "plan", ("workspace", admin.RelatedOnlyFieldListFilter),
-                   ("owner", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "status",
+        "plan",
+        ("workspace", admin.RelatedOnlyFieldListFilter),
+        ("owner", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("external_id", "name", "domain")
     list_select_related = ("owner", "workspace")
     inlines = (EndUserInline,)

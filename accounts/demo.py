@@ -88,8 +88,10 @@ def seed_workspace(*, ctx: DemoContext) -> None:
         staff.append(user)
     ctx.workspace = workspace
     ctx.data["staff"] = staff
-    ctx.log(f"workspace '{workspace.slug}' ({workspace.timezone}); login {DEMO_USERNAME} / {DEMO_PASSWORD}; "
-            f"{len(staff)} customer-success managers (same password)")
+    ctx.log(
+        f"workspace '{workspace.slug}' ({workspace.timezone}); login {DEMO_USERNAME} / {DEMO_PASSWORD}; "
+        f"{len(staff)} customer-success managers (same password)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -97,22 +99,108 @@ def seed_workspace(*, ctx: DemoContext) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 _NAME_HEADS = [
-    "North", "Blue", "Iron", "Silver", "Bright", "Cedar", "Harbor", "Summit", "Atlas", "Nova", "Pioneer",
-    "Granite", "Falcon", "Maple", "Orbit", "Quantum", "River", "Sterling", "Tidal", "Vertex", "Willow", "Zenith",
-    "Apex", "Beacon", "Coral", "Delta", "Ember", "Fjord", "Golden", "Helix",
+    "North",
+    "Blue",
+    "Iron",
+    "Silver",
+    "Bright",
+    "Cedar",
+    "Harbor",
+    "Summit",
+    "Atlas",
+    "Nova",
+    "Pioneer",
+    "Granite",
+    "Falcon",
+    "Maple",
+    "Orbit",
+    "Quantum",
+    "River",
+    "Sterling",
+    "Tidal",
+    "Vertex",
+    "Willow",
+    "Zenith",
+    "Apex",
+    "Beacon",
+    "Coral",
+    "Delta",
+    "Ember",
+    "Fjord",
+    "Golden",
+    "Helix",
 ]
 _NAME_TAILS = [
-    "Logistics", "Analytics", "Health", "Robotics", "Media", "Foods", "Energy", "Labs", "Systems", "Capital",
-    "Travel", "Studios", "Networks", "Retail", "Bank", "Insurance", "Mobility", "Software", "Biotech", "Learning",
+    "Logistics",
+    "Analytics",
+    "Health",
+    "Robotics",
+    "Media",
+    "Foods",
+    "Energy",
+    "Labs",
+    "Systems",
+    "Capital",
+    "Travel",
+    "Studios",
+    "Networks",
+    "Retail",
+    "Bank",
+    "Insurance",
+    "Mobility",
+    "Software",
+    "Biotech",
+    "Learning",
 ]
 _SUFFIXES = ["", "", "", " GmbH", " Inc.", " Ltd", " AG", " B.V.", " SAS", " Oy"]
 _TLDS = ["com", "com", "com", "io", "de", "co.uk", "fr", "nl", "fi", "ch"]
 _INDUSTRIES = ["logistics", "healthcare", "fintech", "retail", "media", "manufacturing", "education", "travel"]
 _COUNTRIES = ["DE", "US", "GB", "FR", "NL", "FI", "CH", "AT", "SE", "ES"]
-_FIRST = ["alex", "ben", "chloe", "dana", "elif", "finn", "greta", "hugo", "ines", "jan", "kai", "lena", "mia",
-          "noah", "olga", "paul", "rosa", "tom", "uma", "vera", "will", "yara", "zoe", "leon", "emma"]
-_LAST = ["schmidt", "martin", "jones", "dubois", "jansen", "virtanen", "meier", "garcia", "novak", "smith",
-         "berg", "costa", "fischer", "kowalski", "lind", "moreau"]
+_FIRST = [
+    "alex",
+    "ben",
+    "chloe",
+    "dana",
+    "elif",
+    "finn",
+    "greta",
+    "hugo",
+    "ines",
+    "jan",
+    "kai",
+    "lena",
+    "mia",
+    "noah",
+    "olga",
+    "paul",
+    "rosa",
+    "tom",
+    "uma",
+    "vera",
+    "will",
+    "yara",
+    "zoe",
+    "leon",
+    "emma",
+]
+_LAST = [
+    "schmidt",
+    "martin",
+    "jones",
+    "dubois",
+    "jansen",
+    "virtanen",
+    "meier",
+    "garcia",
+    "novak",
+    "smith",
+    "berg",
+    "costa",
+    "fischer",
+    "kowalski",
+    "lind",
+    "moreau",
+]
 # Plan labels with their share of accounts.
 PLAN_MIX = [("free", 35), ("team", 30), ("business", 25), ("enterprise", 10)]
 

@@ -30,9 +30,7 @@ class Workspace(models.Model):
     max_features = models.PositiveIntegerField(default=400)
     max_modules = models.PositiveIntegerField(default=256)
     max_products = models.PositiveIntegerField(default=64)
-    late_event_policy = models.CharField(
-        max_length=16, choices=LateEventPolicy.choices, default=LateEventPolicy.WINDOW
-    )
+    late_event_policy = models.CharField(max_length=16, choices=LateEventPolicy.choices, default=LateEventPolicy.WINDOW)
     late_event_window_days = models.PositiveIntegerField(default=35)
     reserved_prefixes = ArrayField(
         models.CharField(max_length=64),
@@ -50,7 +48,9 @@ class Workspace(models.Model):
                 condition=Q(late_event_policy__in=["window", "reject_backdated"]),
                 name="accounts_workspace_late_policy_valid",
             ),
-            models.CheckConstraint(condition=Q(late_event_window_days__gte=1), name="accounts_workspace_window_positive"),
+            models.CheckConstraint(
+                condition=Q(late_event_window_days__gte=1), name="accounts_workspace_window_positive"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -312,7 +312,9 @@ def end_user_upsert(
             try:
                 validate_email(email)
             except ValidationError:
-                raise DomainError(f"'{email}' is not a valid e-mail address.", code="invalid_value", field="email") from None
+                raise DomainError(
+                    f"'{email}' is not a valid e-mail address.", code="invalid_value", field="email"
+                ) from None
         changes["email"] = email
     if attributes is not _KEEP:
         changes["attributes"] = _attributes(attributes)

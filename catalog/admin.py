@@ -239,9 +239,7 @@ class FeatureAdmin(CatalogAdmin):
 
     @admin.action(description="Reactivate selected features (archived → active)", permissions=["change"])
     def reactivate(self, request, queryset):
-        report_each(
-            self, request, queryset, lambda f: feature_reactivate(feature=f), done="feature(s) reactivated"
-        )
+        report_each(self, request, queryset, lambda f: feature_reactivate(feature=f), done="feature(s) reactivated")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -189,9 +189,7 @@ class FeatureListView(_CatalogList):
         product = _product(workspace, data.pop("product_id"))
         module = _module(workspace, data.pop("module_id"))
         key = data.pop("id")
-        feature = services.feature_create(
-            workspace=workspace, key=key, product=product, module=module, **data
-        )
+        feature = services.feature_create(workspace=workspace, key=key, product=product, module=module, **data)
         return selectors.feature_get(workspace=workspace, key=feature.key)
 
 

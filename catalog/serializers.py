@@ -64,12 +64,8 @@ class FeatureInput(serializers.Serializer):
     unit = serializers.CharField(required=False, allow_blank=True, default="")
     levels = LevelSerializer(many=True, required=False, default=list)
     metered = serializers.BooleanField(required=False, default=False)
-    reset_period = serializers.ChoiceField(
-        choices=Feature.ResetPeriod.values, default=Feature.ResetPeriod.NONE
-    )
-    reset_anchor = serializers.ChoiceField(
-        choices=Feature.ResetAnchor.values, default=Feature.ResetAnchor.CALENDAR
-    )
+    reset_period = serializers.ChoiceField(choices=Feature.ResetPeriod.values, default=Feature.ResetPeriod.NONE)
+    reset_anchor = serializers.ChoiceField(choices=Feature.ResetAnchor.values, default=Feature.ResetAnchor.CALENDAR)
 
 
 class FeatureUpdateInput(serializers.Serializer):

@@ -211,9 +211,7 @@ def validate_metering(*, feature_type: str, metered: bool, reset_period: str, re
             f"Unknown reset_anchor '{reset_anchor}': use term or calendar.", code="invalid_value", field="reset_anchor"
         )
     if metered and feature_type not in (Feature.Type.QUANTITY, Feature.Type.RANGE):
-        raise DomainError(
-            "Only quantity and range features can be metered.", code="invalid_value", field="metered"
-        )
+        raise DomainError("Only quantity and range features can be metered.", code="invalid_value", field="metered")
 
 
 def _lock_workspace(workspace: Workspace) -> Workspace:
@@ -272,9 +270,7 @@ def _lifecycle_move(obj: Feature | Item, *, to_status: str) -> Any:
 
 def _lifecycle_activate(obj: Feature | Item) -> Any:
     if obj.status == Lifecycle.ARCHIVED:
-        raise LifecycleError(
-            f"{type(obj).__name__} '{obj.key}' is archived: reactivate it instead.", field="status"
-        )
+        raise LifecycleError(f"{type(obj).__name__} '{obj.key}' is archived: reactivate it instead.", field="status")
     return _lifecycle_move(obj, to_status=Lifecycle.ACTIVE)
 
 
@@ -326,9 +322,7 @@ def product_update(*, product: Product, name: str = _UNSET, description: str = _
 
 
 @transaction.atomic
-def module_create(
-    *, workspace: Workspace, product: Product, key: str, name: str = "", description: str = ""
-) -> Module:
+def module_create(*, workspace: Workspace, product: Product, key: str, name: str = "", description: str = "") -> Module:
     """Create a module of a product within the workspace's module cap."""
     key = validate_key(key, field="id")
     name = validate_name(name or key)

@@ -107,7 +107,16 @@ def pg_start() -> bool:
     if not (PGDATA / "PG_VERSION").exists():
         say(f"initialising embedded PostgreSQL in {PGDATA} (first run only)…")
         subprocess.run(
-            [_bin("initdb"), "-D", str(PGDATA), "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--no-instructions"],
+            [
+                _bin("initdb"),
+                "-D",
+                str(PGDATA),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             **_as_pg_user(),
@@ -236,8 +245,10 @@ def run() -> int:
             say(f"starting {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(command))}")
             children.append(subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True))
         time.sleep(2)
-        say(f"Uptake is running: dashboard http://{host}:{port}/  admin http://{host}:{port}/admin/  "
-            f"API docs http://{host}:{port}/api/docs/")
+        say(
+            f"Uptake is running: dashboard http://{host}:{port}/  admin http://{host}:{port}/admin/  "
+            f"API docs http://{host}:{port}/api/docs/"
+        )
         say("demo login: demo / demo-password   (Ctrl-C stops everything)")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

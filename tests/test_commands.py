@@ -106,7 +106,10 @@ def test_create_api_key_with_expiry(workspace):
         (["acme", "--scopes", "read,write"], "Unknown scope(s): write. Valid scopes: ingest, read, admin."),
         (["acme", "--scopes", ","], "At least one scope is required: ingest, read, admin."),
         (["nope", "--scopes", "read"], "No workspace with slug 'nope'."),
-        (["acme", "--scopes", "read", "--expires-in-days", "0"], "--expires-in-days must be a positive number of days."),
+        (
+            ["acme", "--scopes", "read", "--expires-in-days", "0"],
+            "--expires-in-days must be a positive number of days.",
+        ),
     ],
 )
 def test_create_api_key_refuses_bad_input_and_creates_nothing(workspace, args, message):
@@ -183,9 +186,11 @@ def _demo_digest() -> str:
                 "external_id", "name", "domain", "plan", "owner__username", "status", "attributes"
             )
         ),
-        list(EndUser.objects.order_by("account__external_id", "external_id").values_list(
-            "account__external_id", "external_id", "email", "attributes"
-        )),
+        list(
+            EndUser.objects.order_by("account__external_id", "external_id").values_list(
+                "account__external_id", "external_id", "email", "attributes"
+            )
+        ),
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
@@ -209,7 +214,10 @@ def test_seed_demo_builds_a_realistic_workspace(db):
     assert set(Feature.objects.values_list("type", flat=True)) == {"switch", "custom", "quantity", "range"}
     assert Feature.objects.filter(metered=True).exclude(reset_period="none").count() == 8
     assert set(Item.objects.filter(type="plan").values_list("key", flat=True)) == {
-        "free", "team", "business", "enterprise"
+        "free",
+        "team",
+        "business",
+        "enterprise",
     }
     assert Account.objects.count() == 200
     per_account = [account.users.count() for account in Account.objects.all()]
@@ -262,8 +270,7 @@ def test_seed_demo_refuses_to_seed_twice(db):
         run("seed_demo", *FOUNDATION)
     # then
     assert str(err.value) == (
-        "Workspace 'demo' already exists; seed_demo only seeds a database without it "
-        "(use --if-empty to skip quietly)."
+        "Workspace 'demo' already exists; seed_demo only seeds a database without it (use --if-empty to skip quietly)."
     )
     assert _demo_digest() == before
     assert Workspace.objects.count() == 1

@@ -47,9 +47,7 @@ def test_a_change_made_elsewhere_is_seen_once_the_cache_entry_expires(workspace,
 
 def test_a_cached_key_is_refused_the_moment_it_expires(workspace):
     # given: a cached key whose expiry then passes (the cached row carries expires_at)
-    api_key, raw = api_key_create(
-        workspace=workspace, scopes=["read"], expires_at=timezone.now() + timedelta(hours=1)
-    )
+    api_key, raw = api_key_create(workspace=workspace, scopes=["read"], expires_at=timezone.now() + timedelta(hours=1))
     client = _client(raw)
     assert client.get("/api/v1/workspace").status_code == 200
     cached = ApiKey.objects.get(pk=api_key.pk)

@@ -27,7 +27,9 @@ def _level_formset(levels: list[tuple[str, str, bool]], *, initial: int = 0, ext
     return data
 
 
-def _feature_post(product: Product, levels=(("5", "Five", False), ("unlimited", "Unlimited", True)), **overrides) -> dict:
+def _feature_post(
+    product: Product, levels=(("5", "Five", False), ("unlimited", "Unlimited", True)), **overrides
+) -> dict:
     data = {
         "product": str(product.pk),
         "module": "",
@@ -91,7 +93,9 @@ def admin_client_as(db):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_adding_a_feature_in_the_admin_stores_it_with_its_levels_as_draft(workspace, product, staff_of, admin_client_as):
+def test_adding_a_feature_in_the_admin_stores_it_with_its_levels_as_draft(
+    workspace, product, staff_of, admin_client_as
+):
     # given
     client = admin_client_as(staff_of(workspace, "admin"))
     # when
@@ -107,7 +111,9 @@ def test_adding_a_feature_in_the_admin_stores_it_with_its_levels_as_draft(worksp
     ]
 
 
-def test_bad_levels_in_the_admin_show_the_service_message_and_store_nothing(workspace, product, staff_of, admin_client_as):
+def test_bad_levels_in_the_admin_show_the_service_message_and_store_nothing(
+    workspace, product, staff_of, admin_client_as
+):
     # given: a range feature needs exactly two levels
     client = admin_client_as(staff_of(workspace, "admin"))
     data = _feature_post(product, type="range", levels=[("1", "One", False)])
@@ -306,9 +312,7 @@ def test_staff_of_one_workspace_neither_see_nor_change_another_workspaces_catalo
     products = client.get("/admin/catalog/product/")
     change_page = client.get(f"/admin/catalog/feature/{theirs.pk}/change/")
     change_post = client.post(f"/admin/catalog/feature/{theirs.pk}/change/", _feature_post(their_product, name="Pwned"))
-    item_post = client.post(
-        f"/admin/catalog/item/{their_item.pk}/change/", {"name": "Pwned", "description": ""}
-    )
+    item_post = client.post(f"/admin/catalog/item/{their_item.pk}/change/", {"name": "Pwned", "description": ""})
     action = _action(client, "feature", "activate", [theirs])
     add_form = client.get(FEATURE_ADD).context["adminform"].form
     # then

@@ -31,9 +31,7 @@ def test_feature_is_created_listed_filtered_and_moved_through_its_lifecycle(api,
     # then
     assert created.status_code == 201
     body = created.json()
-    assert {
-        k: body[k] for k in ("id", "status", "type", "unit_plural", "metered", "reset_anchor", "module_id")
-    } == {
+    assert {k: body[k] for k in ("id", "status", "type", "unit_plural", "metered", "reset_anchor", "module_id")} == {
         "id": "api-calls",
         "status": "draft",
         "type": "quantity",
@@ -65,9 +63,7 @@ def test_lifecycle_errors_name_the_rule(api, product):
 
 def test_feature_with_bad_levels_is_refused_and_nothing_is_stored(api, product):
     # when
-    response = api.post(
-        "/api/v1/features", {**FEATURE, "levels": [{"value": "ten", "name": "x"}]}, format="json"
-    )
+    response = api.post("/api/v1/features", {**FEATURE, "levels": [{"value": "ten", "name": "x"}]}, format="json")
     # then
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "levels[0].value"
@@ -86,9 +82,7 @@ def test_feature_with_unknown_product_names_the_field(api, product):
 def test_products_modules_and_items_round_trip(api, workspace):
     # when
     api.post("/api/v1/products", {"id": "app", "name": "App"}, format="json")
-    module = api.post(
-        "/api/v1/modules", {"id": "reports", "name": "Reports", "product_id": "app"}, format="json"
-    )
+    module = api.post("/api/v1/modules", {"id": "reports", "name": "Reports", "product_id": "app"}, format="json")
     item = api.post("/api/v1/items", {"id": "team", "name": "Team", "type": "plan"}, format="json")
     renamed = api.patch("/api/v1/items/team", {"name": "Team plan"}, format="json")
     archived = api.post("/api/v1/items/team/activate") and api.post("/api/v1/items/team/archive")
@@ -179,9 +173,7 @@ def test_item_and_subscription_entitlements_over_rest(api, workspace, product):
     assert [e["feature_id"] for e in listing.json()["entitlements"]] == ["api-calls"]
     # when the override is removed, the item's value counts again
     assert api.delete("/api/v1/subscriptions/sub-1/entitlements/api-calls").status_code == 204
-    after = api.get(
-        "/api/v1/entitlements/check", {"account_id": "acme-corp", "feature_id": "api-calls"}
-    ).json()
+    after = api.get("/api/v1/entitlements/check", {"account_id": "acme-corp", "feature_id": "api-calls"}).json()
     assert (after["value"], after["limit"], after["used"], after["resets_at"]) == (
         "1000",
         1000,
@@ -237,17 +229,13 @@ def test_other_workspaces_ids_answer_404(api, workspace, other_workspace, make_c
     # given: everything exists in the other workspace only
     other = make_client(other_workspace)
     other.post("/api/v1/products", {"id": "default", "name": "Default"}, format="json")
-    other.post(
-        "/api/v1/modules", {"id": "reports", "name": "Reports", "product_id": "default"}, format="json"
-    )
+    other.post("/api/v1/modules", {"id": "reports", "name": "Reports", "product_id": "default"}, format="json")
     other.post("/api/v1/features", {"id": "sso", "name": "SSO", "product_id": "default"}, format="json")
     other.post("/api/v1/features/sso/activate")
     other.post("/api/v1/items", {"id": "team", "name": "Team"}, format="json")
     other.put("/api/v1/items/team/entitlements/sso", {"value": "true"}, format="json")
     account(other_workspace, "acme-corp")
-    other.post(
-        "/api/v1/subscriptions", {"id": "sub-1", "account_id": "acme-corp", "items": ["team"]}, format="json"
-    )
+    other.post("/api/v1/subscriptions", {"id": "sub-1", "account_id": "acme-corp", "items": ["team"]}, format="json")
     other.put("/api/v1/subscriptions/sub-1/entitlements/sso", {"value": "false"}, format="json")
     before = (
         ItemEntitlement.objects.count(),
@@ -255,9 +243,7 @@ def test_other_workspaces_ids_answer_404(api, workspace, other_workspace, make_c
         Subscription.objects.count(),
     )
     # when
-    response = getattr(api, method)(
-        path, {"value": "true"} if method in ("put", "patch") else None, format="json"
-    )
+    response = getattr(api, method)(path, {"value": "true"} if method in ("put", "patch") else None, format="json")
     # then
     assert response.status_code == 404, response.content
     assert (
@@ -288,9 +274,7 @@ def test_openapi_schema_lists_the_catalog_and_entitlement_paths(api):
     response = api.get("/api/schema/", HTTP_ACCEPT="application/json")
     # then
     assert response.status_code == 200
-    paths = (
-        set(response.json()["paths"]) if response["Content-Type"].startswith("application/json") else set()
-    )
+    paths = set(response.json()["paths"]) if response["Content-Type"].startswith("application/json") else set()
     for path in (
         "/api/v1/features/{key}/archive",
         "/api/v1/items/{key}/entitlements/{feature_key}",

@@ -91,8 +91,11 @@ def test_raw_sql_update_of_a_refused_move_is_refused_by_the_trigger(workspace, p
     else:
         obj = item_create(workspace=workspace, key="k", name="K")
     for status in {"draft": [], "active": ["active"], "archived": ["active", "archived"]}[start]:
-        obj = (feature_transition(feature=obj, to_status=status) if model is Feature
-               else item_transition(item=obj, to_status=status))
+        obj = (
+            feature_transition(feature=obj, to_status=status)
+            if model is Feature
+            else item_transition(item=obj, to_status=status)
+        )
     # when / then
     with pytest.raises(IntegrityError, match=f"lifecycle move {start} -> {target} is not allowed"):
         with transaction.atomic(), transaction.get_connection().cursor() as cursor:
@@ -109,18 +112,34 @@ BAD_LEVELS = [
     ("quantity", [], "A quantity feature needs levels."),
     ("custom", [], "A custom feature needs levels."),
     ("range", [], "A range feature needs levels."),
-    ("quantity", [{"value": "ten"}],
-     "Level value 'ten' of a quantity feature must be a whole number ≥ 0 (or an unlimited level)."),
+    (
+        "quantity",
+        [{"value": "ten"}],
+        "Level value 'ten' of a quantity feature must be a whole number ≥ 0 (or an unlimited level).",
+    ),
     ("quantity", [{"value": "10"}, {"value": "5"}], "Level values must increase strictly."),
     ("quantity", [{"value": "5"}, {"value": "5", "name": "Again"}], "Level values must be distinct."),
-    ("quantity", [{"value": "unlimited", "is_unlimited": True}, {"value": "5"}], "Only the last level may be unlimited."),
-    ("quantity", [{"value": "unlimited"}],
-     "The value 'unlimited' is reserved for an unlimited level (set is_unlimited)."),
-    ("quantity", [{"value": "-1"}],
-     "Level value '-1' of a quantity feature must be a whole number ≥ 0 (or an unlimited level)."),
+    (
+        "quantity",
+        [{"value": "unlimited", "is_unlimited": True}, {"value": "5"}],
+        "Only the last level may be unlimited.",
+    ),
+    (
+        "quantity",
+        [{"value": "unlimited"}],
+        "The value 'unlimited' is reserved for an unlimited level (set is_unlimited).",
+    ),
+    (
+        "quantity",
+        [{"value": "-1"}],
+        "Level value '-1' of a quantity feature must be a whole number ≥ 0 (or an unlimited level).",
+    ),
     ("range", [{"value": "1"}], "A range feature has exactly two levels: the minimum and the maximum."),
-    ("range", [{"value": "1"}, {"value": "5"}, {"value": "9"}],
-     "A range feature has exactly two levels: the minimum and the maximum."),
+    (
+        "range",
+        [{"value": "1"}, {"value": "5"}, {"value": "9"}],
+        "A range feature has exactly two levels: the minimum and the maximum.",
+    ),
     ("range", [{"value": "9"}, {"value": "1"}], "Level values must increase strictly."),
     ("custom", [{"value": "gold", "is_unlimited": True}], "An unlimited level's value is 'unlimited'."),
     ("custom", [{"value": "a", "name": "Same"}, {"value": "b", "name": "Same"}], "Level names must be distinct."),
@@ -145,13 +164,26 @@ def test_bad_levels_are_refused_with_a_message_and_nothing_is_stored(workspace, 
     ("feature_type", "levels", "stored"),
     [
         ("switch", [], []),
-        ("quantity", [{"value": "5"}, {"value": "50", "name": "Fifty"}, {"is_unlimited": True, "name": "No limit"}],
-         [("5", "5", False), ("50", "Fifty", False), ("unlimited", "No limit", True)]),
-        ("range", [{"value": "1", "name": "Min"}, {"value": "100", "name": "Max"}],
-         [("1", "Min", False), ("100", "Max", False)]),
-        ("range", [{"value": "0", "name": "Min"}, {"is_unlimited": True, "name": "Max"}],
-         [("0", "Min", False), ("unlimited", "Max", True)]),
-        ("custom", [{"value": "eu", "name": "EU"}, {"value": "us", "name": "US"}], [("eu", "EU", False), ("us", "US", False)]),
+        (
+            "quantity",
+            [{"value": "5"}, {"value": "50", "name": "Fifty"}, {"is_unlimited": True, "name": "No limit"}],
+            [("5", "5", False), ("50", "Fifty", False), ("unlimited", "No limit", True)],
+        ),
+        (
+            "range",
+            [{"value": "1", "name": "Min"}, {"value": "100", "name": "Max"}],
+            [("1", "Min", False), ("100", "Max", False)],
+        ),
+        (
+            "range",
+            [{"value": "0", "name": "Min"}, {"is_unlimited": True, "name": "Max"}],
+            [("0", "Min", False), ("unlimited", "Max", True)],
+        ),
+        (
+            "custom",
+            [{"value": "eu", "name": "EU"}, {"value": "us", "name": "US"}],
+            [("eu", "EU", False), ("us", "US", False)],
+        ),
     ],
 )
 def test_good_levels_are_stored_in_order(workspace, product, feature_type, levels, stored):
@@ -164,8 +196,14 @@ def test_good_levels_are_stored_in_order(workspace, product, feature_type, level
 
 def test_a_bad_level_change_leaves_the_old_levels(workspace, product):
     # given
-    feature = feature_create(workspace=workspace, key="seats", name="Seats", product=product, type="quantity",
-                             levels=[{"value": "5"}, {"value": "10"}])
+    feature = feature_create(
+        workspace=workspace,
+        key="seats",
+        name="Seats",
+        product=product,
+        type="quantity",
+        levels=[{"value": "5"}, {"value": "10"}],
+    )
     version = feature.resource_version
     # when
     with pytest.raises(DomainError, match="Level values must increase strictly."):
@@ -178,8 +216,7 @@ def test_a_bad_level_change_leaves_the_old_levels(workspace, product):
 def test_metering_needs_a_quantity_or_range_feature(workspace, product):
     # when
     with pytest.raises(DomainError) as err:
-        feature_create(workspace=workspace, key="sso", name="SSO", product=product, metered=True,
-                       reset_period="month")
+        feature_create(workspace=workspace, key="sso", name="SSO", product=product, metered=True, reset_period="month")
     # then
     assert (err.value.message, err.value.field) == ("Only quantity and range features can be metered.", "metered")
     assert Feature.objects.count() == 0
@@ -308,8 +345,14 @@ def test_duplicate_keys_are_refused(workspace, product):
     ("key", "message"),
     [
         ("", "'id' is required and must be a non-empty string."),
-        ("has space", "'id' may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or digit."),
-        ("-lead", "'id' may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or digit."),
+        (
+            "has space",
+            "'id' may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or digit.",
+        ),
+        (
+            "-lead",
+            "'id' may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or digit.",
+        ),
         ("k" * 65, "'id' is at most 64 characters."),
     ],
 )
@@ -353,8 +396,9 @@ def test_raw_sql_key_change_is_refused_by_the_trigger(workspace, product, table)
 
 def test_resource_version_moves_forward_on_every_change(workspace, product):
     # given
-    feature = feature_create(workspace=workspace, key="seats", name="Seats", product=product, type="quantity",
-                             levels=[{"value": "5"}])
+    feature = feature_create(
+        workspace=workspace, key="seats", name="Seats", product=product, type="quantity", levels=[{"value": "5"}]
+    )
     versions = [feature.resource_version]
     # when
     changes = [
