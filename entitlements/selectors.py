@@ -8,7 +8,7 @@ of its items grants; the account gets the highest value over its subscriptions. 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import psycopg
@@ -24,34 +24,38 @@ from .periods import Period, period_containing
 from .values import UNLIMITED, value_grants, value_rank
 
 _GRANTS_SQL = """
-SELECT ie.feature_id, s.id, s.current_term_start, ie.value, false
+SELECT s.account_id, ie.feature_id, s.id, s.current_term_start, ie.value, false
 FROM entitlements_subscription s
 JOIN entitlements_subscription_items si ON si.subscription_id = s.id
 JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
-WHERE s.account_id = %(account)s AND s.status IN ('active', 'in_trial') {item_feature}
+WHERE s.account_id = ANY(%(accounts)s) AND s.status IN ('active', 'in_trial') {item_feature}
 UNION ALL
-SELECT se.feature_id, s.id, s.current_term_start, se.value, true
+SELECT s.account_id, se.feature_id, s.id, s.current_term_start, se.value, true
 FROM entitlements_subscription s
 JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id
-WHERE s.account_id = %(account)s AND s.status IN ('active', 'in_trial')
+WHERE s.account_id = ANY(%(accounts)s) AND s.status IN ('active', 'in_trial')
   AND (se.expires_at IS NULL OR se.expires_at > %(now)s) {override_feature}
 """
 
-_USED_ALL_SQL = """
-SELECT COALESCE(SUM(quantity), 0) FROM entitlements_allowanceusagedaily
-WHERE account_id = %s AND feature_id = %s
+# Net allowance use per (account, period): each period is [start, end) cut into whole UTC days (from the daily
+# counters) and the partial first/last days (from the per-event ledger). An unbounded period reads every daily
+# counter and no ledger row (its bounds come from _period_bounds). One statement for one account (the check's
+# hot path, prepared per connection) or for many (the dashboard's lists).
+_USED_SQL = """
+SELECT p.account_id,
+  COALESCE((SELECT SUM(d.quantity) FROM entitlements_allowanceusagedaily d
+            WHERE d.account_id = p.account_id AND d.feature_id = %(feature)s
+              AND d.day >= p.first_day AND d.day < p.end_day), 0)
++ COALESCE((SELECT SUM(e.quantity) FROM entitlements_allowanceusageentry e
+            WHERE e.account_id = p.account_id AND e.feature_id = %(feature)s
+              AND ((e.occurred_at >= p.head_start AND e.occurred_at < p.head_end)
+                OR (e.occurred_at >= p.tail_start AND e.occurred_at < p.tail_end))), 0)
+FROM unnest(%(accounts)s::bigint[], %(first_day)s::date[], %(end_day)s::date[], %(head_start)s::timestamptz[],
+            %(head_end)s::timestamptz[], %(tail_start)s::timestamptz[], %(tail_end)s::timestamptz[])
+  AS p(account_id, first_day, end_day, head_start, head_end, tail_start, tail_end)
 """
 
-_USED_SQL = """
-SELECT
-  COALESCE((SELECT SUM(quantity) FROM entitlements_allowanceusagedaily
-            WHERE account_id = %(account)s AND feature_id = %(feature)s
-              AND day >= %(first_day)s AND day < %(end_day)s), 0)
-+ COALESCE((SELECT SUM(quantity) FROM entitlements_allowanceusageentry
-            WHERE account_id = %(account)s AND feature_id = %(feature)s
-              AND ((occurred_at >= %(start)s AND occurred_at < %(head_end)s)
-                OR (occurred_at >= %(tail_start)s AND occurred_at < %(end)s))), 0)
-"""
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -73,18 +77,22 @@ def _prepared_cursor() -> Iterator[psycopg.Cursor]:
         yield cursor
 
 
-def _grants(*, account_id: int, feature_id: int | None, now: datetime) -> list[tuple]:
-    params: dict[str, Any] = {"account": account_id, "now": now}
+def _grants(*, account_ids: list[int], feature_id: int | None, now: datetime) -> dict[int, list[tuple]]:
+    """Account → its grant rows (feature_id, subscription_id, term_start, value, is_override), one query."""
+    params: dict[str, Any] = {"accounts": list(account_ids), "now": now}
     item_feature = override_feature = ""
     if feature_id is not None:
         params["feature"] = feature_id
         item_feature = "AND ie.feature_id = %(feature)s"
         override_feature = "AND se.feature_id = %(feature)s"
+    out: dict[int, list[tuple]] = {}
     with connection.cursor() as cursor:
         cursor.execute(
             _GRANTS_SQL.format(item_feature=item_feature, override_feature=override_feature), params
         )
-        return cursor.fetchall()
+        for account_id, *row in cursor.fetchall():
+            out.setdefault(account_id, []).append(tuple(row))
+    return out
 
 
 def _resolve(*, feature: Feature, grants: list[tuple], positions: dict[str, int] | None = None) -> Effective:
@@ -110,57 +118,97 @@ def _resolve(*, feature: Feature, grants: list[tuple], positions: dict[str, int]
     return best
 
 
+def effective_entitlements_for_accounts(
+    *, workspace: Workspace, feature: Feature, account_ids: list[int], now: datetime
+) -> dict[int, Effective]:
+    """effective_entitlement for many accounts of the workspace at once (two queries: grants, and levels of a
+    custom feature). Every requested account is in the answer (Effective(None) when nothing grants it)."""
+    if feature.workspace_id != workspace.pk:
+        raise NotFound(f"No feature '{feature.key}' in this workspace.", code="unknown_feature", field="feature_id")
+    if feature.status == Lifecycle.DRAFT or not account_ids:
+        return {account_id: Effective(None) for account_id in account_ids}
+    grants = _grants(account_ids=account_ids, feature_id=feature.pk, now=now)
+    positions = (
+        {level.value: level.position for level in feature.levels.all()} if feature.type == "custom" else None
+    )
+    return {
+        account_id: _resolve(feature=feature, grants=grants.get(account_id, []), positions=positions)
+        for account_id in account_ids
+    }
+
+
 def effective_entitlement(*, account_id: int, feature: Feature, now: datetime) -> Effective:
     """The effective value of one feature for an account (None when nothing grants it or it is a draft)."""
-    if feature.status == Lifecycle.DRAFT:
-        return Effective(None)
-    return _resolve(feature=feature, grants=_grants(account_id=account_id, feature_id=feature.pk, now=now))
+    return effective_entitlements_for_accounts(
+        workspace=Workspace(pk=feature.workspace_id), feature=feature, account_ids=[account_id], now=now
+    )[account_id]
+
+
+def effective_entitlements_by_account(
+    *, workspace: Workspace, account_ids: list[int], now: datetime
+) -> dict[int, list[tuple[Feature, Effective]]]:
+    """effective_entitlements for many accounts at once (three queries: grants, features, levels). Every
+    requested account is in the answer (an empty list when its subscriptions mention nothing)."""
+    if not account_ids:
+        return {}
+    grants = _grants(account_ids=account_ids, feature_id=None, now=now)
+    features = {
+        feature.pk: feature
+        for feature in Feature.objects.filter(
+            workspace=workspace, pk__in={row[0] for rows in grants.values() for row in rows}
+        )
+        .exclude(status=Lifecycle.DRAFT)
+        .prefetch_related("levels")
+    }
+    out: dict[int, list[tuple[Feature, Effective]]] = {}
+    for account_id in account_ids:
+        by_feature: dict[int, list[tuple]] = {}
+        for row in grants.get(account_id, []):
+            if row[0] in features:
+                by_feature.setdefault(row[0], []).append(row)
+        held = sorted((features[fid] for fid in by_feature), key=lambda f: f.key)
+        out[account_id] = [(feature, _resolve(feature=feature, grants=by_feature[feature.pk])) for feature in held]
+    return out
 
 
 def effective_entitlements(
     *, account_id: int, workspace: Workspace, now: datetime
 ) -> list[tuple[Feature, Effective]]:
     """Every feature the account's subscriptions mention (draft features left out), by feature key."""
-    grants = _grants(account_id=account_id, feature_id=None, now=now)
-    by_feature: dict[int, list[tuple]] = {}
-    for row in grants:
-        by_feature.setdefault(row[0], []).append(row)
-    features = (
-        Feature.objects.filter(workspace=workspace, pk__in=by_feature)
-        .exclude(status=Lifecycle.DRAFT)
-        .prefetch_related("levels")
-        .order_by("key")
-    )
-    return [(feature, _resolve(feature=feature, grants=by_feature[feature.pk])) for feature in features]
+    return effective_entitlements_by_account(workspace=workspace, account_ids=[account_id], now=now)[account_id]
+
+
+def _period_bounds(period: Period) -> tuple[date, date, datetime, datetime, datetime, datetime]:
+    """(first whole day, end day (exclusive), head ledger range, tail ledger range) of a period: whole UTC days
+    come from the daily counters, the partial first and last days from the ledger."""
+    if period.start is None:  # every daily counter, no ledger row
+        return date.min, date.max, _EPOCH, _EPOCH, _EPOCH, _EPOCH
+    start, end = period.start, period.end
+    first_midnight = datetime.combine(start.date(), time(0), tzinfo=start.tzinfo)
+    if first_midnight < start:
+        first_midnight += timedelta(days=1)
+    end_midnight = datetime.combine(end.date(), time(0), tzinfo=end.tzinfo)
+    if end_midnight < first_midnight:  # a period inside one day: the ledger covers all of it
+        first_midnight = end_midnight = end
+    return first_midnight.date(), end_midnight.date(), start, first_midnight, end_midnight, end
+
+
+def allowances_used(*, feature_id: int, periods: dict[int, Period]) -> dict[int, int]:
+    """allowance_used for many accounts of one feature, each over its own period, in one query."""
+    if not periods:
+        return {}
+    bounds = [_period_bounds(period) for period in periods.values()]
+    params = {"feature": feature_id, "accounts": list(periods)}
+    for i, name in enumerate(("first_day", "end_day", "head_start", "head_end", "tail_start", "tail_end")):
+        params[name] = [b[i] for b in bounds]
+    with _prepared_cursor() as cursor:
+        cursor.execute(_USED_SQL, params)
+        return {account_id: int(used) for account_id, used in cursor.fetchall()}
 
 
 def allowance_used(*, account_id: int, feature_id: int, period: Period) -> int:
     """Net quantity of the account's events for the feature in [period.start, period.end)."""
-    with _prepared_cursor() as cursor:
-        if period.start is None:
-            cursor.execute(_USED_ALL_SQL, [account_id, feature_id])
-            return int(cursor.fetchone()[0])
-        start, end = period.start, period.end
-        first_midnight = datetime.combine(start.date(), time(0), tzinfo=start.tzinfo)
-        if first_midnight < start:
-            first_midnight += timedelta(days=1)
-        end_midnight = datetime.combine(end.date(), time(0), tzinfo=end.tzinfo)
-        if end_midnight < first_midnight:  # a period inside one day: the ledger covers all of it
-            first_midnight = end_midnight = end
-        cursor.execute(
-            _USED_SQL,
-            {
-                "account": account_id,
-                "feature": feature_id,
-                "first_day": first_midnight.date(),
-                "end_day": end_midnight.date(),
-                "start": start,
-                "head_end": first_midnight,
-                "tail_start": end_midnight,
-                "end": end,
-            },
-        )
-        return int(cursor.fetchone()[0])
+    return allowances_used(feature_id=feature_id, periods={account_id: period})[account_id]
 
 
 def allowance_period(*, feature: Feature, effective: Effective, at: datetime) -> Period:
@@ -181,27 +229,44 @@ def entitlement_payload(
     non-metered quantity/range feature needs quantity ≤ value. With quantity 0 (the default) `entitled` says
     whether the feature is granted and, if metered, not already over its limit.
     """
-    value = effective.value
-    granted = value_grants(feature_type=feature.type, value=value)
-    unlimited = value == UNLIMITED
-    payload: dict[str, Any] = {
-        "feature_id": feature.key,
-        "entitled": granted,
-        "type": feature.type,
-        "value": value,
-        "unlimited": unlimited,
-        "limit": None,
-        "used": None,
-        "remaining": None,
-        "resets_at": None,
-        "reason": None if granted else "not_entitled",
-    }
-    if not granted or unlimited:
-        return payload
-    if feature.metered:
-        limit = int(value)
-        period = allowance_period(feature=feature, effective=effective, at=now)
-        used = allowance_used(account_id=account_id, feature_id=feature.pk, period=period)
+    return entitlement_payloads(feature=feature, effectives={account_id: effective}, now=now, quantity=quantity)[
+        account_id
+    ]
+
+
+def entitlement_payloads(
+    *, feature: Feature, effectives: dict[int, Effective], now: datetime, quantity: int = 0
+) -> dict[int, dict]:
+    """entitlement_payload for many accounts of one feature: the allowances of the metered ones are summed in
+    one query (allowances_used)."""
+    payloads: dict[int, dict[str, Any]] = {}
+    periods: dict[int, Period] = {}
+    for account_id, effective in effectives.items():
+        value = effective.value
+        granted = value_grants(feature_type=feature.type, value=value)
+        unlimited = value == UNLIMITED
+        payload: dict[str, Any] = {
+            "feature_id": feature.key,
+            "entitled": granted,
+            "type": feature.type,
+            "value": value,
+            "unlimited": unlimited,
+            "limit": None,
+            "used": None,
+            "remaining": None,
+            "resets_at": None,
+            "reason": None if granted else "not_entitled",
+        }
+        payloads[account_id] = payload
+        if not granted or unlimited:
+            continue
+        if feature.metered:
+            periods[account_id] = allowance_period(feature=feature, effective=effective, at=now)
+        elif feature.type in (Feature.Type.QUANTITY, Feature.Type.RANGE) and quantity > int(value):
+            payload.update(entitled=False, reason="limit_exceeded")
+    used_by_account = allowances_used(feature_id=feature.pk, periods=periods)
+    for account_id, period in periods.items():
+        payload, limit, used = payloads[account_id], int(effectives[account_id].value), used_by_account[account_id]
         payload.update(
             limit=limit,
             used=used,
@@ -210,9 +275,7 @@ def entitlement_payload(
         )
         if used + max(quantity, 0) > limit:
             payload.update(entitled=False, reason="limit_exceeded")
-    elif feature.type in (Feature.Type.QUANTITY, Feature.Type.RANGE) and quantity > int(value):
-        payload.update(entitled=False, reason="limit_exceeded")
-    return payload
+    return payloads
 
 
 def refusal_payload(*, feature_key: str, reason: str, feature: Feature | None = None) -> dict:
