@@ -896,15 +896,19 @@ def _accounts_with_grants(*, workspace: Workspace, now: datetime, feature_id: in
 
 
 def feature_entitled_accounts(*, workspace: Workspace, feature: Feature, now: datetime) -> list[dict]:
-    """Accounts entitled to a feature, each with its check answer (entitlements.selectors.entitlement_payload)."""
-    from entitlements.selectors import effective_entitlement, entitlement_payload
+    """Accounts entitled to a feature, each with its check answer (entitlements.selectors.entitlement_payloads:
+    every account resolved at once)."""
+    from entitlements.selectors import effective_entitlements_for_accounts, entitlement_payloads
 
-    account_ids = _accounts_with_grants(workspace=workspace, now=now, feature_id=feature.pk)
+    account_ids = list(_accounts_with_grants(workspace=workspace, now=now, feature_id=feature.pk))
     rows = _account_rows(workspace=workspace, ids=account_ids)
+    effectives = effective_entitlements_for_accounts(
+        workspace=workspace, feature=feature, account_ids=account_ids, now=now
+    )
+    payloads = entitlement_payloads(feature=feature, effectives=effectives, now=now)
     out = []
     for account_id in account_ids:
-        effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
-        payload = entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now)
+        payload = payloads[account_id]
         if payload["value"] is None or (payload["reason"] == "not_entitled"):
             continue
         out.append({**rows[account_id], "entitlement": payload, "used_pct": _used_pct(payload)})
@@ -920,8 +924,9 @@ def _used_pct(payload: dict) -> float | None:
 
 
 def accounts_near_limit(*, workspace: Workspace, now: datetime, threshold_pct: int = NEAR_LIMIT_PCT) -> list[dict]:
-    """(account, metered feature) pairs whose allowance use is ≥ threshold % of the limit: the upsell list."""
-    from entitlements.selectors import effective_entitlement, entitlement_payload
+    """(account, metered feature) pairs whose allowance use is ≥ threshold % of the limit: the upsell list.
+    Each metered feature's accounts are resolved and summed at once (entitlements' batch selectors)."""
+    from entitlements.selectors import effective_entitlements_for_accounts, entitlement_payloads
 
     grants = _accounts_with_grants(workspace=workspace, now=now, metered_only=True)
     features = {
@@ -930,15 +935,19 @@ def accounts_near_limit(*, workspace: Workspace, now: datetime, threshold_pct: i
         .exclude(status="draft")
         .prefetch_related("levels")
     }
-    rows = _account_rows(workspace=workspace, ids=grants)
-    out = []
+    accounts_by_feature: dict[int, list[int]] = defaultdict(list)
     for account_id, fids in grants.items():
         for fid in fids:
-            feature = features.get(fid)
-            if feature is None:
-                continue
-            effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
-            payload = entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now)
+            if fid in features:
+                accounts_by_feature[fid].append(account_id)
+    rows = _account_rows(workspace=workspace, ids=grants)
+    out = []
+    for fid, account_ids in accounts_by_feature.items():
+        feature = features[fid]
+        effectives = effective_entitlements_for_accounts(
+            workspace=workspace, feature=feature, account_ids=account_ids, now=now
+        )
+        for account_id, payload in entitlement_payloads(feature=feature, effectives=effectives, now=now).items():
             pct = _used_pct(payload)
             if pct is None or pct < threshold_pct:
                 continue
@@ -954,7 +963,7 @@ def free_accounts_using_ungranted(
     *, workspace: Workspace, window: Window, now: datetime, free_plan: str = "free"
 ) -> list[dict]:
     """Accounts on the free plan label that used (net > 0, in the window) features their plan does not grant."""
-    from entitlements.selectors import effective_entitlements
+    from entitlements.selectors import effective_entitlements_by_account
     from entitlements.values import value_grants
 
     free = list(Account.objects.filter(workspace=workspace, plan__iexact=free_plan).values_list("id", flat=True))
@@ -962,34 +971,42 @@ def free_accounts_using_ungranted(
         return []
     features = analytics_features(workspace=workspace, product=None)
     by_id = {f["id"]: f for f in features}
-    with connection.cursor() as cursor:
+    # What each free account holds, resolved at once (entitlements' batch selector); SQL then sums the
+    # (account, feature) pairs of the window, drops the granted ones and returns one row per account (the
+    # pairs, ~100k at 10M events, never come to Python).
+    held = effective_entitlements_by_account(workspace=workspace, account_ids=free, now=now)
+    granted = [
+        (account_id, f.pk) for account_id, pairs in held.items() for f, eff in pairs
+        if value_grants(feature_type=f.type, value=eff.value)
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '64MB'")  # ~100k pair groups: no spill to disk
         cursor.execute(
             """
-            SELECT account_id, feature_id, sum(uses) FROM analytics_featureaccountday
-            WHERE workspace_id = %s AND account_id = ANY(%s) AND feature_id = ANY(%s) AND day >= %s AND day <= %s
-            GROUP BY 1, 2 HAVING sum(uses) > 0
+            WITH pairs AS (
+                SELECT account_id, feature_id, sum(uses) AS uses FROM analytics_featureaccountday
+                WHERE workspace_id = %(ws)s AND account_id = ANY(%(free)s) AND feature_id = ANY(%(features)s)
+                  AND day >= %(start)s AND day <= %(end)s
+                GROUP BY 1, 2 HAVING sum(uses) > 0
+            ), granted AS (
+                SELECT * FROM unnest(%(granted_accounts)s::bigint[], %(granted_features)s::bigint[])
+                  AS g(account_id, feature_id)
+            )
+            SELECT p.account_id, string_agg(f.key, ', ' ORDER BY f.key COLLATE "C"), count(*), sum(p.uses)
+            FROM pairs p JOIN catalog_feature f ON f.id = p.feature_id
+            WHERE NOT EXISTS (SELECT 1 FROM granted g WHERE g.account_id = p.account_id
+                              AND g.feature_id = p.feature_id)
+            GROUP BY p.account_id
             """,
-            [workspace.pk, free, list(by_id), window.start, window.end],
+            {"ws": workspace.pk, "free": free, "features": list(by_id), "start": window.start, "end": window.end,
+             "granted_accounts": [a for a, _ in granted], "granted_features": [f for _, f in granted]},
         )
-        used: dict[int, dict[int, int]] = defaultdict(dict)
-        for account_id, feature_id, uses in cursor.fetchall():
-            used[account_id][feature_id] = int(uses)
-    rows = _account_rows(workspace=workspace, ids=used)
-    # Accounts that no active subscription or live override mentions hold nothing: one query finds the others,
-    # and only those are resolved one by one.
-    with_grants = _accounts_with_grants(workspace=workspace, now=now)
-    out = []
-    for account_id, per_feature in used.items():
-        granted = {
-            f.pk for f, eff in effective_entitlements(account_id=account_id, workspace=workspace, now=now)
-            if value_grants(feature_type=f.type, value=eff.value)
-        } if account_id in with_grants else set()
-        ungranted = sorted(by_id[f]["key"] for f in per_feature if f not in granted)
-        if ungranted:
-            out.append({
-                **rows[account_id], "features": ", ".join(ungranted), "feature_count": len(ungranted),
-                "uses": sum(u for f, u in per_feature.items() if f not in granted),
-            })
+        ungranted = {a: (keys, int(count), int(uses)) for a, keys, count, uses in cursor.fetchall()}
+    rows = _account_rows(workspace=workspace, ids=ungranted)
+    out = [
+        {**rows[a], "features": keys, "feature_count": count, "uses": uses}
+        for a, (keys, count, uses) in ungranted.items()
+    ]
     return sorted(out, key=lambda r: (-r["uses"], r["external_id"]))
 
 
