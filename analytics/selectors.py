@@ -135,14 +135,19 @@ def _domain(value: str) -> str:
     return (value or "").strip().lower()
 
 
-def active_accounts_count(*, workspace: Workspace, by: date, account: Account | None = None) -> int:
-    """Accounts with status active that existed by the end of UTC day `by` (first seen or created)."""
+def active_accounts_count(
+    *, workspace: Workspace, by: date, account: Account | None = None, plan: str | None = None
+) -> int:
+    """Accounts with status active that existed by the end of UTC day `by` (first seen or created); `plan`:
+    only those with that plan label."""
     end = datetime.combine(by + timedelta(days=1), time.min, tzinfo=UTC)
     qs = Account.objects.filter(workspace=workspace, status=Account.Status.ACTIVE).filter(
         Q(created_at__lt=end) | Q(first_seen_at__lt=end)
     )
     if account is not None:
         qs = qs.filter(pk=account.pk)
+    if plan is not None:
+        qs = qs.filter(plan=plan)
     return qs.count()
 
 
@@ -194,10 +199,25 @@ def usage_pattern(
 
 
 def feature_usage(
-    *, workspace: Workspace, product: Product, window: Window, event: str | None = None, account: Account | None = None
+    *, workspace: Workspace, product: Product, window: Window, event: str | None = None, account: Account | None = None,
+    module_key: str | None = None, plan: str | None = None,
 ) -> dict:
-    """The feature-usage analytics of DESIGN.md ("Analytics semantics") for one product and window."""
+    """The feature-usage analytics of DESIGN.md ("Analytics semantics") for one product and window.
+
+    The dashboard's filters: `module_key` keeps the features of that module, `plan` the accounts with that plan
+    label (active accounts and adoption too). With `plan` the heatmap is None: its rollups are per feature
+    across accounts and cannot be split by plan."""
     features = analytics_features(workspace=workspace, product=product, event=event)
+    if module_key:
+        in_module = set(
+            Feature.objects.filter(workspace=workspace, product=product, module__key=module_key).values_list(
+                "id", flat=True
+            )
+        )
+        features = [f for f in features if f["id"] in in_module]
+    account_ids: list[int] | None = None
+    if plan:
+        account_ids = list(Account.objects.filter(workspace=workspace, plan=plan).values_list("id", flat=True))
     by_id = {f["id"]: f for f in features}
     feature_ids = list(by_id)
     prior = window.prior
@@ -212,10 +232,11 @@ def feature_usage(
     account_features: dict[int, int] = {}
     account_keys: dict[int, str] = {}
     domain_net: dict[str, int] = {}
-    whole = bool(feature_ids) and account is None and _covers_every_feature(
+    every_account = account is None and account_ids is None
+    whole = bool(feature_ids) and every_account and _covers_every_feature(
         workspace=workspace, product=product, feature_ids=feature_ids
     )
-    if feature_ids and account is None:
+    if feature_ids and every_account:
         # Per-feature numbers from the feature × day rollup, per-account ones from account × product × day
         # (whole product) or from (feature, account) pairs of the window; the per-pair numbers that only the
         # top 12 features / accounts show are computed for those alone, below.
@@ -226,8 +247,11 @@ def feature_usage(
             workspace=workspace, product=product if whole else None, feature_ids=feature_ids, window=window,
             net=account_net, keys=account_keys, domains=domain_net,
         )
-    elif feature_ids:
-        account_sql = " AND account_id = %(account)s" if account is not None else ""
+    elif feature_ids and account_ids != []:
+        if account is not None:
+            account_sql = " AND account_id = %(account)s"
+        else:  # one plan's accounts
+            account_sql = " AND account_id = ANY(%(accounts)s)"
         with transaction.atomic(), connection.cursor() as cursor:
             # Hundreds of thousands of (feature, account) groups: let the aggregate stay in memory.
             cursor.execute("SET LOCAL work_mem = '64MB'")
@@ -259,7 +283,8 @@ def feature_usage(
                 SELECT 'domain', NULL, domain, sum(cur), NULL, NULL FROM cur WHERE domain <> '' GROUP BY domain
                 """,
                 {"ws": workspace.pk, "features": feature_ids, "start": window.start, "prior_start": prior.start,
-                 "end": window.end, "account": account.pk if account is not None else None},
+                 "end": window.end, "account": account.pk if account is not None else None,
+                 "accounts": account_ids},
             )
             for kind, pk, text, now_uses, prior_uses, count in cursor.fetchall():
                 if kind == "feature":
@@ -275,7 +300,7 @@ def feature_usage(
                 else:
                     domain_net[text] = int(now_uses)
 
-    active = active_accounts_count(workspace=workspace, by=window.end, account=account)
+    active = active_accounts_count(workspace=workspace, by=window.end, account=account, plan=plan or None)
     used_features = sorted(
         (fid for fid, uses in feature_net.items() if uses > 0), key=lambda fid: (-feature_net[fid], by_id[fid]["key"])
     )
@@ -283,13 +308,15 @@ def feature_usage(
     used_accounts = sorted(
         (aid for aid, uses in account_net.items() if uses > 0), key=lambda aid: (-account_net[aid], account_keys[aid])
     )
-    if feature_ids and account is None:
+    if feature_ids and every_account:
         _top_pair_counts(
             workspace=workspace, feature_ids=feature_ids, top_feature_ids=top_ids, top_account_ids=used_accounts[:12],
             window=window, feature_accounts=feature_accounts, feature_domains=feature_domains,
             account_features=account_features,
         )
-    sparklines = feature_daily_uses(workspace=workspace, feature_ids=top_ids, window=window, account=account)
+    sparklines = feature_daily_uses(
+        workspace=workspace, feature_ids=top_ids, window=window, account=account, account_ids=account_ids
+    )
     sparkline_days = [d.isoformat() for d in window.days]
 
     top_features = [
@@ -343,7 +370,7 @@ def feature_usage(
         },
         "top_features": top_features,
         "quiet_features": quiet_features,
-        "usage_pattern": usage_pattern(
+        "usage_pattern": None if plan else usage_pattern(
             workspace=workspace, feature_ids=feature_ids, window=window, account=account,
             whole_product=product if whole else None,
         ),
@@ -452,36 +479,43 @@ FEATURE_USAGE_CACHE_SECONDS = 60
 
 
 def feature_usage_cached(
-    *, workspace: Workspace, product: Product, window: Window, event: str | None = None, account: Account | None = None
+    *, workspace: Workspace, product: Product, window: Window, event: str | None = None, account: Account | None = None,
+    module_key: str | None = None, plan: str | None = None,
 ) -> dict:
     """feature_usage, cached under the workspace's rollup generation (any rollup makes a new key) for at most
-    FEATURE_USAGE_CACHE_SECONDS, which bounds how long account metadata (names, domains, status) may lag."""
+    FEATURE_USAGE_CACHE_SECONDS, which bounds how long account metadata (names, domains, status, plan labels)
+    may lag."""
     from .models import RollupGeneration
 
+    args = {"workspace": workspace, "product": product, "window": window, "event": event, "account": account,
+            "module_key": module_key or None, "plan": plan or None}
     state = RollupGeneration.objects.filter(workspace=workspace).values_list("token", "generation").first()
     if state is None:
-        return feature_usage(workspace=workspace, product=product, window=window, event=event, account=account)
+        return feature_usage(**args)
     parts = [
         "feature-usage", str(state[0]), str(state[1]), str(product.pk), window.start.isoformat(),
         window.end.isoformat(), event or "", str(account.pk) if account is not None else "",
-        workspace.timezone or "UTC", "|".join(workspace.reserved_prefixes or ()),
+        workspace.timezone or "UTC", "|".join(workspace.reserved_prefixes or ()), module_key or "", plan or "",
     ]
     key = "analytics:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     cached = cache.get(key)
     if cached is None:
-        cached = feature_usage(workspace=workspace, product=product, window=window, event=event, account=account)
+        cached = feature_usage(**args)
         cache.set(key, cached, FEATURE_USAGE_CACHE_SECONDS)
     return cached
 
 
 def feature_daily_uses(
-    *, workspace: Workspace, feature_ids: list[int], window: Window, account: Account | None = None
+    *, workspace: Workspace, feature_ids: list[int], window: Window, account: Account | None = None,
+    account_ids: list[int] | None = None,
 ) -> dict[int, dict[date, int]]:
-    """Net uses per feature per UTC day of the window (missing days are absent: callers fill zeros)."""
+    """Net uses per feature per UTC day of the window (missing days are absent: callers fill zeros), of one
+    account, of the listed accounts, or of all."""
     out: dict[int, dict[date, int]] = defaultdict(dict)
-    if not feature_ids:
+    if not feature_ids or account_ids == []:
         return out
-    table = "analytics_featureaccountday" if account is not None else "analytics_featureday"
+    per_account = account is not None or account_ids is not None
+    table = "analytics_featureaccountday" if per_account else "analytics_featureday"
     sql = f"""
         SELECT feature_id, day, sum(uses) FROM {table}
         WHERE workspace_id = %s AND feature_id = ANY(%s) AND day >= %s AND day <= %s
@@ -490,6 +524,9 @@ def feature_daily_uses(
     if account is not None:
         sql += " AND account_id = %s"
         params.append(account.pk)
+    if account_ids is not None:
+        sql += " AND account_id = ANY(%s)"
+        params.append(account_ids)
     sql += " GROUP BY 1, 2"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -707,114 +744,12 @@ def dashboard_overview(
     *, workspace: Workspace, product: Product, window: Window, module_key: str | None = None,
     plan: str | None = None,
 ) -> dict:
-    """feature_usage, narrowed to one module's features and/or the accounts on one plan label.
-
-    Without either filter this is feature_usage itself (cached like the API's). With a plan filter the heatmap is left out
-    (`usage_pattern` None): its rollup is per feature across accounts and cannot be split by plan."""
-    if not module_key and not plan:
-        # The API's answer, computed once per rollup generation for both (and for concurrent viewers).
-        return feature_usage_cached(workspace=workspace, product=product, window=window)
-    features = analytics_features(workspace=workspace, product=product)
-    if module_key:
-        in_module = set(
-            Feature.objects.filter(workspace=workspace, product=product, module__key=module_key).values_list(
-                "id", flat=True
-            )
-        )
-        features = [f for f in features if f["id"] in in_module]
-    by_id = {f["id"]: f for f in features}
-    account_ids: list[int] | None = None
-    if plan:
-        account_ids = list(Account.objects.filter(workspace=workspace, plan=plan).values_list("id", flat=True))
-    prior = window.prior
-    prior_by_feature: dict[int, int] = defaultdict(int)
-    daily: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    feature_net: dict[int, int] = defaultdict(int)
-    feature_accounts: dict[int, int] = defaultdict(int)
-    unique_accounts = 0
-    if by_id and account_ids != []:
-        # Aggregated in SQL: per (feature, day) for sparklines and prior totals, per (feature, account) and then
-        # per feature / per account for the window; only a few thousand rows come back.
-        account_sql = " AND account_id = ANY(%(accounts)s)" if account_ids is not None else ""
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = '64MB'")
-            cursor.execute(
-                f"""
-                WITH rows AS MATERIALIZED (
-                    SELECT feature_id, account_id, day, uses FROM analytics_featureaccountday
-                    WHERE workspace_id = %(ws)s AND feature_id = ANY(%(features)s)
-                      AND day >= %(prior_start)s AND day <= %(end)s{account_sql}
-                ), pairs AS MATERIALIZED (
-                    SELECT feature_id, account_id, sum(uses) AS cur FROM rows WHERE day >= %(start)s
-                    GROUP BY 1, 2
-                )
-                SELECT 'day', feature_id, day, sum(uses) FROM rows GROUP BY feature_id, day
-                UNION ALL
-                SELECT 'feature', feature_id, NULL, count(*) FILTER (WHERE cur > 0) FROM pairs GROUP BY feature_id
-                UNION ALL
-                SELECT 'accounts', NULL, NULL, count(*) FROM (
-                    SELECT account_id FROM pairs GROUP BY account_id HAVING sum(cur) > 0
-                ) used
-                """,
-                {"ws": workspace.pk, "features": list(by_id), "prior_start": prior.start, "start": window.start,
-                 "end": window.end, "accounts": account_ids},
-            )
-            for kind, feature_id, day, value in cursor.fetchall():
-                if kind == "day" and day >= window.start:
-                    daily[feature_id][day] += int(value)
-                    feature_net[feature_id] += int(value)
-                elif kind == "day":
-                    prior_by_feature[feature_id] += int(value)
-                elif kind == "feature":
-                    feature_accounts[feature_id] = int(value)
-                else:
-                    unique_accounts = int(value)
-    active_qs = Account.objects.filter(workspace=workspace, status=Account.Status.ACTIVE).filter(
-        Q(created_at__lt=window.end_before) | Q(first_seen_at__lt=window.end_before)
+    """feature_usage (one code path with the analytics API), narrowed to one module's features and/or the
+    accounts on one plan label, cached like the API's answer: computed once per rollup generation for every
+    viewer. With a plan filter the heatmap is left out (`usage_pattern` None)."""
+    return feature_usage_cached(
+        workspace=workspace, product=product, window=window, module_key=module_key or None, plan=plan or None
     )
-    if plan:
-        active_qs = active_qs.filter(plan=plan)
-    active = active_qs.count()
-    used = sorted((f for f, u in feature_net.items() if u > 0), key=lambda f: (-feature_net[f], by_id[f]["key"]))
-    quiet = sorted(
-        (f for f in by_id if prior_by_feature.get(f, 0) > 0 and feature_net.get(f, 0) <= 0),
-        key=lambda f: (-prior_by_feature[f], by_id[f]["key"]),
-    )
-    return {
-        "product_id": product.key,
-        "from": window.start.isoformat(),
-        "to": window.end.isoformat(),
-        "prior_from": prior.start.isoformat(),
-        "prior_to": prior.end.isoformat(),
-        "timezone": workspace.timezone or "UTC",
-        "totals": {
-            "events": sum(feature_net.values()),
-            "unique_features": len(used),
-            "unique_accounts": unique_accounts,
-            "unique_domains": None,
-            "active_accounts": active,
-        },
-        "top_features": [
-            {
-                "feature_id": by_id[f]["key"],
-                "name": by_id[f]["name"],
-                "events": feature_net[f],
-                "prior_events": prior_by_feature.get(f, 0),
-                "accounts": feature_accounts.get(f, 0),
-                "adoption_pct": _pct(feature_accounts.get(f, 0), active),
-                "sparkline": [daily[f].get(d, 0) for d in window.days],
-                "sparkline_days": [d.isoformat() for d in window.days],
-            }
-            for f in used[:12]
-        ],
-        "quiet_features": [
-            {"feature_id": by_id[f]["key"], "name": by_id[f]["name"], "prior_events": prior_by_feature[f]}
-            for f in quiet
-        ],
-        "usage_pattern": None
-        if plan
-        else usage_pattern(workspace=workspace, feature_ids=list(by_id), window=window),
-    }
 
 
 def dashboard_feature_get(*, workspace: Workspace, key: str) -> Feature:
@@ -864,7 +799,8 @@ def plan_distribution(*, rows: list[dict]) -> list[dict]:
     for r in rows:
         acc[r["plan"] or "(none)"][0] += 1
         acc[r["plan"] or "(none)"][1] += r["uses"]
-    return [{"plan": p, "accounts": a, "uses": u} for p, (a, u) in sorted(acc.items(), key=lambda kv: (-kv[1][1], kv[0]))]
+    ordered = sorted(acc.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    return [{"plan": p, "accounts": a, "uses": u} for p, (a, u) in ordered]
 
 
 def _accounts_with_grants(*, workspace: Workspace, now: datetime, feature_id: int | None = None,
