@@ -7,6 +7,7 @@ from pathlib import Path
 
 import environ
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Private runtime state (embedded PostgreSQL, filesystem broker, beat schedule); git-ignored.
@@ -231,6 +232,11 @@ UPTAKE_INGEST_MAX_EVENTS = env.int("UPTAKE_INGEST_MAX_EVENTS", default=1000)
 UPTAKE_INGEST_MAX_BYTES = env.int("UPTAKE_INGEST_MAX_BYTES", default=1024 * 1024)
 UPTAKE_INGEST_MAX_PROPERTIES_BYTES = env.int("UPTAKE_INGEST_MAX_PROPERTIES_BYTES", default=8 * 1024)
 UPTAKE_INGEST_MAX_FUTURE_SECONDS = env.int("UPTAKE_INGEST_MAX_FUTURE_SECONDS", default=300)
+# Rows per (workspace, UTC day) dirty mark: each database connection bumps row pg_backend_pid() % N, so
+# concurrent ingestion transactions of one workspace do not queue on a single row lock until COMMIT.
+UPTAKE_DIRTY_SHARDS = env.int("UPTAKE_DIRTY_SHARDS", default=16)
+if not 1 <= UPTAKE_DIRTY_SHARDS <= 1024:
+    raise ImproperlyConfigured("UPTAKE_DIRTY_SHARDS must be between 1 and 1024.")
 # Per-API-key rate limit: a token bucket of RATE_BURST requests refilled at RATE_PER_SECOND.
 UPTAKE_RATE_LIMIT_ENABLED = env.bool("UPTAKE_RATE_LIMIT_ENABLED", default=True)
 UPTAKE_RATE_BURST = env.int("UPTAKE_RATE_BURST", default=200)

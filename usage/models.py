@@ -49,17 +49,24 @@ class UsageEvent(models.Model):
 
 
 class UsageDayDirty(models.Model):
-    """A (workspace, UTC day) whose events changed since its rollup. Ingestion upserts it in the same
-    transaction as the events (bumping `version`); a rollup deletes it only if `version` is still the one it
-    read, so a day touched during a rollup is rolled up again."""
+    """A (workspace, UTC day) whose events changed since its rollup, as one or more shard rows. Ingestion
+    upserts its shard's row (`pg_backend_pid() % UPTAKE_DIRTY_SHARDS`) in the same transaction as the events,
+    bumping `version`: concurrent transactions of one workspace and day bump different rows instead of queueing
+    on one row lock until COMMIT. The day is dirty while any shard row exists; a rollup reads every shard row's
+    version, recomputes the day once and deletes each row only if its `version` is still the one it read, so a
+    day touched during a rollup is rolled up again."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
+    shard = models.SmallIntegerField(default=0, db_default=0)
     version = models.BigIntegerField(default=1)
     marked_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace", "day"], name="usage_usagedaydirty_unique_day")]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "day", "shard"], name="usage_usagedaydirty_unique_day_shard"),
+            models.CheckConstraint(condition=Q(shard__gte=0), name="usage_usagedaydirty_shard_not_negative"),
+        ]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ in one query, unknown ones are registered with INSERT … ON CONFLICT DO NOTHING
 events are written with COPY into a staging table and moved with INSERT … ON CONFLICT DO NOTHING RETURNING
 (the unique constraint on (workspace, event_id) decides duplicates, also under concurrent batches) in one
 statement that also moves accounts' and end users' first/last seen; allowance counters are updated and the
-(workspace, UTC day) is marked dirty (last, as its row is shared by every batch of the day) in the same
+(workspace, UTC day) is marked dirty (last, as its row is shared by the batches of the day on this connection's
+shard, see UsageDayDirty) in the same
 transaction. Batches of up to COPY_THRESHOLD events skip the stage
 and insert from arrays.
 """
@@ -257,13 +258,16 @@ def usage_days_mark_dirty(*, workspace_id: int, days: Iterable[date], now: datet
     if not days:
         return
     with _pg_cursor() as cursor:
-        cursor.execute(_MARK_DIRTY_SQL, [workspace_id, now, days])
+        cursor.execute(_MARK_DIRTY_SQL, [workspace_id, settings.UPTAKE_DIRTY_SHARDS, now, days])
 
 
+# The mark is sharded (see UsageDayDirty): this connection's row is pg_backend_pid() % UPTAKE_DIRTY_SHARDS, so
+# concurrent transactions (other connections) of the same workspace and day mostly bump other rows, and one
+# connection's consecutive transactions bump the same row (a day's mark stays one row per busy connection).
 _MARK_DIRTY_SQL = (
-    "INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
-    "SELECT %s, d, 1, %s FROM unnest(%s::date[]) AS d ORDER BY d "
-    "ON CONFLICT (workspace_id, day) DO UPDATE "
+    "INSERT INTO usage_usagedaydirty (workspace_id, day, shard, version, marked_at) "
+    "SELECT %s, d, pg_backend_pid() %% %s, 1, %s FROM unnest(%s::date[]) AS d ORDER BY d "
+    "ON CONFLICT (workspace_id, day, shard) DO UPDATE "
     "SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at"
 )
 
@@ -272,7 +276,9 @@ def _days_mark_dirty_and_commit(*, workspace_id: int, days: Iterable[date], now:
     """usage_days_mark_dirty followed by COMMIT, sent as one simple-protocol message (client-side binding)."""
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
-        cursor.execute(_MARK_DIRTY_SQL + "; COMMIT", [workspace_id, now, sorted(set(days))])
+        cursor.execute(
+            _MARK_DIRTY_SQL + "; COMMIT", [workspace_id, settings.UPTAKE_DIRTY_SHARDS, now, sorted(set(days))]
+        )
 
 
 @dataclass

@@ -58,7 +58,7 @@ def store_events(workspace: Workspace, events: list[Ev], *, now: datetime | None
             for day in sorted({ev.at.astimezone(UTC).date() for ev in events}):
                 cursor.execute(
                     """INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) VALUES (%s, %s, 1, %s)
-                       ON CONFLICT (workspace_id, day)
+                       ON CONFLICT (workspace_id, day, shard)
                        DO UPDATE SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at""",
                     [workspace.pk, day, now],
                 )

@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connections, transaction
+from django.db.models import F
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,12 +40,8 @@ def _snapshot() -> dict:
             )
         ),
         "fqh": sorted(FeatureQuarterHour.objects.values_list("bucket", "feature_id", "uses", "events")),
-        "fud": sorted(
-            FeatureUserDay.objects.values_list("day", "feature_id", "end_user_id", "uses", "events")
-        ),
-        "seen": sorted(
-            AccountFeatureLastSeen.objects.values_list("account_id", "feature_id", "last_seen_at")
-        ),
+        "fud": sorted(FeatureUserDay.objects.values_list("day", "feature_id", "end_user_id", "uses", "events")),
+        "seen": sorted(AccountFeatureLastSeen.objects.values_list("account_id", "feature_id", "last_seen_at")),
     }
 
 
@@ -210,9 +207,7 @@ def test_verify_rollups_detects_a_tampered_coarse_row_and_a_rebuild_repairs_it(w
     store_events(workspace, random_events(4, 100, datetime(2026, 11, 1, tzinfo=UTC), 5))
     rollup_pending(now=timezone.now())
     good = sorted(model.objects.values_list("uses", "events"))
-    assert good and sum(u for u, _ in good) == sum(
-        FeatureAccountDay.objects.values_list("uses", flat=True)
-    )
+    assert good and sum(u for u, _ in good) == sum(FeatureAccountDay.objects.values_list("uses", flat=True))
     # when one coarse row is tampered with
     row = model.objects.order_by("pk").first()
     model.objects.filter(pk=row.pk).update(uses=row.uses + 1000)
@@ -246,9 +241,7 @@ def test_rollup_command_reports_progress(workspace, catalog):
     store_events(workspace, random_events(2, 50, datetime(2026, 11, 1, tzinfo=UTC), 3))
     out = StringIO()
     call_command("rollup", stdout=out, stderr=StringIO())
-    assert (
-        out.getvalue().strip() == "Rolled up 3 day(s); 0 skipped (held by another run); 0 still marked dirty."
-    )
+    assert out.getvalue().strip() == "Rolled up 3 day(s); 0 skipped (held by another run); 0 still marked dirty."
     assert rollup_differences(workspace_id=workspace.pk) == ([], 0)
 
 
@@ -276,8 +269,13 @@ def test_property_random_streams_batched_and_rolled_up_in_any_order_equal_the_or
     UsageEvent.objects.all().delete()
     UsageDayDirty.objects.all().delete()
     for model in (
-        FeatureAccountDay, FeatureQuarterHour, FeatureUserDay, AccountFeatureLastSeen, FeatureDay,
-        AccountProductDay, ProductQuarterHour,
+        FeatureAccountDay,
+        FeatureQuarterHour,
+        FeatureUserDay,
+        AccountFeatureLastSeen,
+        FeatureDay,
+        AccountProductDay,
+        ProductQuarterHour,
     ):
         model.objects.all().delete()
     base = datetime(2026, 10, 25, tzinfo=UTC)
@@ -303,3 +301,76 @@ def test_property_random_streams_batched_and_rolled_up_in_any_order_equal_the_or
         active_accounts=5,
     )
     assert rollup_differences(workspace_id=workspace.pk) == ([], 0)
+
+
+def test_every_shard_row_of_a_day_is_consumed_by_one_recompute(workspace, catalog):
+    # given one day marked by two ingestion connections (shards 0 and 5) and another day by one
+    store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 9, tzinfo=UTC), 5)])
+    store_events(workspace, [Ev("export.pdf", "a2", datetime(2026, 11, 3, 9, tzinfo=UTC), 1)])
+    UsageDayDirty.objects.create(
+        workspace=workspace, day=date(2026, 11, 2), shard=5, version=4, marked_at=timezone.now()
+    )
+    assert sorted(UsageDayDirty.objects.values_list("day", "shard")) == [
+        (date(2026, 11, 2), 0),
+        (date(2026, 11, 2), 5),
+        (date(2026, 11, 3), 0),
+    ]
+    # when
+    report = rollup_pending(now=timezone.now())
+    # then each day counts once, every shard row is gone and the rollups equal the raw events
+    assert (report.days_rolled_up, report.days_skipped_locked, report.days_still_dirty) == (2, 0, 0)
+    assert sorted(report.rolled_up) == [(workspace.pk, date(2026, 11, 2)), (workspace.pk, date(2026, 11, 3))]
+    assert not UsageDayDirty.objects.exists()
+    assert sorted(FeatureAccountDay.objects.values_list("day", "uses", "events")) == [
+        (date(2026, 11, 2), 5, 1),
+        (date(2026, 11, 3), 1, 1),
+    ]
+    assert rollup_differences(workspace_id=workspace.pk) == ([], 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_shard_bumped_or_added_during_a_rollup_survives_it(workspace, catalog):
+    # given a rolled-up day whose only mark is shard 3 (version 1), and an ingestion transaction that has
+    # stored a late event, bumped shard 3 and added shard 0, but not committed yet
+    store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 9, tzinfo=UTC), 5)])
+    UsageDayDirty.objects.update(shard=3)
+    stored, go = threading.Event(), threading.Event()
+
+    def ingest():
+        try:
+            with transaction.atomic():
+                store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 11, tzinfo=UTC), 2)])
+                UsageDayDirty.objects.filter(shard=3).update(version=F("version") + 1)
+                stored.set()
+                go.wait(10)
+        finally:
+            connections.close_all()
+
+    results = []
+
+    def roll():
+        try:
+            results.append(rollup_day(workspace_id=workspace.pk, day=date(2026, 11, 2)))
+        finally:
+            connections.close_all()
+
+    ingester = threading.Thread(target=ingest)
+    ingester.start()
+    assert stored.wait(10)
+    # when a rollup reads shard 3 at version 1, recomputes without the uncommitted event, then the ingestion
+    # commits while the rollup waits to delete shard 3
+    roller = threading.Thread(target=roll)
+    roller.start()
+    roller.join(1.0)
+    go.set()
+    ingester.join()
+    roller.join()
+    # then the rollup counted the committed event only, and both shard rows of the ingestion survive it
+    assert results == [True]
+    assert list(FeatureAccountDay.objects.values_list("uses", "events")) == [(5, 1)]
+    assert sorted(UsageDayDirty.objects.values_list("shard", "version")) == [(0, 1), (3, 2)]
+    # when the next run goes, then the late event is in and every shard row is consumed
+    report = rollup_pending(now=timezone.now())
+    assert (report.days_rolled_up, report.days_still_dirty) == (1, 0)
+    assert list(FeatureAccountDay.objects.values_list("uses", "events")) == [(7, 2)]
+    assert not UsageDayDirty.objects.exists()

@@ -63,8 +63,7 @@ def test_a_large_batch_inside_a_callers_transaction_leaves_foreign_keys_deferred
     with connection.cursor() as cursor:
         cursor.execute("SAVEPOINT probe")
         cursor.execute(
-            "INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) "
-            "VALUES (%s, %s, 1, now())",
+            "INSERT INTO usage_usagedaydirty (workspace_id, day, version, marked_at) VALUES (%s, %s, 1, now())",
             [workspace.pk + 10_000, date(2026, 1, 1)],
         )
         # then: no error at statement time (IMMEDIATE would raise here); undo the probe
@@ -90,3 +89,19 @@ def test_outside_a_transaction_events_mark_and_counters_commit_together(workspac
         assert UsageEvent.objects.count() == 1
         assert list(UsageDayDirty.objects.values_list("day", "version")) == [(date(2026, 11, 18), 1)]
         assert list(AllowanceUsageDaily.objects.values_list("quantity", flat=True)) == [3]
+
+
+@pytest.mark.parametrize("shards", [1, 16, 7])
+def test_the_dirty_mark_is_this_connections_shard_and_repeats_bump_it(workspace, settings, shards):
+    # given
+    settings.UPTAKE_DIRTY_SHARDS = shards
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    # when two small batches and one large (COPY path) batch of the same day come over this connection
+    for size in (1, 2, 40):
+        events_ingest(
+            workspace=workspace, payload=[{"account_id": "a1", "feature_id": "f.one"}] * size, now=timezone.now()
+        )
+    # then one mark row: this connection's shard, bumped by each batch
+    assert list(UsageDayDirty.objects.values_list("day", "shard", "version")) == [(date(2026, 11, 18), pid % shards, 3)]

@@ -1,0 +1,88 @@
+"""Profile the incremental rollup on the analytics bench database (uptake_bench_analytics, see run.py):
+mark the last N UTC days of the bench workspace dirty, run rollup_pending and print the time of every SQL
+statement (slowest first). --explain runs each write statement as EXPLAIN (ANALYZE, BUFFERS) instead (same
+effect) and prints the plans. Everything happens in one transaction that is rolled back unless --commit.
+
+    .venv/bin/python bench/analytics/profile_rollup.py --days 2 [--explain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import _bench_url  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=2, help="latest UTC days to mark dirty")
+    parser.add_argument("--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of writes")
+    parser.add_argument("--commit", action="store_true", help="keep the result (default: roll back)")
+    args = parser.parse_args()
+    url, _ = _bench_url()
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from accounts.models import Workspace
+    from analytics.services import rollup_pending
+    from usage.services import usage_days_mark_dirty
+
+    call_command("migrate", verbosity=0)
+    workspace = Workspace.objects.get(slug="bench")
+    timings: list[tuple[float, str]] = []
+
+    def wrapper(execute, sql, params, many, context):
+        head = sql.lstrip().split(None, 3)
+        explain = args.explain and head and head[0].upper() in {"INSERT", "DELETE", "UPDATE", "CREATE"}
+        t0 = time.perf_counter()
+        if explain:
+            result = execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params, many, context)
+            plan = "\n".join(row[0] for row in context["cursor"].fetchall())
+        else:
+            result = execute(sql, params, many, context)
+        elapsed = time.perf_counter() - t0
+        timings.append((elapsed, " ".join(sql.split())[:160]))
+        if explain:
+            print(f"--- {elapsed * 1000:.0f} ms: {' '.join(sql.split())[:200]}\n{plan}\n")
+        return result
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(day) FROM analytics_featureaccountday WHERE workspace_id = %s", [workspace.pk])
+        last = cursor.fetchone()[0]
+    days = [last - timedelta(days=i) for i in range(args.days)]
+    try:
+        with transaction.atomic():
+            usage_days_mark_dirty(workspace_id=workspace.pk, days=days, now=datetime.now(UTC))
+            t0 = time.perf_counter()
+            with connection.execute_wrapper(wrapper):
+                report = rollup_pending(now=datetime.now(UTC) + timedelta(seconds=1))
+            total = time.perf_counter() - t0
+            if not args.commit:
+                raise _Rollback
+    except _Rollback:
+        pass
+    print(f"rollup_pending: {report.days_rolled_up} day(s) ({', '.join(map(str, sorted(days)))}) in {total:.2f} s")
+    for elapsed, sql in sorted(timings, reverse=True)[:25]:
+        print(f"{elapsed * 1000:8.1f} ms  {sql}")
+
+
+class _Rollback(Exception):
+    pass
+
+
+if __name__ == "__main__":
+    main()
