@@ -232,26 +232,24 @@ def feature_usage(
     account_features: dict[int, int] = {}
     account_keys: dict[int, str] = {}
     domain_net: dict[str, int] = {}
-    every_account = account is None and account_ids is None
-    whole = bool(feature_ids) and every_account and _covers_every_feature(
+    whole = bool(feature_ids) and account is None and _covers_every_feature(
         workspace=workspace, product=product, feature_ids=feature_ids
     )
-    if feature_ids and every_account:
+    if feature_ids and account is None and account_ids != []:
         # Per-feature numbers from the feature × day rollup, per-account ones from account × product × day
         # (whole product) or from (feature, account) pairs of the window; the per-pair numbers that only the
         # top 12 features / accounts show are computed for those alone, below.
+        # `account_ids` (a plan's accounts): the same sums over those accounts' rows only.
         _window_feature_sums(
-            workspace=workspace, feature_ids=feature_ids, window=window, net=feature_net, prior=prior_by_feature
+            workspace=workspace, feature_ids=feature_ids, window=window, net=feature_net, prior=prior_by_feature,
+            account_ids=account_ids,
         )
         _window_account_sums(
             workspace=workspace, product=product if whole else None, feature_ids=feature_ids, window=window,
-            net=account_net, keys=account_keys, domains=domain_net,
+            net=account_net, keys=account_keys, domains=domain_net, account_ids=account_ids,
         )
-    elif feature_ids and account_ids != []:
-        if account is not None:
-            account_sql = " AND account_id = %(account)s"
-        else:  # one plan's accounts
-            account_sql = " AND account_id = ANY(%(accounts)s)"
+    elif feature_ids and account is not None:
+        account_sql = " AND account_id = %(account)s"
         with transaction.atomic(), connection.cursor() as cursor:
             # Hundreds of thousands of (feature, account) groups: let the aggregate stay in memory.
             cursor.execute("SET LOCAL work_mem = '64MB'")
@@ -283,8 +281,7 @@ def feature_usage(
                 SELECT 'domain', NULL, domain, sum(cur), NULL, NULL FROM cur WHERE domain <> '' GROUP BY domain
                 """,
                 {"ws": workspace.pk, "features": feature_ids, "start": window.start, "prior_start": prior.start,
-                 "end": window.end, "account": account.pk if account is not None else None,
-                 "accounts": account_ids},
+                 "end": window.end, "account": account.pk if account is not None else None},
             )
             for kind, pk, text, now_uses, prior_uses, count in cursor.fetchall():
                 if kind == "feature":
@@ -308,11 +305,11 @@ def feature_usage(
     used_accounts = sorted(
         (aid for aid, uses in account_net.items() if uses > 0), key=lambda aid: (-account_net[aid], account_keys[aid])
     )
-    if feature_ids and every_account:
+    if feature_ids and account is None and account_ids != []:
         _top_pair_counts(
             workspace=workspace, feature_ids=feature_ids, top_feature_ids=top_ids, top_account_ids=used_accounts[:12],
             window=window, feature_accounts=feature_accounts, feature_domains=feature_domains,
-            account_features=account_features,
+            account_features=account_features, account_ids=account_ids,
         )
     sparklines = feature_daily_uses(
         workspace=workspace, feature_ids=top_ids, window=window, account=account, account_ids=account_ids
@@ -380,21 +377,28 @@ def feature_usage(
 
 
 def _window_feature_sums(
-    *, workspace: Workspace, feature_ids: list[int], window: Window, net: dict, prior: dict
+    *, workspace: Workspace, feature_ids: list[int], window: Window, net: dict, prior: dict,
+    account_ids: list[int] | None = None,
 ) -> None:
-    """Per feature: net uses in the window and in the prior window (features with rows in either)."""
+    """Per feature: net uses in the window and in the prior window (features with rows in either), over every
+    account (the feature × day rollup) or over `account_ids` (their (feature, account, day) rows, read through
+    the (workspace, account, day) covering index and grouped by feature only)."""
+    if account_ids is None:
+        table, account_sql = "analytics_featureday", ""
+    else:
+        table, account_sql = "analytics_featureaccountday", " AND account_id = ANY(%(accounts)s)"
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             SELECT feature_id, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
                    COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
-            FROM analytics_featureday
+            FROM {table}
             WHERE workspace_id = %(ws)s AND feature_id = ANY(%(features)s)
-              AND day >= %(prior_start)s AND day <= %(end)s
+              AND day >= %(prior_start)s AND day <= %(end)s{account_sql}
             GROUP BY feature_id
             """,
             {"ws": workspace.pk, "features": feature_ids, "start": window.start,
-             "prior_start": window.prior.start, "end": window.end},
+             "prior_start": window.prior.start, "end": window.end, "accounts": account_ids},
         )
         for feature_id, now_uses, prior_uses in cursor.fetchall():
             net[feature_id] = int(now_uses)
@@ -403,31 +407,33 @@ def _window_feature_sums(
 
 def _window_account_sums(
     *, workspace: Workspace, product: Product | None, feature_ids: list[int], window: Window, net: dict,
-    keys: dict, domains: dict,
+    keys: dict, domains: dict, account_ids: list[int] | None = None,
 ) -> None:
     """Per account: net uses of the features in the window (with its external id); per domain (lower-cased,
     trimmed, non-empty): the sum over its accounts. `product`: feature_ids are all of its features, so the
-    account × product × day rollup is read instead of (feature, account) pairs."""
+    account × product × day rollup is read instead of (feature, account) pairs. `account_ids`: only those."""
+    account_sql = " AND r.account_id = ANY(%s)" if account_ids is not None else ""
+    account_params = [account_ids] if account_ids is not None else []
     with connection.cursor() as cursor:
         if product is not None:
             cursor.execute(
-                """
+                f"""
                 SELECT r.account_id, a.external_id, lower(btrim(a.domain)), sum(r.uses)
                 FROM analytics_accountproductday r JOIN accounts_account a ON a.id = r.account_id
-                WHERE r.workspace_id = %s AND r.product_id = %s AND r.day >= %s AND r.day <= %s
+                WHERE r.workspace_id = %s AND r.product_id = %s AND r.day >= %s AND r.day <= %s{account_sql}
                 GROUP BY 1, 2, 3
                 """,
-                [workspace.pk, product.pk, window.start, window.end],
+                [workspace.pk, product.pk, window.start, window.end, *account_params],
             )
         else:
             cursor.execute(
-                """
+                f"""
                 SELECT r.account_id, a.external_id, lower(btrim(a.domain)), sum(r.uses)
                 FROM analytics_featureaccountday r JOIN accounts_account a ON a.id = r.account_id
-                WHERE r.workspace_id = %s AND r.feature_id = ANY(%s) AND r.day >= %s AND r.day <= %s
+                WHERE r.workspace_id = %s AND r.feature_id = ANY(%s) AND r.day >= %s AND r.day <= %s{account_sql}
                 GROUP BY 1, 2, 3
                 """,
-                [workspace.pk, feature_ids, window.start, window.end],
+                [workspace.pk, feature_ids, window.start, window.end, *account_params],
             )
         for account_id, external_id, domain, uses in cursor.fetchall():
             net[account_id] = int(uses)
@@ -439,16 +445,18 @@ def _window_account_sums(
 def _top_pair_counts(
     *, workspace: Workspace, feature_ids: list[int], top_feature_ids: list[int], top_account_ids: list[int],
     window: Window, feature_accounts: dict, feature_domains: dict, account_features: dict,
+    account_ids: list[int] | None = None,
 ) -> None:
     """Numbers that need per-(feature, account) net uses, for the listed features and accounts only: accounts
-    and domains using each top feature, features used by each top account."""
+    and domains using each top feature, features used by each top account. `account_ids`: among those only."""
+    account_sql = " AND account_id = ANY(%(accounts)s)" if account_ids is not None else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             WITH pairs AS MATERIALIZED (
                 SELECT feature_id, account_id, sum(uses) AS cur FROM analytics_featureaccountday
                 WHERE workspace_id = %(ws)s AND feature_id = ANY(%(top_features)s)
-                  AND day >= %(start)s AND day <= %(end)s
+                  AND day >= %(start)s AND day <= %(end)s{account_sql}
                 GROUP BY 1, 2
             )
             SELECT 'accounts', feature_id, count(*) FROM pairs WHERE cur > 0 GROUP BY feature_id
@@ -467,7 +475,7 @@ def _top_pair_counts(
             ) used GROUP BY account_id
             """,
             {"ws": workspace.pk, "top_features": top_feature_ids, "top_accounts": top_account_ids,
-             "features": feature_ids, "start": window.start, "end": window.end},
+             "features": feature_ids, "start": window.start, "end": window.end, "accounts": account_ids},
         )
         for kind, pk, count in cursor.fetchall():
             {"accounts": feature_accounts, "domains": feature_domains, "features": account_features}[kind][pk] = (

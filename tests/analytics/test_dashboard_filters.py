@@ -1,0 +1,68 @@
+"""The overview's module and plan filters go through feature_usage (one code path with the analytics API):
+plan-filtered numbers partition the unfiltered ones, and a module filter gives the API's numbers for those
+features."""
+
+from datetime import timedelta
+
+import pytest
+
+from accounts.models import Account
+from analytics.selectors import Window, dashboard_overview, feature_usage
+from catalog.models import Product
+
+from .browser.data import build
+
+
+@pytest.fixture
+def built(db):
+    return build()
+
+
+def _window(built) -> Window:
+    return Window(built.now.date() - timedelta(days=29), built.now.date())
+
+
+def test_plan_filtered_overviews_partition_the_unfiltered_numbers(built):
+    # given acme's product, its window and its plan labels
+    product = Product.objects.get(workspace=built.workspace, key="default")
+    window = _window(built)
+    everyone = feature_usage(workspace=built.workspace, product=product, window=window)
+    plans = sorted(set(Account.objects.filter(workspace=built.workspace).values_list("plan", flat=True)))
+    # when the overview is narrowed to each plan
+    by_plan = {p: dashboard_overview(workspace=built.workspace, product=product, window=window, plan=p) for p in plans}
+    # then events, users and active accounts add up to the unfiltered numbers
+    assert plans == ["free", "team"]
+    for name in ("events", "unique_accounts", "active_accounts"):
+        assert sum(o["totals"][name] for o in by_plan.values()) == everyone["totals"][name], name
+    assert by_plan["free"]["totals"]["events"] == 3 + 4 and by_plan["team"]["totals"]["events"] == 56 + 90 + 1 + 1
+    # and each top feature's events and accounts add up too, accounts listed only under their plan
+    for row in everyone["top_features"]:
+        parts = [t for o in by_plan.values() for t in o["top_features"] if t["feature_id"] == row["feature_id"]]
+        assert sum(t["events"] for t in parts) == row["events"], row["feature_id"]
+        assert sum(t["accounts"] for t in parts) == row["accounts"], row["feature_id"]
+    assert [a["account_id"] for a in by_plan["free"]["top_accounts"]] == ["a2"]
+    assert by_plan["free"]["usage_pattern"] is None and everyone["usage_pattern"] is not None
+
+
+def test_a_plan_nobody_has_shows_nothing(built):
+    # when the overview is narrowed to a plan label no account carries
+    product = Product.objects.get(workspace=built.workspace, key="default")
+    overview = dashboard_overview(workspace=built.workspace, product=product, window=_window(built), plan="gold")
+    # then it holds no usage at all
+    assert overview["totals"] == {"events": 0, "unique_features": 0, "unique_accounts": 0, "unique_domains": 0,
+                                  "active_accounts": 0}
+    assert overview["top_features"] == [] and overview["top_accounts"] == [] and overview["quiet_features"] == []
+
+
+def test_module_filter_equals_feature_usage_over_the_module_features(built):
+    # given the reports module's features
+    product = Product.objects.get(workspace=built.workspace, key="default")
+    window = _window(built)
+    # when the overview is narrowed to the module
+    module = dashboard_overview(workspace=built.workspace, product=product, window=window, module_key="reports")
+    everyone = feature_usage(workspace=built.workspace, product=product, window=window)
+    # then its top features are the unfiltered ones of that module, with the same numbers
+    keys = [t["feature_id"] for t in module["top_features"]]
+    assert keys == ["reports.view", "export.pdf"]
+    assert module["top_features"] == [t for t in everyone["top_features"] if t["feature_id"] in keys]
+    assert module["totals"]["events"] == 56 + 3 + 1 + 1 + 4
