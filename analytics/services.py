@@ -1,10 +1,12 @@
 """Rollup writes: recompute whole UTC days of the count tables from raw usage events.
 
-Every recompute is DELETE + INSERT ... SELECT over whole day buckets inside one transaction, so reruns and
-retries are harmless. Concurrency: a rollup of (workspace, day) holds a transaction-scoped advisory lock on that
-pair (and a shared lock on the workspace); a rebuild holds the workspace lock exclusively. A dirty mark is
-deleted only if its `version` is still the one read before recomputing, so a day that received events during
-the rollup stays dirty and is rolled up again; a crash rolls the transaction back and leaves the mark.
+Every recompute rewrites whole day buckets from raw events inside one transaction (a rebuild: DELETE +
+INSERT … SELECT; an incremental rollup: only the rows that differ), so reruns and retries are harmless.
+Concurrency: a rollup holds a transaction-scoped advisory lock on each (workspace, day) it recomputes (and a
+shared lock on the workspace); a rebuild holds the workspace lock exclusively. A day's dirty mark is one row per
+shard (see usage.models.UsageDayDirty); each row read before recomputing is deleted only if its `version` is
+still the one read, so a day that received events during the rollup stays dirty and is rolled up again; a crash
+rolls the transaction back and leaves the marks.
 """
 
 from __future__ import annotations
@@ -53,53 +55,27 @@ def _replace(
     select_params: list,
     where_sql: str,
     where_params: list,
-    diff: bool,
     bulk: bool = False,
 ) -> None:
-    """Make the rows of `table` matching `where_sql` exactly the rows of `select_sql`.
+    """Make the rows of `table` matching `where_sql` exactly the rows of `select_sql` (rebuilds; incremental
+    rollups write only differences, see _apply_diff).
 
     Bulk mode (a full rebuild, `where_sql` = the workspace): if the table holds no other workspace's rows it
     is truncated and loaded with its secondary indexes dropped, then re-indexed once (sorting 7M keys once is
-    far cheaper than 7M index insertions); otherwise plain mode.
-
-    Plain mode deletes them all and inserts the fresh ones (fastest for whole ranges). Diff mode computes the
-    fresh rows into a temporary table and writes only what changed: a restated day usually changes a small
-    part of its buckets, and writes (index upkeep, WAL) dominate the cost of a recompute."""
+    far cheaper than 7M index insertions); otherwise plain mode: delete them all and insert the fresh ones."""
     columns = ", ".join(keys + values)
-    if not diff:
-        if bulk and _holds_only_workspace(cursor, table=table, workspace_id=where_params[0]):
-            _bulk_load(
-                cursor,
-                table=table,
-                columns=columns,
-                order=", ".join(keys),
-                select_sql=select_sql,
-                select_params=select_params,
-            )
-            return
-        cursor.execute(f"DELETE FROM {table} WHERE {where_sql}", where_params)
-        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
+    if bulk and _holds_only_workspace(cursor, table=table, workspace_id=where_params[0]):
+        _bulk_load(
+            cursor,
+            table=table,
+            columns=columns,
+            order=", ".join(keys),
+            select_sql=select_sql,
+            select_params=select_params,
+        )
         return
-    same_key = " AND ".join(f"f.{k} = t.{k}" for k in keys)
-    same_values = " AND ".join(f"f.{v} IS NOT DISTINCT FROM t.{v}" for v in values)
-    cursor.execute("DROP TABLE IF EXISTS analytics_fresh")
-    cursor.execute(
-        f"CREATE TEMP TABLE analytics_fresh ON COMMIT DROP AS SELECT {columns} FROM ({select_sql}) fresh",
-        select_params,
-    )
-    # Statistics, so that the anti-joins below are planned as hash joins and not loops over a guess.
-    cursor.execute("ANALYZE analytics_fresh")
-    # Unqualified columns of the outer WHERE belong to `t`, the only table in its scope.
-    cursor.execute(
-        f"DELETE FROM {table} t WHERE {where_sql} "
-        f"AND NOT EXISTS (SELECT 1 FROM analytics_fresh f WHERE {same_key} AND {same_values})",
-        where_params,
-    )
-    cursor.execute(
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM analytics_fresh f "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same_key})"
-    )
-    cursor.execute("DROP TABLE analytics_fresh")
+    cursor.execute(f"DELETE FROM {table} WHERE {where_sql}", where_params)
+    cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
 
 
 def _holds_only_workspace(cursor, *, table: str, workspace_id: int) -> bool:
@@ -144,7 +120,7 @@ def _bulk_load(cursor, *, table: str, columns: str, order: str, select_sql: str,
     cursor.execute(f"ANALYZE {table}")
 
 
-def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | None, diff: bool = False) -> None:
+def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | None) -> None:
     """Recompute every rollup table of one workspace for the UTC days since..until (inclusive, open if None)."""
     day_where = ["workspace_id = %s"]
     day_params: list = [workspace_id]
@@ -166,7 +142,7 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         ts_params.append(_start_of(until + timedelta(days=1)))
         bucket_where.append("bucket < %s")
         bucket_params.append(_start_of(until + timedelta(days=1)))
-    bulk = since is None and until is None and not diff
+    bulk = since is None and until is None
     day_sql = " AND ".join(day_where)
     ts_sql = " AND ".join(ts_where)
     bucket_sql = " AND ".join(bucket_where)
@@ -202,7 +178,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=[],
         where_sql=day_sql,
         where_params=day_params,
-        diff=diff,
         bulk=bulk,
     )
     # users: distinct end users of the (day, feature, account): one group row each.
@@ -220,7 +195,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=[],
         where_sql=day_sql,
         where_params=day_params,
-        diff=diff,
         bulk=bulk,
     )
     cursor.execute("DROP TABLE analytics_day_groups")
@@ -239,7 +213,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=ts_params,
         where_sql=bucket_sql,
         where_params=bucket_params,
-        diff=diff,
         bulk=bulk,
     )
     # Coarser levels, recomputed from the fine rows of the same whole days / buckets just written.
@@ -256,7 +229,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=day_params,
         where_sql=day_sql,
         where_params=day_params,
-        diff=diff,
         bulk=bulk,
     )
     _replace(
@@ -274,7 +246,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=day_params,
         where_sql=day_sql,
         where_params=day_params,
-        diff=diff,
         bulk=bulk,
     )
     _replace(
@@ -291,7 +262,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=bucket_params,
         where_sql=bucket_sql,
         where_params=bucket_params,
-        diff=diff,
         bulk=bulk,
     )
     # Events are append-only, so a recomputed day can only move "last seen" forward.
