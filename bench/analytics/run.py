@@ -55,9 +55,7 @@ def _log(message: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--features", type=int, default=200)
@@ -65,6 +63,10 @@ def main() -> None:
     parser.add_argument("--incremental", type=int, default=100_000, help="new events for the incremental run")
     parser.add_argument("--requests", type=int, default=60, help="endpoint requests for p50/p95")
     parser.add_argument("--reuse", action="store_true", help="keep an existing benchmark database")
+    parser.add_argument(
+        "--reset-incremental", action="store_true", help="first remove earlier runs' incremental events"
+    )
+    parser.add_argument("--profile", action="store_true", help="print the incremental rollup's slowest SQL")
     parser.add_argument("--skip-rebuild", action="store_true", help="with --reuse: time only incremental + endpoint")
     args = parser.parse_args()
 
@@ -119,14 +121,10 @@ def main() -> None:
         )
         accounts = list(Account.objects.filter(workspace=workspace).order_by("id"))
         EndUser.objects.bulk_create(
-            EndUser(workspace=workspace, account=a, external_id=f"user-{k}")
-            for a in accounts
-            for k in range(5)
+            EndUser(workspace=workspace, account=a, external_id=f"user-{k}") for a in accounts for k in range(5)
         )
         _log(f"catalog and {args.accounts} accounts in {time.perf_counter() - t0:.1f} s")
-        _load_events(
-            connection, workspace_id=workspace.pk, n=args.events, start=start, days=args.days, args=args
-        )
+        _load_events(connection, workspace_id=workspace.pk, n=args.events, start=start, days=args.days, args=args)
     n_events = _count(connection, "usage_usageevent")
     _log(f"{n_events:,} raw events in the benchmark database")
 
@@ -148,10 +146,29 @@ def main() -> None:
 
     # Incremental: 100k new events, 80 % today and 20 % late (yesterday) --------------------------------
     today = now.date()
+    if args.reset_incremental:
+        # Earlier incremental runs' events (each run's batch shares one received_at) made today and yesterday
+        # several times bigger than a generated day; take them out and roll those days up (not timed).
+        t0 = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                DELETE FROM usage_usageevent WHERE workspace_id = %(ws)s AND occurred_at >= %(since)s
+                  AND received_at IN (
+                    SELECT received_at FROM usage_usageevent WHERE workspace_id = %(ws)s AND occurred_at >= %(since)s
+                    GROUP BY received_at HAVING count(*) >= 1000)
+                """,
+                {"ws": workspace.pk, "since": datetime.combine(today - timedelta(days=3), datetime.min.time(), UTC)},
+            )
+            removed = cursor.rowcount
+        rollups_rebuild(workspace_id=workspace.pk, since=today - timedelta(days=3), until=today)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE usage_usageevent")
+            for table in ("featureaccountday", "featureuserday", "featurequarterhour", "accountfeaturelastseen"):
+                cursor.execute(f"VACUUM ANALYZE analytics_{table}")
+        _log(f"reset: {removed:,} events of earlier incremental runs removed in {time.perf_counter() - t0:.1f} s")
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT min(id), max(id) FROM accounts_account WHERE workspace_id = %s", [workspace.pk]
-        )
+        cursor.execute("SELECT min(id), max(id) FROM accounts_account WHERE workspace_id = %s", [workspace.pk])
         acc_min, _ = cursor.fetchone()
         cursor.execute("SELECT min(id) FROM catalog_feature WHERE workspace_id = %s", [workspace.pk])
         feat_min = cursor.fetchone()[0]
@@ -179,9 +196,22 @@ def main() -> None:
         )
         usage_days_mark_dirty(workspace_id=workspace.pk, days=[today, today - timedelta(days=1)], now=now)
         insert = time.perf_counter() - t0
+    timings: list[tuple[float, str]] = []
+
+    def timed(execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            timings.append((time.perf_counter() - start, " ".join(sql.split())[:150]))
+
     t0 = time.perf_counter()
-    report = rollup_pending(now=now)
+    with connection.execute_wrapper(timed):
+        report = rollup_pending(now=now)
     incremental = time.perf_counter() - t0
+    if args.profile:
+        for elapsed, sql in sorted(timings, reverse=True)[:15]:
+            _log(f"  {elapsed * 1000:7.1f} ms  {sql}")
     _log(
         f"incremental: {args.incremental:,} new events (inserted in {insert:.1f} s), "
         f"rollup of {report.days_rolled_up} dirty days in {incremental:.2f} s"
@@ -241,18 +271,14 @@ def _load_events(connection, *, workspace_id: int, n: int, start: datetime, days
             "SELECT min(id), max(id), count(*) FROM accounts_account WHERE workspace_id = %s", [workspace_id]
         )
         acc_min, acc_max, acc_n = cursor.fetchone()
-        cursor.execute(
-            "SELECT min(id), max(id), count(*) FROM catalog_feature WHERE workspace_id = %s", [workspace_id]
-        )
+        cursor.execute("SELECT min(id), max(id), count(*) FROM catalog_feature WHERE workspace_id = %s", [workspace_id])
         feat_min, feat_max, feat_n = cursor.fetchone()
         cursor.execute(
             "SELECT min(id), max(id), count(*) FROM accounts_enduser WHERE workspace_id = %s", [workspace_id]
         )
         user_min, user_max, user_n = cursor.fetchone()
         assert (
-            acc_max - acc_min + 1 == acc_n
-            and feat_max - feat_min + 1 == feat_n
-            and user_max - user_min + 1 == user_n
+            acc_max - acc_min + 1 == acc_n and feat_max - feat_min + 1 == feat_n and user_max - user_min + 1 == user_n
         )
         cursor.execute("SET session_replication_role = replica")
         chunk = 1_000_000
