@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="No progress bar.")
 
     def handle(self, *args, quiet: bool = False, **options):
-        total = UsageDayDirty.objects.count()
+        total = UsageDayDirty.objects.values("workspace_id", "day").distinct().count()  # days, not shard rows
         bar = tqdm(total=total, unit="day", desc="rollup", disable=quiet or total == 0, file=self.stderr)
 
         def progress(index: int, count: int, workspace_id: int, day) -> None:
