@@ -495,22 +495,28 @@ def feature_usage_cached(
     """feature_usage, cached under the workspace's rollup generation (any rollup makes a new key) for at most
     FEATURE_USAGE_CACHE_SECONDS, which bounds how long account metadata (names, domains, status, plan labels)
     may lag."""
-    from .models import RollupGeneration
-
     args = {"workspace": workspace, "product": product, "window": window, "event": event, "account": account,
             "module_key": module_key or None, "plan": plan or None}
+    parts = [
+        "feature-usage", str(product.pk), window.start.isoformat(), window.end.isoformat(), event or "",
+        str(account.pk) if account is not None else "", workspace.timezone or "UTC",
+        "|".join(workspace.reserved_prefixes or ()), module_key or "", plan or "",
+    ]
+    return _rollup_cached(workspace=workspace, parts=parts, compute=lambda: feature_usage(**args))
+
+
+def _rollup_cached(*, workspace: Workspace, parts: list[str], compute):
+    """compute(), cached under the workspace's rollup generation (any rollup makes a new key) and `parts` (every
+    other input of the answer) for at most FEATURE_USAGE_CACHE_SECONDS; not cached before the first rollup."""
+    from .models import RollupGeneration
+
     state = RollupGeneration.objects.filter(workspace=workspace).values_list("token", "generation").first()
     if state is None:
-        return feature_usage(**args)
-    parts = [
-        "feature-usage", str(state[0]), str(state[1]), str(product.pk), window.start.isoformat(),
-        window.end.isoformat(), event or "", str(account.pk) if account is not None else "",
-        workspace.timezone or "UTC", "|".join(workspace.reserved_prefixes or ()), module_key or "", plan or "",
-    ]
-    key = "analytics:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+        return compute()
+    key = "analytics:" + hashlib.sha256("\x1f".join([str(state[0]), str(state[1]), *parts]).encode()).hexdigest()
     cached = cache.get(key)
     if cached is None:
-        cached = feature_usage(**args)
+        cached = compute()
         cache.set(key, cached, FEATURE_USAGE_CACHE_SECONDS)
     return cached
 
@@ -920,41 +926,55 @@ def free_accounts_using_ungranted(
     # What each free account holds, resolved at once (entitlements' batch selector); SQL then sums the
     # (account, feature) pairs of the window, drops the granted ones and returns one row per account (the
     # pairs, ~100k at 10M events, never come to Python).
+    # What each free account holds is resolved on every request, at once (entitlements' batch selector):
+    # subscriptions change at any time. The account's positive (feature, uses) pairs of the window come from
+    # the rollups only, so they are cached under the rollup generation, keyed by the free accounts and the
+    # analytics features too (~100k pairs at 10M events: ~300 ms of SQL, computed once per rollup).
     held = effective_entitlements_by_account(workspace=workspace, account_ids=free, now=now)
-    granted = [
-        (account_id, f.pk) for account_id, pairs in held.items() for f, eff in pairs
-        if value_grants(feature_type=f.type, value=eff.value)
-    ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '64MB'")  # ~100k pair groups: no spill to disk
-        cursor.execute(
-            """
-            WITH pairs AS MATERIALIZED (
-                SELECT account_id, feature_id, sum(uses) AS uses FROM analytics_featureaccountday
-                WHERE workspace_id = %(ws)s AND account_id = ANY(%(free)s) AND day >= %(start)s AND day <= %(end)s
-                GROUP BY 1, 2 HAVING sum(uses) > 0
-            ), granted AS (
-                SELECT * FROM unnest(%(granted_accounts)s::bigint[], %(granted_features)s::bigint[])
-                  AS g(account_id, feature_id)
-            )
-            -- the analytics features are joined to the pairs (a hash), not tested on each raw row
-            SELECT p.account_id, string_agg(f.key, ', ' ORDER BY f.key COLLATE "C"), count(*), sum(p.uses)
-            FROM pairs p JOIN catalog_feature f ON f.id = p.feature_id
-            JOIN unnest(%(features)s::bigint[]) wanted(id) ON wanted.id = p.feature_id
-            WHERE NOT EXISTS (SELECT 1 FROM granted g WHERE g.account_id = p.account_id
-                              AND g.feature_id = p.feature_id)
-            GROUP BY p.account_id
-            """,
-            {"ws": workspace.pk, "free": free, "features": list(by_id), "start": window.start, "end": window.end,
-             "granted_accounts": [a for a, _ in granted], "granted_features": [f for _, f in granted]},
-        )
-        ungranted = {a: (keys, int(count), int(uses)) for a, keys, count, uses in cursor.fetchall()}
+    pairs = _rollup_cached(
+        workspace=workspace,
+        parts=["free-pairs", window.start.isoformat(), window.end.isoformat(),
+               hashlib.sha256(",".join(map(str, sorted(free))).encode()).hexdigest(),
+               hashlib.sha256(",".join(map(str, sorted(by_id))).encode()).hexdigest()],
+        compute=lambda: _positive_pairs(workspace=workspace, account_ids=free, feature_ids=list(by_id), window=window),
+    )
+    ungranted: dict[int, tuple[str, int, int]] = {}
+    for account_id, (feature_ids, uses) in pairs.items():
+        granted = {f.pk for f, eff in held[account_id] if value_grants(feature_type=f.type, value=eff.value)}
+        kept = [(by_id[f]["key"], u) for f, u in zip(feature_ids, uses, strict=True) if f not in granted]
+        if kept:
+            ungranted[account_id] = (", ".join(sorted(k for k, _ in kept)), len(kept), sum(u for _, u in kept))
     rows = _account_rows(workspace=workspace, ids=ungranted)
     out = [
         {**rows[a], "features": keys, "feature_count": count, "uses": uses}
         for a, (keys, count, uses) in ungranted.items()
     ]
     return sorted(out, key=lambda r: (-r["uses"], r["external_id"]))
+
+
+def _positive_pairs(
+    *, workspace: Workspace, account_ids: list[int], feature_ids: list[int], window: Window
+) -> dict[int, tuple[list[int], list[int]]]:
+    """Account → (feature ids, net uses) of its (feature, account) pairs with net uses > 0 in the window."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '64MB'")  # ~100k pair groups: no spill to disk
+        cursor.execute(
+            """
+            WITH pairs AS MATERIALIZED (
+                SELECT account_id, feature_id, sum(uses) AS uses FROM analytics_featureaccountday
+                WHERE workspace_id = %(ws)s AND account_id = ANY(%(accounts)s) AND day >= %(start)s
+                  AND day <= %(end)s
+                GROUP BY 1, 2 HAVING sum(uses) > 0
+            )
+            -- the features are hash-joined to the pairs, not tested against 200 ids on each raw row
+            SELECT p.account_id, array_agg(p.feature_id), array_agg(p.uses::bigint)
+            FROM pairs p JOIN unnest(%(features)s::bigint[]) wanted(id) ON wanted.id = p.feature_id
+            GROUP BY p.account_id
+            """,
+            {"ws": workspace.pk, "accounts": account_ids, "features": feature_ids, "start": window.start,
+             "end": window.end},
+        )
+        return {account_id: (list(features), list(uses)) for account_id, features, uses in cursor.fetchall()}
 
 
 def dormant_accounts(*, workspace: Workspace, now: datetime, days: int = 14) -> list[dict]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from accounts.models import Account
+from analytics.models import RollupGeneration
 from analytics.selectors import Window, dashboard_overview, feature_usage
 from catalog.models import Product
 
@@ -66,3 +67,33 @@ def test_module_filter_equals_feature_usage_over_the_module_features(built):
     assert keys == ["reports.view", "export.pdf"]
     assert module["top_features"] == [t for t in everyone["top_features"] if t["feature_id"] in keys]
     assert module["totals"]["events"] == 56 + 3 + 1 + 1 + 4
+
+
+def test_free_unentitled_list_follows_entitlement_and_plan_changes_at_once(built):
+    # given the list computed once (its rollup part is now cached)
+    from analytics.selectors import free_accounts_using_ungranted
+    from catalog.models import Feature
+    from catalog.services import item_activate, item_create
+    from entitlements.services import item_entitlement_set, subscription_create
+
+    window = _window(built)
+
+    def listed():
+        rows = free_accounts_using_ungranted(workspace=built.workspace, window=window, now=built.now)
+        return [(r["external_id"], r["features"], r["feature_count"], r["uses"]) for r in rows]
+
+    assert listed() == [("a2", "export.pdf", 1, 4)]
+    assert RollupGeneration.objects.filter(workspace=built.workspace).exists()  # so the pairs are cached
+    a2 = Account.objects.get(workspace=built.workspace, external_id="a2")
+    # when a2 leaves the free plan, then it is no longer listed; back on it, it is again
+    Account.objects.filter(pk=a2.pk).update(plan="team")
+    assert listed() == []
+    Account.objects.filter(pk=a2.pk).update(plan="free")
+    assert listed() == [("a2", "export.pdf", 1, 4)]
+    # when a2 gets an add-on granting export.pdf
+    addon = item_activate(item=item_create(workspace=built.workspace, key="pdf", name="PDF", type="addon"))
+    item_entitlement_set(item=addon, feature=Feature.objects.get(workspace=built.workspace, key="export.pdf"),
+                         value="true")
+    subscription_create(workspace=built.workspace, external_id="sub-pdf", account=a2, items=[addon])
+    # then the next read no longer lists it
+    assert listed() == []
