@@ -784,10 +784,8 @@ def _account_rows(*, workspace: Workspace, ids) -> dict[int, dict]:
     }
 
 
-def feature_account_usage(*, workspace: Workspace, feature: Feature, window: Window) -> list[dict]:
-    """Accounts using a feature in the window (net uses > 0), with their uses and when they last used it."""
-    from .models import AccountFeatureLastSeen
-
+def _feature_account_uses(*, workspace: Workspace, feature: Feature, window: Window) -> tuple[dict, dict]:
+    """(account → net uses of the feature in the window, when > 0; account → when it last used it)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -798,15 +796,40 @@ def feature_account_usage(*, workspace: Workspace, feature: Feature, window: Win
             [workspace.pk, feature.pk, window.start, window.end],
         )
         uses = {account_id: int(total) for account_id, total in cursor.fetchall()}
-    last_seen = dict(
-        AccountFeatureLastSeen.objects.filter(workspace=workspace, feature=feature, account_id__in=list(uses))
-        .values_list("account_id", "last_seen_at")
-    )
+        cursor.execute(
+            """
+            SELECT account_id, last_seen_at FROM analytics_accountfeaturelastseen
+            WHERE workspace_id = %s AND feature_id = %s AND account_id = ANY(%s)
+            """,
+            [workspace.pk, feature.pk, list(uses)],
+        )
+        last_seen = dict(cursor.fetchall())
+    return uses, last_seen
+
+
+def _feature_account_rows(*, workspace: Workspace, uses: dict, last_seen: dict) -> list[dict]:
     rows = _account_rows(workspace=workspace, ids=uses)
-    out = [
-        {**rows[a], "uses": u, "last_seen_at": last_seen.get(a)} for a, u in uses.items()
-    ]
+    out = [{**rows[a], "uses": u, "last_seen_at": last_seen.get(a)} for a, u in uses.items() if a in rows]
     return sorted(out, key=lambda r: (-r["uses"], r["external_id"]))
+
+
+def dashboard_feature_usage(*, workspace: Workspace, feature: Feature, window: Window) -> tuple[dict, list[dict]]:
+    """The feature page's rollup reads: feature_daily_series and the accounts using the feature in the window
+    (net uses > 0, with their uses and when they last used it), by uses. Their rollup numbers are
+    computed once per rollup generation (cached like the overview); the feature's name and the accounts'
+    names, plans and owners are read on every request."""
+    series, uses, last_seen = _rollup_cached(
+        workspace=workspace,
+        parts=["feature-page", str(feature.pk), window.start.isoformat(), window.end.isoformat()],
+        compute=lambda: (
+            feature_daily_series(workspace=workspace, feature=feature, window=window),
+            *_feature_account_uses(workspace=workspace, feature=feature, window=window),
+        ),
+    )
+    return (
+        {**series, "feature_id": feature.key, "name": feature.name},
+        _feature_account_rows(workspace=workspace, uses=uses, last_seen=last_seen),
+    )
 
 
 def plan_distribution(*, rows: list[dict]) -> list[dict]:

@@ -143,10 +143,9 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
     if window is None:
         return _window_error_page(request, "dashboard/feature.html", form, context)
     now = _now()
-    series = selectors.feature_daily_series(workspace=workspace, feature=feature, window=window)
+    series, using = selectors.dashboard_feature_usage(workspace=workspace, feature=feature, window=window)
     active = selectors.active_accounts_count(workspace=workspace, by=window.end)
     days = [d["day"] for d in series["days"]]
-    using = selectors.feature_account_usage(workspace=workspace, feature=feature, window=window)
     entitled = selectors.feature_entitled_accounts(workspace=workspace, feature=feature, now=now)
     using_ids = {r["id"] for r in using}
     near = [r for r in entitled if r["used_pct"] is not None and r["used_pct"] >= selectors.NEAR_LIMIT_PCT]
@@ -195,7 +194,9 @@ def account_detail(request: HttpRequest, external_id: str) -> HttpResponse:
         trend = selectors.account_feature_trend(workspace=workspace, account=account, window=window)
         names = {f["key"]: f["name"] for f in selectors.analytics_features(workspace=workspace, product=None)}
         used_keys = {r["feature_id"] for r in trend if r["uses"] > 0}
-        entitled_keys = {e["feature_id"] for e in entitlements if e["value"] is not None and e["reason"] != "not_entitled"}
+        entitled_keys = {
+            e["feature_id"] for e in entitlements if e["value"] is not None and e["reason"] != "not_entitled"
+        }
         context.update(
             series=series, prior_uses=prior["uses"], trend=trend,
             quiet=[r for r in trend if r["quiet"]],
