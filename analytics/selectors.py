@@ -1016,15 +1016,24 @@ def dormant_accounts(*, workspace: Workspace, now: datetime, days: int = 14) -> 
             SELECT account_id, max(last_seen_at) AS seen FROM analytics_accountfeaturelastseen
             WHERE workspace_id = %(ws)s AND feature_id = ANY(%(features)s) GROUP BY account_id
         """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT a.id, ls.seen FROM accounts_account a LEFT JOIN ({last_sql}) ls ON ls.account_id = a.id
-            WHERE a.workspace_id = %(ws)s AND a.status = 'active' AND (ls.seen IS NULL OR ls.seen < %(cutoff)s)
-            """,
-            {"ws": workspace.pk, "features": feature_ids, "cutoff": cutoff},
-        )
-        last = dict(cursor.fetchall())
+
+    def last_seen() -> dict:
+        with connection.cursor() as cursor:
+            cursor.execute(last_sql, {"ws": workspace.pk, "features": feature_ids})
+            return dict(cursor.fetchall())
+
+    # Last uses come from the rollups only: computed once per rollup generation. Which accounts are active is
+    # read on every request.
+    seen_by_account = _rollup_cached(
+        workspace=workspace,
+        parts=["last-seen", hashlib.sha256(",".join(map(str, sorted(feature_ids))).encode()).hexdigest()],
+        compute=last_seen,
+    )
+    active_ids = Account.objects.filter(workspace=workspace, status=Account.Status.ACTIVE).values_list("id", flat=True)
+    last = {
+        a: seen_by_account.get(a) for a in active_ids
+        if seen_by_account.get(a) is None or seen_by_account[a] < cutoff
+    }
     rows = _account_rows(workspace=workspace, ids=last)
     out = [
         {**rows[a], "last_used_at": seen, "days_quiet": (now - seen).days if seen else None}
@@ -1060,7 +1069,13 @@ def _account_window_and_prior(
 def accounts_usage_dropped(*, workspace: Workspace, window: Window, percent: int = 50) -> list[dict]:
     """Accounts whose net uses fell by at least `percent` % against the prior window (churn risk)."""
     features = analytics_features(workspace=workspace, product=None)
-    pairs = _account_window_and_prior(workspace=workspace, feature_ids=[f["id"] for f in features], window=window)
+    feature_ids = [f["id"] for f in features]
+    pairs = _rollup_cached(  # rollup numbers only: once per rollup generation
+        workspace=workspace,
+        parts=["window-and-prior", window.start.isoformat(), window.end.isoformat(),
+               hashlib.sha256(",".join(map(str, sorted(feature_ids))).encode()).hexdigest()],
+        compute=lambda: _account_window_and_prior(workspace=workspace, feature_ids=feature_ids, window=window),
+    )
     dropped = {
         a: (c, p) for a, (c, p) in pairs.items() if p > 0 and Decimal(max(c, 0)) * 100 <= Decimal(p) * (100 - percent)
     }
