@@ -958,12 +958,15 @@ def free_accounts_using_ungranted(
         workspace=workspace,
         parts=["free-pairs", window.start.isoformat(), window.end.isoformat(),
                hashlib.sha256(",".join(map(str, sorted(free))).encode()).hexdigest(),
-               hashlib.sha256(",".join(map(str, sorted(by_id))).encode()).hexdigest()],
-        compute=lambda: _positive_pairs(workspace=workspace, account_ids=free, feature_ids=list(by_id), window=window),
+               hashlib.sha256(repr(sorted((f, by_id[f]["key"]) for f in by_id)).encode()).hexdigest()],
+        compute=lambda: _positive_pairs(workspace=workspace, account_ids=free, by_id=by_id, window=window),
     )
     ungranted: dict[int, tuple[str, int, int]] = {}
-    for account_id, (feature_ids, uses) in pairs.items():
+    for account_id, (feature_ids, uses, all_used) in pairs.items():
         granted = {f.pk for f, eff in held[account_id] if value_grants(feature_type=f.type, value=eff.value)}
+        if not granted.intersection(feature_ids):  # most free accounts: every used feature is ungranted
+            ungranted[account_id] = all_used
+            continue
         kept = [(by_id[f]["key"], u) for f, u in zip(feature_ids, uses, strict=True) if f not in granted]
         if kept:
             ungranted[account_id] = (", ".join(sorted(k for k, _ in kept)), len(kept), sum(u for _, u in kept))
@@ -976,9 +979,10 @@ def free_accounts_using_ungranted(
 
 
 def _positive_pairs(
-    *, workspace: Workspace, account_ids: list[int], feature_ids: list[int], window: Window
-) -> dict[int, tuple[list[int], list[int]]]:
-    """Account → (feature ids, net uses) of its (feature, account) pairs with net uses > 0 in the window."""
+    *, workspace: Workspace, account_ids: list[int], by_id: dict[int, dict], window: Window
+) -> dict[int, tuple[list[int], list[int], tuple[str, int, int]]]:
+    """Account → (feature ids, net uses) of its (feature, account) pairs with net uses > 0 in the window, and
+    (their keys joined in order, count, total uses) for an account that holds none of them."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '64MB'")  # ~100k pair groups: no spill to disk
         cursor.execute(
@@ -994,10 +998,17 @@ def _positive_pairs(
             FROM pairs p JOIN unnest(%(features)s::bigint[]) wanted(id) ON wanted.id = p.feature_id
             GROUP BY p.account_id
             """,
-            {"ws": workspace.pk, "accounts": account_ids, "features": feature_ids, "start": window.start,
+            {"ws": workspace.pk, "accounts": account_ids, "features": list(by_id), "start": window.start,
              "end": window.end},
         )
-        return {account_id: (list(features), list(uses)) for account_id, features, uses in cursor.fetchall()}
+        rows = cursor.fetchall()
+    return {
+        account_id: (
+            list(features), list(uses),
+            (", ".join(sorted(by_id[f]["key"] for f in features)), len(features), int(sum(uses))),
+        )
+        for account_id, features, uses in rows
+    }
 
 
 def dormant_accounts(*, workspace: Workspace, now: datetime, days: int = 14) -> list[dict]:
