@@ -17,9 +17,13 @@ class UsageEvent(models.Model):
         RECORD = "record", "POST /api/v1/usage/record"
 
     id = models.BigAutoField(primary_key=True)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes on workspace (every composite index below leads with it) nor on end_user (no
+    # read filters by it; only deleting an end user would scan): each index is paid on every ingested row.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    end_user = models.ForeignKey(EndUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    end_user = models.ForeignKey(
+        EndUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
