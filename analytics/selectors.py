@@ -832,6 +832,24 @@ def dashboard_feature_usage(*, workspace: Workspace, feature: Feature, window: W
     )
 
 
+def dashboard_account_usage(*, workspace: Workspace, account: Account, window: Window) -> tuple[dict, dict, list]:
+    """The account page's rollup reads: account_daily_series of the window and of the prior one, and
+    account_feature_trend, computed once per rollup generation (keyed by the analytics features' ids, keys and
+    names too); the account's name is read on every request."""
+    features = analytics_features(workspace=workspace, product=None)
+    series, prior, trend = _rollup_cached(
+        workspace=workspace,
+        parts=["account-page", str(account.pk), window.start.isoformat(), window.end.isoformat(),
+               hashlib.sha256(repr([(f["id"], f["key"], f["name"]) for f in features]).encode()).hexdigest()],
+        compute=lambda: (
+            account_daily_series(workspace=workspace, account=account, window=window),
+            account_daily_series(workspace=workspace, account=account, window=window.prior),
+            account_feature_trend(workspace=workspace, account=account, window=window),
+        ),
+    )
+    return {**series, "name": account.name}, {**prior, "name": account.name}, trend
+
+
 def plan_distribution(*, rows: list[dict]) -> list[dict]:
     """Accounts and uses per plan label over account rows (with `plan` and `uses`)."""
     acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])

@@ -189,9 +189,7 @@ def account_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     context.update(form=form, window=window, entitlements=entitlements, paid=workspace.is_paid,
                    near_pct=selectors.NEAR_LIMIT_PCT)
     if workspace.is_paid:
-        series = selectors.account_daily_series(workspace=workspace, account=account, window=window)
-        prior = selectors.account_daily_series(workspace=workspace, account=account, window=window.prior)
-        trend = selectors.account_feature_trend(workspace=workspace, account=account, window=window)
+        series, prior, trend = selectors.dashboard_account_usage(workspace=workspace, account=account, window=window)
         names = {f["key"]: f["name"] for f in selectors.analytics_features(workspace=workspace, product=None)}
         used_keys = {r["feature_id"] for r in trend if r["uses"] > 0}
         entitled_keys = {
