@@ -776,12 +776,20 @@ def dashboard_feature_get(*, workspace: Workspace, key: str) -> Feature:
 
 
 def _account_rows(*, workspace: Workspace, ids) -> dict[int, dict]:
-    return {
-        a["id"]: {**a, "owner": a.pop("owner__username") or ""}
-        for a in Account.objects.filter(workspace=workspace, pk__in=list(ids)).values(
-            "id", "external_id", "name", "domain", "plan", "status", "owner__username", "last_seen_at"
+    """Account id → the list columns (owner as a username, "" without one); the ids are bound as one array (an
+    IN list of 2,000 parameters cost ~10 ms of client-side binding on the feature page)."""
+    users = Account._meta.get_field("owner").related_model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT a.id, a.external_id, a.name, a.domain, a.plan, a.status, COALESCE(u.username, ''), a.last_seen_at
+            FROM accounts_account a LEFT JOIN {users} u ON u.id = a.owner_id
+            WHERE a.workspace_id = %s AND a.id = ANY(%s)
+            """,
+            [workspace.pk, list(ids)],
         )
-    }
+        columns = ("id", "external_id", "name", "domain", "plan", "status", "owner", "last_seen_at")
+        return {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
 
 
 def _feature_account_uses(*, workspace: Workspace, feature: Feature, window: Window) -> tuple[dict, dict]:
