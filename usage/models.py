@@ -28,7 +28,8 @@ class UsageEvent(models.Model):
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
     quantity = models.BigIntegerField()
-    event_id = models.CharField(max_length=128, null=True, blank=True)
+    # NULL, not "", for "no id": the partial unique constraint below must ignore events without one.
+    event_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     properties = models.JSONField(null=True, blank=True)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.EVENTS)
 
@@ -102,7 +103,9 @@ class AlertPipeline(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="usage_alertpipeline_unique_name"),
             models.CheckConstraint(
-                condition=Q(trigger_type__in=["event", "threshold", "paid_feature_on_free_plan", "dormant", "usage_drop"]),
+                condition=Q(
+                    trigger_type__in=["event", "threshold", "paid_feature_on_free_plan", "dormant", "usage_drop"]
+                ),
                 name="usage_alertpipeline_trigger_type_valid",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="usage_alertpipeline_name_not_empty"),

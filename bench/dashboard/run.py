@@ -36,7 +36,10 @@ def _log(message: str) -> None:
 
 
 def _urls() -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL") or f"postgres://postgres@127.0.0.1:{os.environ.get('UPTAKE_PG_PORT', 54329)}/uptake"
+    base = (
+        os.environ.get("DATABASE_URL")
+        or f"postgres://postgres@127.0.0.1:{os.environ.get('UPTAKE_PG_PORT', 54329)}/uptake"
+    )
     parts = urlsplit(base)
     return urlunsplit(parts._replace(path=f"/{DB_NAME}")), urlunsplit(parts._replace(path="/postgres"))
 
@@ -58,14 +61,14 @@ def _build(args, now: datetime):
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
+    from run import _load_events  # bench/analytics/run.py: the same event generator
 
-    from accounts.models import Account, EndUser, Workspace
+    from accounts.models import Account, EndUser
     from accounts.services import membership_set, workspace_create
     from analytics.services import rollups_rebuild
     from catalog.models import Feature
-    from catalog.services import feature_activate, feature_create, item_activate, item_create, product_create
+    from catalog.services import item_activate, item_create, product_create
     from entitlements.services import item_entitlement_set, subscription_create
-    from run import _load_events  # bench/analytics/run.py: the same event generator
 
     call_command("migrate", verbosity=0)
     start = datetime.combine((now - timedelta(days=args.days - 1)).date(), datetime.min.time(), tzinfo=UTC)
@@ -81,8 +84,15 @@ def _build(args, now: datetime):
     owners = [User.objects.create_user(username=f"csm{i}", is_staff=True) for i in range(5)]
     plans = ["free", "team", "business", "enterprise"]
     Account.objects.bulk_create(
-        Account(workspace=workspace, external_id=f"acct-{i:05d}", name=f"Account {i}", plan=plans[i % 4],
-                owner=owners[i % 5], domain=f"domain{i % (args.accounts * 9 // 10)}.example", first_seen_at=start)
+        Account(
+            workspace=workspace,
+            external_id=f"acct-{i:05d}",
+            name=f"Account {i}",
+            plan=plans[i % 4],
+            owner=owners[i % 5],
+            domain=f"domain{i % (args.accounts * 9 // 10)}.example",
+            first_seen_at=start,
+        )
         for i in range(args.accounts)
     )
     accounts = list(Account.objects.filter(workspace=workspace).order_by("id"))
@@ -102,8 +112,13 @@ def _build(args, now: datetime):
         item_entitlement_set(item=team, feature=feature, value="true")
     item_entitlement_set(item=team, feature=metered, value="500")
     for account in accounts[1::4][:200]:
-        subscription_create(workspace=workspace, external_id=f"sub-{account.external_id}", account=account,
-                            items=[team], current_term_start=start)
+        subscription_create(
+            workspace=workspace,
+            external_id=f"sub-{account.external_id}",
+            account=account,
+            items=[team],
+            current_term_start=start,
+        )
     # Allowance counters for the metered feature, as ingestion would keep them.
     with connection.cursor() as cursor:
         cursor.execute(
@@ -145,9 +160,17 @@ def _screenshot(base: str, path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{base}/admin/login/?next=/")
         page.fill("#id_username", "bench")
@@ -174,11 +197,11 @@ def _query_counts(pages: dict[str, str]) -> None:
             t0 = time.perf_counter()
             status = client.get(path).status_code
             ms = (time.perf_counter() - t0) * 1000
-        slowest = max(
-            queries.captured_queries, key=lambda q: float(q["time"]), default={"time": "0", "sql": ""}
+        slowest = max(queries.captured_queries, key=lambda q: float(q["time"]), default={"time": "0", "sql": ""})
+        _log(
+            f"{name}: {status}, {len(queries)} queries, {ms:.0f} ms; "
+            f"slowest {float(slowest['time']) * 1000:.0f} ms: {slowest['sql'][:100]}"
         )
-        _log(f"{name}: {status}, {len(queries)} queries, {ms:.0f} ms; "
-             f"slowest {float(slowest['time']) * 1000:.0f} ms: {slowest['sql'][:100]}")
 
 
 def main() -> None:
@@ -191,8 +214,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="requests per client per page")
     parser.add_argument("--reuse", action="store_true", help="keep an existing benchmark database")
     parser.add_argument("--screenshot", default=str(ROOT / "bench" / "dashboard-overview.png"))
-    parser.add_argument("--queries", action="store_true",
-                        help="only: one in-process request per page, with its SQL query count and time")
+    parser.add_argument(
+        "--queries",
+        action="store_true",
+        help="only: one in-process request per page, with its SQL query count and time",
+    )
     args = parser.parse_args()
 
     url, admin_url = _urls()
@@ -227,8 +253,20 @@ def main() -> None:
 
     env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{PORT}", "--log-level",
-         "warning"], cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{PORT}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     base = f"http://127.0.0.1:{PORT}"
     try:
@@ -259,8 +297,10 @@ def main() -> None:
                 t.join()
             timings.sort()
             results[name] = timings
-            _log(f"{name}: p50 {statistics.median(timings):.0f} ms, p95 {timings[int(0.95 * (len(timings) - 1))]:.0f} ms"
-                 f" over {len(timings)} requests")
+            _log(
+                f"{name}: p50 {statistics.median(timings):.0f} ms, p95 {timings[int(0.95 * (len(timings) - 1))]:.0f} ms"
+                f" over {len(timings)} requests"
+            )
         _screenshot(base, Path(args.screenshot))
         _log(f"screenshot: {args.screenshot}")
         from django.db import connection

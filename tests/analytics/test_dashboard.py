@@ -37,8 +37,16 @@ def _total(html: str, name: str) -> int:
     return int(match.group(1))
 
 
-PAGES = ["/", "/features/reports.view/", "/accounts/a1/", "/lists/near-limit/", "/lists/free-unentitled/",
-         "/lists/dormant/", "/lists/usage-drop/", "/lists/dormant/export.csv"]
+PAGES = [
+    "/",
+    "/features/reports.view/",
+    "/accounts/a1/",
+    "/lists/near-limit/",
+    "/lists/free-unentitled/",
+    "/lists/dormant/",
+    "/lists/usage-drop/",
+    "/lists/dormant/export.csv",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -69,9 +77,13 @@ def test_overview_numbers_equal_the_analytics_api(built, carol_client, make_clie
     for name in ("events", "unique_features", "unique_accounts", "unique_domains", "active_accounts"):
         assert _total(html, name) == api["totals"][name], name
     assert api["totals"]["events"] == 56 + 90 + 3 + 4 + 1 + 1 and api["totals"]["active_accounts"] == 4
-    rows = re.findall(r'data-feature="([^"]+)">.*?data-col="events">(-?\d+)</td><td class="num" data-col="prior_events">'
-                      r'(-?\d+)</td>\s*<td class="num" data-col="accounts">(\d+)</td><td class="num" '
-                      r'data-col="adoption_pct">([\d.]+) %', html, re.S)
+    rows = re.findall(
+        r'data-feature="([^"]+)">.*?data-col="events">(-?\d+)</td><td class="num" data-col="prior_events">'
+        r'(-?\d+)</td>\s*<td class="num" data-col="accounts">(\d+)</td><td class="num" '
+        r'data-col="adoption_pct">([\d.]+) %',
+        html,
+        re.S,
+    )
     assert [(f, int(e), int(p), int(a), float(pct)) for f, e, p, a, pct in rows] == [
         (t["feature_id"], t["events"], t["prior_events"], t["accounts"], t["adoption_pct"]) for t in api["top_features"]
     ]
@@ -94,7 +106,12 @@ def test_feature_and_account_pages_equal_the_daily_apis(built, carol_client, mak
     assert _total(feature_html, "users") == feature_api["users"]
     assert _total(account_html, "uses") == account_api["uses"] == 14 * 2 + 90
     # and the account page shows the allowance with its reset date and its owner and plan
-    assert re.search(r'data-feature="api.calls">.*?90.0 %.*?<td class="num">90</td><td class="num">100</td><td>\d{4}-\d\d-01T00:00:00Z', account_html, re.S)
+    assert re.search(
+        r'data-feature="api.calls">.*?90.0 %.*?<td class="num">90</td><td class="num">100</td>'
+        r"<td>\d{4}-\d\d-01T00:00:00Z",
+        account_html,
+        re.S,
+    )
     assert re.search(r"plan <strong>team</strong> · owner <strong>carol</strong>", account_html)
 
 
@@ -133,8 +150,10 @@ def test_switching_workspace_scopes_every_page(built, db):
     # then lists show globex's accounts only, and acme's account pages are 404
     assert response.status_code == 302
     rows = _csv(client.get("/lists/near-limit/export.csv"))
-    assert rows == [["Account", "Name", "Plan", "Owner", "Feature", "Used", "Limit", "Used %", "Resets at"],
-                    ["g-hidden", "Globex Hidden", "team", "dave", "api.calls", "500", "100", "500.0", rows[1][8]]]
+    assert rows == [
+        ["Account", "Name", "Plan", "Owner", "Feature", "Used", "Limit", "Used %", "Resets at"],
+        ["g-hidden", "Globex Hidden", "team", "dave", "api.calls", "500", "100", "500.0", rows[1][8]],
+    ]
     assert client.get("/accounts/a1/").status_code == 404
     assert client.get("/accounts/g-secret/").status_code == 200
 
@@ -150,7 +169,10 @@ def test_lists_hold_the_expected_accounts(built, carol_client):
     assert free[1:] == [["a2", "Beta", "free", "carol", "export.pdf", "4"]]
     assert [r[0] for r in dormant[1:]] == ["a3"] and dormant[1][5] == "20"
     assert dropped[0] == ["Account", "Name", "Plan", "Owner", "Uses", "Prior uses", "Change %"]
-    assert dropped[1:] == [["a4", "Delta", "team", "", "1", "10", "-90.0"], ["a3", "Gamma", "team", "dave", "1", "9", "-88.9"]]
+    assert dropped[1:] == [
+        ["a4", "Delta", "team", "", "1", "10", "-90.0"],
+        ["a3", "Gamma", "team", "dave", "1", "9", "-88.9"],
+    ]
 
 
 def test_list_filters_and_sort_apply_to_page_and_csv(built, carol_client):

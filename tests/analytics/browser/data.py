@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 
-from accounts.models import Account, Workspace
+from accounts.models import Workspace
 from accounts.services import account_upsert, membership_set
 from analytics.services import rollup_pending
-from catalog.models import Feature, Product
+from catalog.models import Product
 from catalog.services import feature_activate, feature_create, item_activate, item_create, module_create, product_create
 from entitlements.services import item_entitlement_set, subscription_create
 from usage.services import events_ingest
@@ -40,8 +40,18 @@ def _catalog(workspace: Workspace) -> Product:
         ("reports.view", "Reports", reports, {}),
         ("export.pdf", "PDF export", reports, {}),
         ("legacy.import", "Legacy import", None, {}),
-        ("api.calls", "API calls", None, {"type": "quantity", "levels": [{"value": "100", "name": "Team"}, {"value": "1000", "name": "Max"}],
-                                           "metered": True, "reset_period": "month", "reset_anchor": "calendar"}),
+        (
+            "api.calls",
+            "API calls",
+            None,
+            {
+                "type": "quantity",
+                "levels": [{"value": "100", "name": "Team"}, {"value": "1000", "name": "Max"}],
+                "metered": True,
+                "reset_period": "month",
+                "reset_anchor": "calendar",
+            },
+        ),
     ]
     features = {}
     for key, name, module, extra in specs:
@@ -68,11 +78,22 @@ def _accounts(workspace: Workspace, specs: list[tuple[str, str, str, str | None,
     from catalog.models import Item
 
     for external_id, name, plan, owner_email, domain in specs:
-        account, _ = account_upsert(workspace=workspace, external_id=external_id, name=name, plan=plan,
-                                    domain=domain, **({"owner_email": owner_email} if owner_email else {}))
+        account, _ = account_upsert(
+            workspace=workspace,
+            external_id=external_id,
+            name=name,
+            plan=plan,
+            domain=domain,
+            **({"owner_email": owner_email} if owner_email else {}),
+        )
         item = Item.objects.get(workspace=workspace, key=plan)
-        subscription_create(workspace=workspace, external_id=f"sub-{external_id}", account=account, items=[item],
-                            current_term_start=now - timedelta(days=200))
+        subscription_create(
+            workspace=workspace,
+            external_id=f"sub-{external_id}",
+            account=account,
+            items=[item],
+            current_term_start=now - timedelta(days=200),
+        )
 
 
 def build(*, now: datetime | None = None) -> Built:
@@ -96,12 +117,24 @@ def build(*, now: datetime | None = None) -> Built:
 
     product = _catalog(acme)
     _catalog(globex)
-    _accounts(acme, [("a1", "Alpha", "team", "carol@example.com", "alpha.com"),
-                     ("a2", "Beta", "free", "carol@example.com", "beta.io"),
-                     ("a3", "Gamma", "team", "dave@example.com", "gamma.org"),
-                     ("a4", "Delta", "team", None, "delta.net")], now)
-    _accounts(globex, [("g-secret", "Globex Secret", "free", "dave@example.com", "secret.example"),
-                       ("g-hidden", "Globex Hidden", "team", "dave@example.com", "hidden.example")], now)
+    _accounts(
+        acme,
+        [
+            ("a1", "Alpha", "team", "carol@example.com", "alpha.com"),
+            ("a2", "Beta", "free", "carol@example.com", "beta.io"),
+            ("a3", "Gamma", "team", "dave@example.com", "gamma.org"),
+            ("a4", "Delta", "team", None, "delta.net"),
+        ],
+        now,
+    )
+    _accounts(
+        globex,
+        [
+            ("g-secret", "Globex Secret", "free", "dave@example.com", "secret.example"),
+            ("g-hidden", "Globex Hidden", "team", "dave@example.com", "hidden.example"),
+        ],
+        now,
+    )
 
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     in_month = max(month_start, now - timedelta(days=1))
@@ -118,7 +151,10 @@ def build(*, now: datetime | None = None) -> Built:
     result = events_ingest(workspace=acme, payload=events, now=now)
     assert not result.rejected, result.as_dict() if hasattr(result, "as_dict") else result.rejected
     g_events = [_ev("g-secret", "export.pdf", now - timedelta(days=d), 50) for d in range(1, 4)]
-    g_events += [_ev("g-hidden", "api.calls", in_month, 500), _ev("g-hidden", "legacy.import", now - timedelta(days=40), 9)]
+    g_events += [
+        _ev("g-hidden", "api.calls", in_month, 500),
+        _ev("g-hidden", "legacy.import", now - timedelta(days=40), 9),
+    ]
     result = events_ingest(workspace=globex, payload=g_events, now=now)
     assert not result.rejected, result.rejected
     rollup_pending(now=now + timedelta(seconds=1))
