@@ -5,7 +5,7 @@ from django.urls import path
 from . import api
 
 urlpatterns = [
-    path("entitlements/check", api.EntitlementCheckView.as_view(), name="entitlement-check"),
+    path("entitlements/check", api.entitlement_check, name="entitlement-check"),
     path(
         "accounts/<str:account_id>/entitlements",
         api.AccountEntitlementsView.as_view(),
