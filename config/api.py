@@ -1,16 +1,20 @@
-"""API-wide plumbing: the DRF exception handler that gives every error one JSON shape, and the middleware
-that lets /api/v1/ requests skip what only browser pages need."""
+"""API-wide plumbing: the DRF exception handler that gives every error one JSON shape, the middleware
+that lets /api/v1/ requests skip what only browser pages need, and the helpers of the hot endpoints' fast
+paths (answered below DRF's request cycle, see fast_path_principal)."""
 
 from django.conf import settings
 from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpResponse
 from django.middleware import csrf as _csrf_middleware
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from accounts.authentication import ApiKeyAuthentication, ApiPrincipal
 from accounts.errors import DomainError
 
 
@@ -35,13 +39,16 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     return out
 
 
+_DATABASE_UNAVAILABLE_BODY = {"code": "database_unavailable", "message": "The database is unreachable; retry later."}
+_DATABASE_UNAVAILABLE = {"error": _DATABASE_UNAVAILABLE_BODY, "errors": [_DATABASE_UNAVAILABLE_BODY]}
+
+
 def exception_handler(exc, context):
     """Errors answer `{"error": {"code", "message", "field"?}, "errors": [...]}`."""
     if isinstance(exc, DomainError):
         return Response({"error": exc.as_dict(), "errors": [exc.as_dict()]}, status=exc.status_code)
     if isinstance(exc, OperationalError | InterfaceError):
-        body = {"code": "database_unavailable", "message": "The database is unreachable; retry later."}
-        response = Response({"error": body, "errors": [body]}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response = Response(_DATABASE_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
         return response
     response = drf_exception_handler(exc, context)
@@ -89,3 +96,48 @@ class AuthenticationMiddleware(_SkippedForApi, _auth_middleware.AuthenticationMi
 
 class MessageMiddleware(_SkippedForApi, _messages_middleware.MessageMiddleware):
     """Django's MessageMiddleware, except on /api/v1/."""
+
+
+# ---------------------------------------------------------------------------
+# Fast paths. The hottest endpoints (the entitlement check, event ingestion) serve their common case, a valid
+# key with the scope and a request the endpoint accepts, without DRF's request cycle (content negotiation,
+# Request wrapping, serializer machinery, Response rendering: ~0.2–0.45 ms of CPU per request). They use the
+# same authentication, services and JSON renderer; every other request goes to the endpoint's DRF view,
+# which answers it (and every error) exactly as before.
+# ---------------------------------------------------------------------------
+
+JSON_ACCEPTS = frozenset(("", "*/*", "application/json"))
+_fast_authentication = ApiKeyAuthentication()
+_fast_renderer = JSONRenderer()
+
+
+def fast_path_principal(request, *, method: str, scope: str) -> ApiPrincipal | None:
+    """The API principal when a fast path may serve this request itself: `method`, an Accept header that
+    JSON satisfies, and a valid key with `scope`. None hands the request to the DRF view (no or bad key, a
+    missing scope, another method or Accept, a database error while looking up the key)."""
+    if request.method != method or request.META.get("HTTP_ACCEPT", "") not in JSON_ACCEPTS:
+        return None
+    try:
+        authenticated = _fast_authentication.authenticate(request)
+    except (exceptions.AuthenticationFailed, DatabaseError):
+        return None
+    if authenticated is None or scope not in authenticated[0].scopes:
+        return None
+    return authenticated[0]
+
+
+def fast_json_response(payload, *, allow: str) -> HttpResponse:
+    """A 200 with the bytes and headers DRF's JSONRenderer and APIView would give `payload`."""
+    response = HttpResponse(_fast_renderer.render(payload), content_type="application/json")
+    response["Vary"] = "Accept"
+    response["Allow"] = allow
+    return response
+
+
+def database_unavailable_response() -> HttpResponse:
+    """The 503 exception_handler gives a database outage, for a fast path that cannot hand over (a write)."""
+    response = HttpResponse(
+        _fast_renderer.render(_DATABASE_UNAVAILABLE), content_type="application/json", status=503
+    )
+    response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
+    return response

@@ -6,12 +6,12 @@ admin.site.site_header = "Uptake"
 admin.site.site_title = "Uptake"
 admin.site.index_title = "Catalog and workspaces"
 
-# Entitlements first: the check is the most frequent call, and URL resolution tries includes in order.
+# The hot endpoints first (the check, then events): URL resolution tries includes in order.
 api_v1 = [
     path("", include("entitlements.urls")),
+    path("", include("usage.urls")),
     path("", include("accounts.urls")),
     path("", include("catalog.urls")),
-    path("", include("usage.urls")),
     path("", include("analytics.urls")),
 ]
 

@@ -91,21 +91,25 @@ def _local_take(*, key: str, burst: int, rate: float) -> tuple[bool, float]:
         return False, (1 - tokens) / rate
 
 
+def api_key_rate_take(principal: ApiPrincipal) -> tuple[bool, float]:
+    """Take a token from the key's bucket: (allowed, seconds to wait when not). Always allowed when rate
+    limiting is off."""
+    if not settings.UPTAKE_RATE_LIMIT_ENABLED:
+        return True, 0.0
+    return rate_limit_take(
+        key=principal.api_key.prefix, burst=settings.UPTAKE_RATE_BURST, rate=settings.UPTAKE_RATE_PER_SECOND
+    )
+
+
 class ApiKeyRateThrottle(BaseThrottle):
     """DRF throttle: 429 with Retry-After (whole seconds, rounded up) when the key's bucket is empty."""
 
     def allow_request(self, request, view) -> bool:
-        self._wait = 0.0
-        if not settings.UPTAKE_RATE_LIMIT_ENABLED:
-            return True
         principal = request.user
         if not isinstance(principal, ApiPrincipal):
+            self._wait = 0.0
             return True
-        allowed, self._wait = rate_limit_take(
-            key=principal.api_key.prefix,
-            burst=settings.UPTAKE_RATE_BURST,
-            rate=settings.UPTAKE_RATE_PER_SECOND,
-        )
+        allowed, self._wait = api_key_rate_take(principal)
         return allowed
 
     def wait(self) -> float | None:

@@ -5,7 +5,7 @@ from django.urls import include, path
 from . import api, record
 
 urlpatterns: list = [
-    path("events", api.EventsView.as_view(), name="events-ingest"),
+    path("events", api.events, name="events-ingest"),
     path("accounts/<str:account_id>", api.AccountView.as_view(), name="account-upsert"),
     path("accounts/<str:account_id>/users/<str:user_id>", api.EndUserView.as_view(), name="end-user-upsert"),
     path("usage/record", record.UsageRecordView.as_view(), name="usage-record"),

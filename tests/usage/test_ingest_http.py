@@ -237,6 +237,64 @@ def test_database_unreachable_is_503_with_retry_after(workspace, make_client, se
     assert UsageEvent.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_database_unreachable_with_the_key_cached_is_503_and_stores_nothing(workspace, make_client, settings):
+    # given a key already cached by this process (the fast path then reaches the write), then the database
+    # moved to a port where nothing listens
+    client = make_client(workspace, "ingest")
+    assert client.post("/api/v1/events", {**GOOD, "event_id": "first"}, format="json").status_code == 200
+    conn = connections["default"]
+    port = conn.settings_dict["PORT"]
+    conn.close()
+    conn.settings_dict["PORT"] = 1
+    try:
+        # when
+        response = client.post("/api/v1/events", {**GOOD, "event_id": "second"}, format="json")
+    finally:
+        conn.close()
+        conn.settings_dict["PORT"] = port
+    # then
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(settings.UPTAKE_RETRY_AFTER_SECONDS)
+    assert response.json()["error"] == {
+        "code": "database_unavailable",
+        "message": "The database is unreachable; retry later.",
+    }
+    assert list(UsageEvent.objects.values_list("event_id", flat=True)) == ["first"]
+
+
+def test_valid_ingestion_is_served_below_drf_with_the_views_answer(api, monkeypatch):
+    # given the DRF view out of the way: a valid request can only be answered by the fast path
+    from usage.api import EventsView
+
+    def not_the_fast_path(self, request):
+        raise AssertionError("served by EventsView")
+
+    monkeypatch.setattr(EventsView, "post", not_the_fast_path)
+    # when
+    response = api.post(
+        "/api/v1/events",
+        [{**GOOD, "event_id": "e1"}, {**GOOD, "event_id": "e1"}, {**GOOD, "quantity": 0}, {"feature_id": "x"}],
+        format="json",
+    )
+    # then
+    assert (response.status_code, response["Content-Type"], response["Allow"]) == (
+        200,
+        "application/json",
+        "POST, OPTIONS",
+    )
+    assert response.json() == {
+        "accepted": 1,
+        "duplicates": 1,
+        "ignored": 1,
+        "rejected": [
+            {"index": 3, "code": "missing_field", "field": "account_id", "message": "'account_id' is required."}
+        ],
+        "warnings": [],
+    }
+    assert list(UsageEvent.objects.values_list("event_id", flat=True)) == ["e1"]
+
+
 # ---------------------------------------------------------------------------
 # Concurrency: the unique constraint decides between concurrent batches
 # ---------------------------------------------------------------------------
