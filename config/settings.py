@@ -234,6 +234,10 @@ UPTAKE_INGEST_MAX_EVENTS = env.int("UPTAKE_INGEST_MAX_EVENTS", default=1000)
 UPTAKE_INGEST_MAX_BYTES = env.int("UPTAKE_INGEST_MAX_BYTES", default=1024 * 1024)
 UPTAKE_INGEST_MAX_PROPERTIES_BYTES = env.int("UPTAKE_INGEST_MAX_PROPERTIES_BYTES", default=8 * 1024)
 UPTAKE_INGEST_MAX_FUTURE_SECONDS = env.int("UPTAKE_INGEST_MAX_FUTURE_SECONDS", default=300)
+# Group commit (usage/coalesce.py): small requests of a workspace arriving while another is being written are
+# written together, one transaction for several requests. Requests over the size write alone.
+UPTAKE_INGEST_COALESCE = env.bool("UPTAKE_INGEST_COALESCE", default=True)
+UPTAKE_INGEST_COALESCE_MAX_EVENTS = env.int("UPTAKE_INGEST_COALESCE_MAX_EVENTS", default=20)
 # Rows per (workspace, UTC day) dirty mark: each database connection bumps row pg_backend_pid() % N, so
 # concurrent ingestion transactions of one workspace do not queue on a single row lock until COMMIT.
 UPTAKE_DIRTY_SHARDS = env.int("UPTAKE_DIRTY_SHARDS", default=16)

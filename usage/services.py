@@ -13,7 +13,7 @@ and insert from arrays.
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -25,6 +25,7 @@ from catalog.models import Feature, Lifecycle, Module, Product
 from catalog.services import next_resource_version
 from entitlements.services import UsageRow, allowance_usage_apply
 
+from .coalesce import Coalescer
 from .models import UsageEvent
 from .validation import (
     DEFAULT_PRODUCT,
@@ -110,14 +111,49 @@ def events_ingest(*, workspace: Workspace, payload: list[dict], now: datetime) -
             continue
         valid.append(checked)
     if valid:
-        stored = usage_events_store(
-            workspace=workspace, events=valid, now=now, source=UsageEvent.Source.EVENTS
-        )
+        stored = _events_store_grouped(workspace=workspace, events=valid, now=now)
         result.stored = stored.stored
         result.duplicates = stored.duplicates
         result.rejected.extend(stored.rejected)
     result.accepted = len(result.stored)
     return result
+
+
+_coalescer = Coalescer()
+
+
+def _events_store_grouped(*, workspace: Workspace, events: list[ValidEvent], now: datetime) -> StoreResult:
+    """usage_events_store, with small requests of a workspace that arrive while another is being written
+    grouped into one transaction (usage/coalesce.py). Requests over UPTAKE_INGEST_COALESCE_MAX_EVENTS events,
+    and calls inside a caller's transaction, are written alone."""
+
+    def write(batch: list[ValidEvent]) -> StoreResult:
+        return usage_events_store(workspace=workspace, events=batch, now=now, source=UsageEvent.Source.EVENTS)
+
+    if (
+        not settings.UPTAKE_INGEST_COALESCE
+        or len(events) > settings.UPTAKE_INGEST_COALESCE_MAX_EVENTS
+        or connection.in_atomic_block
+    ):
+        return write(events)
+    return _coalescer.submit(workspace.pk, events, write, _store_result_split)
+
+
+def _store_result_split(result: StoreResult, parts: list[list[int]]) -> list[StoreResult]:
+    """Divide a grouped write's result among its requests: `parts[i]` are request i's event indexes, in the
+    order its events were given batch-wide indexes 0, 1, …"""
+    owner = [(part, index) for part, indexes in enumerate(parts) for index in indexes]
+    results = [StoreResult() for _ in parts]
+    for stored in result.stored:
+        part, index = owner[stored.index]
+        results[part].stored.append(replace(stored, index=index))
+    for rejected in result.rejected:
+        part, index = owner[rejected.index]
+        results[part].rejected.append(replace(rejected, index=index))
+    for part, indexes in enumerate(parts):
+        # Every event of a request is stored, rejected, or a duplicate (of an earlier event or stored row).
+        results[part].duplicates = len(indexes) - len(results[part].stored) - len(results[part].rejected)
+    return results
 
 
 @transaction.atomic
