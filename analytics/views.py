@@ -143,17 +143,18 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
     if window is None:
         return _window_error_page(request, "dashboard/feature.html", form, context)
     now = _now()
-    series, using = selectors.dashboard_feature_usage(workspace=workspace, feature=feature, window=window)
+    series, using, using_count, using_ids, by_plan = selectors.dashboard_feature_usage(
+        workspace=workspace, feature=feature, window=window, top=selectors.FEATURE_PAGE_TOP_ACCOUNTS
+    )
     active = selectors.active_accounts_count(workspace=workspace, by=window.end)
     days = [d["day"] for d in series["days"]]
     entitled = selectors.feature_entitled_accounts(workspace=workspace, feature=feature, now=now)
-    using_ids = {r["id"] for r in using}
     near = [r for r in entitled if r["used_pct"] is not None and r["used_pct"] >= selectors.NEAR_LIMIT_PCT]
-    by_plan = selectors.plan_distribution(rows=using)
     context.update(
         form=form, window=window, series=series, active_accounts=active,
         adoption_pct=selectors._pct(series["accounts"], active),
-        using=using, entitled_unused=[r for r in entitled if r["id"] not in using_ids], near_limit=near,
+        using=using, using_count=using_count, using_more=using_count - len(using),
+        entitled_unused=[r for r in entitled if r["id"] not in using_ids], near_limit=near,
         by_plan=by_plan, near_pct=selectors.NEAR_LIMIT_PCT,
         trend_chart=charts.daily_lines(days=days, series={"Uses": [d["uses"] for d in series["days"]]},
                                        y_title="Net uses"),

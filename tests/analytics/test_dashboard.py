@@ -115,6 +115,29 @@ def test_feature_and_account_pages_equal_the_daily_apis(built, carol_client, mak
     assert re.search(r"plan <strong>team</strong> · owner <strong>carol</strong>", account_html)
 
 
+def test_feature_page_lists_the_top_accounts_and_the_plan_split_of_all_users(built, carol_client, monkeypatch):
+    # given a page that shows the 2 accounts with the most uses
+    from analytics import selectors
+
+    monkeypatch.setattr(selectors, "FEATURE_PAGE_TOP_ACCOUNTS", 2)
+    # when the feature page is opened for the default window (30 days)
+    html = carol_client.get("/features/reports.view/").content.decode()
+    # then a1 (28 days x 2) and a2 (3) are listed, a3 and a4 (1 each) are counted, and the plan split covers all 4
+    using = re.search(r'<table class="data" id="using">.*?</table>', html, re.S).group(0)
+    row = r'<tr><td><a href="/accounts/(\w+)/">[^<]*</a></td><td>(\w*)</td><td class="num">(\d+)</td>'
+    assert re.findall(row, using) == [
+        ("a1", "team", "56"),
+        ("a2", "free", "3"),
+    ]
+    assert "Accounts using it (4)" in html
+    assert "The 2 with the most uses are shown; the other 2 used it less." in html
+    by_plan = re.search(r'<table class="data" id="by-plan">.*?</table>', html, re.S).group(0)
+    assert re.findall(r'<tr><td>(\w+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td></tr>', by_plan) == [
+        ("team", "3", "58"),
+        ("free", "1", "3"),
+    ]
+
+
 def test_a_user_of_workspace_a_cannot_open_b_pages(built, carol_client):
     # given carol, a member of acme only, and objects that exist in globex only
     for path in ("/accounts/g-secret/", "/accounts/g-hidden/"):
