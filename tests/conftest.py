@@ -1,10 +1,12 @@
 """Shared fixtures. Tests run on real PostgreSQL (DATABASE_URL, or the embedded server `make test` starts)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, Workspace
@@ -16,6 +18,21 @@ pytest_plugins = ["tests.alert_receiver"]
 
 # The clock that time-sensitive tests freeze at.
 FROZEN_NOW = datetime(2026, 11, 18, 12, 0, 0, tzinfo=UTC)
+
+
+@contextmanager
+def database_unreachable() -> Iterator[None]:
+    """A real outage for the code under test: the default connection is closed and pointed at a port where
+    nothing listens, then restored (use in `django_db(transaction=True)` tests)."""
+    conn = connections["default"]
+    port = conn.settings_dict["PORT"]
+    conn.close()
+    conn.settings_dict["PORT"] = 1
+    try:
+        yield
+    finally:
+        conn.close()
+        conn.settings_dict["PORT"] = port
 
 
 @pytest.fixture(autouse=True)

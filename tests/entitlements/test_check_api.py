@@ -13,7 +13,7 @@ from rest_framework.test import APIRequestFactory
 from accounts.services import api_key_revoke
 from entitlements.api import EntitlementCheckView
 from entitlements.models import AllowanceUsageDaily, Subscription
-from tests.conftest import FROZEN_NOW
+from tests.conftest import FROZEN_NOW, database_unreachable
 from tests.entitlements.factories import account, feature, metered, plan, subscribe
 from usage.models import UsageEvent
 
@@ -185,16 +185,9 @@ def test_database_unreachable_is_503_even_with_the_key_cached(workspace, make_cl
     client = make_client(workspace, "read")
     params = {"account_id": "acme-corp", "feature_id": "sso"}
     assert client.get(URL, params).status_code == 200
-    conn = connections["default"]
-    port = conn.settings_dict["PORT"]
-    conn.close()
-    conn.settings_dict["PORT"] = 1
-    try:
-        # when
+    # when
+    with database_unreachable():
         response = client.get(URL, params)
-    finally:
-        conn.close()
-        conn.settings_dict["PORT"] = port
     # then
     assert response.status_code == 503
     assert response["Retry-After"] == str(settings.UPTAKE_RETRY_AFTER_SECONDS)

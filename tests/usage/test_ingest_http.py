@@ -6,13 +6,14 @@ import threading
 import time
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Account
 from accounts.services import api_key_revoke
 from catalog.models import Feature, Product
+from tests.conftest import database_unreachable
 from usage.models import UsageEvent
 from usage.services import events_ingest
 
@@ -220,16 +221,9 @@ def test_rate_limit_fails_open_when_the_cache_is_unreachable(workspace, make_cli
 def test_database_unreachable_is_503_with_retry_after(workspace, make_client, settings):
     # given a client with a valid key, then the database moved to a port where nothing listens
     client = make_client(workspace, "ingest")
-    conn = connections["default"]
-    port = conn.settings_dict["PORT"]
-    conn.close()
-    conn.settings_dict["PORT"] = 1
-    try:
-        # when
+    # when
+    with database_unreachable():
         response = client.post("/api/v1/events", GOOD, format="json")
-    finally:
-        conn.close()
-        conn.settings_dict["PORT"] = port
     # then
     assert response.status_code == 503
     assert response["Retry-After"] == str(settings.UPTAKE_RETRY_AFTER_SECONDS)
@@ -243,16 +237,9 @@ def test_database_unreachable_with_the_key_cached_is_503_and_stores_nothing(work
     # moved to a port where nothing listens
     client = make_client(workspace, "ingest")
     assert client.post("/api/v1/events", {**GOOD, "event_id": "first"}, format="json").status_code == 200
-    conn = connections["default"]
-    port = conn.settings_dict["PORT"]
-    conn.close()
-    conn.settings_dict["PORT"] = 1
-    try:
-        # when
+    # when
+    with database_unreachable():
         response = client.post("/api/v1/events", {**GOOD, "event_id": "second"}, format="json")
-    finally:
-        conn.close()
-        conn.settings_dict["PORT"] = port
     # then
     assert response.status_code == 503
     assert response["Retry-After"] == str(settings.UPTAKE_RETRY_AFTER_SECONDS)
