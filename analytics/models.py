@@ -27,6 +27,7 @@ HEATMAP_BUCKET_MINUTES = 15
 class FeatureAccountDay(models.Model):
     """Net uses of one feature by one account on one UTC day."""
 
+    pk = models.CompositePrimaryKey("workspace", "day", "feature", "account")
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -44,10 +45,6 @@ class FeatureAccountDay(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "day", "feature", "account"],
-                name="analytics_featureaccountday_unique_bucket",
-            ),
             models.CheckConstraint(
                 condition=Q(events__gt=0), name="analytics_featureaccountday_events_positive"
             ),
@@ -77,6 +74,7 @@ class FeatureDay(models.Model):
     thousand rows instead of every (feature, account) pair. Recomputed from the day's FeatureAccountDay
     rows."""
 
+    pk = models.CompositePrimaryKey("workspace", "feature", "day")
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -89,9 +87,6 @@ class FeatureDay(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "feature", "day"], name="analytics_featureday_unique_bucket"
-            ),
             models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featureday_events_positive"),
         ]
 
@@ -101,6 +96,7 @@ class AccountProductDay(models.Model):
     product): account totals, the usage-drop and dormant lists, without per-feature rows. Used only when a
     query covers every feature of the product(s); recomputed from the day's FeatureAccountDay rows."""
 
+    pk = models.CompositePrimaryKey("workspace", "product", "day", "account")
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -117,10 +113,6 @@ class AccountProductDay(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "product", "day", "account"],
-                name="analytics_accountproductday_unique_bucket",
-            ),
             models.CheckConstraint(
                 condition=Q(events__gt=0), name="analytics_accountproductday_events_positive"
             ),
@@ -131,6 +123,7 @@ class ProductQuarterHour(models.Model):
     """Net uses of all features of one product in one 15-minute UTC bucket: the whole-product heatmap.
     Recomputed from the day's FeatureQuarterHour rows."""
 
+    pk = models.CompositePrimaryKey("workspace", "product", "bucket")
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -143,9 +136,6 @@ class ProductQuarterHour(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "product", "bucket"], name="analytics_productquarterhour_unique_bucket"
-            ),
             models.CheckConstraint(
                 condition=Q(events__gt=0), name="analytics_productquarterhour_events_positive"
             ),
@@ -155,6 +145,7 @@ class ProductQuarterHour(models.Model):
 class FeatureQuarterHour(models.Model):
     """Net uses of one feature in one 15-minute UTC bucket (all accounts): the 7×24 heatmap source."""
 
+    pk = models.CompositePrimaryKey("workspace", "bucket", "feature")
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -167,9 +158,6 @@ class FeatureQuarterHour(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "bucket", "feature"], name="analytics_featurequarterhour_unique_bucket"
-            ),
             models.CheckConstraint(
                 condition=Q(events__gt=0), name="analytics_featurequarterhour_events_positive"
             ),
@@ -186,6 +174,7 @@ class FeatureQuarterHour(models.Model):
 class FeatureUserDay(models.Model):
     """One end user's net uses of one feature on one UTC day: distinct users over any window."""
 
+    pk = models.CompositePrimaryKey("workspace", "day", "feature", "end_user")
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -204,10 +193,6 @@ class FeatureUserDay(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "day", "feature", "end_user"],
-                name="analytics_featureuserday_unique_bucket",
-            ),
             models.CheckConstraint(
                 condition=Q(events__gt=0), name="analytics_featureuserday_events_positive"
             ),
@@ -224,6 +209,7 @@ class FeatureUserDay(models.Model):
 class AccountFeatureLastSeen(models.Model):
     """When an account last used a feature (latest positive event): dormancy without scanning raw events."""
 
+    pk = models.CompositePrimaryKey("workspace", "account", "feature")
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -234,14 +220,6 @@ class AccountFeatureLastSeen(models.Model):
         Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     last_seen_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "account", "feature"],
-                name="analytics_accountfeaturelastseen_unique_pair",
-            ),
-        ]
 
 
 class RollupGeneration(models.Model):
