@@ -257,6 +257,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(UPTAKE_INGEST_MAX_BYTES + 1024, 2_621_440)
 # Uptake: alert delivery (usage/alerts)
 # ---------------------------------------------------------------------------
 UPTAKE_ALERT_MAX_ATTEMPTS = env.int("UPTAKE_ALERT_MAX_ATTEMPTS", default=6)
+# Ingested events whose alert evaluation task has not run after this long are evaluated by the alerts sweep.
+UPTAKE_ALERT_PENDING_GRACE_SECONDS = env.int("UPTAKE_ALERT_PENDING_GRACE_SECONDS", default=60)
 UPTAKE_ALERT_BACKOFF_BASE_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_BASE_SECONDS", default=10.0)
 UPTAKE_ALERT_BACKOFF_MAX_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_MAX_SECONDS", default=900.0)
 UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS = env.float("UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS", default=5.0)

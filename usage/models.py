@@ -1,5 +1,6 @@
 """Raw usage events (append-only) and the marks that tell rollups which (workspace, UTC day) changed."""
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -269,3 +270,18 @@ class AlertWindowMark(models.Model):
                 fields=["pipeline", "account", "window_start"], name="usage_alertwindowmark_unique_window"
             )
         ]
+
+
+class AlertEventsPending(models.Model):
+    """Stored events whose alert evaluation has not run yet: an outbox. Ingestion writes the row in the events'
+    transaction when the workspace has an enabled event-driven pipeline and queues its evaluation after
+    COMMIT; the evaluation deletes it. When that task is lost (the broker was down at COMMIT, a worker died),
+    the alerts sweep evaluates rows older than UPTAKE_ALERT_PENDING_GRACE_SECONDS, so no batch's alerts are
+    lost. Evaluation is idempotent (deliveries are keyed by event), so a row evaluated twice alerts once."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    event_ids = ArrayField(models.BigIntegerField())
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="usage_alertpending_created")]

@@ -261,12 +261,14 @@ def usage_events_store(
         # lookup said whether the workspace has an enabled event-driven pipeline when the batch started; with
         # none, nothing is queued (a pipeline enabled while the batch is being written sees the next batches).
         if known.alert_pipelines:
-            from usage.alerts.triggers import alerts_enqueue_for_events
+            from usage.alerts.triggers import alerts_enqueue_pending, alerts_pending_add
 
-            stored_ids = [s.id for s in result.stored]
-            transaction.on_commit(
-                lambda: alerts_enqueue_for_events(workspace_id=workspace.pk, event_ids=stored_ids)
+            # The outbox row commits with the events; its evaluation is queued after COMMIT (and swept later
+            # if that message is lost).
+            pending_id = alerts_pending_add(
+                workspace_id=workspace.pk, event_ids=[s.id for s in result.stored], now=now
             )
+            transaction.on_commit(lambda: alerts_enqueue_pending(pending_id=pending_id))
         if len(connection.atomic_blocks) == 1:
             # This function's transaction is the outermost: mark and COMMIT in one message, so the mark's lock
             # is released by the server's COMMIT without waiting for this thread to get the GIL back for

@@ -4,12 +4,14 @@ here."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from .delivery import alert_deliveries_due, alert_delivery_attempt, alert_summaries_due, alert_summary_create
-from .triggers import alert_events_evaluate
+from .triggers import alert_events_evaluate, alert_pending_evaluate, alerts_pending_sweep
 
 # Eager mode (debugging, tests) has no broker to hold a countdown: wait in-process, at most this long.
 EAGER_MAX_WAIT_SECONDS = 120.0
@@ -23,9 +25,15 @@ def _later(task, *, args: list, countdown: float) -> None:
     task.apply_async(args=args, countdown=max(countdown, 0.0))
 
 
+@shared_task(name="usage.alerts.evaluate_pending", acks_late=True)
+def alert_pending_evaluate_task(pending_id: int) -> int:
+    """Evaluate event-driven pipelines for the events of one outbox row written by ingestion."""
+    return len(alert_pending_evaluate(pending_id=pending_id, now=timezone.now()))
+
+
 @shared_task(name="usage.alerts.evaluate_events", acks_late=True)
 def alert_events_evaluate_task(workspace_id: int, event_ids: list[int]) -> int:
-    """Evaluate event-driven pipelines for events committed by ingestion."""
+    """Evaluate event-driven pipelines for these events (messages queued before the outbox existed)."""
     return len(alert_events_evaluate(workspace_id=workspace_id, event_ids=event_ids, now=timezone.now()))
 
 
@@ -49,6 +57,13 @@ def alert_summary_send_task(destination_id: int) -> int | None:
 
 @shared_task(name="usage.alerts.sweep", acks_late=True)
 def alert_sweep_task() -> dict:
-    """Beat, every minute: summaries whose window opened and deliveries whose task was lost."""
+    """Beat, every minute: summaries whose window opened, deliveries whose task was lost, and ingested events
+    whose evaluation task was lost (the outbox)."""
     now = timezone.now()
-    return {"summaries": len(alert_summaries_due(now=now)), "requeued": len(alert_deliveries_due(now=now))}
+    return {
+        "summaries": len(alert_summaries_due(now=now)),
+        "requeued": len(alert_deliveries_due(now=now)),
+        "evaluated": alerts_pending_sweep(
+            now=now, grace=timedelta(seconds=settings.UPTAKE_ALERT_PENDING_GRACE_SECONDS)
+        ),
+    }

@@ -13,7 +13,14 @@ from django.db import transaction
 
 from accounts.models import Account
 from catalog.models import Feature
-from usage.models import AlertDelivery, AlertPipeline, AlertThresholdMark, AlertWindowMark, UsageEvent
+from usage.models import (
+    AlertDelivery,
+    AlertEventsPending,
+    AlertPipeline,
+    AlertThresholdMark,
+    AlertWindowMark,
+    UsageEvent,
+)
 
 from .delivery import deliveries_create
 from .selectors import pipelines_enabled
@@ -25,24 +32,47 @@ EVENT_TRIGGERS = (TriggerType.EVENT, TriggerType.THRESHOLD, TriggerType.PAID_FEA
 NO_PERIOD_START = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def alerts_enqueue_for_events(*, workspace_id: int, event_ids: list[int]) -> None:
-    """Hand freshly committed events to the alert evaluator (call inside `transaction.on_commit`).
+def alerts_pending_add(*, workspace_id: int, event_ids: list[int], now: datetime) -> int:
+    """Record stored events for alert evaluation, in the caller's (the events') transaction: the outbox row
+    (AlertEventsPending) that the evaluation deletes. Returns its id."""
+    return AlertEventsPending.objects.create(workspace_id=workspace_id, event_ids=event_ids, created_at=now).pk
 
-    Cheap and never raising: one indexed query, then one task message; with no enabled event-driven pipeline
-    nothing is queued, and a broker error is logged, not passed on to the ingestion request.
-    """
-    if not event_ids:
-        return
+
+def alerts_enqueue_pending(*, pending_id: int) -> None:
+    """Queue the evaluation of an outbox row (call inside `transaction.on_commit`). Never raises: a broker
+    error is logged and the row waits for the alerts sweep (alerts_pending_sweep)."""
     try:
-        if not pipelines_enabled(workspace_id=workspace_id, trigger_types=EVENT_TRIGGERS).exists():
-            return
-        from .tasks import alert_events_evaluate_task
+        from .tasks import alert_pending_evaluate_task
 
-        alert_events_evaluate_task.apply_async(args=[workspace_id, list(event_ids)], retry=False)
+        alert_pending_evaluate_task.apply_async(args=[pending_id], retry=False)
     except Exception:  # noqa: BLE001 - alerts must never fail or slow ingestion
-        logger.exception(
-            "could not queue alert evaluation for %d events of workspace %s", len(event_ids), workspace_id
-        )
+        logger.exception("could not queue alert evaluation %s; the alerts sweep will evaluate it", pending_id)
+
+
+def alert_pending_evaluate(*, pending_id: int, now: datetime) -> list[AlertDelivery]:
+    """Evaluate one outbox row and delete it; a row already evaluated (gone) does nothing."""
+    pending = AlertEventsPending.objects.filter(pk=pending_id).first()
+    if pending is None:
+        return []
+    created = alert_events_evaluate(workspace_id=pending.workspace_id, event_ids=pending.event_ids, now=now)
+    AlertEventsPending.objects.filter(pk=pending_id).delete()
+    return created
+
+
+def alerts_pending_sweep(*, now: datetime, grace: timedelta, limit: int = 500) -> int:
+    """Evaluate outbox rows older than `grace` (their task was lost, or is late): the oldest `limit` of them.
+    Returns how many were evaluated."""
+    ids = list(
+        AlertEventsPending.objects.filter(created_at__lt=now - grace).order_by("pk").values_list("pk", flat=True)[
+            :limit
+        ]
+    )
+    for pending_id in ids:
+        try:
+            alert_pending_evaluate(pending_id=pending_id, now=now)
+        except Exception:  # noqa: BLE001 - one bad row must not stop the others; it is retried next sweep
+            logger.exception("alert evaluation of outbox row %s failed; retried at the next sweep", pending_id)
+    return len(ids)
 
 
 def alert_account_context(account: Account) -> dict:
