@@ -13,4 +13,5 @@ urlpatterns = [
     path("<int:pipeline_id>/edit/", views.pipeline_edit, name="edit"),
     path("<int:pipeline_id>/toggle/", views.pipeline_toggle, name="toggle"),
     path("<int:pipeline_id>/test/", views.pipeline_test, name="test"),
+    path("<int:pipeline_id>/delete/", views.pipeline_delete, name="delete"),
 ]

@@ -319,3 +319,24 @@ def pipeline_test(request: HttpRequest, pipeline_id: int) -> HttpResponse:
     pipeline = selectors.pipeline_get(workspace=request.workspace, pipeline_id=pipeline_id)
     services.pipeline_test_send(pipeline=pipeline, now=timezone.now())
     return redirect("alerts:detail", pipeline_id=pipeline.pk)
+
+
+@alerts_page
+@editor_only
+def pipeline_delete(request: HttpRequest, pipeline_id: int) -> HttpResponse:
+    """GET: a confirmation page (what will go: the pipeline, its destinations, its delivery log). POST: delete
+    and go back to the list."""
+    pipeline = selectors.pipeline_get(workspace=request.workspace, pipeline_id=pipeline_id)
+    if request.method == "POST":
+        services.pipeline_delete(pipeline=pipeline)
+        return redirect("alerts:list")
+    return _render(
+        request,
+        "alerts/delete.html",
+        {
+            "title": f"Delete {pipeline.name}",
+            "pipeline": pipeline,
+            "destinations": pipeline.destinations.count(),
+            "deliveries": selectors.delivery_list(pipeline=pipeline).count(),
+        },
+    )

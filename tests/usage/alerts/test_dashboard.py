@@ -1,13 +1,15 @@
 """Alert pipeline pages of the dashboard through Django's test client: login and staff, the session's
 workspace, 404 across workspaces, read-only viewers and managers, the form calling the REST API's services
-(errors next to their fields, nothing stored), enable/disable, test message and delivery log."""
+(errors next to their fields, nothing stored), enable/disable, delete, test message and delivery log."""
+
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.services import membership_set
-from usage.alerts.services import pipeline_create
+from usage.alerts.services import pipeline_create, pipeline_test_send
 from usage.models import AlertDelivery, AlertDestination, AlertPipeline
 
 SECRET = "whsec-dashboard-0123456789"
@@ -130,7 +132,15 @@ def test_list_follows_the_dashboard_workspace_switcher(
 
 @pytest.mark.parametrize(
     "method,suffix",
-    [("get", "/"), ("get", "/edit/"), ("post", "/edit/"), ("post", "/toggle/"), ("post", "/test/")],
+    [
+        ("get", "/"),
+        ("get", "/edit/"),
+        ("post", "/edit/"),
+        ("post", "/toggle/"),
+        ("post", "/test/"),
+        ("get", "/delete/"),
+        ("post", "/delete/"),
+    ],
 )
 def test_another_workspaces_pipeline_is_not_found(admin_client, foreign, method, suffix):
     # when
@@ -153,6 +163,7 @@ def test_viewers_and_managers_read_but_cannot_change(workspace, staff_of, pipeli
     assert listing.status_code == 200 and detail.status_code == 200
     assert "new-pipeline" not in listing.content.decode()
     assert "send-test" not in detail.content.decode() and "toggle-pipeline" not in detail.content.decode()
+    assert "delete-pipeline" not in detail.content.decode()
     # when they try to change anything
     responses = [
         client.get("/alerts/new/"),
@@ -161,9 +172,11 @@ def test_viewers_and_managers_read_but_cannot_change(workspace, staff_of, pipeli
         client.post(f"/alerts/{pipeline.pk}/edit/", _form(name="Renamed", destinations=[])),
         client.post(f"/alerts/{pipeline.pk}/toggle/"),
         client.post(f"/alerts/{pipeline.pk}/test/"),
+        client.get(f"/alerts/{pipeline.pk}/delete/"),
+        client.post(f"/alerts/{pipeline.pk}/delete/"),
     ]
     # then: refused, nothing stored or sent
-    assert [r.status_code for r in responses] == [403] * 6
+    assert [r.status_code for r in responses] == [403] * 8
     assert _pipelines(workspace) == [("Upsell", True, "event")]
     assert AlertDelivery.objects.count() == 0
 
@@ -380,6 +393,30 @@ def test_failed_edit_changes_nothing(workspace, admin_client, pipeline):
 # ---------------------------------------------------------------------------
 # Enable/disable, test message, delivery log
 # ---------------------------------------------------------------------------
+
+
+def test_delete_asks_first_then_removes_the_pipeline_its_destinations_and_log(admin_client, pipeline, foreign):
+    # given a delivery in the pipeline's log (queued; its sending would run after a commit this test never makes)
+    pipeline_test_send(pipeline=pipeline)
+    assert AlertDelivery.objects.filter(pipeline=pipeline).count() == 1
+    # when the confirmation page is opened
+    confirm = admin_client.get(f"/alerts/{pipeline.pk}/delete/")
+    # then it says what will go, and nothing is deleted yet
+    assert confirm.status_code == 200
+    assert re.search(
+        r'id="delete-summary">This deletes the pipeline, its 1 destination and its delivery log \(1 message\)',
+        confirm.content.decode(),
+    )
+    assert 'id="delete-pipeline"' in admin_client.get(f"/alerts/{pipeline.pk}/").content.decode()
+    assert AlertPipeline.objects.filter(pk=pipeline.pk).exists()
+    # when it is confirmed
+    deleted = admin_client.post(f"/alerts/{pipeline.pk}/delete/")
+    # then the pipeline, its destinations and its log are gone; the other workspace's pipeline is untouched
+    assert (deleted.status_code, deleted["Location"]) == (302, "/alerts/")
+    assert list(AlertPipeline.objects.values_list("name", flat=True)) == ["Globex secret pipeline"]
+    assert AlertDestination.objects.filter(pipeline_id=pipeline.pk).count() == 0
+    assert AlertDelivery.objects.count() == 0
+    assert admin_client.get(f"/alerts/{pipeline.pk}/").status_code == 404
 
 
 def test_toggle_disables_and_enables(admin_client, pipeline):
