@@ -274,9 +274,14 @@ def pipeline_list(request: HttpRequest) -> HttpResponse:
 @alerts_page
 def pipeline_detail(request: HttpRequest, pipeline_id: int) -> HttpResponse:
     pipeline = selectors.pipeline_get(workspace=request.workspace, pipeline_id=pipeline_id)
-    deliveries = list(
-        selectors.delivery_list(pipeline=pipeline).select_related("destination")[:DELIVERY_LOG_LIMIT]
-    )
+    # The log pages backwards by id: ?before=<id> shows the DELIVERY_LOG_LIMIT messages older than that one.
+    before = request.GET.get("before", "")
+    log = selectors.delivery_list(pipeline=pipeline).select_related("destination")
+    if before.isdigit():
+        log = log.filter(pk__lt=int(before))
+    deliveries = list(log[: DELIVERY_LOG_LIMIT + 1])
+    older = deliveries[DELIVERY_LOG_LIMIT - 1].pk if len(deliveries) > DELIVERY_LOG_LIMIT else None
+    deliveries = deliveries[:DELIVERY_LOG_LIMIT]
     return _render(
         request,
         "alerts/detail.html",
@@ -287,6 +292,8 @@ def pipeline_detail(request: HttpRequest, pipeline_id: int) -> HttpResponse:
             "destinations": _destination_rows(pipeline),
             "deliveries": deliveries,
             "log_limit": DELIVERY_LOG_LIMIT,
+            "log_before": int(before) if before.isdigit() else None,
+            "log_older": older,
         },
     )
 

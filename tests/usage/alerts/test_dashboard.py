@@ -419,6 +419,25 @@ def test_delete_asks_first_then_removes_the_pipeline_its_destinations_and_log(ad
     assert admin_client.get(f"/alerts/{pipeline.pk}/").status_code == 404
 
 
+def test_delivery_log_pages_back_to_the_first_message(admin_client, pipeline, monkeypatch):
+    # given 5 messages in the log and pages of 2
+    from usage.alerts import views
+
+    monkeypatch.setattr(views, "DELIVERY_LOG_LIMIT", 2)
+    ids = [pipeline_test_send(pipeline=pipeline)[0].pk for _ in range(5)]
+
+    def page(query: str = "") -> tuple[list[int], str | None]:
+        html = admin_client.get(f"/alerts/{pipeline.pk}/{query}").content.decode()
+        older = re.search(r'href="\?before=(\d+)" id="older-log"', html)
+        return [int(i) for i in re.findall(r'data-delivery="(\d+)"', html)], older and older.group(1)
+
+    # when the log is paged backwards, then each page holds the next older messages, and the last has no link
+    assert page() == ([ids[4], ids[3]], str(ids[3]))
+    assert page(f"?before={ids[3]}") == ([ids[2], ids[1]], str(ids[1]))
+    assert page(f"?before={ids[1]}") == ([ids[0]], None)
+    assert page("?before=junk") == ([ids[4], ids[3]], str(ids[3]))
+
+
 def test_toggle_disables_and_enables(admin_client, pipeline):
     # when
     first = admin_client.post(f"/alerts/{pipeline.pk}/toggle/")
