@@ -1,19 +1,21 @@
 """Rollup writes: recompute whole UTC days of the count tables from raw usage events.
 
-Every recompute rewrites whole day buckets from raw events inside one transaction (a rebuild: DELETE +
+Every recompute rewrites whole day buckets from raw events inside one transaction (a range rebuild: DELETE +
 INSERT … SELECT; an incremental rollup: only the rows that differ), so reruns and retries are harmless.
 Concurrency: a rollup holds a transaction-scoped advisory lock on each (workspace, day) it recomputes (and a
 shared lock on the workspace); a rebuild holds the workspace lock exclusively. A day's dirty mark is one row per
 shard (see usage.models.UsageDayDirty); each row read before recomputing is deleted only if its `version` is
 still the one read, so a day that received events during the rollup stays dirty and is rolled up again; a crash
-rolls the transaction back and leaves the marks.
+rolls the transaction back and leaves the marks. A full rebuild of a workspace that has the rollup tables to
+itself builds fresh tables with several connections and swaps them in (rebuild.py: readers see the old rollups
+until the swap commits, a crash leaves them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Min
@@ -21,20 +23,8 @@ from django.db.models import Min
 from usage.models import UsageDayDirty
 from usage.services import usage_days_mark_dirty
 
-# Advisory lock keys: a fixed namespace in the high bits so they cannot meet other apps' locks.
-_LOCK_NAMESPACE = 0x414E << 48
-
-
-def _workspace_lock_key(workspace_id: int) -> int:
-    return _LOCK_NAMESPACE | (1 << 47) | (workspace_id & 0xFFFFFFFF)
-
-
-def _day_lock_key(workspace_id: int, day: date) -> int:
-    return _LOCK_NAMESPACE | ((workspace_id & 0xFFFFFF) << 24) | (day.toordinal() & 0xFFFFFF)
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+from .common import day_lock_key, generation_bump, marks_consume, start_of, workspace_lock_key
+from .rebuild import rebuild_staged
 
 
 @dataclass
@@ -55,69 +45,12 @@ def _replace(
     select_params: list,
     where_sql: str,
     where_params: list,
-    bulk: bool = False,
 ) -> None:
-    """Make the rows of `table` matching `where_sql` exactly the rows of `select_sql` (rebuilds; incremental
-    rollups write only differences, see _apply_diff).
-
-    Bulk mode (a full rebuild, `where_sql` = the workspace): if the table holds no other workspace's rows it
-    is truncated and loaded with its secondary indexes dropped, then re-indexed once (sorting 7M keys once is
-    far cheaper than 7M index insertions); otherwise plain mode: delete them all and insert the fresh ones."""
+    """Make the rows of `table` matching `where_sql` exactly the rows of `select_sql`: delete them all and insert
+    the fresh ones (range and in-place rebuilds; incremental rollups write only differences, see _apply_diff)."""
     columns = ", ".join(keys + values)
-    if bulk and _holds_only_workspace(cursor, table=table, workspace_id=where_params[0]):
-        _bulk_load(
-            cursor,
-            table=table,
-            columns=columns,
-            order=", ".join(keys),
-            select_sql=select_sql,
-            select_params=select_params,
-        )
-        return
     cursor.execute(f"DELETE FROM {table} WHERE {where_sql}", where_params)
     cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
-
-
-def _holds_only_workspace(cursor, *, table: str, workspace_id: int) -> bool:
-    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE workspace_id <> %s)", [workspace_id])
-    return not cursor.fetchone()[0]
-
-
-def _bulk_load(cursor, *, table: str, columns: str, order: str, select_sql: str, select_params: list) -> None:
-    """TRUNCATE, drop the primary key, unique constraints and secondary indexes, INSERT … SELECT in key order,
-    re-create them (same names and definitions, read from the catalog) and ANALYZE, all inside the caller's
-    transaction. Key order stores each day's rows together, so a day's recompute later reads a few pages."""
-    cursor.execute(
-        """
-        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-        WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY contype
-        """,
-        [table],
-    )
-    constraints = cursor.fetchall()
-    cursor.execute(
-        """
-        SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
-        WHERE i.indrelid = %s::regclass AND NOT i.indisprimary
-          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-        """,
-        [table],
-    )
-    indexes = cursor.fetchall()
-    cursor.execute(f"TRUNCATE {table}")
-    for name, _ in constraints:
-        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-    for name, _ in indexes:
-        cursor.execute(f"DROP INDEX {name}")
-    cursor.execute(
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh ORDER BY {order}",
-        select_params,
-    )
-    for name, definition in constraints:
-        cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
-    for _, definition in indexes:
-        cursor.execute(definition)
-    cursor.execute(f"ANALYZE {table}")
 
 
 def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | None) -> None:
@@ -132,17 +65,16 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         day_where.append("day >= %s")
         day_params.append(since)
         ts_where.append("occurred_at >= %s")
-        ts_params.append(_start_of(since))
+        ts_params.append(start_of(since))
         bucket_where.append("bucket >= %s")
-        bucket_params.append(_start_of(since))
+        bucket_params.append(start_of(since))
     if until is not None:
         day_where.append("day <= %s")
         day_params.append(until)
         ts_where.append("occurred_at < %s")
-        ts_params.append(_start_of(until + timedelta(days=1)))
+        ts_params.append(start_of(until + timedelta(days=1)))
         bucket_where.append("bucket < %s")
-        bucket_params.append(_start_of(until + timedelta(days=1)))
-    bulk = since is None and until is None
+        bucket_params.append(start_of(until + timedelta(days=1)))
     day_sql = " AND ".join(day_where)
     ts_sql = " AND ".join(ts_where)
     bucket_sql = " AND ".join(bucket_where)
@@ -178,7 +110,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=[],
         where_sql=day_sql,
         where_params=day_params,
-        bulk=bulk,
     )
     # users: distinct end users of the (day, feature, account): one group row each.
     _replace(
@@ -195,7 +126,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=[],
         where_sql=day_sql,
         where_params=day_params,
-        bulk=bulk,
     )
     cursor.execute("DROP TABLE analytics_day_groups")
     _replace(
@@ -213,7 +143,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=ts_params,
         where_sql=bucket_sql,
         where_params=bucket_params,
-        bulk=bulk,
     )
     # Coarser levels, recomputed from the fine rows of the same whole days / buckets just written.
     _replace(
@@ -229,7 +158,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=day_params,
         where_sql=day_sql,
         where_params=day_params,
-        bulk=bulk,
     )
     _replace(
         cursor,
@@ -246,7 +174,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=day_params,
         where_sql=day_sql,
         where_params=day_params,
-        bulk=bulk,
     )
     _replace(
         cursor,
@@ -262,7 +189,6 @@ def _recompute(cursor, *, workspace_id: int, since: date | None, until: date | N
         select_params=bucket_params,
         where_sql=bucket_sql,
         where_params=bucket_params,
-        bulk=bulk,
     )
     # Events are append-only, so a recomputed day can only move "last seen" forward.
     cursor.execute(
@@ -289,7 +215,7 @@ def _ranges_sql(column: str, runs: list[tuple[date, date]], *, timestamps: bool)
     for first, last in runs:
         if timestamps:
             parts.append(f"({column} >= %s AND {column} < %s)")
-            params += [_start_of(first), _start_of(last + timedelta(days=1))]
+            params += [start_of(first), start_of(last + timedelta(days=1))]
         else:
             parts.append(f"({column} >= %s AND {column} <= %s)")
             params += [first, last]
@@ -501,18 +427,6 @@ def _recompute_days(cursor, *, workspace_id: int, days: list[date]) -> None:
         cursor.execute(f"DROP TABLE analytics_{name}")
 
 
-def _generation_bump(cursor, *, workspace_id: int) -> None:
-    cursor.execute(
-        """
-        INSERT INTO analytics_rollupgeneration (workspace_id, token, generation, rolled_up_at)
-        VALUES (%s, gen_random_uuid(), 1, now())
-        ON CONFLICT (workspace_id) DO UPDATE
-        SET generation = analytics_rollupgeneration.generation + 1, rolled_up_at = now()
-        """,
-        [workspace_id],
-    )
-
-
 # Dirty days of one workspace recomputed together in one transaction (bounded, so a long backlog is worked
 # off in transactions of bounded size and locks).
 MAX_DAYS_PER_ROLLUP = 31
@@ -525,17 +439,17 @@ def rollup_days(*, workspace_id: int, days: list[date], wait: bool = False) -> l
     days = sorted(set(days))
     with transaction.atomic(), connection.cursor() as cursor:
         if wait:
-            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_workspace_lock_key(workspace_id)])
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [workspace_lock_key(workspace_id)])
             for day in days:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_day_lock_key(workspace_id, day)])
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [day_lock_key(workspace_id, day)])
             held = days
         else:
-            cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", [_workspace_lock_key(workspace_id)])
+            cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", [workspace_lock_key(workspace_id)])
             if not cursor.fetchone()[0]:
                 return []
             held = []
             for day in days:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_day_lock_key(workspace_id, day)])
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [day_lock_key(workspace_id, day)])
                 if cursor.fetchone()[0]:
                     held.append(day)
         if not held:
@@ -557,23 +471,9 @@ def rollup_days(*, workspace_id: int, days: list[date], wait: bool = False) -> l
         # A crash that loses this COMMIT loses the mark deletions with it: the days are simply rolled up again.
         cursor.execute("SET LOCAL synchronous_commit = off")
         _recompute_days(cursor, workspace_id=workspace_id, days=dirty)
-        _generation_bump(cursor, workspace_id=workspace_id)
-        _marks_consume(cursor, workspace_id=workspace_id, marks=marks)
+        generation_bump(cursor, workspace_id=workspace_id)
+        marks_consume(cursor, workspace_id=workspace_id, marks=marks)
         return dirty
-
-
-def _marks_consume(cursor, *, workspace_id: int, marks: list[tuple[date, int, int]]) -> None:
-    """Delete each (day, shard, version) mark row read before recomputing, only if its version is unchanged."""
-    if not marks:
-        return
-    cursor.execute(
-        """
-        DELETE FROM usage_usagedaydirty d
-        USING unnest(%s::date[], %s::smallint[], %s::bigint[]) AS r(day, shard, version)
-        WHERE d.workspace_id = %s AND d.day = r.day AND d.shard = r.shard AND d.version = r.version
-        """,
-        [[m[0] for m in marks], [m[1] for m in marks], [m[2] for m in marks], workspace_id],
-    )
 
 
 def rollup_day(*, workspace_id: int, day: date, wait: bool = False) -> bool:
@@ -616,14 +516,23 @@ def rollup_pending(
     return report
 
 
-@transaction.atomic
-def rollups_rebuild(*, workspace_id: int, since: date | None = None, until: date | None = None) -> None:
-    """Recompute a workspace's rollups from raw events for since..until (every day when both are None)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_workspace_lock_key(workspace_id)])
-        # Whole-range aggregates of millions of groups: hash them in memory, build indexes in one sort.
+# Connections that build a full rebuild's tables at once (rebuild.rebuild_staged).
+REBUILD_CONNECTIONS = 2
+
+
+def rollups_rebuild(
+    *, workspace_id: int, since: date | None = None, until: date | None = None, connections: int = REBUILD_CONNECTIONS
+) -> None:
+    """Recompute a workspace's rollups from raw events for since..until (every day when both are None).
+
+    A full rebuild of a workspace that has the rollup tables to itself builds fresh tables with `connections`
+    sessions and swaps them in (rebuild.py); anything else recomputes in place in one transaction."""
+    if since is None and until is None and rebuild_staged(workspace_id=workspace_id, workers=connections):
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [workspace_lock_key(workspace_id)])
+        # Whole-range aggregates of millions of groups: hash them in memory.
         cursor.execute("SET LOCAL work_mem = '256MB'")
-        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
         where = ["workspace_id = %s"]
         params: list = [workspace_id]
         if since is not None:
@@ -635,13 +544,10 @@ def rollups_rebuild(*, workspace_id: int, since: date | None = None, until: date
         cursor.execute(f"SELECT day, shard, version FROM usage_usagedaydirty WHERE {' AND '.join(where)}", params)
         marks = cursor.fetchall()
         if since is None and until is None:
-            if _holds_only_workspace(cursor, table="analytics_accountfeaturelastseen", workspace_id=workspace_id):
-                cursor.execute("TRUNCATE analytics_accountfeaturelastseen")
-            else:
-                cursor.execute("DELETE FROM analytics_accountfeaturelastseen WHERE workspace_id = %s", [workspace_id])
+            cursor.execute("DELETE FROM analytics_accountfeaturelastseen WHERE workspace_id = %s", [workspace_id])
         _recompute(cursor, workspace_id=workspace_id, since=since, until=until)
-        _generation_bump(cursor, workspace_id=workspace_id)
-        _marks_consume(cursor, workspace_id=workspace_id, marks=marks)
+        generation_bump(cursor, workspace_id=workspace_id)
+        marks_consume(cursor, workspace_id=workspace_id, marks=marks)
 
 
 def usage_day_mark_dirty(*, workspace_id: int, days: set[date] | list[date], now: datetime) -> None:
