@@ -1,8 +1,11 @@
-"""Rollup (count) tables computed from usage.UsageEvent. Every table is keyed by workspace.
+"""Rollup (count) tables computed from usage.UsageEvent. Every table is keyed by workspace (its primary key, the
+natural key of the bucket, leads with it).
 
-A rollup never adds to a bucket: it recomputes whole UTC days from raw events (DELETE + INSERT ... SELECT), so a
-rerun, a retry after a crash or a late event restating an old day always lands on the same numbers. Reserved
-event prefixes are rolled up like any other feature and left out at query time (the prefix list may change).
+A rollup either recomputes whole UTC days from raw events (writing the rows that differ; rebuilds replace them),
+or, for a day with a watermark (RollupWatermark), adds the aggregates of the day's events above it and moves the
+watermark in the same transaction, so a rerun or a retry after a crash finds nothing left to add: no bucket is
+ever counted twice. Reserved event prefixes are rolled up like any other feature and left out at query time
+(the prefix list may change).
 """
 
 from django.db import models
@@ -239,3 +242,16 @@ class RollupGeneration(models.Model):
                 condition=Q(generation__gte=1), name="analytics_rollupgeneration_positive"
             ),
         ]
+
+
+class RollupWatermark(models.Model):
+    """The rollups of one (workspace, UTC day) count exactly that day's events with id ≤ `event_id`: the next
+    rollup of the day adds the aggregates of its events with higher ids (events are append-only) instead of
+    recomputing the whole day. No row: unknown, the day is recomputed whole (which sets it)."""
+
+    pk = models.CompositePrimaryKey("workspace", "day")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    day = models.DateField()
+    event_id = models.BigIntegerField(help_text="Highest usage event id the day's rollups count.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as time_module
 from datetime import UTC, date, datetime, time
 
 # Advisory lock keys: a fixed namespace in the high bits so they cannot meet other apps' locks.
@@ -55,3 +56,72 @@ def holds_only_workspace(cursor, *, table: str, workspace_id: int) -> bool:
         [workspace_id, workspace_id],
     )
     return not cursor.fetchone()[0]
+
+
+# How long a rollup waits for transactions that may still add events with ids below its horizon (ingestion's are
+# a few ms) before it gives up on watermarks for this run and recomputes its days whole.
+HORIZON_WAIT_SECONDS = 0.25
+
+
+def event_horizon(cursor, *, wait: float = HORIZON_WAIT_SECONDS) -> int | None:
+    """The highest usage event id H such that no event with id ≤ H can still appear: every statement run after
+    this returns sees all of them. None if that cannot be established within `wait` seconds.
+
+    Event ids come from the identity sequence of usage_usageevent, one at a time (cache 1: no session holds a
+    block of ids it hands out later), inside statements that write the table and hold its ROW EXCLUSIVE lock
+    from before their first id until their transaction ends. So H = the sequence's last value read now is
+    final once every transaction holding that lock right after the read has ended: waited for here (polling
+    their virtual transaction ids; our own transaction excluded, it adds no events)."""
+    cursor.execute(
+        "SELECT s.seqcache, pg_sequence_last_value(s.seqrelid) FROM pg_sequence s "
+        "WHERE s.seqrelid = pg_get_serial_sequence('usage_usageevent', 'id')::regclass"
+    )
+    cache, last = cursor.fetchone()
+    if cache != 1:
+        return None
+    cursor.execute(
+        """
+        SELECT array_agg(virtualtransaction) FROM pg_locks
+        WHERE locktype = 'relation' AND relation = 'usage_usageevent'::regclass AND mode = 'RowExclusiveLock'
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND pid IS DISTINCT FROM pg_backend_pid()
+        """
+    )
+    holders = cursor.fetchone()[0]
+    deadline = time_module.monotonic() + wait
+    while holders:
+        if time_module.monotonic() > deadline:
+            return None
+        time_module.sleep(0.005)
+        cursor.execute(
+            "SELECT array_agg(DISTINCT virtualxid) FROM pg_locks WHERE locktype = 'virtualxid' "
+            "AND virtualxid = ANY(%s)",
+            [holders],
+        )
+        holders = cursor.fetchone()[0]
+    return last or 0
+
+
+def watermarks_read(cursor, *, workspace_id: int, days: list[date]) -> dict[date, int]:
+    cursor.execute(
+        "SELECT day, event_id FROM analytics_rollupwatermark WHERE workspace_id = %s AND day = ANY(%s)",
+        [workspace_id, days],
+    )
+    return dict(cursor.fetchall())
+
+
+def watermarks_set(cursor, *, workspace_id: int, days: list[date], event_id: int | None) -> None:
+    """The days' rollups now count exactly their events with id ≤ event_id (None: unknown, rows dropped)."""
+    if event_id is None:
+        cursor.execute(
+            "DELETE FROM analytics_rollupwatermark WHERE workspace_id = %s AND day = ANY(%s)", [workspace_id, days]
+        )
+        return
+    cursor.execute(
+        """
+        INSERT INTO analytics_rollupwatermark (workspace_id, day, event_id)
+        SELECT %s, d, %s FROM unnest(%s::date[]) AS d ORDER BY d
+        ON CONFLICT (workspace_id, day) DO UPDATE SET event_id = EXCLUDED.event_id
+        """,
+        [workspace_id, event_id, days],
+    )

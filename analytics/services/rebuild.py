@@ -42,9 +42,19 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import OperationalError, connection, transaction
 
-from .common import generation_bump, holds_only_workspace, marks_consume, start_of, workspace_lock_key
+from .common import (
+    event_horizon,
+    generation_bump,
+    holds_only_workspace,
+    marks_consume,
+    start_of,
+    watermarks_set,
+    workspace_lock_key,
+)
 
 SUFFIX = "__rebuild"
+# Event id bound when no horizon could be had: every visible event counts.
+_NO_HORIZON = 2**63 - 1
 
 # Live tables in the order every rollup writes them (incremental and in-place rebuilds alike), so that the
 # coordinator's SHARE locks queue behind a running rollup instead of forming a lock cycle with it.
@@ -105,7 +115,7 @@ WITH g AS MATERIALIZED (
     SELECT feature_id, account_id, end_user_id, sum(quantity::integer) AS uses, count(*) AS events,
            max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
     FROM usage_usageevent
-    WHERE workspace_id = %(ws)s AND occurred_at >= %(start)s AND occurred_at < %(end)s
+    WHERE workspace_id = %(ws)s AND occurred_at >= %(start)s AND occurred_at < %(end)s AND id <= %(through)s
     GROUP BY feature_id, account_id, end_user_id
 ), fad AS MATERIALIZED (
     SELECT feature_id, account_id, sum(uses)::bigint AS uses, sum(events)::bigint AS events,
@@ -115,7 +125,7 @@ WITH g AS MATERIALIZED (
     SELECT date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, feature_id,
            sum(quantity::integer) AS uses, count(*) AS events
     FROM usage_usageevent
-    WHERE workspace_id = %(ws)s AND occurred_at >= %(start)s AND occurred_at < %(end)s
+    WHERE workspace_id = %(ws)s AND occurred_at >= %(start)s AND occurred_at < %(end)s AND id <= %(through)s
     GROUP BY 1, 2
 ), fud_rows AS (
     INSERT INTO analytics_featureuserday{SUFFIX}
@@ -165,12 +175,16 @@ def rebuild_staged(*, workspace_id: int, workers: int = 2) -> bool:
             return False
         cursor.execute("SELECT day, shard, version FROM usage_usagedaydirty WHERE workspace_id = %s", [workspace_id])
         marks = cursor.fetchall()
+        # Count the events up to the horizon only (every one if it cannot be had), so that each day's watermark
+        # can say which events its rollups count; the snapshot below is taken after it.
+        horizon = event_horizon(cursor)
         cursor.execute(
             "SELECT min(occurred_at), max(occurred_at) FROM usage_usageevent WHERE workspace_id = %s", [workspace_id]
         )
         first, last = cursor.fetchone()
         days = _days_between(first, last)
-        day_tasks = [_day_task(workspace_id=workspace_id, day=day) for day in days]
+        through = _NO_HORIZON if horizon is None else horizon
+        day_tasks = [_day_task(workspace_id=workspace_id, day=day, through=through) for day in days]
         index_tasks = _index_tasks(cursor)
         settings = _settings(cursor, parallel=parallel)
         if parallel:
@@ -190,6 +204,11 @@ def rebuild_staged(*, workspace_id: int, workers: int = 2) -> bool:
             for name in settings:  # the rest of the caller's transaction runs with its own settings
                 cursor.execute(f"SET LOCAL {name} TO DEFAULT")
         _swap(cursor)
+        cursor.execute("DELETE FROM analytics_rollupwatermark WHERE workspace_id = %s", [workspace_id])
+        if horizon is not None:
+            cursor.execute("SELECT DISTINCT day FROM analytics_featureday WHERE workspace_id = %s", [workspace_id])
+            rolled_up = [row[0] for row in cursor.fetchall()]
+            watermarks_set(cursor, workspace_id=workspace_id, days=rolled_up, event_id=horizon)
         generation_bump(cursor, workspace_id=workspace_id)
         marks_consume(cursor, workspace_id=workspace_id, marks=marks)
     return True
@@ -206,18 +225,22 @@ def _days_between(first: datetime | None, last: datetime | None) -> list[date]:
 Task = Callable[..., None]
 
 
-def _day_task(*, workspace_id: int, day: date) -> Task:
+def _day_task(*, workspace_id: int, day: date, through: int) -> Task:
     def run(cursor) -> None:
-        params = {"ws": workspace_id, "day": day, "start": start_of(day), "end": start_of(day + timedelta(days=1))}
-        cursor.execute(_DAY_SQL, params)
+        params = {"ws": workspace_id, "day": day, "through": through}
+        cursor.execute(_DAY_SQL, {**params, "start": start_of(day), "end": start_of(day + timedelta(days=1))})
 
     return run
 
 
 def _create_staging(cursor) -> None:
+    """Empty staging tables: the live tables' columns, defaults, checks and storage parameters (fillfactor)."""
     _drop_staging(cursor)
     for table in TABLES:
-        cursor.execute(f"CREATE TABLE {table}{SUFFIX} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)")
+        cursor.execute("SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = %s::regclass", [table])
+        options = cursor.fetchone()[0]
+        storage = f" WITH ({options})" if options else ""
+        cursor.execute(f"CREATE TABLE {table}{SUFFIX} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES){storage}")
 
 
 def _drop_staging(cursor) -> None:

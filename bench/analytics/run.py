@@ -217,8 +217,8 @@ def main() -> None:
         f"rollup of {report.days_rolled_up} dirty days in {incremental:.2f} s"
     )
     results["incremental rollup"] = (
-        f"{incremental:.2f} s ({args.incremental:,} new events over {report.days_rolled_up} dirty days, "
-        "each recomputed whole)"
+        f"{incremental:.2f} s ({args.incremental:,} new events over {report.days_rolled_up} dirty days; days with "
+        "a watermark get only their new events added)"
     )
 
     # Endpoint -------------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ from datetime import UTC, date, datetime
 
 import pytest
 from django.db import connection, connections
+from django.db.models import Max
 
 from accounts.models import Account
-from analytics.models import FeatureAccountDay
+from analytics.models import FeatureAccountDay, RollupWatermark
 from analytics.selectors import rollup_differences
 from analytics.services import rollup_pending, rollups_rebuild
 from catalog.services import feature_create, product_create
-from usage.models import UsageDayDirty
+from usage.models import UsageDayDirty, UsageEvent
 
 from .conftest import ACCOUNTS, FEATURES, random_events
 from .helpers import Ev, oracle, store_events
@@ -32,7 +33,7 @@ TABLES = [
 
 
 def _schema() -> list[tuple]:
-    """Every index and constraint definition of the rollup tables, by name."""
+    """Every index and constraint definition and the storage parameters of the rollup tables, by name."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -40,6 +41,8 @@ def _schema() -> list[tuple]:
             UNION ALL
             SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
             WHERE conrelid::regclass::text = ANY(%(t)s)
+            UNION ALL
+            SELECT relname, 'storage', array_to_string(reloptions, ',') FROM pg_class WHERE relname = ANY(%(t)s)
             ORDER BY 1, 2, 3
             """,
             {"t": TABLES},
@@ -88,6 +91,10 @@ def test_parallel_rebuild_equals_the_incremental_rollups_and_keeps_the_schema(ap
     assert _snapshot() == good
     assert rollup_differences(workspace_id=workspace.pk) == ([], 0)
     assert _schema() == schema
+    assert ("analytics_accountfeaturelastseen", "storage", "fillfactor=70") in schema
+    last = UsageEvent.objects.aggregate(last=Max("id"))["last"]
+    days = {e.at.astimezone(UTC).date() for e in events}
+    assert dict(RollupWatermark.objects.values_list("day", "event_id")) == dict.fromkeys(days, last)
     assert _leftovers() == []
     body = api.get(URL, {"from": "2026-11-04", "to": "2026-11-13"}).json()
     assert body == oracle(
