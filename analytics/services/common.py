@@ -81,13 +81,15 @@ def event_horizon(cursor, *, wait: float = HORIZON_WAIT_SECONDS) -> int | None:
         return None
     cursor.execute(
         """
-        SELECT array_agg(virtualtransaction) FROM pg_locks
+        SELECT array_agg(virtualtransaction), coalesce(bool_or(pid IS NULL), false) FROM pg_locks
         WHERE locktype = 'relation' AND relation = 'usage_usageevent'::regclass AND mode = 'RowExclusiveLock'
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND pid IS DISTINCT FROM pg_backend_pid()
         """
     )
-    holders = cursor.fetchone()[0]
+    holders, prepared = cursor.fetchone()
+    if prepared:  # a prepared (two-phase) transaction has no virtual transaction to wait for
+        return None
     deadline = time_module.monotonic() + wait
     while holders:
         if time_module.monotonic() > deadline:
