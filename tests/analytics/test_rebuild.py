@@ -13,6 +13,7 @@ from accounts.models import Account
 from analytics.models import FeatureAccountDay, RollupWatermark
 from analytics.selectors import rollup_differences
 from analytics.services import rollup_pending, rollups_rebuild
+from analytics.services.rebuild import TABLES
 from catalog.services import feature_create, product_create
 from usage.models import UsageDayDirty, UsageEvent
 
@@ -21,15 +22,6 @@ from .helpers import Ev, oracle, store_events
 from .test_rollups import _snapshot
 
 URL = "/api/v1/products/default/analytics/feature-usage"
-TABLES = [
-    "analytics_featureuserday",
-    "analytics_featureaccountday",
-    "analytics_featurequarterhour",
-    "analytics_featureday",
-    "analytics_accountproductday",
-    "analytics_productquarterhour",
-    "analytics_accountfeaturelastseen",
-]
 
 
 def _schema() -> list[tuple]:
@@ -143,10 +135,7 @@ def test_readers_see_the_old_rollups_until_the_swap_which_waits_for_them(workspa
     # when a rebuild runs: its staging tables get built, then its swap waits for the reader
     rebuilding = threading.Thread(target=rebuild)
     rebuilding.start()
-    deadline = time.monotonic() + 20
-    while len(_leftovers()) < len(TABLES) or _swap_waiting() == 0:
-        assert time.monotonic() < deadline, "the rebuild never reached its swap"
-        time.sleep(0.05)
+    _wait_for_the_swap()
     # then meanwhile other readers still get the old rollups
     assert _uses_of(date(2026, 11, 2)) == 999
     time.sleep(1.2)  # the swap gives up its lock attempts (500 ms each) and retries
@@ -171,6 +160,14 @@ def _swap_waiting() -> int:
             [TABLES],
         )
         return cursor.fetchone()[0]
+
+
+def _wait_for_the_swap() -> None:
+    """Until every staging table is built and the rebuild's swap waits for its locks."""
+    deadline = time.monotonic() + 20
+    while len(_leftovers()) < len(TABLES) or _swap_waiting() == 0:
+        assert time.monotonic() < deadline, "the rebuild never reached its swap"
+        time.sleep(0.05)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -199,10 +196,7 @@ def test_a_rebuild_killed_before_its_swap_leaves_the_old_rollups_and_the_marks(w
 
     rebuilding = threading.Thread(target=rebuild)
     rebuilding.start()
-    deadline = time.monotonic() + 20
-    while len(_leftovers()) < len(TABLES) or _swap_waiting() == 0:
-        assert time.monotonic() < deadline, "the rebuild never reached its swap"
-        time.sleep(0.05)
+    _wait_for_the_swap()
     # when the rebuild's backend dies before the swap commits
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pids[0]])

@@ -18,3 +18,16 @@ def customer(workspace, staff_user) -> Account:
         plan="free",
         owner=staff_user,
     )
+
+
+@pytest.fixture
+def ingest(api, django_capture_on_commit_callbacks):
+    """POST events and run what ingestion queued with transaction.on_commit, as a real commit would."""
+
+    def post(*events) -> dict:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api.post("/api/v1/events", {"events": list(events)}, format="json")
+        assert response.status_code == 200, response.json()
+        return response.json()
+
+    return post

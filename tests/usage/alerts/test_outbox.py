@@ -16,17 +16,6 @@ GRACE = timedelta(seconds=60)
 
 
 @pytest.fixture
-def post(api, django_capture_on_commit_callbacks):
-    def send(*events) -> dict:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = api.post("/api/v1/events", {"events": list(events)}, format="json")
-        assert response.status_code == 200, response.json()
-        return response.json()
-
-    return send
-
-
-@pytest.fixture
 def pipeline(workspace, receiver):
     return pipeline_create(
         workspace=workspace,
@@ -36,9 +25,9 @@ def pipeline(workspace, receiver):
     )
 
 
-def test_evaluation_deletes_the_outbox_row_and_alerts(post, customer, pipeline, receiver, eager):
+def test_evaluation_deletes_the_outbox_row_and_alerts(ingest, customer, pipeline, receiver, eager):
     # when
-    post({"account_id": "acc-1", "feature_id": "export", "quantity": 3, "event_id": "e1"})
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 3, "event_id": "e1"})
     # then
     assert AlertEventsPending.objects.count() == 0
     assert [r.json["details"]["event_id"] for r in receiver.requests] == ["e1"]
@@ -46,7 +35,7 @@ def test_evaluation_deletes_the_outbox_row_and_alerts(post, customer, pipeline, 
 
 
 def test_a_lost_evaluation_task_is_evaluated_by_the_sweep_after_the_grace(
-    post, customer, pipeline, receiver, eager, monkeypatch, django_capture_on_commit_callbacks
+    ingest, customer, pipeline, receiver, eager, monkeypatch, django_capture_on_commit_callbacks
 ):
     # given the broker refusing the evaluation message at COMMIT
     def broker_down(*args, **kwargs):
@@ -54,7 +43,7 @@ def test_a_lost_evaluation_task_is_evaluated_by_the_sweep_after_the_grace(
 
     monkeypatch.setattr(tasks.alert_pending_evaluate_task, "apply_async", broker_down)
     # when events are ingested
-    result = post(
+    result = ingest(
         {"account_id": "acc-1", "feature_id": "export", "quantity": 3, "event_id": "e1"},
         {"account_id": "acc-1", "feature_id": "export", "quantity": 4, "event_id": "e2"},
     )
@@ -78,12 +67,12 @@ def test_a_lost_evaluation_task_is_evaluated_by_the_sweep_after_the_grace(
 
 
 def test_a_row_evaluated_but_not_deleted_alerts_once_when_swept(
-    post, customer, pipeline, receiver, eager, monkeypatch, django_capture_on_commit_callbacks
+    ingest, customer, pipeline, receiver, eager, monkeypatch, django_capture_on_commit_callbacks
 ):
     # given a task that evaluated the events and died before deleting its row (simulated: no task at all, then
     # the evaluation run by hand)
     monkeypatch.setattr(tasks.alert_pending_evaluate_task, "apply_async", lambda *a, **k: None)
-    post({"account_id": "acc-1", "feature_id": "export", "quantity": 3, "event_id": "e1"})
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 3, "event_id": "e1"})
     [pending] = AlertEventsPending.objects.all()
     with django_capture_on_commit_callbacks(execute=True):
         alert_events_evaluate(workspace_id=pending.workspace_id, event_ids=pending.event_ids, now=timezone.now())
@@ -96,7 +85,7 @@ def test_a_row_evaluated_but_not_deleted_alerts_once_when_swept(
     assert AlertEventsPending.objects.count() == 0
 
 
-def test_a_workspace_without_event_pipelines_writes_no_outbox(post, customer, workspace, receiver):
+def test_a_workspace_without_event_pipelines_writes_no_outbox(ingest, customer, workspace, receiver):
     # given only a disabled pipeline
     pipeline_create(
         workspace=workspace,
@@ -106,6 +95,6 @@ def test_a_workspace_without_event_pipelines_writes_no_outbox(post, customer, wo
         destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
     )
     # when
-    post({"account_id": "acc-1", "feature_id": "export", "quantity": 3})
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 3})
     # then
     assert (UsageEvent.objects.count(), AlertEventsPending.objects.count()) == (1, 0)

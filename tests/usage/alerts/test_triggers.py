@@ -1,6 +1,5 @@
 from datetime import date, timedelta
 
-import pytest
 from django.utils import timezone
 
 from catalog.services import feature_activate, feature_create, item_activate, item_create
@@ -11,19 +10,6 @@ from usage.alerts.triggers import AccountUsageWindow, alerts_evaluate_dormant, a
 from usage.models import AlertDelivery, AlertThresholdMark, UsageEvent
 
 SECRET = "whsec-trigger-0123456789"
-
-
-@pytest.fixture
-def ingest(api, django_capture_on_commit_callbacks):
-    """POST events and run what ingestion queued with transaction.on_commit, as a real commit would."""
-
-    def post(*events) -> dict:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = api.post("/api/v1/events", {"events": list(events)}, format="json")
-        assert response.status_code == 200, response.json()
-        return response.json()
-
-    return post
 
 
 def _subscribe(workspace, customer, grants: dict) -> None:
