@@ -1,4 +1,5 @@
-"""Pieces shared by the incremental rollup and the rebuilds: advisory lock keys, generation bump, dirty marks."""
+"""Pieces shared by the incremental rollup and the rebuilds: advisory lock keys, generation bump, dirty marks,
+the quarter-hour bucket and the grouped scan of raw events."""
 
 from __future__ import annotations
 
@@ -15,6 +16,32 @@ def workspace_lock_key(workspace_id: int) -> int:
 
 def day_lock_key(workspace_id: int, day: date) -> int:
     return _LOCK_NAMESPACE | ((workspace_id & 0xFFFFFF) << 24) | (day.toordinal() & 0xFFFFFF)
+
+
+# The 15-minute bucket of an event (UTC-aligned; the heatmap shifts whole buckets into the workspace's zone).
+QUARTER_HOUR_SQL = "date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+
+
+def events_group(cursor, *, table: str, where_sql: str, params: list) -> None:
+    """The one scan of raw events a rollup write starts from: a temporary table `table` (dropped at commit) of
+    the events matching `where_sql`, grouped per (day, feature, account, end user) (`is_day`) and per
+    (15 minutes, feature), with uses, events and the last positive use."""
+    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE {table} ON COMMIT DROP AS
+        SELECT GROUPING(bucket) = 1 AS is_day, day, bucket, feature_id, account_id, end_user_id,
+               sum(quantity::integer) AS uses, count(*) AS events,
+               max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
+        FROM (
+            SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, {QUARTER_HOUR_SQL} AS bucket,
+                   feature_id, account_id, end_user_id, quantity, occurred_at
+            FROM usage_usageevent WHERE {where_sql}
+        ) e
+        GROUP BY GROUPING SETS ((day, feature_id, account_id, end_user_id), (bucket, feature_id))
+        """,
+        params,
+    )
 
 
 def start_of(day: date) -> datetime:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from .common import start_of
-
-_QUARTER_HOUR = "date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+from .common import events_group, start_of
 
 
 def apply_delta(cursor, *, workspace_id: int, watermarks: dict[date, int], horizon: int) -> bool:
@@ -29,22 +27,11 @@ def apply_delta(cursor, *, workspace_id: int, watermarks: dict[date, int], horiz
     ws = workspace_id
     # The new events, grouped per (day, feature, account, end user) and per (15 minutes, feature). The id range
     # lets the planner read them through the primary key when they are few and recent.
-    cursor.execute("DROP TABLE IF EXISTS analytics_delta_groups")
-    cursor.execute(
-        f"""
-        CREATE TEMP TABLE analytics_delta_groups ON COMMIT DROP AS
-        SELECT GROUPING(bucket) = 1 AS is_day, day, bucket, feature_id, account_id, end_user_id,
-               sum(quantity::integer) AS uses, count(*) AS events,
-               max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
-        FROM (
-            SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, {_QUARTER_HOUR} AS bucket,
-                   feature_id, account_id, end_user_id, quantity, occurred_at
-            FROM usage_usageevent
-            WHERE workspace_id = %s AND id > %s AND id <= %s AND ({per_day})
-        ) e
-        GROUP BY GROUPING SETS ((day, feature_id, account_id, end_user_id), (bucket, feature_id))
-        """,
-        [ws, min(watermarks.values()), horizon, *day_params],
+    events_group(
+        cursor,
+        table="analytics_delta_groups",
+        where_sql=f"workspace_id = %s AND id > %s AND id <= %s AND ({per_day})",
+        params=[ws, min(watermarks.values()), horizon, *day_params],
     )
     # Per (day, feature, end user): whether the stored row is missing (a user new to the day's feature) and
     # whether the one-account rule holds.

@@ -47,6 +47,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.db import OperationalError, connection, transaction
 
 from .common import (
+    QUARTER_HOUR_SQL,
     event_horizon,
     generation_bump,
     holds_only_workspace,
@@ -126,7 +127,7 @@ WITH g AS MATERIALIZED (
            count(end_user_id)::integer AS users, max(last_at) AS last_at
     FROM g GROUP BY feature_id, account_id
 ), q AS MATERIALIZED (
-    SELECT date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, feature_id,
+    SELECT {QUARTER_HOUR_SQL} AS bucket, feature_id,
            sum(quantity::integer) AS uses, count(*) AS events
     FROM usage_usageevent
     WHERE workspace_id = %(ws)s AND occurred_at >= %(start)s AND occurred_at < %(end)s AND id <= %(through)s

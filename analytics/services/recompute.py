@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from .common import start_of
+from .common import QUARTER_HOUR_SQL, events_group, start_of
 
 
 def _replace(
@@ -115,9 +115,8 @@ def recompute(
         keys=["workspace_id", "bucket", "feature_id"],
         values=["uses", "events"],
         select_sql=f"""
-            SELECT workspace_id,
-                   date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
-                   feature_id, sum(quantity::integer) AS uses, count(*) AS events
+            SELECT workspace_id, {QUARTER_HOUR_SQL} AS bucket, feature_id,
+                   sum(quantity::integer) AS uses, count(*) AS events
             FROM usage_usageevent WHERE {ts_sql}
             GROUP BY 1, 2, 3
         """,
@@ -275,23 +274,7 @@ def recompute_days(cursor, *, workspace_id: int, days: list[date], through: int 
     day_sql, day_params = ranges_sql("day", runs, timestamps=False)
     bucket_sql, bucket_params = ranges_sql("bucket", runs, timestamps=True)
     ws = [workspace_id]
-    cursor.execute("DROP TABLE IF EXISTS analytics_groups")
-    cursor.execute(
-        f"""
-        CREATE TEMP TABLE analytics_groups ON COMMIT DROP AS
-        SELECT GROUPING(bucket) = 1 AS is_day, day, bucket, feature_id, account_id, end_user_id,
-               sum(quantity::integer) AS uses, count(*) AS events,
-               max(occurred_at) FILTER (WHERE quantity > 0) AS last_at
-        FROM (
-            SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day,
-                   date_bin('15 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
-                   feature_id, account_id, end_user_id, quantity, occurred_at
-            FROM usage_usageevent WHERE workspace_id = %s AND {ts_sql}
-        ) e
-        GROUP BY GROUPING SETS ((day, feature_id, account_id, end_user_id), (bucket, feature_id))
-        """,
-        ws + ts_params,
-    )
+    events_group(cursor, table="analytics_groups", where_sql=f"workspace_id = %s AND {ts_sql}", params=ws + ts_params)
     # No ANALYZE of these temporary tables (~60 ms each): their size is all the aggregations and hash joins
     # below need, and the planner reads it from the file size.
     cursor.execute("DROP TABLE IF EXISTS analytics_fad")
