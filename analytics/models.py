@@ -27,20 +27,19 @@ HEATMAP_BUCKET_MINUTES = 15
 # feature, account or end user therefore scans the rollup tables (a rare admin operation).
 
 
+
+def _rollup_fk(to) -> models.ForeignKey:
+    """A rollup table's foreign key, as the comment above says: no database constraint, no single-column index."""
+    return models.ForeignKey(to, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+
 class FeatureAccountDay(models.Model):
     """Net uses of one feature by one account on one UTC day."""
 
     pk = models.CompositePrimaryKey("workspace", "day", "feature", "account")
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = _rollup_fk(Workspace)
     day = models.DateField()
-    feature = models.ForeignKey(
-        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
-    account = models.ForeignKey(
-        Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    feature = _rollup_fk(Feature)
+    account = _rollup_fk(Account)
     uses = models.BigIntegerField(help_text="Net sum of quantities, reversals included.")
     events = models.BigIntegerField(help_text="Number of raw events.")
     users = models.IntegerField(help_text="Distinct end users with an event that day.")
@@ -78,13 +77,9 @@ class FeatureDay(models.Model):
     rows."""
 
     pk = models.CompositePrimaryKey("workspace", "feature", "day")
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = _rollup_fk(Workspace)
     day = models.DateField()
-    feature = models.ForeignKey(
-        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    feature = _rollup_fk(Feature)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -100,16 +95,10 @@ class AccountProductDay(models.Model):
     query covers every feature of the product(s); recomputed from the day's FeatureAccountDay rows."""
 
     pk = models.CompositePrimaryKey("workspace", "product", "day", "account")
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = _rollup_fk(Workspace)
     day = models.DateField()
-    product = models.ForeignKey(
-        Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
-    account = models.ForeignKey(
-        Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    product = _rollup_fk(Product)
+    account = _rollup_fk(Account)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
     last_at = models.DateTimeField(null=True, help_text="Latest occurred_at of a positive event that day.")
@@ -127,13 +116,9 @@ class ProductQuarterHour(models.Model):
     Recomputed from the day's FeatureQuarterHour rows."""
 
     pk = models.CompositePrimaryKey("workspace", "product", "bucket")
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = _rollup_fk(Workspace)
     bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
-    product = models.ForeignKey(
-        Product, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    product = _rollup_fk(Product)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -149,13 +134,9 @@ class FeatureQuarterHour(models.Model):
     """Net uses of one feature in one 15-minute UTC bucket (all accounts): the 7×24 heatmap source."""
 
     pk = models.CompositePrimaryKey("workspace", "bucket", "feature")
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = _rollup_fk(Workspace)
     bucket = models.DateTimeField(help_text="Start of the 15-minute UTC bucket.")
-    feature = models.ForeignKey(
-        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    feature = _rollup_fk(Feature)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -178,19 +159,11 @@ class FeatureUserDay(models.Model):
     """One end user's net uses of one feature on one UTC day: distinct users over any window."""
 
     pk = models.CompositePrimaryKey("workspace", "day", "feature", "end_user")
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = _rollup_fk(Workspace)
     day = models.DateField()
-    feature = models.ForeignKey(
-        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
-    end_user = models.ForeignKey(
-        EndUser, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
-    account = models.ForeignKey(
-        Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    feature = _rollup_fk(Feature)
+    end_user = _rollup_fk(EndUser)
+    account = _rollup_fk(Account)
     uses = models.BigIntegerField()
     events = models.BigIntegerField()
 
@@ -213,15 +186,9 @@ class AccountFeatureLastSeen(models.Model):
     """When an account last used a feature (latest positive event): dormancy without scanning raw events."""
 
     pk = models.CompositePrimaryKey("workspace", "account", "feature")
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
-    account = models.ForeignKey(
-        Account, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
-    feature = models.ForeignKey(
-        Feature, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = _rollup_fk(Workspace)
+    account = _rollup_fk(Account)
+    feature = _rollup_fk(Feature)
     last_seen_at = models.DateTimeField()
 
 
@@ -250,8 +217,6 @@ class RollupWatermark(models.Model):
     recomputing the whole day. No row: unknown, the day is recomputed whole (which sets it)."""
 
     pk = models.CompositePrimaryKey("workspace", "day")
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
-    )
+    workspace = _rollup_fk(Workspace)
     day = models.DateField()
     event_id = models.BigIntegerField(help_text="Highest usage event id the day's rollups count.")
