@@ -126,9 +126,9 @@ def fast_path_principal(request, *, method: str, scope: str) -> ApiPrincipal | N
     return authenticated[0]
 
 
-def fast_json_response(payload, *, allow: str) -> HttpResponse:
-    """A 200 with the bytes and headers DRF's JSONRenderer and APIView would give `payload`."""
-    response = HttpResponse(_fast_renderer.render(payload), content_type="application/json")
+def fast_json_response(payload, *, allow: str, status: int = 200) -> HttpResponse:
+    """The response, with the bytes and headers DRF's JSONRenderer and APIView would give `payload`."""
+    response = HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=status)
     response["Vary"] = "Accept"
     response["Allow"] = allow
     return response

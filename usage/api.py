@@ -82,6 +82,20 @@ def _read_body(request, *, max_bytes: int) -> bytes:
         ) from None
 
 
+def _events_payload(request) -> list:
+    """The request's events; BodyError (400/413) says what is wrong with the body as a whole."""
+    return parse_body(
+        _read_body(request, max_bytes=settings.UPTAKE_INGEST_MAX_BYTES),
+        max_bytes=settings.UPTAKE_INGEST_MAX_BYTES,
+        max_events=settings.UPTAKE_INGEST_MAX_EVENTS,
+    )
+
+
+def _body_error(exc: BodyError) -> dict:
+    body = {"code": exc.code, "message": exc.message}
+    return {"error": body, "errors": [body]}
+
+
 class EventsView(APIView):
     permission_classes = [HasIngestScope]
     throttle_classes = [ApiKeyRateThrottle]
@@ -125,45 +139,37 @@ class EventsView(APIView):
     )
     def post(self, request):
         try:
-            payload = parse_body(
-                _read_body(request, max_bytes=settings.UPTAKE_INGEST_MAX_BYTES),
-                max_bytes=settings.UPTAKE_INGEST_MAX_BYTES,
-                max_events=settings.UPTAKE_INGEST_MAX_EVENTS,
-            )
+            payload = _events_payload(request)
         except BodyError as exc:
-            body = {"code": exc.code, "message": exc.message}
-            return Response({"error": body, "errors": [body]}, status=exc.status)
+            return Response(_body_error(exc), status=exc.status)
         result = events_ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
         # After-commit triggers (alert pipelines) take `result.stored` here.
         return Response(result.as_dict(), status=status.HTTP_200_OK)
 
 
 _events_view = EventsView.as_view()
+_EVENTS_ALLOW = "POST, OPTIONS"
 
 
 @csrf_exempt
 def events(request):
-    """`POST /api/v1/events` (documented by EventsView). A valid key with the `ingest` scope, within its rate
-    limit, and a body within the limits is served here, below DRF (config.api fast paths); every other request,
-    errors included, goes to EventsView. The write is never handed over: once events_ingest has run, its
-    answer (or the 503 of a database outage, where nothing was committed; any other error is a 500 as in
-    DRF) is final."""
+    """`POST /api/v1/events` (documented by EventsView). A valid key with the `ingest` scope within its rate
+    limit is served here, below DRF (config.api fast paths); other requests (no or bad key, scope, rate limit,
+    method, Accept) go to EventsView. Once the fast path has taken the request's rate-limit token it answers
+    itself: a bad body with EventsView's 400/413, and the write with its result (or the 503 of a database
+    outage, where nothing was committed; any other error is a 500 as in DRF)."""
     principal = fast_path_principal(request, method="POST", scope=HasIngestScope.scope)
     if principal is None or not api_key_rate_take(principal)[0]:
         return _events_view(request)
     try:
-        payload = parse_body(
-            _read_body(request, max_bytes=settings.UPTAKE_INGEST_MAX_BYTES),
-            max_bytes=settings.UPTAKE_INGEST_MAX_BYTES,
-            max_events=settings.UPTAKE_INGEST_MAX_EVENTS,
-        )
-    except BodyError:
-        return _events_view(request)
+        payload = _events_payload(request)
+    except BodyError as exc:
+        return fast_json_response(_body_error(exc), allow=_EVENTS_ALLOW, status=exc.status)
     try:
         result = events_ingest(workspace=principal.workspace, payload=payload, now=timezone.now())
     except (OperationalError, InterfaceError):
         return database_unavailable_response()
-    return fast_json_response(result.as_dict(), allow="POST, OPTIONS")
+    return fast_json_response(result.as_dict(), allow=_EVENTS_ALLOW)
 
 
 # drf-spectacular documents views by their APIView class.

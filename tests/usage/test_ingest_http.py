@@ -188,6 +188,21 @@ def test_rate_limit_answers_429_with_retry_after_and_other_keys_are_unaffected(
     assert sorted(UsageEvent.objects.values_list("quantity", flat=True)) == [1, 2, 4]
 
 
+def test_a_refused_body_takes_one_token_like_any_request(workspace, make_client, settings):
+    # given a bucket of 2 requests refilled at 0.25/s
+    settings.UPTAKE_RATE_LIMIT_ENABLED = True
+    settings.UPTAKE_RATE_BURST = 2
+    settings.UPTAKE_RATE_PER_SECOND = 0.25
+    client = make_client(workspace, "ingest")
+    # when a malformed body, then two good requests are sent
+    bad = raw_post(client, b"{not json")
+    responses = [client.post("/api/v1/events", {**GOOD, "quantity": n}, format="json") for n in (1, 2)]
+    # then the malformed one is refused and counts once: the next request still fits, the one after does not
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_json")
+    assert [r.status_code for r in responses] == [200, 429]
+    assert list(UsageEvent.objects.values_list("quantity", flat=True)) == [1]
+
+
 def test_rate_limit_fails_open_when_the_cache_is_unreachable(workspace, make_client, settings):
     # given a Redis cache on a port where nothing listens
     import usage.ratelimit
