@@ -39,6 +39,19 @@ def delivery_list(*, pipeline: AlertPipeline) -> QuerySet[AlertDelivery]:
     return AlertDelivery.objects.filter(pipeline=pipeline).order_by("-id")
 
 
+def delivery_page(
+    *, pipeline: AlertPipeline, before: int | None, limit: int
+) -> tuple[list[AlertDelivery], int | None]:
+    """One page of the delivery log, newest first: the `limit` deliveries older than id `before` (the newest
+    without it), and the id to page on from when older ones exist (None on the last page)."""
+    log = delivery_list(pipeline=pipeline).select_related("destination")
+    if before is not None:
+        log = log.filter(pk__lt=before)
+    deliveries = list(log[: limit + 1])
+    older = deliveries[limit - 1].pk if len(deliveries) > limit else None
+    return deliveries[:limit], older
+
+
 def pipeline_workspaces_with(*, trigger_types: Iterable[str]) -> list[int]:
     """Ids of the workspaces that have an enabled pipeline of one of these trigger types."""
     return list(

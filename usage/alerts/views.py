@@ -275,13 +275,9 @@ def pipeline_list(request: HttpRequest) -> HttpResponse:
 def pipeline_detail(request: HttpRequest, pipeline_id: int) -> HttpResponse:
     pipeline = selectors.pipeline_get(workspace=request.workspace, pipeline_id=pipeline_id)
     # The log pages backwards by id: ?before=<id> shows the DELIVERY_LOG_LIMIT messages older than that one.
-    before = request.GET.get("before", "")
-    log = selectors.delivery_list(pipeline=pipeline).select_related("destination")
-    if before.isdigit():
-        log = log.filter(pk__lt=int(before))
-    deliveries = list(log[: DELIVERY_LOG_LIMIT + 1])
-    older = deliveries[DELIVERY_LOG_LIMIT - 1].pk if len(deliveries) > DELIVERY_LOG_LIMIT else None
-    deliveries = deliveries[:DELIVERY_LOG_LIMIT]
+    raw_before = request.GET.get("before", "")
+    before = int(raw_before) if raw_before.isdigit() else None
+    deliveries, older = selectors.delivery_page(pipeline=pipeline, before=before, limit=DELIVERY_LOG_LIMIT)
     return _render(
         request,
         "alerts/detail.html",
@@ -292,7 +288,7 @@ def pipeline_detail(request: HttpRequest, pipeline_id: int) -> HttpResponse:
             "destinations": _destination_rows(pipeline),
             "deliveries": deliveries,
             "log_limit": DELIVERY_LOG_LIMIT,
-            "log_before": int(before) if before.isdigit() else None,
+            "log_before": before,
             "log_older": older,
         },
     )
