@@ -1,6 +1,6 @@
 """The alert pipeline pages in headless Chromium (Playwright) against the live server: log in, create a
 webhook pipeline through the form pointing at a real receiver, send a test message and see it in the
-delivery log."""
+delivery log, then delete it after the confirmation page."""
 
 import hashlib
 import hmac
@@ -9,7 +9,7 @@ import os
 import pytest
 
 from accounts.services import membership_set
-from usage.models import AlertPipeline
+from usage.models import AlertDelivery, AlertDestination, AlertPipeline
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -111,3 +111,18 @@ def test_create_a_webhook_pipeline_and_send_a_test_message(
     page.wait_for_url(f"{base}/alerts/")
     listing = page.locator("#pipelines tbody tr").first.inner_text()
     assert "Browser hooks" in listing and "enabled" in listing and receiver.url("/browser") in listing
+
+    # when she opens it again and asks to delete it, then the confirmation page says what goes and deletes nothing
+    page.click("#pipelines tbody tr a")
+    page.wait_for_url(f"{base}/alerts/{pipeline.pk}/")
+    page.click("#delete-pipeline")
+    page.wait_for_url(f"{base}/alerts/{pipeline.pk}/delete/")
+    assert page.locator("#delete-summary").inner_text().startswith(
+        "This deletes the pipeline, its 1 destination and its delivery log (1 message)."
+    )
+    assert AlertPipeline.objects.count() == 1
+    # when she confirms, then she is back on the empty list and the pipeline, its destination and log are gone
+    page.click("#confirm-delete")
+    page.wait_for_url(f"{base}/alerts/")
+    assert page.locator(".empty-state").inner_text() == "No alert pipeline in this workspace yet."
+    assert (AlertPipeline.objects.count(), AlertDestination.objects.count(), AlertDelivery.objects.count()) == (0, 0, 0)
