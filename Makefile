@@ -31,6 +31,7 @@ test: install
 
 lint: install
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
 
 db-start: install
 	@$(PY) scripts/uptake_dev.py pg start

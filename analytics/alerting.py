@@ -51,9 +51,7 @@ def _dormant(*, workspace: Workspace, pipelines: list[AlertPipeline], today: dat
         known_by = today - timedelta(days=days)
         last_used = selectors.alert_accounts_last_used(workspace=workspace, known_by=known_by)
         created += len(
-            alerts_evaluate_dormant(
-                workspace_id=workspace.pk, last_used=last_used, now=now, pipeline_ids=pipeline_ids
-            )
+            alerts_evaluate_dormant(workspace_id=workspace.pk, last_used=last_used, now=now, pipeline_ids=pipeline_ids)
         )
     return created
 
@@ -87,9 +85,9 @@ def alerts_evaluate_rollup_triggers(*, now: datetime) -> RollupTriggerReport:
     """Evaluate every workspace's enabled dormant and usage-drop pipelines against the rollups."""
     report = RollupTriggerReport()
     today = now.astimezone(UTC).date()
-    for workspace in Workspace.objects.filter(
-        pk__in=pipeline_workspaces_with(trigger_types=ROLLUP_TRIGGERS)
-    ).order_by("pk"):
+    for workspace in Workspace.objects.filter(pk__in=pipeline_workspaces_with(trigger_types=ROLLUP_TRIGGERS)).order_by(
+        "pk"
+    ):
         pipelines = list(pipelines_enabled(workspace_id=workspace.pk, trigger_types=ROLLUP_TRIGGERS))
         report.workspaces += 1
         report.dormant_deliveries += _dormant(

@@ -43,9 +43,7 @@ def _window(data: dict) -> selectors.Window:
 
 
 _WINDOW_PARAMS = [
-    OpenApiParameter(
-        "from", str, description="First UTC date (YYYY-MM-DD), inclusive. Default: `to` − 29 days."
-    ),
+    OpenApiParameter("from", str, description="First UTC date (YYYY-MM-DD), inclusive. Default: `to` − 29 days."),
     OpenApiParameter("to", str, description="Last UTC date (YYYY-MM-DD), inclusive. Default: today (UTC)."),
 ]
 
@@ -55,9 +53,7 @@ _top_feature = inline_serializer(
         "feature_id": serializers.CharField(),
         "name": serializers.CharField(),
         "events": serializers.IntegerField(help_text="Net uses in the window."),
-        "prior_events": serializers.IntegerField(
-            help_text="Net uses in the equally long window before `from`."
-        ),
+        "prior_events": serializers.IntegerField(help_text="Net uses in the equally long window before `from`."),
         "accounts": serializers.IntegerField(help_text="Accounts whose net uses are > 0."),
         "domains": serializers.IntegerField(help_text="Account domains whose net uses are > 0."),
         "adoption_pct": serializers.FloatField(help_text="100 × accounts / active_accounts, one decimal."),
@@ -173,9 +169,7 @@ class FeatureUsageApi(APIView):
         "402 on free-tier workspaces.",
         parameters=[
             *_WINDOW_PARAMS,
-            OpenApiParameter(
-                "event", str, description="Keep features whose key contains this (case-insensitive)."
-            ),
+            OpenApiParameter("event", str, description="Keep features whose key contains this (case-insensitive)."),
             OpenApiParameter("account_id", str, description="Keep one account (its external id)."),
         ],
         responses={200: FeatureUsageOutput},
@@ -188,11 +182,7 @@ class FeatureUsageApi(APIView):
         product = selectors.analytics_product_get(workspace=workspace, key=product_id)
         window = _window(params.validated_data)
         account_id = params.validated_data.get("account_id")
-        account = (
-            selectors.analytics_account_get(workspace=workspace, external_id=account_id)
-            if account_id
-            else None
-        )
+        account = selectors.analytics_account_get(workspace=workspace, external_id=account_id) if account_id else None
         data = selectors.feature_usage_cached(
             workspace=workspace,
             product=product,
@@ -220,15 +210,9 @@ class FeatureDailyApi(APIView):
         feature = selectors.analytics_feature_get(workspace=workspace, product=product, key=feature_id)
         window = _window(params.validated_data)
         account_id = params.validated_data.get("account_id")
-        account = (
-            selectors.analytics_account_get(workspace=workspace, external_id=account_id)
-            if account_id
-            else None
-        )
+        account = selectors.analytics_account_get(workspace=workspace, external_id=account_id) if account_id else None
         return Response(
-            selectors.feature_daily_series(
-                workspace=workspace, feature=feature, window=window, account=account
-            )
+            selectors.feature_daily_series(workspace=workspace, feature=feature, window=window, account=account)
         )
 
 
@@ -248,12 +232,8 @@ class AccountDailyApi(APIView):
         params.is_valid(raise_exception=True)
         account = selectors.analytics_account_get(workspace=workspace, external_id=account_id)
         product_key = params.validated_data.get("product_id")
-        product = (
-            selectors.analytics_product_get(workspace=workspace, key=product_key) if product_key else None
-        )
+        product = selectors.analytics_product_get(workspace=workspace, key=product_key) if product_key else None
         window = _window(params.validated_data)
         return Response(
-            selectors.account_daily_series(
-                workspace=workspace, account=account, window=window, product=product
-            )
+            selectors.account_daily_series(workspace=workspace, account=account, window=window, product=product)
         )

@@ -30,46 +30,74 @@ def top_features_bar(*, names: Sequence[str], current: Sequence[int], prior: Seq
     names, current, prior = list(reversed(names)), list(reversed(current)), list(reversed(prior))
     return {
         "data": [
-            {"type": "bar", "orientation": "h", "name": "Prior window", "y": names, "x": prior,
-             "marker": {"color": PRIOR}},
-            {"type": "bar", "orientation": "h", "name": "This window", "y": names, "x": current,
-             "marker": {"color": PRIMARY}},
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "Prior window",
+                "y": names,
+                "x": prior,
+                "marker": {"color": PRIOR},
+            },
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "This window",
+                "y": names,
+                "x": current,
+                "marker": {"color": PRIMARY},
+            },
         ],
-        "layout": _layout(barmode="group", height=max(220, 34 * len(names) + 80),
-                          margin={"l": 150, "r": 10, "t": 10, "b": 40}),
+        "layout": _layout(
+            barmode="group", height=max(220, 34 * len(names) + 80), margin={"l": 150, "r": 10, "t": 10, "b": 40}
+        ),
     }
 
 
 def heatmap(*, grid: Sequence[Sequence[int]], timezone: str) -> dict:
     """7×24 uses, rows Sunday..Saturday, columns hours of the workspace's timezone."""
     return {
-        "data": [{
-            "type": "heatmap", "z": [list(row) for row in grid], "x": [f"{h:02d}" for h in range(24)],
-            "y": WEEKDAYS, "colorscale": [[0, "#f8f8f8"], [1, PRIMARY]], "hoverongaps": False,
-            "hovertemplate": "%{y} %{x}:00 — %{z} uses<extra></extra>",
-        }],
-        "layout": _layout(height=260, yaxis={"autorange": "reversed"},
-                          xaxis={"title": {"text": f"Hour ({timezone})"}}),
+        "data": [
+            {
+                "type": "heatmap",
+                "z": [list(row) for row in grid],
+                "x": [f"{h:02d}" for h in range(24)],
+                "y": WEEKDAYS,
+                "colorscale": [[0, "#f8f8f8"], [1, PRIMARY]],
+                "hoverongaps": False,
+                "hovertemplate": "%{y} %{x}:00 — %{z} uses<extra></extra>",
+            }
+        ],
+        "layout": _layout(height=260, yaxis={"autorange": "reversed"}, xaxis={"title": {"text": f"Hour ({timezone})"}}),
     }
 
 
-def daily_lines(*, days: Sequence[str], series: dict[str, Sequence[float]], y_title: str = "",
-                dashed: Sequence[str] = ()) -> dict:
+def daily_lines(
+    *, days: Sequence[str], series: dict[str, Sequence[float]], y_title: str = "", dashed: Sequence[str] = ()
+) -> dict:
     """One line per named series over the same days (dashed ones for comparisons such as the prior window)."""
     data = []
     for i, (name, values) in enumerate(series.items()):
-        data.append({
-            "type": "scatter", "mode": "lines", "name": name, "x": list(days), "y": list(values),
-            "line": {"color": PRIMARY if i == 0 else "#79aec8" if name not in dashed else "#999",
-                     "dash": "dot" if name in dashed else "solid"},
-        })
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "x": list(days),
+                "y": list(values),
+                "line": {
+                    "color": PRIMARY if i == 0 else "#79aec8" if name not in dashed else "#999",
+                    "dash": "dot" if name in dashed else "solid",
+                },
+            }
+        )
     return {"data": data, "layout": _layout(height=260, yaxis={"title": {"text": y_title}, "rangemode": "tozero"})}
 
 
 def plan_bars(*, plans: Sequence[str], accounts: Sequence[int]) -> dict:
     return {
-        "data": [{"type": "bar", "x": list(plans), "y": list(accounts), "marker": {"color": PRIMARY},
-                  "name": "Accounts"}],
+        "data": [
+            {"type": "bar", "x": list(plans), "y": list(accounts), "marker": {"color": PRIMARY}, "name": "Accounts"}
+        ],
         "layout": _layout(height=220, yaxis={"title": {"text": "Accounts"}}),
     }
 
@@ -81,6 +109,4 @@ def sparkline_points(values: Sequence[int], *, width: int = 120, height: int = 2
     low, high = min(0, min(values)), max(values)
     span = (high - low) or 1
     step = width / max(len(values) - 1, 1)
-    return " ".join(
-        f"{i * step:.1f},{height - (v - low) / span * (height - 2) - 1:.1f}" for i, v in enumerate(values)
-    )
+    return " ".join(f"{i * step:.1f},{height - (v - low) / span * (height - 2) - 1:.1f}" for i, v in enumerate(values))

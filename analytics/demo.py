@@ -55,9 +55,7 @@ def _plans(features: list[Feature], rng: random.Random) -> list[_FeaturePlan]:
     rng.shuffle(order)
     for rank, feature in enumerate(order, start=1):
         roll = rng.random()
-        trend = (
-            "growing" if roll < 0.15 else "fading" if roll < 0.27 else "quiet" if roll < 0.35 else "stable"
-        )
+        trend = "growing" if roll < 0.15 else "fading" if roll < 0.27 else "quiet" if roll < 0.35 else "stable"
         plans.append(
             _FeaturePlan(
                 feature=feature,
@@ -140,9 +138,7 @@ def usage_history(
                     continue
                 plan = rng.choices(adopted, weights)[0]
                 hour = rng.choices(range(24), HOUR_WEIGHTS)[0]
-                local = datetime(
-                    day.year, day.month, day.day, hour, rng.randrange(60), rng.randrange(60), tzinfo=zone
-                )
+                local = datetime(day.year, day.month, day.day, hour, rng.randrange(60), rng.randrange(60), tzinfo=zone)
                 at = local.astimezone(UTC)
                 if at > now:
                     continue

@@ -27,10 +27,10 @@ HEATMAP_BUCKET_MINUTES = 15
 # feature, account or end user therefore scans the rollup tables (a rare admin operation).
 
 
-
 def _rollup_fk(to) -> models.ForeignKey:
     """A rollup table's foreign key, as the comment above says: no database constraint, no single-column index."""
     return models.ForeignKey(to, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+
 
 class FeatureAccountDay(models.Model):
     """Net uses of one feature by one account on one UTC day."""
@@ -47,12 +47,8 @@ class FeatureAccountDay(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(events__gt=0), name="analytics_featureaccountday_events_positive"
-            ),
-            models.CheckConstraint(
-                condition=Q(users__gte=0), name="analytics_featureaccountday_users_nonnegative"
-            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featureaccountday_events_positive"),
+            models.CheckConstraint(condition=Q(users__gte=0), name="analytics_featureaccountday_users_nonnegative"),
         ]
         indexes = [
             # Covering (INCLUDE) so that one account's or one feature's rows of a window are read from the
@@ -105,9 +101,7 @@ class AccountProductDay(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(events__gt=0), name="analytics_accountproductday_events_positive"
-            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_accountproductday_events_positive"),
         ]
 
 
@@ -124,9 +118,7 @@ class ProductQuarterHour(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(events__gt=0), name="analytics_productquarterhour_events_positive"
-            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_productquarterhour_events_positive"),
         ]
 
 
@@ -142,9 +134,7 @@ class FeatureQuarterHour(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(events__gt=0), name="analytics_featurequarterhour_events_positive"
-            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featurequarterhour_events_positive"),
         ]
         indexes = [
             models.Index(
@@ -169,9 +159,7 @@ class FeatureUserDay(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(events__gt=0), name="analytics_featureuserday_events_positive"
-            ),
+            models.CheckConstraint(condition=Q(events__gt=0), name="analytics_featureuserday_events_positive"),
         ]
         indexes = [
             models.Index(
@@ -196,18 +184,14 @@ class RollupGeneration(models.Model):
     """Bumped in every rollup transaction of a workspace: analytics responses are cached under
     (token, generation), so a cached answer is never served once the rollups it was computed from changed."""
 
-    workspace = models.OneToOneField(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
-    )
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     token = models.UUIDField(help_text="Random per row, so cache keys never collide across databases.")
     generation = models.BigIntegerField(default=1)
     rolled_up_at = models.DateTimeField()
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(generation__gte=1), name="analytics_rollupgeneration_positive"
-            ),
+            models.CheckConstraint(condition=Q(generation__gte=1), name="analytics_rollupgeneration_positive"),
         ]
 
 

@@ -96,9 +96,7 @@ def analytics_account_get(*, workspace: Workspace, external_id: str) -> Account:
 def analytics_feature_get(*, workspace: Workspace, product: Product, key: str) -> Feature:
     feature = Feature.objects.filter(workspace=workspace, product=product, key=key).first()
     if feature is None:
-        raise NotFound(
-            f"No feature '{key}' in product '{product.key}'.", code="unknown_feature", field="feature_id"
-        )
+        raise NotFound(f"No feature '{key}' in product '{product.key}'.", code="unknown_feature", field="feature_id")
     return feature
 
 
@@ -152,7 +150,11 @@ def active_accounts_count(
 
 
 def usage_pattern(
-    *, workspace: Workspace, feature_ids: list[int], window: Window, account: Account | None = None,
+    *,
+    workspace: Workspace,
+    feature_ids: list[int],
+    window: Window,
+    account: Account | None = None,
     whole_product: Product | None = None,
 ) -> list[list[int]]:
     """7×24 net uses by local weekday (0 = Sunday) and hour in the workspace's timezone. `whole_product`: the
@@ -199,8 +201,14 @@ def usage_pattern(
 
 
 def feature_usage(
-    *, workspace: Workspace, product: Product, window: Window, event: str | None = None, account: Account | None = None,
-    module_key: str | None = None, plan: str | None = None,
+    *,
+    workspace: Workspace,
+    product: Product,
+    window: Window,
+    event: str | None = None,
+    account: Account | None = None,
+    module_key: str | None = None,
+    plan: str | None = None,
 ) -> dict:
     """The feature-usage analytics of DESIGN.md ("Analytics semantics") for one product and window.
 
@@ -232,8 +240,10 @@ def feature_usage(
     account_features: dict[int, int] = {}
     account_keys: dict[int, str] = {}
     domain_net: dict[str, int] = {}
-    whole = bool(feature_ids) and account is None and _covers_every_feature(
-        workspace=workspace, product=product, feature_ids=feature_ids
+    whole = (
+        bool(feature_ids)
+        and account is None
+        and _covers_every_feature(workspace=workspace, product=product, feature_ids=feature_ids)
     )
     if feature_ids and account is None and account_ids != []:
         # Per-feature numbers from the feature × day rollup, per-account ones from account × product × day
@@ -241,12 +251,22 @@ def feature_usage(
         # top 12 features / accounts show are computed for those alone, below.
         # `account_ids` (a plan's accounts): the same sums over those accounts' rows only.
         _window_feature_sums(
-            workspace=workspace, feature_ids=feature_ids, window=window, net=feature_net, prior=prior_by_feature,
+            workspace=workspace,
+            feature_ids=feature_ids,
+            window=window,
+            net=feature_net,
+            prior=prior_by_feature,
             account_ids=account_ids,
         )
         _window_account_sums(
-            workspace=workspace, product=product if whole else None, feature_ids=feature_ids, window=window,
-            net=account_net, keys=account_keys, domains=domain_net, account_ids=account_ids,
+            workspace=workspace,
+            product=product if whole else None,
+            feature_ids=feature_ids,
+            window=window,
+            net=account_net,
+            keys=account_keys,
+            domains=domain_net,
+            account_ids=account_ids,
         )
     elif feature_ids and account is not None:
         account_sql = " AND account_id = %(account)s"
@@ -280,8 +300,14 @@ def feature_usage(
                 UNION ALL
                 SELECT 'domain', NULL, domain, sum(cur), NULL, NULL FROM cur WHERE domain <> '' GROUP BY domain
                 """,
-                {"ws": workspace.pk, "features": feature_ids, "start": window.start, "prior_start": prior.start,
-                 "end": window.end, "account": account.pk if account is not None else None},
+                {
+                    "ws": workspace.pk,
+                    "features": feature_ids,
+                    "start": window.start,
+                    "prior_start": prior.start,
+                    "end": window.end,
+                    "account": account.pk if account is not None else None,
+                },
             )
             for kind, pk, text, now_uses, prior_uses, count in cursor.fetchall():
                 if kind == "feature":
@@ -307,9 +333,15 @@ def feature_usage(
     )
     if feature_ids and account is None and account_ids != []:
         _top_pair_counts(
-            workspace=workspace, feature_ids=feature_ids, top_feature_ids=top_ids, top_account_ids=used_accounts[:12],
-            window=window, feature_accounts=feature_accounts, feature_domains=feature_domains,
-            account_features=account_features, account_ids=account_ids,
+            workspace=workspace,
+            feature_ids=feature_ids,
+            top_feature_ids=top_ids,
+            top_account_ids=used_accounts[:12],
+            window=window,
+            feature_accounts=feature_accounts,
+            feature_domains=feature_domains,
+            account_features=account_features,
+            account_ids=account_ids,
         )
     sparklines = feature_daily_uses(
         workspace=workspace, feature_ids=top_ids, window=window, account=account, account_ids=account_ids
@@ -367,8 +399,13 @@ def feature_usage(
         },
         "top_features": top_features,
         "quiet_features": quiet_features,
-        "usage_pattern": None if plan else usage_pattern(
-            workspace=workspace, feature_ids=feature_ids, window=window, account=account,
+        "usage_pattern": None
+        if plan
+        else usage_pattern(
+            workspace=workspace,
+            feature_ids=feature_ids,
+            window=window,
+            account=account,
             whole_product=product if whole else None,
         ),
         "top_accounts": top_accounts,
@@ -377,7 +414,12 @@ def feature_usage(
 
 
 def _window_feature_sums(
-    *, workspace: Workspace, feature_ids: list[int], window: Window, net: dict, prior: dict,
+    *,
+    workspace: Workspace,
+    feature_ids: list[int],
+    window: Window,
+    net: dict,
+    prior: dict,
     account_ids: list[int] | None = None,
 ) -> None:
     """Per feature: net uses in the window and in the prior window (features with rows in either), over every
@@ -398,8 +440,14 @@ def _window_feature_sums(
             WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{filter_sql}
             GROUP BY feature_id
             """,
-            {"ws": workspace.pk, "features": feature_ids, "start": window.start,
-             "prior_start": window.prior.start, "end": window.end, "accounts": account_ids},
+            {
+                "ws": workspace.pk,
+                "features": feature_ids,
+                "start": window.start,
+                "prior_start": window.prior.start,
+                "end": window.end,
+                "accounts": account_ids,
+            },
         )
         for feature_id, now_uses, prior_uses in cursor.fetchall():
             if feature_id in wanted:
@@ -408,8 +456,15 @@ def _window_feature_sums(
 
 
 def _window_account_sums(
-    *, workspace: Workspace, product: Product | None, feature_ids: list[int], window: Window, net: dict,
-    keys: dict, domains: dict, account_ids: list[int] | None = None,
+    *,
+    workspace: Workspace,
+    product: Product | None,
+    feature_ids: list[int],
+    window: Window,
+    net: dict,
+    keys: dict,
+    domains: dict,
+    account_ids: list[int] | None = None,
 ) -> None:
     """Per account: net uses of the features in the window (with its external id); per domain (lower-cased,
     trimmed, non-empty): the sum over its accounts. `product`: feature_ids are all of its features, so the
@@ -445,8 +500,15 @@ def _window_account_sums(
 
 
 def _top_pair_counts(
-    *, workspace: Workspace, feature_ids: list[int], top_feature_ids: list[int], top_account_ids: list[int],
-    window: Window, feature_accounts: dict, feature_domains: dict, account_features: dict,
+    *,
+    workspace: Workspace,
+    feature_ids: list[int],
+    top_feature_ids: list[int],
+    top_account_ids: list[int],
+    window: Window,
+    feature_accounts: dict,
+    feature_domains: dict,
+    account_features: dict,
     account_ids: list[int] | None = None,
 ) -> None:
     """Numbers that need per-(feature, account) net uses, for the listed features and accounts only: accounts
@@ -476,12 +538,19 @@ def _top_pair_counts(
                 GROUP BY account_id, feature_id HAVING sum(uses) > 0
             ) used GROUP BY account_id
             """,
-            {"ws": workspace.pk, "top_features": top_feature_ids, "top_accounts": top_account_ids,
-             "features": feature_ids, "start": window.start, "end": window.end, "accounts": account_ids},
+            {
+                "ws": workspace.pk,
+                "top_features": top_feature_ids,
+                "top_accounts": top_account_ids,
+                "features": feature_ids,
+                "start": window.start,
+                "end": window.end,
+                "accounts": account_ids,
+            },
         )
         for kind, pk, count in cursor.fetchall():
-            {"accounts": feature_accounts, "domains": feature_domains, "features": account_features}[kind][pk] = (
-                int(count)
+            {"accounts": feature_accounts, "domains": feature_domains, "features": account_features}[kind][pk] = int(
+                count
             )
 
 
@@ -489,18 +558,38 @@ FEATURE_USAGE_CACHE_SECONDS = 60
 
 
 def feature_usage_cached(
-    *, workspace: Workspace, product: Product, window: Window, event: str | None = None, account: Account | None = None,
-    module_key: str | None = None, plan: str | None = None,
+    *,
+    workspace: Workspace,
+    product: Product,
+    window: Window,
+    event: str | None = None,
+    account: Account | None = None,
+    module_key: str | None = None,
+    plan: str | None = None,
 ) -> dict:
     """feature_usage, cached under the workspace's rollup generation (any rollup makes a new key) for at most
     FEATURE_USAGE_CACHE_SECONDS, which bounds how long account metadata (names, domains, status, plan labels)
     may lag."""
-    args = {"workspace": workspace, "product": product, "window": window, "event": event, "account": account,
-            "module_key": module_key or None, "plan": plan or None}
+    args = {
+        "workspace": workspace,
+        "product": product,
+        "window": window,
+        "event": event,
+        "account": account,
+        "module_key": module_key or None,
+        "plan": plan or None,
+    }
     parts = [
-        "feature-usage", str(product.pk), window.start.isoformat(), window.end.isoformat(), event or "",
-        str(account.pk) if account is not None else "", workspace.timezone or "UTC",
-        "|".join(workspace.reserved_prefixes or ()), module_key or "", plan or "",
+        "feature-usage",
+        str(product.pk),
+        window.start.isoformat(),
+        window.end.isoformat(),
+        event or "",
+        str(account.pk) if account is not None else "",
+        workspace.timezone or "UTC",
+        "|".join(workspace.reserved_prefixes or ()),
+        module_key or "",
+        plan or "",
     ]
     return _rollup_cached(workspace=workspace, parts=parts, compute=lambda: feature_usage(**args))
 
@@ -522,7 +611,11 @@ def _rollup_cached(*, workspace: Workspace, parts: list[str], compute):
 
 
 def feature_daily_uses(
-    *, workspace: Workspace, feature_ids: list[int], window: Window, account: Account | None = None,
+    *,
+    workspace: Workspace,
+    feature_ids: list[int],
+    window: Window,
+    account: Account | None = None,
     account_ids: list[int] | None = None,
 ) -> dict[int, dict[date, int]]:
     """Net uses per feature per UTC day of the window (missing days are absent: callers fill zeros), of one
@@ -757,7 +850,11 @@ def dashboard_has_usage(*, workspace: Workspace) -> bool:
 
 
 def dashboard_overview(
-    *, workspace: Workspace, product: Product, window: Window, module_key: str | None = None,
+    *,
+    workspace: Workspace,
+    product: Product,
+    window: Window,
+    module_key: str | None = None,
     plan: str | None = None,
 ) -> dict:
     """feature_usage (one code path with the analytics API), narrowed to one module's features and/or the
@@ -883,8 +980,13 @@ def dashboard_account_usage(*, workspace: Workspace, account: Account, window: W
     features = analytics_features(workspace=workspace, product=None)
     series, prior, trend = _rollup_cached(
         workspace=workspace,
-        parts=["account-page", str(account.pk), window.start.isoformat(), window.end.isoformat(),
-               hashlib.sha256(repr([(f["id"], f["key"], f["name"]) for f in features]).encode()).hexdigest()],
+        parts=[
+            "account-page",
+            str(account.pk),
+            window.start.isoformat(),
+            window.end.isoformat(),
+            hashlib.sha256(repr([(f["id"], f["key"], f["name"]) for f in features]).encode()).hexdigest(),
+        ],
         compute=lambda: (
             account_daily_series(workspace=workspace, account=account, window=window),
             account_daily_series(workspace=workspace, account=account, window=window.prior),
@@ -909,8 +1011,9 @@ def _plan_rows(counts) -> list[dict]:
     return [{"plan": p, "accounts": a, "uses": u} for p, (a, u) in ordered]
 
 
-def _accounts_with_grants(*, workspace: Workspace, now: datetime, feature_id: int | None = None,
-                          metered_only: bool = False) -> dict[int, list[int]]:
+def _accounts_with_grants(
+    *, workspace: Workspace, now: datetime, feature_id: int | None = None, metered_only: bool = False
+) -> dict[int, list[int]]:
     """Account id → feature ids that their active/in-trial subscriptions mention (items or live overrides)."""
     feature_sql = " AND f.id = %(feature)s" if feature_id is not None else ""
     metered_sql = " AND f.metered" if metered_only else ""
@@ -993,11 +1096,18 @@ def accounts_near_limit(*, workspace: Workspace, now: datetime, threshold_pct: i
             pct = _used_pct(payload)
             if pct is None or pct < threshold_pct:
                 continue
-            out.append({
-                **rows[account_id], "feature_key": feature.key, "feature_name": feature.name,
-                "limit": payload["limit"], "used": payload["used"], "used_pct": pct,
-                "resets_at": payload["resets_at"], "over": payload["used"] >= payload["limit"],
-            })
+            out.append(
+                {
+                    **rows[account_id],
+                    "feature_key": feature.key,
+                    "feature_name": feature.name,
+                    "limit": payload["limit"],
+                    "used": payload["used"],
+                    "used_pct": pct,
+                    "resets_at": payload["resets_at"],
+                    "over": payload["used"] >= payload["limit"],
+                }
+            )
     return sorted(out, key=lambda r: (-r["used_pct"], r["external_id"], r["feature_key"]))
 
 
@@ -1023,9 +1133,13 @@ def free_accounts_using_ungranted(
     held = effective_entitlements_by_account(workspace=workspace, account_ids=free, now=now)
     pairs = _rollup_cached(
         workspace=workspace,
-        parts=["free-pairs", window.start.isoformat(), window.end.isoformat(),
-               hashlib.sha256(",".join(map(str, sorted(free))).encode()).hexdigest(),
-               hashlib.sha256(repr(sorted((f, by_id[f]["key"]) for f in by_id)).encode()).hexdigest()],
+        parts=[
+            "free-pairs",
+            window.start.isoformat(),
+            window.end.isoformat(),
+            hashlib.sha256(",".join(map(str, sorted(free))).encode()).hexdigest(),
+            hashlib.sha256(repr(sorted((f, by_id[f]["key"]) for f in by_id)).encode()).hexdigest(),
+        ],
         compute=lambda: _positive_pairs(workspace=workspace, account_ids=free, by_id=by_id, window=window),
     )
     ungranted: dict[int, tuple[str, int, int]] = {}
@@ -1065,13 +1179,19 @@ def _positive_pairs(
             FROM pairs p JOIN unnest(%(features)s::bigint[]) wanted(id) ON wanted.id = p.feature_id
             GROUP BY p.account_id
             """,
-            {"ws": workspace.pk, "accounts": account_ids, "features": list(by_id), "start": window.start,
-             "end": window.end},
+            {
+                "ws": workspace.pk,
+                "accounts": account_ids,
+                "features": list(by_id),
+                "start": window.start,
+                "end": window.end,
+            },
         )
         rows = cursor.fetchall()
     return {
         account_id: (
-            list(features), list(uses),
+            list(features),
+            list(uses),
             (", ".join(sorted(by_id[f]["key"] for f in features)), len(features), int(sum(uses))),
         )
         for account_id, features, uses in rows
@@ -1109,13 +1229,11 @@ def dormant_accounts(*, workspace: Workspace, now: datetime, days: int = 14) -> 
     )
     active_ids = Account.objects.filter(workspace=workspace, status=Account.Status.ACTIVE).values_list("id", flat=True)
     last = {
-        a: seen_by_account.get(a) for a in active_ids
-        if seen_by_account.get(a) is None or seen_by_account[a] < cutoff
+        a: seen_by_account.get(a) for a in active_ids if seen_by_account.get(a) is None or seen_by_account[a] < cutoff
     }
     rows = _account_rows(workspace=workspace, ids=last)
     out = [
-        {**rows[a], "last_used_at": seen, "days_quiet": (now - seen).days if seen else None}
-        for a, seen in last.items()
+        {**rows[a], "last_used_at": seen, "days_quiet": (now - seen).days if seen else None} for a, seen in last.items()
     ]
     return sorted(out, key=lambda r: (r["last_used_at"] is not None, r["last_used_at"] or now, r["external_id"]))
 
@@ -1138,8 +1256,13 @@ def _account_window_and_prior(
             WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{feature_sql}
             GROUP BY account_id
             """,
-            {"ws": workspace.pk, "features": feature_ids, "start": window.start, "prior_start": window.prior.start,
-             "end": window.end},
+            {
+                "ws": workspace.pk,
+                "features": feature_ids,
+                "start": window.start,
+                "prior_start": window.prior.start,
+                "end": window.end,
+            },
         )
         return {account: (int(current), int(prior)) for account, current, prior in cursor.fetchall()}
 
@@ -1150,8 +1273,12 @@ def accounts_usage_dropped(*, workspace: Workspace, window: Window, percent: int
     feature_ids = [f["id"] for f in features]
     pairs = _rollup_cached(  # rollup numbers only: once per rollup generation
         workspace=workspace,
-        parts=["window-and-prior", window.start.isoformat(), window.end.isoformat(),
-               hashlib.sha256(",".join(map(str, sorted(feature_ids))).encode()).hexdigest()],
+        parts=[
+            "window-and-prior",
+            window.start.isoformat(),
+            window.end.isoformat(),
+            hashlib.sha256(",".join(map(str, sorted(feature_ids))).encode()).hexdigest(),
+        ],
         compute=lambda: _account_window_and_prior(workspace=workspace, feature_ids=feature_ids, window=window),
     )
     dropped = {
@@ -1171,15 +1298,20 @@ def account_feature_trend(*, workspace: Workspace, account: Account, window: Win
     features = analytics_features(workspace=workspace, product=None)
     by_id = {f["id"]: f for f in features}
     now_uses = feature_daily_uses(workspace=workspace, feature_ids=list(by_id), window=window, account=account)
-    prior_uses = feature_daily_uses(
-        workspace=workspace, feature_ids=list(by_id), window=window.prior, account=account
-    )
+    prior_uses = feature_daily_uses(workspace=workspace, feature_ids=list(by_id), window=window.prior, account=account)
     out = []
     for fid in set(now_uses) | set(prior_uses):
         cur, before = sum(now_uses.get(fid, {}).values()), sum(prior_uses.get(fid, {}).values())
         if cur or before:
-            out.append({"feature_id": by_id[fid]["key"], "name": by_id[fid]["name"], "uses": cur,
-                        "prior_uses": before, "quiet": before > 0 and cur <= 0})
+            out.append(
+                {
+                    "feature_id": by_id[fid]["key"],
+                    "name": by_id[fid]["name"],
+                    "uses": cur,
+                    "prior_uses": before,
+                    "quiet": before > 0 and cur <= 0,
+                }
+            )
     return sorted(out, key=lambda r: (-r["uses"], -r["prior_uses"], r["feature_id"]))
 
 
@@ -1190,18 +1322,22 @@ def dashboard_filter_choices(*, workspace: Workspace) -> dict:
     return {
         "products": list(Product.objects.filter(workspace=workspace).order_by("key").values_list("key", "name")),
         "modules": list(
-            Module.objects.filter(workspace=workspace).order_by("product__key", "key").values_list(
-                "key", "name", "product__key"
-            )
+            Module.objects.filter(workspace=workspace)
+            .order_by("product__key", "key")
+            .values_list("key", "name", "product__key")
         ),
         # order_by(): the model's default ordering would otherwise enter the DISTINCT (one option per account).
         "plans": sorted(
-            p for p in Account.objects.filter(workspace=workspace).order_by().values_list("plan", flat=True)
-            .distinct() if p
+            p
+            for p in Account.objects.filter(workspace=workspace).order_by().values_list("plan", flat=True).distinct()
+            if p
         ),
         "owners": sorted(
-            o for o in Account.objects.filter(workspace=workspace, owner__isnull=False).order_by()
-            .values_list("owner__username", flat=True).distinct()
+            o
+            for o in Account.objects.filter(workspace=workspace, owner__isnull=False)
+            .order_by()
+            .values_list("owner__username", flat=True)
+            .distinct()
         ),
     }
 

@@ -44,8 +44,10 @@ class WindowForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # `from` is a Python keyword: the field is added by name.
-        self.fields = {"from": forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"})),
-                       **self.fields}
+        self.fields = {
+            "from": forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"})),
+            **self.fields,
+        }
 
     def window(self) -> selectors.Window | None:
         """The analytics window, or None with the error added to the form."""
@@ -83,8 +85,10 @@ def _paid_or_notice(request: HttpRequest, title: str, nav: str) -> HttpResponse 
 
 
 def _empty_context(request: HttpRequest) -> dict:
-    return {"events_url": request.build_absolute_uri("/api/v1/events"),
-            "keys_url": reverse("admin:accounts_apikey_changelist")}
+    return {
+        "events_url": request.build_absolute_uri("/api/v1/events"),
+        "keys_url": reverse("admin:accounts_apikey_changelist"),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -109,19 +113,25 @@ def overview(request: HttpRequest) -> HttpResponse:
         return _window_error_page(request, "dashboard/overview.html", form, context)
     product = selectors.analytics_product_get(workspace=workspace, key=form.cleaned_data["product"])
     usage = selectors.dashboard_overview(
-        workspace=workspace, product=product, window=window,
-        module_key=form.cleaned_data.get("module") or None, plan=form.cleaned_data.get("plan") or None,
+        workspace=workspace,
+        product=product,
+        window=window,
+        module_key=form.cleaned_data.get("module") or None,
+        plan=form.cleaned_data.get("plan") or None,
     )
     top = usage["top_features"]
     for row in top:
         row["sparkline_points"] = charts.sparkline_points(row["sparkline"])
     context.update(
-        form=form, usage=usage, window=window,
+        form=form,
+        usage=usage,
+        window=window,
         top_chart=charts.top_features_bar(
             names=[r["name"] for r in top], current=[r["events"] for r in top], prior=[r["prior_events"] for r in top]
         ),
         heatmap_chart=charts.heatmap(grid=usage["usage_pattern"], timezone=usage["timezone"])
-        if usage["usage_pattern"] is not None else None,
+        if usage["usage_pattern"] is not None
+        else None,
     )
     return _render(request, "dashboard/overview.html", context)
 
@@ -151,15 +161,24 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
     entitled = selectors.feature_entitled_accounts(workspace=workspace, feature=feature, now=now)
     near = [r for r in entitled if r["used_pct"] is not None and r["used_pct"] >= selectors.NEAR_LIMIT_PCT]
     context.update(
-        form=form, window=window, series=series, active_accounts=active,
+        form=form,
+        window=window,
+        series=series,
+        active_accounts=active,
         adoption_pct=selectors._pct(series["accounts"], active),
-        using=using, using_count=using_count, using_more=using_count - len(using),
-        entitled_unused=[r for r in entitled if r["id"] not in using_ids], near_limit=near,
-        by_plan=by_plan, near_pct=selectors.NEAR_LIMIT_PCT,
-        trend_chart=charts.daily_lines(days=days, series={"Uses": [d["uses"] for d in series["days"]]},
-                                       y_title="Net uses"),
+        using=using,
+        using_count=using_count,
+        using_more=using_count - len(using),
+        entitled_unused=[r for r in entitled if r["id"] not in using_ids],
+        near_limit=near,
+        by_plan=by_plan,
+        near_pct=selectors.NEAR_LIMIT_PCT,
+        trend_chart=charts.daily_lines(
+            days=days, series={"Uses": [d["uses"] for d in series["days"]]}, y_title="Net uses"
+        ),
         adoption_chart=charts.daily_lines(
-            days=days, y_title="% of active accounts",
+            days=days,
+            y_title="% of active accounts",
             series={"Adoption %": [selectors._pct(d["accounts"], active) for d in series["days"]]},
         ),
         plan_chart=charts.plan_bars(plans=[r["plan"] for r in by_plan], accounts=[r["accounts"] for r in by_plan]),
@@ -187,8 +206,9 @@ def account_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     entitlements = account_entitlements(workspace=workspace, account_key=account.external_id, now=now)
     for e in entitlements:
         e["used_pct"] = selectors._used_pct(e)
-    context.update(form=form, window=window, entitlements=entitlements, paid=workspace.is_paid,
-                   near_pct=selectors.NEAR_LIMIT_PCT)
+    context.update(
+        form=form, window=window, entitlements=entitlements, paid=workspace.is_paid, near_pct=selectors.NEAR_LIMIT_PCT
+    )
     if workspace.is_paid:
         series, prior, trend = selectors.dashboard_account_usage(workspace=workspace, account=account, window=window)
         names = {f["key"]: f["name"] for f in selectors.analytics_features(workspace=workspace, product=None)}
@@ -197,7 +217,9 @@ def account_detail(request: HttpRequest, external_id: str) -> HttpResponse:
             e["feature_id"] for e in entitlements if e["value"] is not None and e["reason"] != "not_entitled"
         }
         context.update(
-            series=series, prior_uses=prior["uses"], trend=trend,
+            series=series,
+            prior_uses=prior["uses"],
+            trend=trend,
             quiet=[r for r in trend if r["quiet"]],
             last_seen=[{**r, "name": names.get(r["feature_id"], r["feature_id"])} for r in series["last_seen"]],
             used_vs_entitled=[
@@ -205,9 +227,13 @@ def account_detail(request: HttpRequest, external_id: str) -> HttpResponse:
                 for k in sorted(used_keys | entitled_keys)
             ],
             trend_chart=charts.daily_lines(
-                days=[d["day"] for d in series["days"]], y_title="Net uses", dashed=["Prior window"],
-                series={"This window": [d["uses"] for d in series["days"]],
-                        "Prior window": [d["uses"] for d in prior["days"]]},
+                days=[d["day"] for d in series["days"]],
+                y_title="Net uses",
+                dashed=["Prior window"],
+                series={
+                    "This window": [d["uses"] for d in series["days"]],
+                    "Prior window": [d["uses"] for d in prior["days"]],
+                },
             ),
         )
     return _render(request, "dashboard/account.html", context)
@@ -223,9 +249,15 @@ LISTS: dict[str, dict] = {
     "near-limit": {
         "title": "Near or over their limits",
         "blurb": f"Accounts using ≥ {selectors.NEAR_LIMIT_PCT} % of a metered allowance in its current period: "
-                 "upsell candidates.",
-        "columns": _ACCOUNT_COLUMNS + [("feature_key", "Feature"), ("used", "Used"), ("limit", "Limit"),
-                                       ("used_pct", "Used %"), ("resets_at", "Resets at")],
+        "upsell candidates.",
+        "columns": _ACCOUNT_COLUMNS
+        + [
+            ("feature_key", "Feature"),
+            ("used", "Used"),
+            ("limit", "Limit"),
+            ("used_pct", "Used %"),
+            ("resets_at", "Resets at"),
+        ],
         "sort": "-used_pct",
         "window": False,
     },
@@ -312,8 +344,16 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
     if (notice := _paid_or_notice(request, LISTS.get(kind, {}).get("title", "Lists"), kind)) is not None:
         return notice
     spec, form, rows, window = _list_rows(request, kind)
-    context = {"title": spec["title"], "nav": kind, "spec": spec, "kind": kind, "form": form, "window": window,
-               "rows": rows, "csv_url": None}
+    context = {
+        "title": spec["title"],
+        "nav": kind,
+        "spec": spec,
+        "kind": kind,
+        "form": form,
+        "window": window,
+        "rows": rows,
+        "csv_url": None,
+    }
     if rows is None:
         return _window_error_page(request, "dashboard/list.html", form, context)
     params = request.GET.copy()
@@ -322,8 +362,14 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
     headers = []
     for key, title in spec["columns"]:
         params["sort"] = key if current != key else f"-{key}"
-        headers.append({"key": key, "title": title, "url": f"?{params.urlencode()}",
-                        "sorted": "asc" if current == key else "desc" if current == f"-{key}" else ""})
+        headers.append(
+            {
+                "key": key,
+                "title": title,
+                "url": f"?{params.urlencode()}",
+                "sorted": "asc" if current == key else "desc" if current == f"-{key}" else "",
+            }
+        )
     csv_params = request.GET.copy()
     csv_params.pop("page", None)
     # One page of rows is rendered (the CSV export has them all).
@@ -332,28 +378,38 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
         page = min(max(1, int(request.GET.get("page") or 1)), pages)
     except ValueError:
         page = 1
-    shown = rows[(page - 1) * LIST_PAGE_SIZE: page * LIST_PAGE_SIZE]
+    shown = rows[(page - 1) * LIST_PAGE_SIZE : page * LIST_PAGE_SIZE]
     links = request.GET.copy()
     page_links = {}
     for name, number in (("previous", page - 1), ("next", page + 1)):
         if 1 <= number <= pages:
             links["page"] = str(number)
             page_links[name] = f"?{links.urlencode()}"
-    context.update(rows=[[r.get(k) for k, _ in spec["columns"]] for r in shown], headers=headers,
-                   count=len(rows), page=page, pages=pages, page_links=page_links,
-                   csv_url=reverse("dashboard:list-csv", args=[kind]) + f"?{csv_params.urlencode()}")
+    context.update(
+        rows=[[r.get(k) for k, _ in spec["columns"]] for r in shown],
+        headers=headers,
+        count=len(rows),
+        page=page,
+        pages=pages,
+        page_links=page_links,
+        csv_url=reverse("dashboard:list-csv", args=[kind]) + f"?{csv_params.urlencode()}",
+    )
     return _render(request, "dashboard/list.html", context)
 
 
 @dashboard_page
 def account_list_csv(request: HttpRequest, kind: str) -> HttpResponse:
     if not request.workspace.is_paid:
-        return HttpResponse("Lists are part of the paid tier; this workspace is on the free tier.", status=402,
-                            content_type="text/plain")
+        return HttpResponse(
+            "Lists are part of the paid tier; this workspace is on the free tier.",
+            status=402,
+            content_type="text/plain",
+        )
     spec, form, rows, _ = _list_rows(request, kind)
     if rows is None:
-        return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
-                            content_type="text/plain")
+        return HttpResponse(
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400, content_type="text/plain"
+        )
     return csv_export.csv_response(
         filename=f"{request.workspace.slug}-{kind}-{_today().isoformat()}.csv", columns=spec["columns"], rows=rows
     )

@@ -195,12 +195,8 @@ def copy_ceiling(*, db_url: str, rows: int) -> dict:
     "transaction."""
     with psycopg.connect(db_url) as conn:
         (ws,) = conn.execute("SELECT id FROM accounts_workspace WHERE slug = 'bench'").fetchone()
-        accounts = [
-            r[0] for r in conn.execute("SELECT id FROM accounts_account WHERE workspace_id = %s", [ws])
-        ]
-        features = [
-            r[0] for r in conn.execute("SELECT id FROM catalog_feature WHERE workspace_id = %s", [ws])
-        ]
+        accounts = [r[0] for r in conn.execute("SELECT id FROM accounts_account WHERE workspace_id = %s", [ws])]
+        features = [r[0] for r in conn.execute("SELECT id FROM catalog_feature WHERE workspace_id = %s", [ws])]
         now = datetime.now(UTC)
         start = time.perf_counter()
         with conn.cursor() as cur:
@@ -229,9 +225,7 @@ def copy_ceiling(*, db_url: str, rows: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (gthread)")

@@ -117,7 +117,12 @@ def validate_levels(*, feature_type: str, levels: Sequence[LevelSpec | dict]) ->
         if any(spec.is_unlimited for spec in specs):
             raise DomainError("Custom levels cannot be unlimited.", code="invalid_levels", field="levels")
         return specs
-    # quantity and range: integers in increasing order, an unlimited level only last.
+    _check_numeric_levels(feature_type, specs)
+    return specs
+
+
+def _check_numeric_levels(feature_type: str, specs: list[LevelSpec]) -> None:
+    """quantity and range: integers in increasing order, an unlimited level only last; range has two."""
     for index, spec in enumerate(specs):
         if spec.is_unlimited:
             if index != len(specs) - 1:
@@ -144,7 +149,6 @@ def validate_levels(*, feature_type: str, levels: Sequence[LevelSpec | dict]) ->
             )
         if specs[0].is_unlimited:
             raise DomainError("The minimum of a range cannot be unlimited.", code="invalid_levels", field="levels[0]")
-    return specs
 
 
 def _level_spec(level: LevelSpec | dict, index: int) -> LevelSpec:

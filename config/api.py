@@ -136,8 +136,6 @@ def fast_json_response(payload, *, allow: str, status: int = 200) -> HttpRespons
 
 def database_unavailable_response() -> HttpResponse:
     """The 503 exception_handler gives a database outage, for a fast path that cannot hand over (a write)."""
-    response = HttpResponse(
-        _fast_renderer.render(_DATABASE_UNAVAILABLE), content_type="application/json", status=503
-    )
+    response = HttpResponse(_fast_renderer.render(_DATABASE_UNAVAILABLE), content_type="application/json", status=503)
     response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
     return response

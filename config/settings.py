@@ -78,9 +78,7 @@ TEMPLATES = [
 # ---------------------------------------------------------------------------
 EMBEDDED_PG_PORT = env.int("UPTAKE_PG_PORT", default=54329)
 DATABASES = {
-    "default": env.db_url(
-        "DATABASE_URL", default=f"postgres://postgres@127.0.0.1:{EMBEDDED_PG_PORT}/uptake"
-    ),
+    "default": env.db_url("DATABASE_URL", default=f"postgres://postgres@127.0.0.1:{EMBEDDED_PG_PORT}/uptake"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # A reused connection is checked at the start of every request that uses the database (config.db: a poll of
@@ -91,9 +89,7 @@ DATABASES["default"].setdefault("OPTIONS", {})
 # cursors (ingestion, entitlement check) are affected: Django's ORM binds client-side and never prepares.
 # Empty turns it off (Django's default), e.g. behind a transaction-mode pooler without prepared statements.
 _PREPARE_THRESHOLD = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
-DATABASES["default"]["OPTIONS"].setdefault(
-    "prepare_threshold", int(_PREPARE_THRESHOLD) if _PREPARE_THRESHOLD else None
-)
+DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", int(_PREPARE_THRESHOLD) if _PREPARE_THRESHOLD else None)
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise RuntimeError("Uptake runs on PostgreSQL only: DATABASE_URL must be a postgres:// URL")
@@ -142,9 +138,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE_FILENAME = env.str(
-    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(STATE_DIR / "celerybeat-schedule")
-)
+CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(STATE_DIR / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE: dict = {
     # Analytics: recompute the (workspace, UTC day) buckets that new events touched.
     "analytics-rollup-pending": {"task": "analytics.rollup_pending", "schedule": 60.0},
@@ -182,9 +176,7 @@ STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": env.str(
-            "STATICFILES_STORAGE", default="django.contrib.staticfiles.storage.StaticFilesStorage"
-        )
+        "BACKEND": env.str("STATICFILES_STORAGE", default="django.contrib.staticfiles.storage.StaticFilesStorage")
     },
 }
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)

@@ -149,9 +149,7 @@ class AccountEntitlementsView(APIView):
 
 
 class EntitlementValueInput(serializers.Serializer):
-    value = serializers.JSONField(
-        help_text='A string as in Chargebee: "true", "100", "unlimited", a level value.'
-    )
+    value = serializers.JSONField(help_text='A string as in Chargebee: "true", "100", "unlimited", a level value.')
 
 
 class ItemEntitlementOutput(serializers.Serializer):
@@ -179,18 +177,14 @@ class ItemEntitlementView(APIView):
     @extend_schema(responses=ItemEntitlementOutput)
     def get(self, request, key: str, feature_key: str):
         item, feature = self._targets(request, key, feature_key)
-        return Response(
-            ItemEntitlementOutput(selectors.item_entitlement_get(item=item, feature=feature)).data
-        )
+        return Response(ItemEntitlementOutput(selectors.item_entitlement_get(item=item, feature=feature)).data)
 
     @extend_schema(request=EntitlementValueInput, responses=ItemEntitlementOutput)
     def put(self, request, key: str, feature_key: str):
         item, feature = self._targets(request, key, feature_key)
         data = EntitlementValueInput(data=request.data)
         data.is_valid(raise_exception=True)
-        entitlement = services.item_entitlement_set(
-            item=item, feature=feature, value=data.validated_data["value"]
-        )
+        entitlement = services.item_entitlement_set(item=item, feature=feature, value=data.validated_data["value"])
         return Response(ItemEntitlementOutput(entitlement).data)
 
     @extend_schema(responses={204: None})
@@ -269,13 +263,9 @@ class SubscriptionListView(GenericAPIView):
         data.is_valid(raise_exception=True)
         workspace = request.user.workspace
         values = data.validated_data
-        account = Account.objects.filter(
-            workspace=workspace, external_id=values["account_id"].strip()
-        ).first()
+        account = Account.objects.filter(workspace=workspace, external_id=values["account_id"].strip()).first()
         if account is None:
-            raise DomainError(
-                f"Unknown account '{values['account_id']}'.", code="unknown_account", field="account_id"
-            )
+            raise DomainError(f"Unknown account '{values['account_id']}'.", code="unknown_account", field="account_id")
         subscription = services.subscription_create(
             workspace=workspace,
             external_id=values["id"],
@@ -294,9 +284,7 @@ class SubscriptionDetailView(APIView):
 
     @extend_schema(responses=SubscriptionOutput)
     def get(self, request, subscription_id: str):
-        subscription = selectors.subscription_get(
-            workspace=request.user.workspace, external_id=subscription_id
-        )
+        subscription = selectors.subscription_get(workspace=request.user.workspace, external_id=subscription_id)
         return Response(SubscriptionOutput(subscription).data)
 
     @extend_schema(request=SubscriptionUpdateInput, responses=SubscriptionOutput)
@@ -310,9 +298,7 @@ class SubscriptionDetailView(APIView):
             changes["items"] = _items_by_keys(workspace, changes["items"])
         services.subscription_update(subscription=subscription, **changes)
         return Response(
-            SubscriptionOutput(
-                selectors.subscription_get(workspace=workspace, external_id=subscription_id)
-            ).data
+            SubscriptionOutput(selectors.subscription_get(workspace=workspace, external_id=subscription_id)).data
         )
 
     @extend_schema(request=SubscriptionUpdateInput, responses=SubscriptionOutput)
@@ -321,9 +307,7 @@ class SubscriptionDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, subscription_id: str):
-        subscription = selectors.subscription_get(
-            workspace=request.user.workspace, external_id=subscription_id
-        )
+        subscription = selectors.subscription_get(workspace=request.user.workspace, external_id=subscription_id)
         services.subscription_delete(subscription=subscription)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -349,9 +333,7 @@ class SubscriptionEntitlementListView(APIView):
 
     @extend_schema(responses=SubscriptionEntitlementOutput(many=True))
     def get(self, request, subscription_id: str):
-        subscription = selectors.subscription_get(
-            workspace=request.user.workspace, external_id=subscription_id
-        )
+        subscription = selectors.subscription_get(workspace=request.user.workspace, external_id=subscription_id)
         entitlements = selectors.subscription_entitlement_list(subscription=subscription)
         return Response(SubscriptionEntitlementOutput(entitlements, many=True).data)
 

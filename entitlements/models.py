@@ -27,12 +27,8 @@ class ItemEntitlement(models.Model):
     class Meta:
         ordering = ["item", "feature"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["item", "feature"], name="entitlements_itementitlement_unique_feature"
-            ),
-            models.CheckConstraint(
-                condition=~Q(value=""), name="entitlements_itementitlement_value_not_empty"
-            ),
+            models.UniqueConstraint(fields=["item", "feature"], name="entitlements_itementitlement_unique_feature"),
+            models.CheckConstraint(condition=~Q(value=""), name="entitlements_itementitlement_value_not_empty"),
         ]
 
     def __str__(self) -> str:
@@ -103,9 +99,7 @@ class SubscriptionEntitlement(models.Model):
             models.UniqueConstraint(
                 fields=["subscription", "feature"], name="entitlements_subscriptionentitlement_unique_feature"
             ),
-            models.CheckConstraint(
-                condition=~Q(value=""), name="entitlements_subscriptionentitlement_value_not_empty"
-            ),
+            models.CheckConstraint(condition=~Q(value=""), name="entitlements_subscriptionentitlement_value_not_empty"),
         ]
 
     def __str__(self) -> str:

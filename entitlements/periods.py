@@ -27,9 +27,7 @@ def _add_months(anchor: datetime, months: int) -> datetime:
     return anchor.replace(year=year, month=month, day=day)
 
 
-def period_containing(
-    *, reset_period: str, reset_anchor: str, term_start: datetime | None, at: datetime
-) -> Period:
+def period_containing(*, reset_period: str, reset_anchor: str, term_start: datetime | None, at: datetime) -> Period:
     """The period of `reset_period` containing `at`. A term anchor without a term start uses the calendar."""
     at = at.astimezone(UTC)
     if reset_period == NONE:

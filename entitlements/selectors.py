@@ -87,9 +87,7 @@ def _grants(*, account_ids: list[int], feature_id: int | None, now: datetime) ->
         override_feature = "AND se.feature_id = %(feature)s"
     out: dict[int, list[tuple]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            _GRANTS_SQL.format(item_feature=item_feature, override_feature=override_feature), params
-        )
+        cursor.execute(_GRANTS_SQL.format(item_feature=item_feature, override_feature=override_feature), params)
         for account_id, *row in cursor.fetchall():
             out.setdefault(account_id, []).append(tuple(row))
     return out
@@ -103,11 +101,7 @@ def _resolve(*, feature: Feature, grants: list[tuple], positions: dict[str, int]
     for _feature_id, subscription_id, term_start, value, is_override in grants:
         rank = value_rank(feature_type=feature.type, value=value, level_positions=positions)
         current = per_subscription.get(subscription_id)
-        if (
-            current is None
-            or (is_override and not current[3])
-            or (is_override == current[3] and rank > current[0])
-        ):
+        if current is None or (is_override and not current[3]) or (is_override == current[3] and rank > current[0]):
             per_subscription[subscription_id] = (rank, value, term_start, is_override)
     best: Effective = Effective(None)
     best_rank = float("-inf")
@@ -128,9 +122,7 @@ def effective_entitlements_for_accounts(
     if feature.status == Lifecycle.DRAFT or not account_ids:
         return {account_id: Effective(None) for account_id in account_ids}
     grants = _grants(account_ids=account_ids, feature_id=feature.pk, now=now)
-    positions = (
-        {level.value: level.position for level in feature.levels.all()} if feature.type == "custom" else None
-    )
+    positions = {level.value: level.position for level in feature.levels.all()} if feature.type == "custom" else None
     return {
         account_id: _resolve(feature=feature, grants=grants.get(account_id, []), positions=positions)
         for account_id in account_ids
@@ -171,9 +163,7 @@ def effective_entitlements_by_account(
     return out
 
 
-def effective_entitlements(
-    *, account_id: int, workspace: Workspace, now: datetime
-) -> list[tuple[Feature, Effective]]:
+def effective_entitlements(*, account_id: int, workspace: Workspace, now: datetime) -> list[tuple[Feature, Effective]]:
     """Every feature the account's subscriptions mention (draft features left out), by feature key."""
     return effective_entitlements_by_account(workspace=workspace, account_ids=[account_id], now=now)[account_id]
 
@@ -334,9 +324,7 @@ def entitlement_check(
         row = cursor.fetchone()
     if row is None:
         return refusal_payload(feature_key=feature_key, reason="unknown_feature")
-    feature_id, ftype, fstatus, metered, reset_period, reset_anchor, account_id, levels, items, overrides = (
-        row
-    )
+    feature_id, ftype, fstatus, metered, reset_period, reset_anchor, account_id, levels, items, overrides = row
     feature = Feature(
         pk=feature_id,
         workspace_id=workspace.pk,
@@ -358,9 +346,7 @@ def entitlement_check(
         ]
         positions = {value: position for position, value in enumerate(levels or [])}
         effective = _resolve(feature=feature, grants=grants, positions=positions)
-    return entitlement_payload(
-        feature=feature, effective=effective, account_id=account_id, now=now, quantity=quantity
-    )
+    return entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now, quantity=quantity)
 
 
 def account_entitlements(*, workspace: Workspace, account_key: str, now: datetime) -> list[dict]:
@@ -374,9 +360,7 @@ def account_entitlements(*, workspace: Workspace, account_key: str, now: datetim
 
 def account_pk_get(*, workspace: Workspace, account_key: str) -> int:
     account_id = (
-        Account.objects.filter(workspace=workspace, external_id=account_key)
-        .values_list("pk", flat=True)
-        .first()
+        Account.objects.filter(workspace=workspace, external_id=account_key).values_list("pk", flat=True).first()
     )
     if account_id is None:
         raise NotFound(f"No account '{account_key}'.", code="unknown_account", field="account_id")
@@ -389,15 +373,11 @@ def account_pk_get(*, workspace: Workspace, account_key: str) -> int:
 
 
 def item_entitlement_list(*, item: Item) -> QuerySet[ItemEntitlement]:
-    return (
-        ItemEntitlement.objects.filter(item=item).select_related("item", "feature").order_by("feature__key")
-    )
+    return ItemEntitlement.objects.filter(item=item).select_related("item", "feature").order_by("feature__key")
 
 
 def item_entitlement_get(*, item: Item, feature: Feature) -> ItemEntitlement:
-    entitlement = (
-        ItemEntitlement.objects.filter(item=item, feature=feature).select_related("item", "feature").first()
-    )
+    entitlement = ItemEntitlement.objects.filter(item=item, feature=feature).select_related("item", "feature").first()
     if entitlement is None:
         raise NotFound(f"Item '{item.key}' has no entitlement for feature '{feature.key}'.", code="not_found")
     return entitlement

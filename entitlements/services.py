@@ -55,9 +55,7 @@ def allowance_usage_apply(*, workspace_id: int, rows: Iterable[UsageRow]) -> Non
         return
     feature_ids = {row.feature_id for row in rows}
     metered = set(
-        Feature.objects.filter(workspace_id=workspace_id, pk__in=feature_ids, metered=True).values_list(
-            "pk", flat=True
-        )
+        Feature.objects.filter(workspace_id=workspace_id, pk__in=feature_ids, metered=True).values_list("pk", flat=True)
     )
     if not metered:
         return
@@ -123,9 +121,7 @@ def item_entitlement_set(*, item: Item, feature: Feature, value: Any) -> ItemEnt
     levels = _feature_for_grant(feature=feature, workspace_id=item.workspace_id, exists=existing is not None)
     normalised = value_normalise(feature=feature, levels=levels, raw=value)
     if existing is None:
-        existing = ItemEntitlement(
-            workspace_id=item.workspace_id, item=item, feature=feature, value=normalised
-        )
+        existing = ItemEntitlement(workspace_id=item.workspace_id, item=item, feature=feature, value=normalised)
         try:
             with transaction.atomic():
                 existing.save()
@@ -252,13 +248,9 @@ def subscription_entitlement_set(
 ) -> SubscriptionEntitlement:
     """Override (or add) one feature's value for one subscription, optionally until `expires_at`."""
     existing = (
-        SubscriptionEntitlement.objects.select_for_update()
-        .filter(subscription=subscription, feature=feature)
-        .first()
+        SubscriptionEntitlement.objects.select_for_update().filter(subscription=subscription, feature=feature).first()
     )
-    levels = _feature_for_grant(
-        feature=feature, workspace_id=subscription.workspace_id, exists=existing is not None
-    )
+    levels = _feature_for_grant(feature=feature, workspace_id=subscription.workspace_id, exists=existing is not None)
     normalised = value_normalise(feature=feature, levels=levels, raw=value)
     if existing is None:
         existing = SubscriptionEntitlement(

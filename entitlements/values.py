@@ -21,9 +21,7 @@ FALSE = "false"
 _INTEGER = re.compile(r"^\d+$")
 
 
-def value_normalise(
-    *, feature: Feature, levels: Sequence[FeatureLevel], raw: Any, field: str = "value"
-) -> str:
+def value_normalise(*, feature: Feature, levels: Sequence[FeatureLevel], raw: Any, field: str = "value") -> str:
     """Return the canonical string of `raw` for `feature`, or raise DomainError naming the field and rule."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise DomainError(f"'{field}' is required.", code="missing_field", field=field)

@@ -107,9 +107,7 @@ class EventsView(APIView):
         request={"application/json": EventBatchSerializer},
         responses={
             200: IngestResultSerializer,
-            413: OpenApiResponse(
-                ErrorSerializer, description="Too many events or body too large; nothing stored."
-            ),
+            413: OpenApiResponse(ErrorSerializer, description="Too many events or body too large; nothing stored."),
             **_ERRORS,
         },
         examples=[

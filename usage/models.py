@@ -145,8 +145,7 @@ class AlertDestination(models.Model):
             ),
             # E-mail goes to addresses, everything else to a URL: exactly one target, matching the type.
             models.CheckConstraint(
-                condition=(Q(type="email") & ~Q(to="") & Q(url=""))
-                | (~Q(type="email") & ~Q(url="") & Q(to="")),
+                condition=(Q(type="email") & ~Q(to="") & Q(url="")) | (~Q(type="email") & ~Q(url="") & Q(to="")),
                 name="usage_alertdestination_target_matches_type",
             ),
             models.CheckConstraint(
@@ -184,7 +183,11 @@ class AlertDelivery(models.Model):
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
     payload = models.JSONField(default=dict)
     summary = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="coalesced",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="coalesced",
         help_text="For a coalesced alert: the summary message that carried it.",
     )
     created_at = models.DateTimeField()

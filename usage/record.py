@@ -99,34 +99,25 @@ def usage_record(*, workspace: Workspace, payload: dict, now: datetime) -> dict:
 
 def _record(*, workspace: Workspace, event, now: datetime) -> dict:
     account_id = (
-        Account.objects.filter(workspace=workspace, external_id=event.account_key)
-        .values_list("pk", flat=True)
-        .first()
+        Account.objects.filter(workspace=workspace, external_id=event.account_key).values_list("pk", flat=True).first()
     )
     feature = Feature.objects.filter(workspace=workspace, key=event.feature_key).first()
     if account_id is None:
         return _refusal(
             reason="unknown_account",
-            entitlement=refusal_payload(
-                feature_key=event.feature_key, reason="unknown_account", feature=feature
-            ),
+            entitlement=refusal_payload(feature_key=event.feature_key, reason="unknown_account", feature=feature),
         )
     if feature is None:
         return _refusal(
             reason="unknown_feature",
             entitlement=refusal_payload(feature_key=event.feature_key, reason="unknown_feature"),
         )
-    if (
-        event.event_id is not None
-        and UsageEvent.objects.filter(workspace=workspace, event_id=event.event_id).exists()
-    ):
+    if event.event_id is not None and UsageEvent.objects.filter(workspace=workspace, event_id=event.event_id).exists():
         # Stored earlier through /api/v1/events: that event stands, nothing new is recorded.
         effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
         return {
             "recorded": True,
-            "entitlement": entitlement_payload(
-                feature=feature, effective=effective, account_id=account_id, now=now
-            ),
+            "entitlement": entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now),
         }
     if feature.metered:
         _lock(f"uptake:allowance:{account_id}:{feature.pk}")
@@ -135,9 +126,7 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
         if not value_grants(feature_type=feature.type, value=effective.value):
             return _refusal(
                 reason="not_entitled",
-                entitlement=entitlement_payload(
-                    feature=feature, effective=effective, account_id=account_id, now=now
-                ),
+                entitlement=entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now),
             )
         if feature.metered and effective.value != UNLIMITED:
             period = allowance_period(feature=feature, effective=effective, at=event.occurred_at)
@@ -157,9 +146,7 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
         raise DomainError(rejection.message, code=rejection.code, field=rejection.field)
     return {
         "recorded": True,
-        "entitlement": entitlement_payload(
-            feature=feature, effective=effective, account_id=account_id, now=now
-        ),
+        "entitlement": entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now),
     }
 
 
@@ -168,12 +155,8 @@ class UsageRecordInput(serializers.Serializer):
     account_id = serializers.CharField(max_length=64)
     user_id = serializers.CharField(required=False, max_length=64)
     feature_id = serializers.CharField(max_length=64)
-    quantity = serializers.IntegerField(
-        default=1, help_text="Non-zero; negative quantities are always recorded."
-    )
-    timestamp = serializers.DateTimeField(
-        required=False, help_text="ISO 8601; no offset means UTC; default now."
-    )
+    quantity = serializers.IntegerField(default=1, help_text="Non-zero; negative quantities are always recorded.")
+    timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; no offset means UTC; default now.")
     properties = serializers.JSONField(required=False)
 
 

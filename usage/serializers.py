@@ -15,10 +15,7 @@ class StrictSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError(
-                {
-                    name: [f"Unknown field '{name}'; allowed: {', '.join(sorted(self.fields))}."]
-                    for name in unknown
-                }
+                {name: [f"Unknown field '{name}'; allowed: {', '.join(sorted(self.fields))}."] for name in unknown}
             )
         return super().to_internal_value(data)
 
@@ -40,9 +37,7 @@ class EventSerializer(serializers.Serializer):
     module_id = serializers.CharField(
         required=False, help_text="Optional. When given, the feature must live in this module."
     )
-    timestamp = serializers.DateTimeField(
-        required=False, help_text="ISO 8601; no offset means UTC; absent means now."
-    )
+    timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; no offset means UTC; absent means now.")
     quantity = serializers.IntegerField(
         required=False, default=1, help_text="Integer, |q| ≤ 10⁹, default 1. 0 is ignored; negative reverts."
     )

@@ -175,9 +175,7 @@ def usage_events_store(
     result = StoreResult()
     known = _dimensions_lookup(workspace_id=workspace.pk, events=events)
     found_ids = {pk for pk, _, _ in known.features.values()}
-    feature_ids, rejected = _catalog_resolve(
-        workspace=workspace, events=events, register=register, known=known
-    )
+    feature_ids, rejected = _catalog_resolve(workspace=workspace, events=events, register=register, known=known)
     result.rejected.extend(rejected)
     events = [event for event in events if event.index in feature_ids]
     account_ids = _accounts_resolve(
@@ -217,9 +215,7 @@ def usage_events_store(
         (
             event.index,
             account_ids[event.account_key],
-            user_ids[(account_ids[event.account_key], event.user_key)]
-            if event.user_key is not None
-            else None,
+            user_ids[(account_ids[event.account_key], event.user_key)] if event.user_key is not None else None,
             feature_ids[event.index],
             event.occurred_at,
             event.quantity,
@@ -265,9 +261,7 @@ def usage_events_store(
 
             # The outbox row commits with the events; its evaluation is queued after COMMIT (and swept later
             # if that message is lost).
-            pending_id = alerts_pending_add(
-                workspace_id=workspace.pk, event_ids=[s.id for s in result.stored], now=now
-            )
+            pending_id = alerts_pending_add(workspace_id=workspace.pk, event_ids=[s.id for s in result.stored], now=now)
             transaction.on_commit(lambda: alerts_enqueue_pending(pending_id=pending_id))
         if len(connection.atomic_blocks) == 1:
             # This function's transaction is the outermost: mark and COMMIT in one message, so the mark's lock
@@ -404,9 +398,7 @@ def _catalog_load(*, workspace_id: int, events: Sequence[ValidEvent]) -> _Catalo
         # Every feature exists (the steady state): its own row is enough to check the hierarchy.
         return _CatalogState(products=set(), modules={}, features=features, feature_ids=feature_ids)
     modules = dict(
-        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list(
-            "key", "product__key"
-        )
+        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "product__key")
     )
     products = set(
         Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", flat=True)
@@ -450,8 +442,7 @@ def _catalog_plan(
                 reject(
                     event,
                     Code.HIERARCHY_CONFLICT,
-                    f"Feature '{event.feature_key}' belongs to product '{product_key}', not "
-                    f"'{event.product_key}'.",
+                    f"Feature '{event.feature_key}' belongs to product '{product_key}', not '{event.product_key}'.",
                     "product_id",
                 )
             elif event.module_key is not None and event.module_key != module_key:
@@ -466,9 +457,7 @@ def _catalog_plan(
                 plan.placement[event.index] = event.feature_key
             continue
         if not register:
-            reject(
-                event, UNKNOWN_FEATURE, f"No feature '{event.feature_key}' in this workspace.", "feature_id"
-            )
+            reject(event, UNKNOWN_FEATURE, f"No feature '{event.feature_key}' in this workspace.", "feature_id")
             continue
         # A new feature: it goes under the named module (whose product it inherits) and product.
         module_key = event.module_key
@@ -574,9 +563,7 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
             ignore_conflicts=True,
         )
     product_keys = {p for p, _ in plan.new_features.values()} | set(plan.new_modules.values())
-    product_ids = dict(
-        Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", "pk")
-    )
+    product_ids = dict(Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", "pk"))
     if plan.new_modules:
         Module.objects.bulk_create(
             [
@@ -592,9 +579,7 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
             ignore_conflicts=True,
         )
     module_keys = {m for _, m in plan.new_features.values() if m}
-    module_ids = dict(
-        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "pk")
-    )
+    module_ids = dict(Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "pk"))
     created: dict[str, int] = {}
     pending = dict(plan.new_features)
     for _attempt in range(5):
@@ -614,9 +599,7 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
             ],
             ignore_conflicts=True,
         )
-        found = dict(
-            Feature.objects.filter(workspace_id=workspace_id, key__in=list(pending)).values_list("key", "pk")
-        )
+        found = dict(Feature.objects.filter(workspace_id=workspace_id, key__in=list(pending)).values_list("key", "pk"))
         created.update(found)
         pending = {key: place for key, place in pending.items() if key not in found}
         if not pending:
@@ -628,9 +611,7 @@ def _feature_names(*, workspace_id: int, keys: list[str]) -> dict[str, str]:
     """A new feature is named after its key; if another feature has that name, `key (2)`, `key (3)`, …"""
     candidates = {key: [key] + [f"{key} ({n})" for n in range(2, 12)] for key in keys}
     wanted = [name for names in candidates.values() for name in names]
-    taken = set(
-        Feature.objects.filter(workspace_id=workspace_id, name__in=wanted).values_list("name", flat=True)
-    )
+    taken = set(Feature.objects.filter(workspace_id=workspace_id, name__in=wanted).values_list("name", flat=True))
     chosen: dict[str, str] = {}
     for key in sorted(keys):
         for name in candidates[key]:
@@ -664,9 +645,7 @@ def _accounts_resolve(
     missing = [key for key in wanted if key not in ids]
     if missing:
         ids.update(
-            Account.objects.filter(workspace=workspace, external_id__in=missing).values_list(
-                "external_id", "pk"
-            )
+            Account.objects.filter(workspace=workspace, external_id__in=missing).values_list("external_id", "pk")
         )
         # Sorted, so concurrent batches registering the same new ids insert them in one order (no deadlock).
         missing = sorted(key for key in wanted if key not in ids)
@@ -675,9 +654,7 @@ def _accounts_resolve(
             [Account(workspace=workspace, external_id=key) for key in missing], ignore_conflicts=True
         )
         ids.update(
-            Account.objects.filter(workspace=workspace, external_id__in=missing).values_list(
-                "external_id", "pk"
-            )
+            Account.objects.filter(workspace=workspace, external_id__in=missing).values_list("external_id", "pk")
         )
     return ids
 

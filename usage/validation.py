@@ -133,8 +133,7 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
         extra = sorted(set(data) - {"events"})
         if extra:
             raise BodyError(
-                f"Unknown top-level key(s) next to 'events': {', '.join(extra)}. Put fields inside each "
-                "event.",
+                f"Unknown top-level key(s) next to 'events': {', '.join(extra)}. Put fields inside each event.",
                 code="invalid_body",
             )
         events = data["events"]
@@ -248,8 +247,7 @@ def _id(
                 index=index,
                 code=Code.TRUNCATED,
                 field=name,
-                message=f"'{name}' was longer than {ID_MAX_LENGTH} characters and was truncated to "
-                f"'{value}'.",
+                message=f"'{name}' was longer than {ID_MAX_LENGTH} characters and was truncated to '{value}'.",
             )
         )
     if catalog_key and not _KEY.match(value):
@@ -270,9 +268,7 @@ def _check_text(value: str, name: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise _Reject(
-            Code.INVALID_VALUE, f"'{name}' contains an unpaired surrogate (invalid Unicode).", name
-        ) from None
+        raise _Reject(Code.INVALID_VALUE, f"'{name}' contains an unpaired surrogate (invalid Unicode).", name) from None
 
 
 def _timestamp(
@@ -324,9 +320,7 @@ def _quantity(value: Any, *, present: bool) -> int:
     if not present or value is None:
         return 1
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Reject(
-            Code.INVALID_TYPE, f"'quantity' must be an integer, not {_json_type(value)}.", "quantity"
-        )
+        raise _Reject(Code.INVALID_TYPE, f"'quantity' must be an integer, not {_json_type(value)}.", "quantity")
     if isinstance(value, float):
         # JSON has one number type: 2.0 is accepted as 2, 2.5 is not a count.
         if not math.isfinite(value) or abs(value) > MAX_ABS_QUANTITY:
@@ -370,15 +364,11 @@ def _properties(value: Any, *, max_bytes: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _Reject(
-            Code.INVALID_TYPE, f"'properties' must be a JSON object, not {_json_type(value)}.", "properties"
-        )
+        raise _Reject(Code.INVALID_TYPE, f"'properties' must be a JSON object, not {_json_type(value)}.", "properties")
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        raise _Reject(
-            Code.INVALID_VALUE, "'properties' must not contain NaN or Infinity.", "properties"
-        ) from None
+        raise _Reject(Code.INVALID_VALUE, "'properties' must not contain NaN or Infinity.", "properties") from None
     if "\\u0000" in text:
         raise _Reject(Code.INVALID_VALUE, "'properties' must not contain the NUL character.", "properties")
     try:

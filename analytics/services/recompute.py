@@ -29,9 +29,7 @@ def _replace(
     cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({select_sql}) fresh", select_params)
 
 
-def recompute(
-    cursor, *, workspace_id: int, since: date | None, until: date | None, through: int | None = None
-) -> None:
+def recompute(cursor, *, workspace_id: int, since: date | None, until: date | None, through: int | None = None) -> None:
     """Recompute every rollup table of one workspace for the UTC days since..until (inclusive, open if None)."""
     day_where = ["workspace_id = %s"]
     day_params: list = [workspace_id]

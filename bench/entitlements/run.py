@@ -100,9 +100,7 @@ def seed() -> tuple[str, list[str]]:
     items = []
     for i in range(24):
         item = item_activate(
-            item=item_create(
-                workspace=ws, key=f"item{i:02d}", name=f"Item {i}", type="plan" if i < 4 else "addon"
-            )
+            item=item_create(workspace=ws, key=f"item{i:02d}", name=f"Item {i}", type="plan" if i < 4 else "addon")
         )
         for feature in rng.sample(features, 15):
             item_entitlement_set(item=item, feature=feature, value=rng.choice(values[feature.type]))
@@ -116,13 +114,10 @@ def seed() -> tuple[str, list[str]]:
             account=account,
             status="in_trial" if s % 5 == 0 else "active",
             items=rng.sample(items, 3),
-            current_term_start=now
-            - timezone.timedelta(days=rng.randint(1, 300), minutes=rng.randint(0, 1440)),
+            current_term_start=now - timezone.timedelta(days=rng.randint(1, 300), minutes=rng.randint(0, 1440)),
         )
         for feature in rng.sample(features, 2):
-            subscription_entitlement_set(
-                subscription=sub, feature=feature, value=rng.choice(values[feature.type])
-            )
+            subscription_entitlement_set(subscription=sub, feature=feature, value=rng.choice(values[feature.type]))
     rows = [
         UsageRow(account.pk, f.pk, now - timezone.timedelta(hours=h), 1)
         for f in features

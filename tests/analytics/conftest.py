@@ -28,9 +28,7 @@ ACCOUNTS = {
     "a7": {"name": "Zeta", "domain": "hooli.com", "status": "active"},
 }
 # a7 is first seen after the windows the tests ask for, so it is not counted as an active account by then.
-FIRST_SEEN = {key: datetime(2026, 9, 1, tzinfo=UTC) for key in ACCOUNTS} | {
-    "a7": datetime(2026, 11, 16, tzinfo=UTC)
-}
+FIRST_SEEN = {key: datetime(2026, 9, 1, tzinfo=UTC) for key in ACCOUNTS} | {"a7": datetime(2026, 11, 16, tzinfo=UTC)}
 
 
 @pytest.fixture

@@ -86,9 +86,7 @@ def oracle(
     """The feature-usage response computed straight from the events sent (features = the product's key → name)."""
     n = (end - start).days + 1
     prior_start, prior_end = start - timedelta(days=n), start - timedelta(days=1)
-    keep = {
-        k for k in features if not k.startswith(RESERVED) and (event is None or event.lower() in k.lower())
-    }
+    keep = {k for k in features if not k.startswith(RESERVED) and (event is None or event.lower() in k.lower())}
     cur = [
         e
         for e in events
@@ -143,9 +141,7 @@ def oracle(
                 "sparkline_days": [d.isoformat() for d in days],
             }
         )
-    quiet = sorted(
-        [f for f in keep if f_prior.get(f, 0) > 0 and f_net.get(f, 0) <= 0], key=lambda f: (-f_prior[f], f)
-    )
+    quiet = sorted([f for f in keep if f_prior.get(f, 0) > 0 and f_net.get(f, 0) <= 0], key=lambda f: (-f_prior[f], f))
     return {
         "product_id": product_id,
         "from": start.isoformat(),

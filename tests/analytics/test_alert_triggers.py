@@ -89,9 +89,7 @@ def _run(capture) -> dict:
 
 def test_usage_drop_window_is_the_last_complete_one():
     # when / then
-    assert usage_drop_window(today=date(2026, 11, 18), days=7) == usage_drop_window(
-        today=date(2026, 11, 16), days=7
-    )
+    assert usage_drop_window(today=date(2026, 11, 18), days=7) == usage_drop_window(today=date(2026, 11, 16), days=7)
     window = usage_drop_window(today=date(2026, 11, 18), days=7)
     assert (window.start, window.end) == (date(2026, 11, 9), date(2026, 11, 15))
     assert (window.prior.start, window.prior.end) == (date(2026, 11, 2), date(2026, 11, 8))
@@ -99,18 +97,14 @@ def test_usage_drop_window_is_the_last_complete_one():
 
 
 @time_machine.travel(FROZEN_NOW, tick=False)
-def test_dormant_and_usage_drop_alerts_from_rollups_once(
-    scenario, receiver, eager, django_capture_on_commit_callbacks
-):
+def test_dormant_and_usage_drop_alerts_from_rollups_once(scenario, receiver, eager, django_capture_on_commit_callbacks):
     # given
     dormant, drop = _pipelines(scenario, receiver)
     # when
     first = _run(django_capture_on_commit_callbacks)
     # then: quiet and ghost are dormant, dropper dropped; busy (used yesterday), newbie and gone are not
     assert first == {"workspaces": 1, "dormant": 2, "usage_drop": 1}
-    by_account = {
-        (d.pipeline_id, d.payload["account"]["id"]): d for d in AlertDelivery.objects.order_by("id")
-    }
+    by_account = {(d.pipeline_id, d.payload["account"]["id"]): d for d in AlertDelivery.objects.order_by("id")}
     assert sorted(by_account) == [(dormant.pk, "ghost"), (dormant.pk, "quiet"), (drop.pk, "dropper")]
     assert by_account[(dormant.pk, "quiet")].payload["details"] == {"days": 14, "last_used_on": "2026-10-30"}
     assert by_account[(dormant.pk, "ghost")].payload["details"] == {"days": 14, "last_used_on": None}
@@ -136,9 +130,7 @@ def test_dormant_and_usage_drop_alerts_from_rollups_once(
 
 
 @time_machine.travel(FROZEN_NOW, tick=False)
-def test_usage_drop_counts_only_the_pipelines_features(
-    scenario, receiver, eager, django_capture_on_commit_callbacks
-):
+def test_usage_drop_counts_only_the_pipelines_features(scenario, receiver, eager, django_capture_on_commit_callbacks):
     # given: a drop pipeline on "reports" only (busy: 0 → 0 in the windows; dropper: 5 → 0)
     _, drop = _pipelines(scenario, receiver, features=["reports"])
     # when

@@ -50,8 +50,13 @@ def test_a_plan_nobody_has_shows_nothing(built):
     product = Product.objects.get(workspace=built.workspace, key="default")
     overview = dashboard_overview(workspace=built.workspace, product=product, window=_window(built), plan="gold")
     # then it holds no usage at all
-    assert overview["totals"] == {"events": 0, "unique_features": 0, "unique_accounts": 0, "unique_domains": 0,
-                                  "active_accounts": 0}
+    assert overview["totals"] == {
+        "events": 0,
+        "unique_features": 0,
+        "unique_accounts": 0,
+        "unique_domains": 0,
+        "active_accounts": 0,
+    }
     assert overview["top_features"] == [] and overview["top_accounts"] == [] and overview["quiet_features"] == []
 
 
@@ -92,8 +97,9 @@ def test_free_unentitled_list_follows_entitlement_and_plan_changes_at_once(built
     assert listed() == [("a2", "export.pdf", 1, 4)]
     # when a2 gets an add-on granting export.pdf
     addon = item_activate(item=item_create(workspace=built.workspace, key="pdf", name="PDF", type="addon"))
-    item_entitlement_set(item=addon, feature=Feature.objects.get(workspace=built.workspace, key="export.pdf"),
-                         value="true")
+    item_entitlement_set(
+        item=addon, feature=Feature.objects.get(workspace=built.workspace, key="export.pdf"), value="true"
+    )
     subscription_create(workspace=built.workspace, external_id="sub-pdf", account=a2, items=[addon])
     # then the next read no longer lists it
     assert listed() == []

@@ -40,6 +40,4 @@ def test_seed_usage_ingests_history_and_rolls_it_up(workspace, catalog):
     assert weekdays > 4 * (len(local) - weekdays)
     assert UsageEvent.objects.filter(quantity__lt=0).exists()
     churned = Account.objects.get(external_id="a5")
-    assert not UsageEvent.objects.filter(
-        account=churned, occurred_at__gte=FROZEN_NOW - timedelta(days=34)
-    ).exists()
+    assert not UsageEvent.objects.filter(account=churned, occurred_at__gte=FROZEN_NOW - timedelta(days=34)).exists()

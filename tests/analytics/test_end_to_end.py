@@ -121,9 +121,7 @@ def test_daily_series_endpoints(api, workspace):
         "/api/v1/products/default/analytics/features/export.pdf/daily",
         {"from": "2026-11-16", "to": "2026-11-18"},
     ).json()
-    account = api.get(
-        "/api/v1/accounts/a1/analytics/daily", {"from": "2026-11-16", "to": "2026-11-18"}
-    ).json()
+    account = api.get("/api/v1/accounts/a1/analytics/daily", {"from": "2026-11-16", "to": "2026-11-18"}).json()
     # then
     assert feature["days"] == [
         {"day": "2026-11-16", "uses": 5, "events": 2, "accounts": 1, "users": 2},

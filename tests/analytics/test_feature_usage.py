@@ -34,9 +34,7 @@ def stream(workspace, catalog):
         # a feature used only in the prior window: quiet now
         Ev("legacy.import", "a2", datetime(2026, 10, 20, 9, tzinfo=UTC), 40),
     ]
-    events = [
-        e for e in events if not (e.feature == "legacy.import" and e.at >= datetime(2026, 11, 1, tzinfo=UTC))
-    ]
+    events = [e for e in events if not (e.feature == "legacy.import" and e.at >= datetime(2026, 11, 1, tzinfo=UTC))]
     store_events(workspace, events)
     _roll()
     return events
@@ -233,9 +231,7 @@ def test_bad_dates_are_400_naming_the_field(api, catalog, params, field, fragmen
 
 
 def test_unknown_product_and_account_are_404(api, catalog):
-    assert (
-        api.get("/api/v1/products/nope/analytics/feature-usage").json()["error"]["code"] == "unknown_product"
-    )
+    assert api.get("/api/v1/products/nope/analytics/feature-usage").json()["error"]["code"] == "unknown_product"
     response = api.get(URL, {"account_id": "ghost"})
     assert response.status_code == 404 and response.json()["error"]["field"] == "account_id"
 

@@ -31,12 +31,21 @@ def scenario(workspace, product):
     """Seven accounts: items, an override that lowers, an expired override, a trial, a cancelled subscription,
     a term-anchored allowance, a custom-level feature and an account with nothing."""
     seats = feature(
-        workspace, product, "seats", type="quantity",
-        levels=[{"value": "5", "name": "5"}, {"value": "50", "name": "50"}, {"value": "unlimited", "name": "U",
-                                                                           "is_unlimited": True}],
+        workspace,
+        product,
+        "seats",
+        type="quantity",
+        levels=[
+            {"value": "5", "name": "5"},
+            {"value": "50", "name": "50"},
+            {"value": "unlimited", "name": "U", "is_unlimited": True},
+        ],
     )
     tier = feature(
-        workspace, product, "support", type="custom",
+        workspace,
+        product,
+        "support",
+        type="custom",
         levels=[{"value": "gold", "name": "Gold"}, {"value": "bronze", "name": "Bronze"}],
     )
     calls = metered(workspace, product, "api-calls", anchor="term")
@@ -108,8 +117,15 @@ def test_batch_payloads_equal_single_payloads_with_their_own_periods(workspace, 
     }
     assert batch == single
     used = [(batch[pk]["limit"], batch[pk]["used"], batch[pk]["entitled"]) for pk in scenario["ids"]]
-    assert used == [(100, 7, True), (10, 12, False), (10, 0, True), (10, 4, True), (None, None, False),
-                    (10, 6, True), (None, None, False)]
+    assert used == [
+        (100, 7, True),
+        (10, 12, False),
+        (10, 0, True),
+        (10, 4, True),
+        (None, None, False),
+        (10, 6, True),
+        (None, None, False),
+    ]
 
 
 def test_batch_for_every_feature_equals_the_single_account_list(workspace, scenario):
@@ -134,8 +150,9 @@ def test_batch_query_count_does_not_grow_with_accounts(workspace, scenario, prod
     calls = Feature.objects.get(pk=calls.pk)
     # when resolving and building payloads for all of them
     with CaptureQueriesContext(connection) as queries:
-        effectives = effective_entitlements_for_accounts(workspace=workspace, feature=calls, account_ids=ids,
-                                                         now=FROZEN_NOW)
+        effectives = effective_entitlements_for_accounts(
+            workspace=workspace, feature=calls, account_ids=ids, now=FROZEN_NOW
+        )
         payloads = entitlement_payloads(feature=calls, effectives=effectives, now=FROZEN_NOW)
     # then one query resolves and one sums the allowances (the prepared-cursor sum is not captured by Django)
     assert len(queries) == 1
@@ -149,11 +166,15 @@ def test_batch_refuses_a_feature_of_another_workspace(workspace, other_workspace
     other = feature(other_workspace, product_create(workspace=other_workspace, key="p", name="P"), "seats")
     # when resolved for this workspace's accounts / then refused, naming the feature
     with pytest.raises(NotFound, match="No feature 'seats'"):
-        effective_entitlements_for_accounts(workspace=workspace, feature=other, account_ids=scenario["ids"],
-                                            now=FROZEN_NOW)
-    assert effective_entitlements_for_accounts(
-        workspace=workspace, feature=scenario["features"][0], account_ids=[], now=FROZEN_NOW
-    ) == {}
+        effective_entitlements_for_accounts(
+            workspace=workspace, feature=other, account_ids=scenario["ids"], now=FROZEN_NOW
+        )
+    assert (
+        effective_entitlements_for_accounts(
+            workspace=workspace, feature=scenario["features"][0], account_ids=[], now=FROZEN_NOW
+        )
+        == {}
+    )
     assert Effective(None) == effective_entitlement(
         account_id=scenario["accounts"]["a7"].pk, feature=scenario["features"][0], now=FROZEN_NOW
     )

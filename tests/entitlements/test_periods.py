@@ -101,13 +101,9 @@ def test_period_boundaries(period, anchor, term_start, at, expected):
 @time_machine.travel(FROZEN_NOW, tick=False)
 def test_term_anchored_used_counts_partial_days_exactly(workspace, product):
     # given: a monthly allowance anchored on a term that started 2026-10-18 14:30
-    calls = metered(
-        workspace, product, period="month", anchor="term", levels=[{"value": "100", "name": "100"}]
-    )
+    calls = metered(workspace, product, period="month", anchor="term", levels=[{"value": "100", "name": "100"}])
     acct = account(workspace)
-    subscribe(
-        workspace, acct, "s1", [plan(workspace, "team", {calls: "100"})], term_start=utc(2026, 10, 18, 14, 30)
-    )
+    subscribe(workspace, acct, "s1", [plan(workspace, "team", {calls: "100"})], term_start=utc(2026, 10, 18, 14, 30))
     rows = [
         (utc(2026, 10, 18, 14, 29), 1000),  # previous period, same day
         (utc(2026, 10, 18, 14, 30), 1),  # first instant of the period
@@ -119,9 +115,7 @@ def test_term_anchored_used_counts_partial_days_exactly(workspace, product):
         workspace_id=workspace.pk, rows=[UsageRow(acct.pk, calls.pk, at, quantity) for at, quantity in rows]
     )
     # when
-    answer = entitlement_check(
-        workspace=workspace, account_key="acct-1", feature_key="api-calls", now=FROZEN_NOW
-    )
+    answer = entitlement_check(workspace=workspace, account_key="acct-1", feature_key="api-calls", now=FROZEN_NOW)
     # then
     assert (answer["limit"], answer["used"], answer["remaining"], answer["resets_at"]) == (
         100,

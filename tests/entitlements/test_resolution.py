@@ -246,12 +246,8 @@ def test_check_of_unknown_account_and_feature_answers_with_a_reason(workspace, p
     feature(workspace, product, "sso")
     account(workspace)
     # when
-    unknown_account = entitlement_check(
-        workspace=workspace, account_key="nobody", feature_key="sso", now=FROZEN_NOW
-    )
-    unknown_feature = entitlement_check(
-        workspace=workspace, account_key="acct-1", feature_key="nope", now=FROZEN_NOW
-    )
+    unknown_account = entitlement_check(workspace=workspace, account_key="nobody", feature_key="sso", now=FROZEN_NOW)
+    unknown_feature = entitlement_check(workspace=workspace, account_key="acct-1", feature_key="nope", now=FROZEN_NOW)
     # then
     assert (unknown_account["entitled"], unknown_account["reason"], unknown_account["type"]) == (
         False,

@@ -83,9 +83,7 @@ def test_put_refuses_bad_input_by_field_and_stores_nothing(api, workspace, body,
     assert not Account.objects.exists()
 
 
-def test_owner_email_of_a_staff_user_outside_the_workspace_is_refused(
-    api, workspace, other_workspace, staff_of
-):
+def test_owner_email_of_a_staff_user_outside_the_workspace_is_refused(api, workspace, other_workspace, staff_of):
     # given carol is staff of another workspace only
     staff_of(other_workspace, "admin")
     # when
@@ -130,9 +128,7 @@ def test_account_ids_are_per_workspace(api, workspace, other_workspace, make_cli
 
 def test_put_end_user_creates_the_user_and_its_account(api, workspace):
     # when
-    response = api.put(
-        URL + "/users/u_1", {"email": "dana@initech.com", "attributes": {"role": "cfo"}}, format="json"
-    )
+    response = api.put(URL + "/users/u_1", {"email": "dana@initech.com", "attributes": {"role": "cfo"}}, format="json")
     # then
     assert response.status_code == 201
     data = response.json()

@@ -68,9 +68,7 @@ def _event(account: str, event_id: str | None = None, **extra) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_requests_arriving_during_a_write_are_stored_as_one_batch_each_with_its_own_answer(
-    workspace, monkeypatch
-):
+def test_requests_arriving_during_a_write_are_stored_as_one_batch_each_with_its_own_answer(workspace, monkeypatch):
     # given the first request's write held until three more requests queue behind it
     held = _HeldFirstWrite(services.usage_events_store, queued=3)
     monkeypatch.setattr(services, "usage_events_store", held)

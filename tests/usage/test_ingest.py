@@ -93,9 +93,7 @@ def test_batch_registers_product_module_and_feature_and_stores_every_field(api, 
     assert (body["accepted"], body["rejected"]) == (2, [])
     feature = Feature.objects.select_related("product", "module").get(key="reports.pdf")
     assert (feature.product.key, feature.module.key, feature.module.product.key) == ("crm", "reports", "crm")
-    rows = list(
-        UsageEvent.objects.order_by("id").values_list("quantity", "occurred_at", "event_id", "properties")
-    )
+    rows = list(UsageEvent.objects.order_by("id").values_list("quantity", "occurred_at", "event_id", "properties"))
     assert rows == [
         (5, datetime(2026, 11, 17, 6, 30, tzinfo=UTC), "evt-1", {"pages": 12, "tags": ["x"]}),
         (-2, FROZEN_NOW, None, None),
@@ -166,9 +164,7 @@ def test_unknown_fields_are_a_warning_and_the_event_is_stored(api, workspace):
 
 def test_quantity_zero_is_ignored_and_stored_nowhere(api, workspace):
     # when
-    body = post(
-        api, {"events": [{"account_id": "zero-acct", "feature_id": "zero.feature", "quantity": 0}, GOOD]}
-    )
+    body = post(api, {"events": [{"account_id": "zero-acct", "feature_id": "zero.feature", "quantity": 0}, GOOD]})
     # then nothing of the zero event exists: no event, no account, no feature
     assert (body["accepted"], body["ignored"], body["rejected"]) == (1, 1, [])
     assert stored_features() == ["good.feature"]
@@ -291,9 +287,7 @@ REJECTIONS = [
 
 
 @pytest.mark.parametrize(("event", "code", "field"), REJECTIONS)
-def test_each_rejection_code_stores_nothing_for_the_event_and_keeps_its_neighbours(
-    api, workspace, event, code, field
-):
+def test_each_rejection_code_stores_nothing_for_the_event_and_keeps_its_neighbours(api, workspace, event, code, field):
     # given a good event on each side of a bad one
     # when
     body = post(api, {"events": [GOOD, event, {**GOOD, "quantity": 3}]})
@@ -448,9 +442,7 @@ def test_a_feature_named_under_another_product_or_module_is_a_hierarchy_conflict
     # when
     body = post(api, {"events": [{**event, "account_id": "bad-acct"}, {**GOOD, "feature_id": "reports.pdf"}]})
     # then
-    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [
-        (0, "hierarchy_conflict", field)
-    ]
+    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [(0, "hierarchy_conflict", field)]
     assert stored_features() == ["reports.pdf"]
     assert Feature.objects.count() == features_before
     assert not Account.objects.filter(external_id="bad-acct").exists()
@@ -525,9 +517,7 @@ def test_module_cap_reached(api, workspace, product):
     # when
     body = post(api, {"events": [{**GOOD, "feature_id": "m.feature", "module_id": "m1"}, GOOD]})
     # then
-    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [
-        (0, "module_cap_reached", "module_id")
-    ]
+    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [(0, "module_cap_reached", "module_id")]
     assert stored_features() == ["good.feature"]
     assert not Module.objects.exists()
     assert not Feature.objects.filter(key="m.feature").exists()
@@ -540,9 +530,7 @@ def test_product_cap_reached(api, workspace, product):
     # when
     body = post(api, {"events": [{**GOOD, "feature_id": "p.feature", "product_id": "other"}, GOOD]})
     # then
-    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [
-        (0, "product_cap_reached", "product_id")
-    ]
+    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [(0, "product_cap_reached", "product_id")]
     assert stored_features() == ["good.feature"]
     assert list(Product.objects.values_list("key", flat=True)) == ["default"]
 
@@ -573,9 +561,7 @@ def test_each_stored_event_marks_its_utc_day_dirty(api, workspace):
     post(api, {"events": events})
     post(api, {**GOOD, "timestamp": "2026-11-18T11:30:00Z"})
     # then
-    assert list(
-        UsageDayDirty.objects.order_by("day").values_list("workspace_id", "day", "version", "marked_at")
-    ) == [
+    assert list(UsageDayDirty.objects.order_by("day").values_list("workspace_id", "day", "version", "marked_at")) == [
         (workspace.pk, date(2026, 11, 17), 1, FROZEN_NOW),
         (workspace.pk, date(2026, 11, 18), 2, FROZEN_NOW),
     ]

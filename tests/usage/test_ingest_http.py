@@ -167,9 +167,7 @@ def test_the_default_limits_are_1000_events_and_1_mib(settings):
 # ---------------------------------------------------------------------------
 
 
-def test_rate_limit_answers_429_with_retry_after_and_other_keys_are_unaffected(
-    workspace, make_client, settings
-):
+def test_rate_limit_answers_429_with_retry_after_and_other_keys_are_unaffected(workspace, make_client, settings):
     # given a bucket of 2 requests refilled at 0.25/s
     settings.UPTAKE_RATE_LIMIT_ENABLED = True
     settings.UPTAKE_RATE_BURST = 2

@@ -31,9 +31,7 @@ def test_record_within_the_limit_is_stored_and_counted(api, setup):
     # given
     calls, _, acct = setup
     # when
-    response = api.post(
-        URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 4}, format="json"
-    )
+    response = api.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 4}, format="json")
     # then
     assert response.status_code == 200
     body = response.json()
@@ -60,9 +58,7 @@ def test_record_past_the_limit_is_refused_and_nothing_is_stored(api, setup):
     # given
     api.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 8}, format="json")
     # when
-    response = api.post(
-        URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 3}, format="json"
-    )
+    response = api.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 3}, format="json")
     # then
     body = response.json()
     assert (response.status_code, body["recorded"], body["reason"]) == (200, False, "limit_exceeded")
@@ -192,9 +188,7 @@ def test_late_event_is_checked_and_counted_in_its_own_period(api, setup):
         },
         format="json",
     ).json()
-    now = api.post(
-        URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 10}, format="json"
-    ).json()
+    now = api.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 10}, format="json").json()
     # then
     assert (late["recorded"], late["reason"]) == (False, "limit_exceeded")
     assert now["recorded"] is True
@@ -205,9 +199,7 @@ def test_record_needs_the_ingest_scope(workspace, make_client, setup):
     # given
     client = make_client(workspace, "read")
     # when
-    response = client.post(
-        URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 1}, format="json"
-    )
+    response = client.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 1}, format="json")
     # then
     assert response.status_code == 403
     assert UsageEvent.objects.count() == 0
@@ -245,9 +237,7 @@ def test_fifty_concurrent_records_against_a_limit_of_ten_record_exactly_ten(work
     def record(index: int) -> bool:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        response = client.post(
-            URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 1}, format="json"
-        )
+        response = client.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 1}, format="json")
         assert response.status_code == 200, response.content
         return response.json()["recorded"]
 
@@ -259,9 +249,7 @@ def test_fifty_concurrent_records_against_a_limit_of_ten_record_exactly_ten(work
     assert UsageEvent.objects.filter(feature=calls).count() == 10
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    check = client.get(
-        "/api/v1/entitlements/check", {"account_id": "acct-1", "feature_id": "api-calls"}
-    ).json()
+    check = client.get("/api/v1/entitlements/check", {"account_id": "acct-1", "feature_id": "api-calls"}).json()
     assert (check["used"], check["remaining"], check["entitled"], check["reason"]) == (10, 0, True, None)
 
 
@@ -284,9 +272,7 @@ def test_concurrent_events_and_records_keep_used_equal_to_the_stored_events(work
             client = APIClient()
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
             for _ in range(5):
-                client.post(
-                    URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 3}, format="json"
-                )
+                client.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 3}, format="json")
         else:
             ws = Workspace.objects.get(pk=workspace.pk)
             for _ in range(5):
@@ -307,7 +293,5 @@ def test_concurrent_events_and_records_keep_used_equal_to_the_stored_events(work
     )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    check = client.get(
-        "/api/v1/entitlements/check", {"account_id": "acct-1", "feature_id": "api-calls"}
-    ).json()
+    check = client.get("/api/v1/entitlements/check", {"account_id": "acct-1", "feature_id": "api-calls"}).json()
     assert check["used"] == stored

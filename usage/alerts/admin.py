@@ -39,9 +39,7 @@ class DestinationForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk and self.instance.secret:
-            self.fields[
-                "secret"
-            ].help_text = f"Stored: {mask_secret(self.instance.secret)}. Leave empty to keep it."
+            self.fields["secret"].help_text = f"Stored: {mask_secret(self.instance.secret)}. Leave empty to keep it."
 
     def clean_secret(self) -> str:
         return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else "")

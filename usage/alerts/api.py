@@ -64,9 +64,7 @@ class PipelineDetailApi(APIView):
     @extend_schema(responses=PipelineOutput, operation_id="pipelines_retrieve")
     def get(self, request, pipeline_id: int):
         return Response(
-            PipelineOutput(
-                selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)
-            ).data
+            PipelineOutput(selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)).data
         )
 
     def _update(self, request, pipeline_id: int, *, partial: bool):
@@ -83,9 +81,7 @@ class PipelineDetailApi(APIView):
             body = {"enabled": True, **body}
         services.pipeline_update(pipeline=pipeline, **{k: body[k] for k in _FIELDS if k in body})
         return Response(
-            PipelineOutput(
-                selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)
-            ).data
+            PipelineOutput(selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)).data
         )
 
     @extend_schema(request=PipelineInput, responses=PipelineOutput, operation_id="pipelines_update")

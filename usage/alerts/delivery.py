@@ -94,9 +94,7 @@ def deliveries_create(
     return created
 
 
-def _take_rate_slot(
-    *, delivery: AlertDelivery, destination: AlertDestination, now: datetime
-) -> AttemptOutcome | None:
+def _take_rate_slot(*, delivery: AlertDelivery, destination: AlertDestination, now: datetime) -> AttemptOutcome | None:
     """Count this message in the destination's current window; over the limit, hold it for the summary."""
     start = window_start_of(now)
     AlertRateWindow.objects.get_or_create(destination=destination, window_start=start)
@@ -107,9 +105,7 @@ def _take_rate_slot(
         opens_at = start + timedelta(seconds=settings.UPTAKE_ALERT_RATE_WINDOW_SECONDS)
         delivery.status = Status.COALESCED
         delivery.next_attempt_at = opens_at
-        delivery.last_error = (
-            f"rate limit of {destination.rate_limit_per_minute}/window reached; held for the summary"
-        )
+        delivery.last_error = f"rate limit of {destination.rate_limit_per_minute}/window reached; held for the summary"
         delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
         # The first message held in a window schedules the summary for when the next window opens.
         summary_in = (opens_at - now).total_seconds() if window.held == 1 else None
@@ -154,11 +150,7 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
         )
         return AttemptOutcome("sent")
     if result.retryable and delivery.attempts < max_attempts:
-        delay = (
-            result.retry_after
-            if result.retry_after is not None
-            else backoff_seconds(attempt=delivery.attempts)
-        )
+        delay = result.retry_after if result.retry_after is not None else backoff_seconds(attempt=delivery.attempts)
         delay = min(delay, settings.UPTAKE_ALERT_BACKOFF_MAX_SECONDS)
         AlertDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING).update(
             next_attempt_at=now + timedelta(seconds=delay),
@@ -190,8 +182,7 @@ def _summary_payload(*, destination: AlertDestination, held: list[AlertDelivery]
         "title": f"{len(held)} alert{'s' if len(held) != 1 else ''} held back by the rate limit",
         "text": (
             f"This destination takes {destination.rate_limit_per_minute} messages per "
-            f"{settings.UPTAKE_ALERT_RATE_WINDOW_SECONDS} s; these arrived over the limit:\n"
-            + "\n".join(lines)
+            f"{settings.UPTAKE_ALERT_RATE_WINDOW_SECONDS} s; these arrived over the limit:\n" + "\n".join(lines)
         ),
         "pipeline": {"id": pipeline.pk, "name": pipeline.name},
         "account": None,

@@ -115,16 +115,13 @@ def slack_body(payload: dict, *, mentions: bool = False) -> dict:
     ]
     shown = fields[:SLACK_MAX_FIELDS]
     if len(fields) > SLACK_MAX_FIELDS:
-        shown = fields[: SLACK_MAX_FIELDS - 1] + [
-            ("More", f"{len(fields) - SLACK_MAX_FIELDS + 1} more fields")
-        ]
+        shown = fields[: SLACK_MAX_FIELDS - 1] + [("More", f"{len(fields) - SLACK_MAX_FIELDS + 1} more fields")]
     if shown:
         blocks.append(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": _truncate(f"*{esc(name)}*\n{esc(value)}", 2000)}
-                    for name, value in shown
+                    {"type": "mrkdwn", "text": _truncate(f"*{esc(name)}*\n{esc(value)}", 2000)} for name, value in shown
                 ],
             }
         )
@@ -176,9 +173,7 @@ def discord_body(payload: dict, *, mentions: bool = False) -> dict:
     while _embed_size(embed) > budget:
         excess = _embed_size(embed) - budget
         if len(embed["description"]) > 200:
-            embed["description"] = _truncate(
-                embed["description"], max(200, len(embed["description"]) - excess)
-            )
+            embed["description"] = _truncate(embed["description"], max(200, len(embed["description"]) - excess))
         elif embed["fields"]:
             embed["fields"].pop()
             omitted += 1
@@ -213,9 +208,7 @@ def webhook_verify(
         fresh = abs(now - int(timestamp)) <= tolerance
     except ValueError:
         return False
-    return fresh and hmac.compare_digest(
-        webhook_signature(secret=secret, timestamp=timestamp, body=body), signature
-    )
+    return fresh and hmac.compare_digest(webhook_signature(secret=secret, timestamp=timestamp, body=body), signature)
 
 
 def webhook_request(payload: dict, *, secret: str, now: datetime) -> tuple[bytes, dict[str, str]]:
@@ -285,9 +278,7 @@ def _post(url: str, *, data: bytes, headers: dict[str, str], now: datetime) -> S
             ok=False, retryable=True, error=f"timed out after {settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS}s"
         )
     except requests.RequestException as exc:
-        return SendResult(
-            ok=False, retryable=True, error=f"connection failed: {exc.__class__.__name__}: {exc}"[:500]
-        )
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.__class__.__name__}: {exc}"[:500])
     code = response.status_code
     if 200 <= code < 300:
         return SendResult(ok=True, response_code=code)
@@ -325,8 +316,6 @@ def destination_send(*, destination: AlertDestination, payload: dict, now: datet
         try:
             send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
         except Exception as exc:  # noqa: BLE001 - any mail backend error is a failed, retryable attempt
-            return SendResult(
-                ok=False, retryable=True, error=f"e-mail failed: {exc.__class__.__name__}: {exc}"[:500]
-            )
+            return SendResult(ok=False, retryable=True, error=f"e-mail failed: {exc.__class__.__name__}: {exc}"[:500])
         return SendResult(ok=True)
     return SendResult(ok=False, error=f"unknown destination type {kind!r}")

@@ -27,9 +27,7 @@ def pipeline_get(*, workspace: Workspace, pipeline_id: int) -> AlertPipeline:
 
 def pipelines_enabled(*, workspace_id: int, trigger_types: Iterable[str]) -> QuerySet[AlertPipeline]:
     return (
-        AlertPipeline.objects.filter(
-            workspace_id=workspace_id, enabled=True, trigger_type__in=list(trigger_types)
-        )
+        AlertPipeline.objects.filter(workspace_id=workspace_id, enabled=True, trigger_type__in=list(trigger_types))
         .prefetch_related("destinations")
         .order_by("id")
     )
@@ -39,9 +37,7 @@ def delivery_list(*, pipeline: AlertPipeline) -> QuerySet[AlertDelivery]:
     return AlertDelivery.objects.filter(pipeline=pipeline).order_by("-id")
 
 
-def delivery_page(
-    *, pipeline: AlertPipeline, before: int | None, limit: int
-) -> tuple[list[AlertDelivery], int | None]:
+def delivery_page(*, pipeline: AlertPipeline, before: int | None, limit: int) -> tuple[list[AlertDelivery], int | None]:
     """One page of the delivery log, newest first: the `limit` deliveries older than id `before` (the newest
     without it), and the id to page on from when older ones exist (None on the last page)."""
     log = delivery_list(pipeline=pipeline).select_related("destination")

@@ -50,9 +50,7 @@ class DestinationOutput(serializers.ModelSerializer):
         if not obj.url:
             return None
         return (
-            mask_url(obj.url)
-            if obj.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD)
-            else obj.url
+            mask_url(obj.url) if obj.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else obj.url
         )
 
     def get_to(self, obj: AlertDestination) -> list[str] | None:

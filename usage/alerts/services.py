@@ -45,13 +45,9 @@ _TRIGGER_KEYS: dict[str, set[str]] = {
 
 def _int(value: Any, *, field: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DomainError(
-            f"{field} must be an integer between {low} and {high}.", code="invalid_type", field=field
-        )
+        raise DomainError(f"{field} must be an integer between {low} and {high}.", code="invalid_type", field=field)
     if not low <= value <= high:
-        raise DomainError(
-            f"{field} must be between {low} and {high}; got {value}.", code="out_of_range", field=field
-        )
+        raise DomainError(f"{field} must be between {low} and {high}; got {value}.", code="out_of_range", field=field)
     return value
 
 
@@ -65,8 +61,7 @@ def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
             raise DomainError(f"{field}[{index}] must not be empty.", code="empty", field=f"{field}[{index}]")
         if key_format and (len(item) > KEY_MAX_LENGTH or not re.match(KEY_REGEX, item)):
             raise DomainError(
-                f"{field}[{index}] {item!r} is not a feature key "
-                f"(letters, digits, '_.:-', ≤ {KEY_MAX_LENGTH}).",
+                f"{field}[{index}] {item!r} is not a feature key (letters, digits, '_.:-', ≤ {KEY_MAX_LENGTH}).",
                 code="invalid_key",
                 field=f"{field}[{index}]",
             )
@@ -101,9 +96,7 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if "plans" in trigger:
         config["plans"] = _str_list(trigger["plans"], field="trigger.plans")
     if "min_quantity" in trigger:
-        config["min_quantity"] = _int(
-            trigger["min_quantity"], field="trigger.min_quantity", low=1, high=10**9
-        )
+        config["min_quantity"] = _int(trigger["min_quantity"], field="trigger.min_quantity", low=1, high=10**9)
     if kind == TriggerType.THRESHOLD:
         raw = trigger.get("percent", DEFAULT_THRESHOLDS)
         raw = [raw] if isinstance(raw, int) and not isinstance(raw, bool) else raw
@@ -118,8 +111,7 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if kind == TriggerType.USAGE_DROP:
         if "percent" not in trigger:
             raise DomainError(
-                "trigger.percent is required for 'usage_drop': "
-                "alert when usage fell by more than this percent.",
+                "trigger.percent is required for 'usage_drop': alert when usage fell by more than this percent.",
                 code="missing_field",
                 field="trigger.percent",
             )
@@ -180,55 +172,9 @@ def _validate_destination(spec: Any, *, index: int, existing: dict[int, AlertDes
         return value
 
     if kind == DestinationType.EMAIL:
-        if "url" in spec and spec["url"]:
-            raise DomainError(
-                f"{field}.url is not used by e-mail destinations; use 'to'.",
-                code="unknown_field",
-                field=f"{field}.url",
-            )
-        to = kept("to")
-        addresses = to if isinstance(to, list) else (to.split(",") if isinstance(to, str) else None)
-        if not addresses or not all(isinstance(a, str) and a.strip() for a in addresses):
-            raise DomainError(
-                f"{field}.to is required for e-mail destinations: one or more addresses.",
-                code="missing_field",
-                field=f"{field}.to",
-            )
-        for address in addresses:
-            try:
-                validate_email(address.strip())
-            except DjangoValidationError:
-                raise DomainError(
-                    f"{field}.to: {address.strip()!r} is not an e-mail address.",
-                    code="invalid_email",
-                    field=f"{field}.to",
-                ) from None
-        out["to"] = ",".join(a.strip() for a in addresses)
+        out["to"] = _destination_to(spec, kept("to"), field=field)
     else:
-        if "to" in spec and spec["to"]:
-            raise DomainError(
-                f"{field}.to is only used by e-mail destinations; use 'url'.",
-                code="unknown_field",
-                field=f"{field}.to",
-            )
-        url = kept("url")
-        if not isinstance(url, str) or not url.strip():
-            raise DomainError(
-                f"{field}.url is required for {kind} destinations.",
-                code="missing_field",
-                field=f"{field}.url",
-            )
-        try:
-            URLValidator(schemes=["http", "https"])(url.strip())
-        except DjangoValidationError:
-            raise DomainError(
-                f"{field}.url must be an http(s) URL; got {url!r}.", code="invalid_url", field=f"{field}.url"
-            ) from None
-        if len(url.strip()) > 2000:
-            raise DomainError(
-                f"{field}.url is longer than 2000 characters.", code="too_long", field=f"{field}.url"
-            )
-        out["url"] = url.strip()
+        out["url"] = _destination_url(spec, kept("url"), field=field, kind=kind)
     secret = kept("secret")
     if kind == DestinationType.WEBHOOK:
         if not isinstance(secret, str) or len(secret) < MIN_WEBHOOK_SECRET or len(secret) > 200:
@@ -247,9 +193,7 @@ def _validate_destination(spec: Any, *, index: int, existing: dict[int, AlertDes
         )
     mentions = spec.get("mentions", previous.mentions if previous else False)
     if not isinstance(mentions, bool):
-        raise DomainError(
-            f"{field}.mentions must be true or false.", code="invalid_type", field=f"{field}.mentions"
-        )
+        raise DomainError(f"{field}.mentions must be true or false.", code="invalid_type", field=f"{field}.mentions")
     out["mentions"] = mentions
     default_limit = previous.rate_limit_per_minute if previous else DEFAULT_RATE_LIMIT_PER_MINUTE[kind]
     out["rate_limit_per_minute"] = _int(
@@ -259,6 +203,56 @@ def _validate_destination(spec: Any, *, index: int, existing: dict[int, AlertDes
         high=10_000,
     )
     return out
+
+
+def _destination_to(spec: dict, to: Any, *, field: str) -> str:
+    if "url" in spec and spec["url"]:
+        raise DomainError(
+            f"{field}.url is not used by e-mail destinations; use 'to'.",
+            code="unknown_field",
+            field=f"{field}.url",
+        )
+    addresses = to if isinstance(to, list) else (to.split(",") if isinstance(to, str) else None)
+    if not addresses or not all(isinstance(a, str) and a.strip() for a in addresses):
+        raise DomainError(
+            f"{field}.to is required for e-mail destinations: one or more addresses.",
+            code="missing_field",
+            field=f"{field}.to",
+        )
+    for address in addresses:
+        try:
+            validate_email(address.strip())
+        except DjangoValidationError:
+            raise DomainError(
+                f"{field}.to: {address.strip()!r} is not an e-mail address.",
+                code="invalid_email",
+                field=f"{field}.to",
+            ) from None
+    return ",".join(a.strip() for a in addresses)
+
+
+def _destination_url(spec: dict, url: Any, *, field: str, kind: str) -> str:
+    if "to" in spec and spec["to"]:
+        raise DomainError(
+            f"{field}.to is only used by e-mail destinations; use 'url'.",
+            code="unknown_field",
+            field=f"{field}.to",
+        )
+    if not isinstance(url, str) or not url.strip():
+        raise DomainError(
+            f"{field}.url is required for {kind} destinations.",
+            code="missing_field",
+            field=f"{field}.url",
+        )
+    try:
+        URLValidator(schemes=["http", "https"])(url.strip())
+    except DjangoValidationError:
+        raise DomainError(
+            f"{field}.url must be an http(s) URL; got {url!r}.", code="invalid_url", field=f"{field}.url"
+        ) from None
+    if len(url.strip()) > 2000:
+        raise DomainError(f"{field}.url is longer than 2000 characters.", code="too_long", field=f"{field}.url")
+    return url.strip()
 
 
 def destinations_validate(specs: Any, *, existing: dict[int, AlertDestination] | None = None) -> list[dict]:
@@ -381,6 +375,4 @@ def pipeline_test_send(*, pipeline: AlertPipeline, now: Any = None) -> list[Aler
         "details": {"trigger": pipeline.trigger_type},
         "occurred_at": now.isoformat(),
     }
-    return deliveries_create(
-        pipeline=pipeline, payload=payload, dedupe_key="", kind=AlertDelivery.Kind.TEST, now=now
-    )
+    return deliveries_create(pipeline=pipeline, payload=payload, dedupe_key="", kind=AlertDelivery.Kind.TEST, now=now)

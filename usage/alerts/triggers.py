@@ -63,9 +63,9 @@ def alerts_pending_sweep(*, now: datetime, grace: timedelta, limit: int = 500) -
     """Evaluate outbox rows older than `grace` (their task was lost, or is late): the oldest `limit` of them.
     Returns how many were evaluated."""
     ids = list(
-        AlertEventsPending.objects.filter(created_at__lt=now - grace).order_by("pk").values_list("pk", flat=True)[
-            :limit
-        ]
+        AlertEventsPending.objects.filter(created_at__lt=now - grace)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
     )
     for pending_id in ids:
         try:
@@ -166,8 +166,7 @@ def _evaluate_free_plan(pipeline: AlertPipeline, event: UsageEvent, now: datetim
     payload = _payload(
         pipeline=pipeline,
         event="paid_feature_on_free_plan",
-        title=f"{account.name or account.external_id} ({account.plan or 'no plan'}) "
-        f"used {feature.name or feature.key}",
+        title=f"{account.name or account.external_id} ({account.plan or 'no plan'}) used {feature.name or feature.key}",
         text=f"An account on the {account.plan or 'free'} plan used {feature.name or feature.key}, "
         "which its plan does not grant: an upsell opportunity.",
         account=account,
@@ -220,10 +219,8 @@ def _evaluate_threshold(
             payload = _payload(
                 pipeline=pipeline,
                 event=f"threshold.{threshold}",
-                title=f"{account.name or account.external_id} reached {threshold}% "
-                f"of {feature.name or feature.key}",
-                text=f"{used} of {limit} {feature.unit_plural or 'units'} used this period "
-                f"({used * 100 // limit}%).",
+                title=f"{account.name or account.external_id} reached {threshold}% of {feature.name or feature.key}",
+                text=f"{used} of {limit} {feature.unit_plural or 'units'} used this period ({used * 100 // limit}%).",
                 account=account,
                 feature=feature,
                 details={
@@ -291,9 +288,7 @@ class AccountUsageWindow:
 def _accounts(workspace_id: int, account_ids: Iterable[int]) -> dict[int, Account]:
     return {
         a.pk: a
-        for a in Account.objects.filter(workspace_id=workspace_id, pk__in=list(account_ids)).select_related(
-            "owner"
-        )
+        for a in Account.objects.filter(workspace_id=workspace_id, pk__in=list(account_ids)).select_related("owner")
     }
 
 

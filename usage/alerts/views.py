@@ -88,9 +88,7 @@ class DestinationForm(forms.Form):
     id = forms.IntegerField(required=False, widget=forms.HiddenInput)
     type = forms.ChoiceField(choices=[("", "—")] + list(AlertDestination.Type.choices), required=False)
     url = forms.CharField(required=False, max_length=4000, label="URL")
-    to = forms.CharField(
-        required=False, max_length=4000, label="To", help_text="E-mail addresses, comma-separated"
-    )
+    to = forms.CharField(required=False, max_length=4000, label="To", help_text="E-mail addresses, comma-separated")
     secret = forms.CharField(
         required=False,
         max_length=1000,
@@ -102,9 +100,7 @@ class DestinationForm(forms.Form):
 
     def is_blank(self) -> bool:
         data = self.cleaned_data
-        return not (
-            data.get("id") or data.get("type") or data.get("url", "").strip() or data.get("to", "").strip()
-        )
+        return not (data.get("id") or data.get("type") or data.get("url", "").strip() or data.get("to", "").strip())
 
     def spec(self) -> dict:
         data = self.cleaned_data
@@ -146,11 +142,7 @@ def _initial(pipeline: AlertPipeline | None) -> tuple[dict, list[dict]]:
     }
     destinations = []
     for d in pipeline.destinations.all():
-        shown_url = (
-            mask_url(d.url)
-            if d.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD)
-            else d.url
-        )
+        shown_url = mask_url(d.url) if d.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else d.url
         destinations.append(
             {
                 "id": d.pk,
@@ -196,9 +188,7 @@ def _save(request: HttpRequest, pipeline: AlertPipeline | None) -> HttpResponse:
         form = PipelineForm(initial=initial)
         formset = DestinationFormSet(prefix="dest", initial=destinations)
     if request.method == "POST" and form.is_valid() and formset.is_valid():
-        rows = [
-            i for i, f in enumerate(formset.forms) if not f.is_blank() and not f.cleaned_data.get("DELETE")
-        ]
+        rows = [i for i, f in enumerate(formset.forms) if not f.is_blank() and not f.cleaned_data.get("DELETE")]
         body = {
             "name": form.cleaned_data["name"],
             "enabled": form.cleaned_data["enabled"],
@@ -245,9 +235,7 @@ def _destination_rows(pipeline: AlertPipeline) -> list[dict]:
     rows = []
     for d in pipeline.destinations.all():
         target = d.to or (
-            mask_url(d.url)
-            if d.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD)
-            else d.url
+            mask_url(d.url) if d.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else d.url
         )
         rows.append(
             {

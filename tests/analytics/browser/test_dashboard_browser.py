@@ -12,8 +12,14 @@ import pytest
 from .data import build
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.browser,
@@ -94,5 +100,7 @@ def test_dashboard_in_a_browser(live_server, page):
     rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8").read())))
     # then it holds exactly the filtered rows
     assert download.suggested_filename.startswith("acme-usage-drop-")
-    assert rows == [["Account", "Name", "Plan", "Owner", "Uses", "Prior uses", "Change %"],
-                    ["a3", "Gamma", "team", "dave", "1", "9", "-88.9"]]
+    assert rows == [
+        ["Account", "Name", "Plan", "Owner", "Uses", "Prior uses", "Change %"],
+        ["a3", "Gamma", "team", "dave", "1", "9", "-88.9"],
+    ]

@@ -97,9 +97,7 @@ def test_ingested_event_is_delivered_by_a_real_worker(workspace, make_client, re
     # then: stored at once, delivered by the worker after one retry, signed
     assert response.status_code == 200 and response.json()["accepted"] == 1
     delivery = AlertDelivery.objects.get()
-    assert (delivery.status, delivery.attempts, delivery.response_code) == ("sent", 2, 200), err.decode()[
-        -2000:
-    ]
+    assert (delivery.status, delivery.attempts, delivery.response_code) == ("sent", 2, 200), err.decode()[-2000:]
     first, second = receiver.requests
     assert second.json["account"] == {
         "id": "acc-9",

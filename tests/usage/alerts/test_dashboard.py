@@ -73,9 +73,7 @@ def _form(name="Big exports", trigger_type="event", destinations=(), **fields) -
 
 
 def _pipelines(workspace) -> list[tuple]:
-    return list(
-        AlertPipeline.objects.filter(workspace=workspace).values_list("name", "enabled", "trigger_type")
-    )
+    return list(AlertPipeline.objects.filter(workspace=workspace).values_list("name", "enabled", "trigger_type"))
 
 
 # ---------------------------------------------------------------------------
@@ -115,9 +113,7 @@ def test_list_shows_the_session_workspace_only(admin_client, pipeline, foreign):
     assert 'href="/alerts/new/"' in html and 'href="/alerts/"' in html
 
 
-def test_list_follows_the_dashboard_workspace_switcher(
-    workspace, other_workspace, staff_of, pipeline, foreign
-):
+def test_list_follows_the_dashboard_workspace_switcher(workspace, other_workspace, staff_of, pipeline, foreign):
     # given carol is a member of both workspaces and switches to globex on the dashboard
     staff_of(workspace, "admin")
     client = _client(staff_of(other_workspace, "viewer"))
@@ -228,8 +224,7 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
     assert (body["name"], body["enabled"]) == ("Near limits", True)
     assert body["trigger"] == {"type": "threshold", "features": ["export", "reports"], "percent": [80, 100]}
     assert [
-        (d["type"], d["url"], d["to"], d["mentions"], d["rate_limit_per_minute"])
-        for d in body["destinations"]
+        (d["type"], d["url"], d["to"], d["mentions"], d["rate_limit_per_minute"]) for d in body["destinations"]
     ] == [
         ("webhook", "https://example.com/hook", None, False, 120),
         ("email", None, ["cs@acme.com", "boss@acme.com"], False, 30),
@@ -253,8 +248,7 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
             {"trigger_type": ""},
             [{"type": "slack", "url": SLACK_URL}],
             ("form", "trigger_type"),
-            "trigger.type must be one of event, threshold, paid_feature_on_free_plan, dormant, usage_drop; "
-            "got None.",
+            "trigger.type must be one of event, threshold, paid_feature_on_free_plan, dormant, usage_drop; got None.",
         ),
         (
             {"days": "3"},
@@ -315,9 +309,7 @@ def test_duplicate_name_is_refused_next_to_the_name(workspace, admin_client, pip
     )
     # then
     assert response.status_code == 400
-    assert response.context["form"].errors == {
-        "name": ["A pipeline named 'Upsell' already exists in this workspace."]
-    }
+    assert response.context["form"].errors == {"name": ["A pipeline named 'Upsell' already exists in this workspace."]}
     assert AlertPipeline.objects.count() == 1 and AlertDestination.objects.count() == 1
 
 
@@ -376,9 +368,7 @@ def test_failed_edit_changes_nothing(workspace, admin_client, pipeline):
     # when the name is fine but a destination is not
     response = admin_client.post(
         f"/alerts/{pipeline.pk}/edit/",
-        _form(
-            name="Renamed", destinations=[{"type": "webhook", "url": "ftp://example.com", "secret": SECRET}]
-        ),
+        _form(name="Renamed", destinations=[{"type": "webhook", "url": "ftp://example.com", "secret": SECRET}]),
     )
     # then
     assert response.status_code == 400

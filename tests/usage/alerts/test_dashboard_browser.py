@@ -43,9 +43,7 @@ def page(live_server):
         browser.close()
 
 
-def test_create_a_webhook_pipeline_and_send_a_test_message(
-    live_server, page, workspace, staff_user, receiver, eager
-):
+def test_create_a_webhook_pipeline_and_send_a_test_message(live_server, page, workspace, staff_user, receiver, eager):
     # given carol, an admin of acme, and a webhook receiver on 127.0.0.1
     membership_set(workspace=workspace, user=staff_user, role="admin")
     base = live_server.url
@@ -117,8 +115,10 @@ def test_create_a_webhook_pipeline_and_send_a_test_message(
     page.wait_for_url(f"{base}/alerts/{pipeline.pk}/")
     page.click("#delete-pipeline")
     page.wait_for_url(f"{base}/alerts/{pipeline.pk}/delete/")
-    assert page.locator("#delete-summary").inner_text().startswith(
-        "This deletes the pipeline, its 1 destination and its delivery log (1 message)."
+    assert (
+        page.locator("#delete-summary")
+        .inner_text()
+        .startswith("This deletes the pipeline, its 1 destination and its delivery log (1 message).")
     )
     assert AlertPipeline.objects.count() == 1
     # when she confirms, then she is back on the empty list and the pipeline, its destination and log are gone

@@ -32,9 +32,7 @@ def _alert(n: int = 1) -> dict:
 
 
 def _pipeline(workspace, destination: dict, name: str = "Exports"):
-    return pipeline_create(
-        workspace=workspace, name=name, trigger={"type": "event"}, destinations=[destination]
-    )
+    return pipeline_create(workspace=workspace, name=name, trigger={"type": "event"}, destinations=[destination])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -172,19 +170,12 @@ def test_rate_limit_coalesces_the_excess_into_one_summary(workspace, receiver, a
     assert (window.sent, window.held) == (3, 4)
     # when: the summary runs before the window opens, nothing is due yet
     assert (
-        alert_summary_create(
-            destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=30)
-        )
+        alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=30))
         is None
     )
     # when: the window opens
-    summary = alert_summary_create(
-        destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=60)
-    )
-    assert (
-        alert_delivery_attempt(delivery_id=summary.pk, now=FROZEN_NOW + timedelta(seconds=60)).status
-        == "sent"
-    )
+    summary = alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=60))
+    assert alert_delivery_attempt(delivery_id=summary.pk, now=FROZEN_NOW + timedelta(seconds=60)).status == "sent"
     # then: one message lists the 4 held alerts, and each held delivery points at it
     assert len(receiver.requests) == 4
     embed = receiver.requests[-1].json["embeds"][0]
@@ -193,14 +184,10 @@ def test_rate_limit_coalesces_the_excess_into_one_summary(workspace, receiver, a
     assert sorted(AlertDelivery.objects.filter(summary=summary).values_list("pk", flat=True)) == [
         d.pk for d in deliveries[3:]
     ]
-    assert set(AlertDelivery.objects.filter(summary=summary).values_list("status", flat=True)) == {
-        "coalesced"
-    }
+    assert set(AlertDelivery.objects.filter(summary=summary).values_list("status", flat=True)) == {"coalesced"}
     # and a second run finds nothing more to summarise
     assert (
-        alert_summary_create(
-            destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=61)
-        )
+        alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=61))
         is None
     )
 

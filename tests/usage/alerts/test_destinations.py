@@ -87,9 +87,7 @@ def test_discord_body_is_one_embed_titled_with_the_event_and_mentions_suppressed
 
 
 def test_discord_body_allows_mentions_only_on_opt_in():
-    assert discord_body(_payload(), mentions=True)["allowed_mentions"] == {
-        "parse": ["everyone", "roles", "users"]
-    }
+    assert discord_body(_payload(), mentions=True)["allowed_mentions"] == {"parse": ["everyone", "roles", "users"]}
 
 
 def test_discord_body_summarises_more_than_25_fields():
@@ -128,18 +126,12 @@ def test_webhook_signature_verifies_and_a_tampered_body_does_not():
     # then
     assert ts == str(int(now)) and sig.startswith("sha256=") and len(sig) == 7 + 64
     assert webhook_verify(secret="s3cret-s3cret-s3cret", timestamp=ts, body=body, signature=sig, now=now)
-    assert not webhook_verify(
-        secret="s3cret-s3cret-s3cret", timestamp=ts, body=body + b" ", signature=sig, now=now
-    )
+    assert not webhook_verify(secret="s3cret-s3cret-s3cret", timestamp=ts, body=body + b" ", signature=sig, now=now)
     assert not webhook_verify(secret="other-secret-value", timestamp=ts, body=body, signature=sig, now=now)
-    assert not webhook_verify(
-        secret="s3cret-s3cret-s3cret", timestamp=ts, body=body, signature=sig, now=now + 301
-    )
+    assert not webhook_verify(secret="s3cret-s3cret-s3cret", timestamp=ts, body=body, signature=sig, now=now + 301)
 
 
-@pytest.mark.parametrize(
-    ("secret", "masked"), [("whsec-0123456789abcd", "••••abcd"), ("short", "••••"), ("", None)]
-)
+@pytest.mark.parametrize(("secret", "masked"), [("whsec-0123456789abcd", "••••abcd"), ("short", "••••"), ("", None)])
 def test_mask_secret(secret, masked):
     assert mask_secret(secret) == masked
 

@@ -18,15 +18,11 @@ def _subscribe(workspace, customer, grants: dict) -> None:
     )
     for feature, value in grants.items():
         ItemEntitlement.objects.create(workspace=workspace, item=item, feature=feature, value=value)
-    subscription = Subscription.objects.create(
-        workspace=workspace, account=customer, external_id=f"sub-{customer.pk}"
-    )
+    subscription = Subscription.objects.create(workspace=workspace, account=customer, external_id=f"sub-{customer.pk}")
     subscription.items.add(item)
 
 
-def test_event_trigger_filters_by_feature_and_min_quantity_and_enriches(
-    ingest, workspace, customer, receiver, eager
-):
+def test_event_trigger_filters_by_feature_and_min_quantity_and_enriches(ingest, workspace, customer, receiver, eager):
     # given
     pipeline_create(
         workspace=workspace,
@@ -78,9 +74,7 @@ def test_free_plan_account_using_an_ungranted_feature_alerts_once_a_day(
     reports = feature_activate(
         feature=feature_create(workspace=workspace, key="reports", name="Reports", product=product)
     )
-    sso = feature_activate(
-        feature=feature_create(workspace=workspace, key="sso", name="SSO", product=product)
-    )
+    sso = feature_activate(feature=feature_create(workspace=workspace, key="sso", name="SSO", product=product))
     _subscribe(workspace, customer, {reports: "true", sso: "false"})
     pipeline_create(
         workspace=workspace,
@@ -115,9 +109,7 @@ def test_paid_plan_account_does_not_trigger_the_free_plan_alert(ingest, workspac
     assert receiver.requests == [] and AlertDelivery.objects.count() == 0
 
 
-def test_threshold_alerts_once_per_threshold_per_period(
-    ingest, workspace, product, customer, receiver, eager
-):
+def test_threshold_alerts_once_per_threshold_per_period(ingest, workspace, product, customer, receiver, eager):
     # given: 100 API calls a calendar month
     calls = feature_activate(
         feature=feature_create(
@@ -144,15 +136,14 @@ def test_threshold_alerts_once_per_threshold_per_period(
     for quantity in (50, 35, 10, 10, 5):
         ingest({"account_id": "acc-1", "feature_id": "api.calls", "quantity": quantity})
     # then
-    assert [
-        (r.json["event"], r.json["details"]["used"], r.json["details"]["limit"]) for r in receiver.requests
-    ] == [("threshold.80", 85, 100), ("threshold.100", 105, 100)]
+    assert [(r.json["event"], r.json["details"]["used"], r.json["details"]["limit"]) for r in receiver.requests] == [
+        ("threshold.80", 85, 100),
+        ("threshold.100", 105, 100),
+    ]
     assert sorted(AlertThresholdMark.objects.values_list("threshold", flat=True)) == [80, 100]
 
 
-def test_a_down_destination_does_not_slow_or_fail_ingestion(
-    ingest, workspace, customer, receiver, alert_settings
-):
+def test_a_down_destination_does_not_slow_or_fail_ingestion(ingest, workspace, customer, receiver, alert_settings):
     # given: a destination that takes 3 s to answer, and the real (non-eager) task queue
     receiver.delay = 3.0
     pipeline_create(
