@@ -17,7 +17,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
-from .models import Account, EndUser, Membership, Workspace
+from core.staff import StaffRole
+
+from .models import Account, EndUser, Workspace
 from .services import membership_set, workspace_create
 
 T = TypeVar("T")
@@ -74,7 +76,7 @@ def seed_workspace(*, ctx: DemoContext) -> None:
     demo.is_staff = demo.is_superuser = demo.is_active = True
     demo.password = password
     demo.save()
-    membership_set(workspace=workspace, user=demo, role=Membership.Role.OWNER)
+    membership_set(workspace=workspace, user=demo, role=StaffRole.OWNER)
     staff = []
     for username, first, last in CSMS:
         user, _ = users.get_or_create(
@@ -84,7 +86,7 @@ def seed_workspace(*, ctx: DemoContext) -> None:
         user.is_staff = True
         user.password = password
         user.save()
-        membership_set(workspace=workspace, user=user, role=Membership.Role.MANAGER)
+        membership_set(workspace=workspace, user=user, role=StaffRole.MANAGER)
         staff.append(user)
     ctx.workspace = workspace
     ctx.data["staff"] = staff

@@ -5,6 +5,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
+from core.staff import StaffRole
+
 DEFAULT_RESERVED_PREFIXES = ["license.", "update.", "release.", "product.", "site."]
 
 
@@ -64,15 +66,9 @@ class Workspace(models.Model):
 class Membership(models.Model):
     """A staff user's role in one workspace."""
 
-    class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        ADMIN = "admin", "Admin"
-        MANAGER = "manager", "Manager"
-        VIEWER = "viewer", "Viewer"
-
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=8, choices=Role.choices, default=Role.VIEWER)
+    role = models.CharField(max_length=8, choices=StaffRole.choices, default=StaffRole.VIEWER)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -85,10 +81,6 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} ({self.role})"
-
-    @property
-    def can_edit_catalog(self) -> bool:
-        return self.role in (self.Role.OWNER, self.Role.ADMIN)
 
 
 class ApiKey(models.Model):

@@ -8,7 +8,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import QuerySet
 
-from .errors import NotFound
+from core.errors import NotFound
+
 from .models import ApiKey, Membership, Workspace
 
 

@@ -10,7 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError, NotFound
+from core.staff import StaffRole
+
 from .models import Account, ApiKey, EndUser, Membership, Workspace
 from .selectors import api_key_cache_forget
 
@@ -141,7 +143,7 @@ def _validate_timezone(name: str) -> None:
 
 def membership_set(*, workspace: Workspace, user: AbstractBaseUser, role: str) -> Membership:
     """Give a staff user a role in a workspace (idempotent)."""
-    if role not in Membership.Role.values:
+    if role not in StaffRole.values:
         raise DomainError(f"Unknown role '{role}'.", code="invalid_role", field="role")
     membership, _ = Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": role})
     return membership

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.views import switch_workspace
+from core.views import switch_workspace
 
 from . import views
 

@@ -18,9 +18,9 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
 
-from accounts.errors import DomainError, NotFound
 from accounts.models import Account, Workspace
 from catalog.models import Feature, Product
+from core.errors import DomainError, NotFound
 
 DEFAULT_WINDOW_DAYS = 30
 MAX_WINDOW_DAYS = 366
@@ -73,7 +73,7 @@ def analytics_window(*, date_from: date | None, date_to: date | None, today: dat
 
 
 def analytics_require_paid(*, workspace: Workspace) -> None:
-    from accounts.errors import PaymentRequired
+    from core.errors import PaymentRequired
 
     if not workspace.is_paid:
         raise PaymentRequired("Analytics are part of the paid tier; this workspace is on the free tier.")

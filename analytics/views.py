@@ -12,8 +12,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.errors import DomainError
-from accounts.views import workspace_page
+from core.errors import DomainError
+from core.views import workspace_page
 
 from . import charts, csv_export, selectors
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from accounts.admin import (
+from core.admin import (
     ServiceErrorsAdminMixin,
     ServiceModelForm,
     WorkspaceScopedAdmin,

@@ -8,7 +8,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from accounts.authentication import ReadOrAdminScope
-from accounts.errors import DomainError, NotFound
+from core.errors import DomainError, NotFound
 
 from . import selectors, services
 from .models import Feature, Item, Lifecycle, Module

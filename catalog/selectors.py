@@ -2,8 +2,8 @@
 
 from django.db.models import QuerySet
 
-from accounts.errors import NotFound
 from accounts.models import Workspace
+from core.errors import NotFound
 
 from .models import Feature, Item, Module, Product
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from accounts.errors import CapReached, Conflict, DomainError
 from accounts.models import Workspace
+from core.errors import CapReached, Conflict, DomainError
+from core.unset import UNSET
 
 from .models import (
     KEY_MAX_LENGTH,
@@ -29,7 +30,6 @@ UNLIMITED = "unlimited"
 MAX_LEVELS = 50
 _INTEGER = re.compile(r"^\d+$")
 _KEY = re.compile(KEY_REGEX)
-_UNSET: Any = object()
 
 # Unique constraints → the error a user sees when a concurrent write wins the race.
 _CONSTRAINT_ERRORS = {
@@ -314,11 +314,11 @@ def product_create(*, workspace: Workspace, key: str, name: str = "", descriptio
 
 
 @transaction.atomic
-def product_update(*, product: Product, name: str = _UNSET, description: str = _UNSET) -> Product:
+def product_update(*, product: Product, name: str = UNSET, description: str = UNSET) -> Product:
     """Rename or describe a product; its key never changes."""
-    if name is not _UNSET:
+    if name is not UNSET:
         product.name = validate_name(name)
-    if description is not _UNSET:
+    if description is not UNSET:
         product.description = description or ""
     product.resource_version = next_resource_version(product.resource_version)
     _save(product, update_fields=["name", "description", "resource_version", "updated_at"])
@@ -354,11 +354,11 @@ def module_create(*, workspace: Workspace, product: Product, key: str, name: str
 
 
 @transaction.atomic
-def module_update(*, module: Module, name: str = _UNSET, description: str = _UNSET) -> Module:
+def module_update(*, module: Module, name: str = UNSET, description: str = UNSET) -> Module:
     """Rename or describe a module; its key and product never change."""
-    if name is not _UNSET:
+    if name is not UNSET:
         module.name = validate_name(name)
-    if description is not _UNSET:
+    if description is not UNSET:
         module.description = description or ""
     module.resource_version = next_resource_version(module.resource_version)
     _save(module, update_fields=["name", "description", "resource_version", "updated_at"])
@@ -433,25 +433,25 @@ def feature_create(
 def feature_update(
     *,
     feature: Feature,
-    name: str = _UNSET,
-    description: str = _UNSET,
-    type: str = _UNSET,
-    unit: str = _UNSET,
-    levels: Sequence[LevelSpec | dict] = _UNSET,
-    metered: bool = _UNSET,
-    reset_period: str = _UNSET,
-    reset_anchor: str = _UNSET,
+    name: str = UNSET,
+    description: str = UNSET,
+    type: str = UNSET,
+    unit: str = UNSET,
+    levels: Sequence[LevelSpec | dict] = UNSET,
+    metered: bool = UNSET,
+    reset_period: str = UNSET,
+    reset_anchor: str = UNSET,
 ) -> Feature:
     """Change a feature's editable fields. Key, product and module are fixed; the type only while draft."""
     feature = Feature.objects.select_for_update().get(pk=feature.pk)
-    if name is not _UNSET:
+    if name is not UNSET:
         name = validate_name(name)
         if Feature.objects.filter(workspace_id=feature.workspace_id, name=name).exclude(pk=feature.pk).exists():
             raise Conflict(f"Another feature is already named '{name}'.", code="name_taken", field="name")
         feature.name = name
-    if description is not _UNSET:
+    if description is not UNSET:
         feature.description = description or ""
-    if type is not _UNSET and type != feature.type:
+    if type is not UNSET and type != feature.type:
         if feature.status != Lifecycle.DRAFT:
             raise DomainError(
                 f"The type of {feature.status} feature '{feature.key}' cannot change.",
@@ -459,16 +459,16 @@ def feature_update(
                 field="type",
             )
         feature.type = type
-    if unit is not _UNSET:
+    if unit is not UNSET:
         feature.unit = _validate_unit(unit)
-    if metered is not _UNSET:
+    if metered is not UNSET:
         feature.metered = metered
-    if reset_period is not _UNSET:
+    if reset_period is not UNSET:
         feature.reset_period = reset_period
-    if reset_anchor is not _UNSET:
+    if reset_anchor is not UNSET:
         feature.reset_anchor = reset_anchor
     current = [LevelSpec(lv.value, lv.name, lv.is_unlimited) for lv in feature.levels.all()]
-    specs = validate_levels(feature_type=feature.type, levels=current if levels is _UNSET else levels)
+    specs = validate_levels(feature_type=feature.type, levels=current if levels is UNSET else levels)
     validate_metering(
         feature_type=feature.type,
         metered=feature.metered,
@@ -555,15 +555,15 @@ def item_create(
 
 
 @transaction.atomic
-def item_update(*, item: Item, name: str = _UNSET, description: str = _UNSET) -> Item:
+def item_update(*, item: Item, name: str = UNSET, description: str = UNSET) -> Item:
     """Rename or describe an item; its key and type never change."""
     item = Item.objects.select_for_update().get(pk=item.pk)
-    if name is not _UNSET:
+    if name is not UNSET:
         name = validate_name(name)
         if Item.objects.filter(workspace_id=item.workspace_id, name=name).exclude(pk=item.pk).exists():
             raise Conflict(f"Another item is already named '{name}'.", code="name_taken", field="name")
         item.name = name
-    if description is not _UNSET:
+    if description is not UNSET:
         item.description = description or ""
     item.resource_version = next_resource_version(item.resource_version)
     _save(item, update_fields=["name", "description", "resource_version", "updated_at"])

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal
-from accounts.errors import DomainError
+from core.errors import DomainError
 
 
 def _flatten(detail, prefix: str = "") -> list[dict]:

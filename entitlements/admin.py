@@ -7,15 +7,15 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from accounts.admin import (
+from accounts.models import Account
+from catalog.models import Feature, Item
+from core.admin import (
     ServiceErrorsAdminMixin,
     ServiceModelForm,
     WorkspaceScopedAdmin,
     editable_workspace_ids,
 )
-from accounts.errors import DomainError
-from accounts.models import Account
-from catalog.models import Feature, Item
+from core.errors import DomainError
 
 from . import selectors, services
 from .models import ItemEntitlement, Subscription, SubscriptionEntitlement

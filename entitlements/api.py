@@ -12,11 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasReadScope, ReadOrAdminScope
-from accounts.errors import DomainError
 from accounts.models import Account
 from catalog.models import Item
 from catalog.selectors import feature_get, item_get
 from config.api import fast_json_response, fast_path_principal
+from core.errors import DomainError
 
 from . import selectors, services
 from .models import Subscription

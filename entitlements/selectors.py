@@ -15,9 +15,9 @@ import psycopg
 from django.db import connection
 from django.db.models import QuerySet
 
-from accounts.errors import NotFound
 from accounts.models import Account, Workspace
 from catalog.models import Feature, Item, Lifecycle
+from core.errors import NotFound
 
 from .models import ItemEntitlement, Subscription, SubscriptionEntitlement
 from .periods import Period, period_containing

@@ -8,10 +8,11 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
-from accounts.errors import Conflict, DomainError, NotFound
 from accounts.models import Account, Workspace
 from catalog.models import Feature, FeatureLevel, Item, Lifecycle
 from catalog.services import validate_key
+from core.errors import Conflict, DomainError, NotFound
+from core.unset import UNSET
 
 from .models import ItemEntitlement, Subscription, SubscriptionEntitlement
 from .values import value_normalise
@@ -95,8 +96,6 @@ def allowance_usage_apply(*, workspace_id: int, rows: Iterable[UsageRow]) -> Non
 # ---------------------------------------------------------------------------
 # Item entitlements
 # ---------------------------------------------------------------------------
-
-_UNSET: Any = object()
 
 
 def _feature_for_grant(*, feature: Feature, workspace_id: int, exists: bool) -> list[FeatureLevel]:
@@ -215,22 +214,22 @@ def subscription_create(
 def subscription_update(
     *,
     subscription: Subscription,
-    status: str = _UNSET,
-    items: Sequence[Item] = _UNSET,
-    current_term_start: datetime | None = _UNSET,
-    current_term_end: datetime | None = _UNSET,
+    status: str = UNSET,
+    items: Sequence[Item] = UNSET,
+    current_term_start: datetime | None = UNSET,
+    current_term_end: datetime | None = UNSET,
 ) -> Subscription:
     """Change a subscription's status, items or current term; its id and account never change."""
     subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
-    if status is not _UNSET:
+    if status is not UNSET:
         subscription.status = _check_status(status)
-    if current_term_start is not _UNSET:
+    if current_term_start is not UNSET:
         subscription.current_term_start = current_term_start
-    if current_term_end is not _UNSET:
+    if current_term_end is not UNSET:
         subscription.current_term_end = current_term_end
     _check_term(subscription.current_term_start, subscription.current_term_end)
     subscription.save(update_fields=["status", "current_term_start", "current_term_end", "updated_at"])
-    if items is not _UNSET:
+    if items is not UNSET:
         _check_items(workspace_id=subscription.workspace_id, items=items)
         subscription.items.set(items)
     return subscription

@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from accounts.errors import DomainError
 from catalog.models import Feature, FeatureLevel
+from core.errors import DomainError
 
 UNLIMITED = "unlimited"
 TRUE = "true"

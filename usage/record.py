@@ -23,9 +23,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasIngestScope
-from accounts.errors import DomainError
 from accounts.models import Account, Workspace
 from catalog.models import Feature
+from core.errors import DomainError
 from entitlements.api import EntitlementCheckSerializer
 from entitlements.models import RecordOutcome
 from entitlements.selectors import (

@@ -8,9 +8,9 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.errors import DomainError
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
+from core.errors import DomainError
 
 
 def _client(raw: str) -> APIClient:

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from accounts.services import membership_set, workspace_create
-from accounts.views import SESSION_KEY
+from core.views import SESSION_KEY
 
 from .browser.data import build
 

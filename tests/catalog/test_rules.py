@@ -3,7 +3,6 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from accounts.errors import CapReached, Conflict, DomainError
 from accounts.services import workspace_update
 from catalog.models import Feature, FeatureLevel, Item, Module, Product
 from catalog.services import (
@@ -25,6 +24,7 @@ from catalog.services import (
     product_create,
     product_update,
 )
+from core.errors import CapReached, Conflict, DomainError
 
 # ---------------------------------------------------------------------------------------------------------
 # Lifecycle

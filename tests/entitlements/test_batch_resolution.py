@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.errors import NotFound
 from catalog.models import Feature
+from core.errors import NotFound
 from entitlements.selectors import (
     Effective,
     effective_entitlement,

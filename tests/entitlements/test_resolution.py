@@ -3,8 +3,8 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from accounts.errors import Conflict, DomainError
 from catalog.services import feature_archive
+from core.errors import Conflict, DomainError
 from entitlements.models import ItemEntitlement
 from entitlements.selectors import effective_entitlement, entitlement_check
 from entitlements.services import item_entitlement_set, subscription_entitlement_set, subscription_update

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from accounts.errors import DomainError
+from core.errors import DomainError
 from usage.models import AlertDelivery, AlertDestination, AlertPipeline
 
 from .destinations import mask_secret

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasAdminScope
-from accounts.errors import DomainError
+from core.errors import DomainError
 
 from . import selectors, services
 from .serializers import DeliveryOutput, PipelineInput, PipelineOutput

@@ -4,8 +4,8 @@ from collections.abc import Iterable
 
 from django.db.models import Prefetch, QuerySet
 
-from accounts.errors import NotFound
 from accounts.models import Workspace
+from core.errors import NotFound
 from usage.models import AlertDelivery, AlertDestination, AlertPipeline
 
 

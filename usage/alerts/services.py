@@ -11,14 +11,14 @@ from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import Conflict, DomainError
 from accounts.models import Workspace
 from catalog.models import KEY_MAX_LENGTH, KEY_REGEX
+from core.errors import Conflict, DomainError
+from core.unset import UNSET
 from usage.models import AlertDelivery, AlertDestination, AlertPipeline
 
 from .destinations import MASK
 
-_UNSET: Any = object()
 TriggerType = AlertPipeline.TriggerType
 DestinationType = AlertDestination.Type
 
@@ -331,22 +331,22 @@ def pipeline_create(
 def pipeline_update(
     *,
     pipeline: AlertPipeline,
-    name: Any = _UNSET,
-    enabled: Any = _UNSET,
-    trigger: Any = _UNSET,
-    destinations: Any = _UNSET,
+    name: Any = UNSET,
+    enabled: Any = UNSET,
+    trigger: Any = UNSET,
+    destinations: Any = UNSET,
 ) -> AlertPipeline:
     """Change what is given; `destinations` replaces the list (an entry with an `id` keeps that destination,
     and a masked or omitted url/secret keeps the stored one)."""
     pipeline = AlertPipeline.objects.select_for_update().get(pk=pipeline.pk)
-    if name is not _UNSET:
+    if name is not UNSET:
         pipeline.name = _name(name)
-    if enabled is not _UNSET:
+    if enabled is not UNSET:
         pipeline.enabled = _enabled(enabled)
-    if trigger is not _UNSET:
+    if trigger is not UNSET:
         pipeline.trigger_type, pipeline.trigger_config = trigger_validate(trigger)
     specs = None
-    if destinations is not _UNSET:
+    if destinations is not UNSET:
         specs = destinations_validate(destinations, existing={d.pk: d for d in pipeline.destinations.all()})
     _save_unique(pipeline)
     if specs is not None:

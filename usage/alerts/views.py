@@ -18,8 +18,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.errors import DomainError
-from accounts.views import workspace_page
+from core.errors import DomainError
+from core.views import workspace_page
 from usage.models import AlertDestination, AlertPipeline
 
 from . import selectors, services

@@ -3,9 +3,9 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from accounts.errors import DomainError
 from accounts.selectors import workspace_get
 from accounts.services import api_key_create, parse_scopes
+from core.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.errors import DomainError
 from accounts.services import workspace_create
+from core.errors import DomainError
 
 
 class Command(BaseCommand):

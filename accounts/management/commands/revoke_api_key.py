@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.errors import DomainError
 from accounts.selectors import workspace_get
 from accounts.services import api_key_revoke
+from core.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -1,9 +1,8 @@
 """The staff web session's current workspace, shared by every dashboard page (analytics, alerts).
 
-Staff log in once (the admin login); the workspace they work in is kept in the session and is always one of
-accounts.selectors.workspaces_for_user. Pages decorated with `workspace_page` get `request.workspace`,
-`request.can_edit` and `request.dashboard` (the template context of the shared layout), and answer 404 when a
-service or selector raises NotFound."""
+Pages decorated with `workspace_page` get `request.workspace`, `request.can_edit` and `request.dashboard` (the
+template context of the shared layout), and answer 404 when a service or selector raises NotFound. The workspace
+is kept in the session and is always one the user may see (core.staff's directory)."""
 
 from __future__ import annotations
 
@@ -16,11 +15,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from .errors import NotFound
-from .models import Membership
-from .selectors import membership_roles, workspaces_for_user
+from .staff import EDIT_ROLES, staff_directory
 
 SESSION_KEY = "dashboard_workspace_id"
-EDITOR_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
 
 
 def workspace_page(view=None, *, nav: str | None = None):
@@ -32,13 +29,14 @@ def workspace_page(view=None, *, nav: str | None = None):
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.is_staff:
                 raise PermissionDenied("The dashboard is for staff users.")
-            workspaces = list(workspaces_for_user(user=request.user).order_by("name", "slug"))
+            directory = staff_directory()
+            workspaces = list(directory.workspaces_for_user(user=request.user).order_by("name", "slug"))
             if not workspaces:
                 return render(request, "dashboard/no_workspace.html", {"title": "No workspace"}, status=403)
             current = next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])
             request.workspace = current
             request.can_edit = (
-                request.user.is_superuser or membership_roles(user=request.user).get(current.pk) in EDITOR_ROLES
+                request.user.is_superuser or directory.membership_roles(user=request.user).get(current.pk) in EDIT_ROLES
             )
             request.dashboard = {"workspaces": workspaces, "workspace": current, "can_edit": request.can_edit}
             if nav:
@@ -58,7 +56,7 @@ def workspace_page(view=None, *, nav: str | None = None):
 def switch_workspace(request: HttpRequest) -> HttpResponse:
     """Make another of the user's workspaces the current one."""
     slug = request.POST.get("workspace", "")
-    workspace = workspaces_for_user(user=request.user).filter(slug=slug).first()
+    workspace = staff_directory().workspaces_for_user(user=request.user).filter(slug=slug).first()
     if workspace is None:
         raise Http404(f"No workspace '{slug}' among yours.")
     request.session[SESSION_KEY] = workspace.pk
