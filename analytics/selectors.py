@@ -1345,7 +1345,7 @@ def dashboard_filter_choices(*, workspace: Workspace) -> dict:
 # ---------------------------------------------------------------------------
 # Alerts
 # ---------------------------------------------------------------------------
-# Per-account numbers for the dormant and usage-drop alert triggers (analytics/alerting.py), read from the
+# Per-account numbers for the dormant and usage-drop alert triggers (alerts/rollup_triggers.py), read from the
 # last-seen and account-day rollups over the analytics features (reserved prefixes left out, as on the
 # dashboard).
 

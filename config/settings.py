@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "entitlements",
     "usage",
     "analytics",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -144,10 +145,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Analytics: recompute the (workspace, UTC day) buckets that new events touched.
     "analytics-rollup-pending": {"task": "analytics.rollup_pending", "schedule": 60.0},
     # Alerts: send rate-limit summaries whose window opened; re-queue deliveries whose task was lost.
-    "alerts-sweep": {"task": "usage.alerts.sweep", "schedule": 60.0},
+    "alerts-sweep": {"task": "alerts.sweep", "schedule": 60.0},
     # Alerts: dormant and usage-drop pipelines from the rollups (one alert per account per window, so reruns
     # send nothing twice).
-    "alerts-rollup-triggers": {"task": "analytics.alerts_evaluate_rollup_triggers", "schedule": 900.0},
+    "alerts-rollup-triggers": {"task": "alerts.evaluate_rollup_triggers", "schedule": 900.0},
 }
 
 # ---------------------------------------------------------------------------
@@ -247,7 +248,7 @@ UPTAKE_API_KEY_CACHE_SECONDS = env.float("UPTAKE_API_KEY_CACHE_SECONDS", default
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(UPTAKE_INGEST_MAX_BYTES + 1024, 2_621_440)
 
 # ---------------------------------------------------------------------------
-# Uptake: alert delivery (usage/alerts)
+# Uptake: alert delivery (alerts/)
 # ---------------------------------------------------------------------------
 UPTAKE_ALERT_MAX_ATTEMPTS = env.int("UPTAKE_ALERT_MAX_ATTEMPTS", default=6)
 # Ingested events whose alert evaluation task has not run after this long are evaluated by the alerts sweep.

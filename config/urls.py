@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("catalog.urls")),
     path("", include("analytics.urls")),
+    path("", include("alerts.urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("alerts/", include("usage.alerts.dashboard_urls", namespace="alerts")),
+    path("alerts/", include("alerts.dashboard_urls", namespace="alerts")),
     path("", include("analytics.dashboard_urls", namespace="dashboard")),
 ]

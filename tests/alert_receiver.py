@@ -1,5 +1,5 @@
 """A real HTTP receiver on 127.0.0.1 standing in for Slack, Discord and webhook endpoints, and the alert
-settings that make retries fast in tests. Shared by tests/usage/alerts and tests/analytics (import the
+settings that make retries fast in tests. Shared by tests/alerts (import the
 fixtures)."""
 
 from __future__ import annotations

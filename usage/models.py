@@ -75,216 +75,22 @@ class UsageDayDirty(models.Model):
         ]
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Alert pipelines: trigger → filter → enrichment → destinations (code in usage/alerts/; see DESIGN.md)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class AlertPipeline(models.Model):
-    """A rule that turns matching usage moments into messages for its destinations."""
-
-    class TriggerType(models.TextChoices):
-        EVENT = "event", "A matching usage event"
-        THRESHOLD = "threshold", "An allowance crossing a threshold"
-        PAID_FEATURE_ON_FREE_PLAN = "paid_feature_on_free_plan", "A free-plan account using a feature it lacks"
-        DORMANT = "dormant", "An account gone dormant"
-        USAGE_DROP = "usage_drop", "An account whose usage dropped"
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="alert_pipelines")
-    name = models.CharField(max_length=200)
-    enabled = models.BooleanField(default=True)
-    trigger_type = models.CharField(max_length=32, choices=TriggerType.choices)
-    # Validated by usage.alerts.services: features (keys), plans (labels), min_quantity, percent, days.
-    trigger_config = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["id"]
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "name"], name="usage_alertpipeline_unique_name"),
-            models.CheckConstraint(
-                condition=Q(
-                    trigger_type__in=["event", "threshold", "paid_feature_on_free_plan", "dormant", "usage_drop"]
-                ),
-                name="usage_alertpipeline_trigger_type_valid",
-            ),
-            models.CheckConstraint(condition=~Q(name=""), name="usage_alertpipeline_name_not_empty"),
-        ]
-        indexes = [models.Index(fields=["workspace", "enabled", "trigger_type"], name="usage_alertpipeline_ws_idx")]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class AlertDestination(models.Model):
-    """Where a pipeline's alerts go. `secret` signs webhook bodies and is never shown back in full."""
-
-    class Type(models.TextChoices):
-        SLACK = "slack", "Slack incoming webhook"
-        DISCORD = "discord", "Discord webhook"
-        WEBHOOK = "webhook", "Generic webhook (HMAC-signed)"
-        EMAIL = "email", "E-mail"
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    pipeline = models.ForeignKey(AlertPipeline, on_delete=models.CASCADE, related_name="destinations")
-    type = models.CharField(max_length=8, choices=Type.choices)
-    url = models.URLField(max_length=2000, blank=True)
-    to = models.CharField(max_length=1000, blank=True, help_text="Comma-separated e-mail addresses.")
-    secret = models.CharField(max_length=200, blank=True)
-    rate_limit_per_minute = models.PositiveIntegerField(default=60)
-    # Off by default: @everyone, @here, role and user mentions in alert text are neutralised (opt-in).
-    mentions = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(type__in=["slack", "discord", "webhook", "email"]), name="usage_alertdestination_type_valid"
-            ),
-            # E-mail goes to addresses, everything else to a URL: exactly one target, matching the type.
-            models.CheckConstraint(
-                condition=(Q(type="email") & ~Q(to="") & Q(url="")) | (~Q(type="email") & ~Q(url="") & Q(to="")),
-                name="usage_alertdestination_target_matches_type",
-            ),
-            models.CheckConstraint(
-                condition=Q(rate_limit_per_minute__gte=1), name="usage_alertdestination_rate_limit_positive"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_type_display()} #{self.pk}"
-
-
-class AlertDelivery(models.Model):
-    """One message to one destination, and what became of it (the delivery log)."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        COALESCED = "coalesced", "Coalesced into a summary"
-
-    class Kind(models.TextChoices):
-        ALERT = "alert", "Alert"
-        SUMMARY = "summary", "Summary of rate-limited alerts"
-        TEST = "test", "Test message"
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    pipeline = models.ForeignKey(AlertPipeline, on_delete=models.CASCADE, related_name="deliveries")
-    destination = models.ForeignKey(AlertDestination, on_delete=models.CASCADE, related_name="deliveries")
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ALERT)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    # Makes evaluation idempotent: a retried trigger task finds its deliveries already there.
-    dedupe_key = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    payload = models.JSONField(default=dict)
-    summary = models.ForeignKey(
-        "self",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="coalesced",
-        help_text="For a coalesced alert: the summary message that carried it.",
-    )
-    created_at = models.DateTimeField()
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        verbose_name_plural = "alert deliveries"
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=["pending", "sent", "failed", "coalesced"]),
-                name="usage_alertdelivery_status_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(kind__in=["alert", "summary", "test"]), name="usage_alertdelivery_kind_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(status="sent", sent_at__isnull=False) | ~Q(status="sent"),
-                name="usage_alertdelivery_sent_has_time",
-            ),
-            models.UniqueConstraint(
-                fields=["destination", "dedupe_key"],
-                condition=~Q(dedupe_key=""),
-                name="usage_alertdelivery_unique_dedupe_key",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["pipeline", "-id"], name="usage_alertdelivery_pipe_idx"),
-            models.Index(fields=["destination", "status"], name="usage_alertdelivery_dest_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} #{self.pk} → {self.destination_id} ({self.status})"
-
-
-class AlertRateWindow(models.Model):
-    """Messages sent to one destination in one fixed minute, and how many were held back for the summary."""
-
-    destination = models.ForeignKey(AlertDestination, on_delete=models.CASCADE, related_name="+")
-    window_start = models.DateTimeField()
-    sent = models.PositiveIntegerField(default=0)
-    held = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["destination", "window_start"], name="usage_alertratewindow_unique_window")
-        ]
-
-
-class AlertThresholdMark(models.Model):
-    """One alert per threshold per allowance period: the row exists once the alert was raised."""
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    pipeline = models.ForeignKey(AlertPipeline, on_delete=models.CASCADE, related_name="+")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
-    threshold = models.PositiveSmallIntegerField()
-    period_start = models.DateTimeField()
-    created_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["pipeline", "account", "feature", "threshold", "period_start"],
-                name="usage_alertthresholdmark_unique_period",
-            )
-        ]
-
-
-class AlertWindowMark(models.Model):
-    """One dormant / usage-drop alert per account per evaluation window."""
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    pipeline = models.ForeignKey(AlertPipeline, on_delete=models.CASCADE, related_name="+")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    window_start = models.DateField()
-    created_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["pipeline", "account", "window_start"], name="usage_alertwindowmark_unique_window"
-            )
-        ]
-
-
-class AlertEventsPending(models.Model):
-    """Stored events whose alert evaluation has not run yet: an outbox. Ingestion writes the row in the events'
-    transaction when the workspace has an enabled event-driven pipeline and queues its evaluation after
-    COMMIT; the evaluation deletes it. When that task is lost (the broker was down at COMMIT, a worker died),
-    the alerts sweep evaluates rows older than UPTAKE_ALERT_PENDING_GRACE_SECONDS, so no batch's alerts are
-    lost. Evaluation is idempotent (deliveries are keyed by event), so a row evaluated twice alerts once."""
+class EventOutbox(models.Model):
+    """Stored events that subscribers (see EventSubscription) have not processed yet. Ingestion writes the row
+    in the events' transaction and publishes it after COMMIT; the subscriber deletes it once processed, and
+    sweeps rows older than a grace period, so a message lost at COMMIT loses no events."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     event_ids = ArrayField(models.BigIntegerField())
     created_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["created_at"], name="usage_alertpending_created")]
+        indexes = [models.Index(fields=["created_at"], name="usage_eventoutbox_created")]
+
+
+class EventSubscription(models.Model):
+    """A workspace whose stored events someone processes after COMMIT (today: event-driven alert pipelines).
+    Maintained by the subscriber's services; ingestion reads it to decide whether to write an outbox row."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    updated_at = models.DateTimeField()

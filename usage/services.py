@@ -27,6 +27,7 @@ from entitlements.services import UsageRow, allowance_usage_apply
 
 from .coalesce import Coalescer
 from .models import UsageEvent
+from .outbox import events_outbox_add, events_outbox_publish
 from .validation import (
     DEFAULT_PRODUCT,
     Code,
@@ -49,7 +50,7 @@ UNKNOWN_FEATURE = "unknown_feature"
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """An event committed by this call (the input of after-commit triggers such as alert pipelines)."""
+    """An event committed by this call (the input of after-commit subscribers such as alert pipelines)."""
 
     id: int
     index: int
@@ -253,16 +254,12 @@ def usage_events_store(
         # bumps the same row, so its lock (which serialises concurrent batches of the workspace from here to
         # COMMIT) is held as briefly as the transaction allows.
         days = {s.occurred_at.astimezone(UTC).date() for s in result.stored}
-        # Alert pipelines are evaluated after commit, off the request path (usage/alerts/triggers.py). The
-        # lookup said whether the workspace has an enabled event-driven pipeline when the batch started; with
-        # none, nothing is queued (a pipeline enabled while the batch is being written sees the next batches).
-        if known.alert_pipelines:
-            from usage.alerts.triggers import alerts_enqueue_pending, alerts_pending_add
-
-            # The outbox row commits with the events; its evaluation is queued after COMMIT (and swept later
-            # if that message is lost).
-            pending_id = alerts_pending_add(workspace_id=workspace.pk, event_ids=[s.id for s in result.stored], now=now)
-            transaction.on_commit(lambda: alerts_enqueue_pending(pending_id=pending_id))
+        # Subscribers (alert pipelines) process the events after commit, off the request path (usage/outbox.py).
+        # The lookup said whether the workspace has a subscription when the batch started; with none, nothing is
+        # written (a subscription made while the batch is being written sees the next batches).
+        if known.subscribed:
+            outbox_id = events_outbox_add(workspace_id=workspace.pk, event_ids=[s.id for s in result.stored], now=now)
+            transaction.on_commit(lambda: events_outbox_publish(outbox_id=outbox_id))
         if len(connection.atomic_blocks) == 1:
             # This function's transaction is the outermost: mark and COMMIT in one message, so the mark's lock
             # is released by the server's COMMIT without waiting for this thread to get the GIL back for
@@ -321,7 +318,7 @@ class _Known:
     accounts: dict[str, int]  # external id → id
     users: dict[tuple[int, str], int]  # (account id, external id) → id
     metered: set[int]  # ids of the found features that are metered
-    alert_pipelines: bool  # the workspace has an enabled event-driven alert pipeline
+    subscribed: bool  # the workspace has an EventSubscription (its events go through the outbox)
 
 
 _LOOKUP_SQL = (
@@ -334,25 +331,22 @@ _LOOKUP_SQL = (
     "UNION ALL SELECT 'u', u.external_id, u.id, u.account_id::text, NULL, NULL FROM accounts_enduser u "
     "JOIN accounts_account a ON a.id = u.account_id WHERE a.workspace_id = %(ws)s "
     "AND a.external_id = ANY(%(accounts)s) AND u.external_id = ANY(%(users)s) "
-    # Whether any enabled event-driven alert pipeline exists, so a workspace without one queues nothing.
-    "UNION ALL SELECT 'p', NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM usage_alertpipeline ap "
-    "WHERE ap.workspace_id = %(ws)s AND ap.enabled AND ap.trigger_type = ANY(%(triggers)s))"
+    # Whether the workspace's events have subscribers, so a workspace without any writes no outbox row.
+    "UNION ALL SELECT 's', NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM usage_eventsubscription es "
+    "WHERE es.workspace_id = %(ws)s)"
 )
 
 
 def _dimensions_lookup(*, workspace_id: int, events: Sequence[ValidEvent]) -> _Known:
-    """Features (with whether they are metered), accounts, end users of a batch and whether the workspace has
-    an enabled event-driven alert pipeline, in one round trip."""
-    from usage.alerts.triggers import EVENT_TRIGGERS
-
-    known = _Known(features={}, accounts={}, users={}, metered=set(), alert_pipelines=True)
+    """Features (with whether they are metered), accounts, end users of a batch and whether the workspace's
+    events have subscribers, in one round trip."""
+    known = _Known(features={}, accounts={}, users={}, metered=set(), subscribed=True)
     users = sorted({e.user_key for e in events if e.user_key is not None})
     params = {
         "ws": workspace_id,
         "features": sorted({e.feature_key for e in events}),
         "accounts": sorted({e.account_key for e in events}),
         "users": users or [""],
-        "triggers": [str(trigger) for trigger in EVENT_TRIGGERS],
     }
     with _pg_cursor() as cursor:
         cursor.execute(_LOOKUP_SQL, params, prepare=False if len(events) > COPY_THRESHOLD else None)
@@ -366,7 +360,7 @@ def _dimensions_lookup(*, workspace_id: int, events: Sequence[ValidEvent]) -> _K
             elif kind == "u":
                 known.users[(int(extra), key)] = pk
             else:
-                known.alert_pipelines = bool(flag)
+                known.subscribed = bool(flag)
     return known
 
 

@@ -1,6 +1,6 @@
 """API routes of this app, mounted under /api/v1/ by config/urls.py."""
 
-from django.urls import include, path
+from django.urls import path
 
 from . import api, record
 
@@ -9,5 +9,4 @@ urlpatterns: list = [
     path("accounts/<str:account_id>", api.AccountView.as_view(), name="account-upsert"),
     path("accounts/<str:account_id>/users/<str:user_id>", api.EndUserView.as_view(), name="end-user-upsert"),
     path("usage/record", record.UsageRecordView.as_view(), name="usage-record"),
-    path("", include("usage.alerts.urls")),
 ]

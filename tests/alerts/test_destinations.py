@@ -2,8 +2,7 @@ import json
 
 import pytest
 
-from tests.conftest import FROZEN_NOW
-from usage.alerts.destinations import (
+from alerts.destinations import (
     DISCORD_MAX_FIELDS,
     DISCORD_MAX_TOTAL,
     discord_body,
@@ -13,6 +12,7 @@ from usage.alerts.destinations import (
     webhook_request,
     webhook_verify,
 )
+from tests.conftest import FROZEN_NOW
 
 
 def _payload(**details) -> dict:

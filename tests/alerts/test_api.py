@@ -3,7 +3,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from usage.models import AlertDelivery, AlertDestination, AlertPipeline
+from alerts.models import AlertDelivery, AlertDestination, AlertPipeline
 
 SECRET = "whsec-api-0123456789wxyz"
 
@@ -225,7 +225,7 @@ def test_pipelines_are_in_the_openapi_schema(api):
 
 def test_admin_action_sends_test_message(client, workspace, staff_of):
     # given
-    from usage.alerts.services import pipeline_create
+    from alerts.services import pipeline_create
 
     user = staff_of(workspace)
     user.is_superuser = True
@@ -239,13 +239,13 @@ def test_admin_action_sends_test_message(client, workspace, staff_of):
     client.force_login(get_user_model().objects.get(pk=user.pk))
     # when
     response = client.post(
-        "/admin/usage/alertpipeline/", {"action": "send_test_message", "_selected_action": [pipeline.pk]}
+        "/admin/alerts/alertpipeline/", {"action": "send_test_message", "_selected_action": [pipeline.pk]}
     )
     # then
     assert response.status_code == 302
     assert list(AlertDelivery.objects.values_list("kind", "status")) == [("test", "pending")]
     # and the change page never shows the secret field's value
-    page = client.get(f"/admin/usage/alertpipeline/{pipeline.pk}/change/")
+    page = client.get(f"/admin/alerts/alertpipeline/{pipeline.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
     [secret_input] = re.findall(r'<input[^>]*name="destinations-0-secret"[^>]*>', html)

@@ -8,16 +8,17 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator, validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
 from catalog.models import KEY_MAX_LENGTH, KEY_REGEX
 from core.errors import Conflict, DomainError
 from core.unset import UNSET
-from usage.models import AlertDelivery, AlertDestination, AlertPipeline
+from usage.outbox import event_subscription_set
 
 from .destinations import MASK
+from .models import EVENT_TRIGGERS, AlertDelivery, AlertDestination, AlertPipeline
 
 TriggerType = AlertPipeline.TriggerType
 DestinationType = AlertDestination.Type
@@ -308,6 +309,25 @@ def _save_unique(pipeline: AlertPipeline) -> None:
         raise
 
 
+# pg_advisory_xact_lock(class, workspace id): serialises the subscription sync of one workspace's pipelines.
+_SUBSCRIPTION_LOCK_CLASS = 0x616C7274  # "alrt"
+
+
+@transaction.atomic
+def alerts_subscription_sync(*, workspace_id: int) -> bool:
+    """Tell ingestion whether the workspace has an enabled event-driven pipeline (usage's EventSubscription);
+    called by every write of a pipeline. Returns whether it has one."""
+    with connection.cursor() as cursor:
+        # Under the lock, a concurrent change of another pipeline of the workspace has committed before this
+        # reads, so the last sync to commit saw every pipeline as committed.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SUBSCRIPTION_LOCK_CLASS, workspace_id])
+    subscribed = AlertPipeline.objects.filter(
+        workspace_id=workspace_id, enabled=True, trigger_type__in=EVENT_TRIGGERS
+    ).exists()
+    event_subscription_set(workspace_id=workspace_id, subscribed=subscribed, now=timezone.now())
+    return subscribed
+
+
 @transaction.atomic
 def pipeline_create(
     *, workspace: Workspace, name: str, trigger: dict, destinations: list[dict], enabled: bool = True
@@ -324,6 +344,7 @@ def pipeline_create(
     )
     _save_unique(pipeline)
     _destinations_replace(pipeline=pipeline, specs=specs)
+    alerts_subscription_sync(workspace_id=pipeline.workspace_id)
     return pipeline
 
 
@@ -351,6 +372,7 @@ def pipeline_update(
     _save_unique(pipeline)
     if specs is not None:
         _destinations_replace(pipeline=pipeline, specs=specs)
+    alerts_subscription_sync(workspace_id=pipeline.workspace_id)
     return pipeline
 
 
@@ -358,6 +380,7 @@ def pipeline_update(
 def pipeline_delete(*, pipeline: AlertPipeline) -> None:
     """Delete a pipeline, its destinations and their delivery log."""
     pipeline.delete()
+    alerts_subscription_sync(workspace_id=pipeline.workspace_id)
 
 
 def pipeline_test_send(*, pipeline: AlertPipeline, now: Any = None) -> list[AlertDelivery]:

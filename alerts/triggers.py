@@ -13,49 +13,25 @@ from django.db import transaction
 
 from accounts.models import Account
 from catalog.models import Feature
-from usage.models import (
-    AlertDelivery,
-    AlertEventsPending,
-    AlertPipeline,
-    AlertThresholdMark,
-    AlertWindowMark,
-    UsageEvent,
-)
+from usage.models import EventOutbox, UsageEvent
 
 from .delivery import deliveries_create
+from .models import EVENT_TRIGGERS, AlertDelivery, AlertPipeline, AlertThresholdMark, AlertWindowMark
 from .selectors import pipelines_enabled
 
 logger = logging.getLogger(__name__)
 
 TriggerType = AlertPipeline.TriggerType
-EVENT_TRIGGERS = (TriggerType.EVENT, TriggerType.THRESHOLD, TriggerType.PAID_FEATURE_ON_FREE_PLAN)
 NO_PERIOD_START = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def alerts_pending_add(*, workspace_id: int, event_ids: list[int], now: datetime) -> int:
-    """Record stored events for alert evaluation, in the caller's (the events') transaction: the outbox row
-    (AlertEventsPending) that the evaluation deletes. Returns its id."""
-    return AlertEventsPending.objects.create(workspace_id=workspace_id, event_ids=event_ids, created_at=now).pk
-
-
-def alerts_enqueue_pending(*, pending_id: int) -> None:
-    """Queue the evaluation of an outbox row (call inside `transaction.on_commit`). Never raises: a broker
-    error is logged and the row waits for the alerts sweep (alerts_pending_sweep)."""
-    try:
-        from .tasks import alert_pending_evaluate_task
-
-        alert_pending_evaluate_task.apply_async(args=[pending_id], retry=False)
-    except Exception:  # noqa: BLE001 - alerts must never fail or slow ingestion
-        logger.exception("could not queue alert evaluation %s; the alerts sweep will evaluate it", pending_id)
 
 
 def alert_pending_evaluate(*, pending_id: int, now: datetime) -> list[AlertDelivery]:
     """Evaluate one outbox row and delete it; a row already evaluated (gone) does nothing."""
-    pending = AlertEventsPending.objects.filter(pk=pending_id).first()
+    pending = EventOutbox.objects.filter(pk=pending_id).first()
     if pending is None:
         return []
     created = alert_events_evaluate(workspace_id=pending.workspace_id, event_ids=pending.event_ids, now=now)
-    AlertEventsPending.objects.filter(pk=pending_id).delete()
+    EventOutbox.objects.filter(pk=pending_id).delete()
     return created
 
 
@@ -63,9 +39,7 @@ def alerts_pending_sweep(*, now: datetime, grace: timedelta, limit: int = 500) -
     """Evaluate outbox rows older than `grace` (their task was lost, or is late): the oldest `limit` of them.
     Returns how many were evaluated."""
     ids = list(
-        AlertEventsPending.objects.filter(created_at__lt=now - grace)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
+        EventOutbox.objects.filter(created_at__lt=now - grace).order_by("pk").values_list("pk", flat=True)[:limit]
     )
     for pending_id in ids:
         try:

@@ -6,7 +6,8 @@ from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Workspace
 from core.errors import NotFound
-from usage.models import AlertDelivery, AlertDestination, AlertPipeline
+
+from .models import AlertDelivery, AlertDestination, AlertPipeline
 
 
 def pipeline_list(*, workspace: Workspace) -> QuerySet[AlertPipeline]:

@@ -2,9 +2,8 @@
 
 from rest_framework import serializers
 
-from usage.models import AlertDelivery, AlertDestination, AlertPipeline
-
 from .destinations import mask_secret, mask_url
+from .models import AlertDelivery, AlertDestination, AlertPipeline
 
 
 class TriggerInput(serializers.Serializer):

@@ -7,12 +7,12 @@ import pytest
 import time_machine
 
 from accounts.models import Account
-from analytics.alerting import usage_drop_window
+from alerts.models import AlertDelivery, AlertWindowMark
+from alerts.rollup_triggers import usage_drop_window
+from alerts.services import pipeline_create
+from alerts.tasks import alerts_evaluate_rollup_triggers_task
 from analytics.services import rollup_pending
-from analytics.tasks import alerts_evaluate_rollup_triggers_task
 from tests.conftest import FROZEN_NOW
-from usage.alerts.services import pipeline_create
-from usage.models import AlertDelivery, AlertWindowMark
 from usage.services import events_ingest
 
 pytestmark = pytest.mark.django_db

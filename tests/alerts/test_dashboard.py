@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.services import membership_set
-from usage.alerts.services import pipeline_create, pipeline_test_send
-from usage.models import AlertDelivery, AlertDestination, AlertPipeline
+from alerts.models import AlertDelivery, AlertDestination, AlertPipeline
+from alerts.services import pipeline_create, pipeline_test_send
 
 SECRET = "whsec-dashboard-0123456789"
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/abcdefghijklmnop"
@@ -411,7 +411,7 @@ def test_delete_asks_first_then_removes_the_pipeline_its_destinations_and_log(ad
 
 def test_delivery_log_pages_back_to_the_first_message(admin_client, pipeline, monkeypatch):
     # given 5 messages in the log and pages of 2
-    from usage.alerts import views
+    from alerts import views
 
     monkeypatch.setattr(views, "DELIVERY_LOG_LIMIT", 2)
     ids = [pipeline_test_send(pipeline=pipeline)[0].pk for _ in range(5)]

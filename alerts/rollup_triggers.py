@@ -1,9 +1,9 @@
 """Dormant and usage-drop alert triggers, evaluated on a beat schedule from the rollups.
 
-usage/alerts owns the pipelines and decides what to send (`alerts_evaluate_dormant`,
-`alerts_evaluate_usage_drop`); usage never imports analytics, so this module reads the per-account numbers
-from the rollup tables and hands them over. Both evaluators record one mark per account per window, so running
-this every few minutes (or twice at once, or after a crash) sends each alert once.
+This module reads the per-account numbers from the analytics selectors and hands them to the evaluators in
+alerts/triggers.py (`alerts_evaluate_dormant`, `alerts_evaluate_usage_drop`), which decide what to send.
+Both evaluators record one mark per account per window, so running this every few minutes (or twice at once,
+or after a crash) sends each alert once.
 
 Windows: dormancy counts whole UTC days since the last use. Usage drop compares fixed, back-to-back windows of
 the pipeline's `days`, counted from Monday 1970-01-05 (for 7 days: Monday–Sunday weeks): the last complete
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from accounts.models import Workspace
-from usage.alerts.selectors import pipeline_workspaces_with, pipelines_enabled
-from usage.alerts.triggers import AccountUsageWindow, alerts_evaluate_dormant, alerts_evaluate_usage_drop
-from usage.models import AlertPipeline
+from analytics import selectors
 
-from . import selectors
+from .models import AlertPipeline
+from .selectors import pipeline_workspaces_with, pipelines_enabled
+from .triggers import AccountUsageWindow, alerts_evaluate_dormant, alerts_evaluate_usage_drop
 
 TriggerType = AlertPipeline.TriggerType
 ROLLUP_TRIGGERS = [TriggerType.DORMANT, TriggerType.USAGE_DROP]

@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from usage.models import AlertDelivery, AlertDestination, AlertPipeline, AlertRateWindow
-
 from .destinations import destination_send
+from .models import AlertDelivery, AlertDestination, AlertPipeline, AlertRateWindow
 
 logger = logging.getLogger(__name__)
 

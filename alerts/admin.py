@@ -6,10 +6,10 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from core.errors import DomainError
-from usage.models import AlertDelivery, AlertDestination, AlertPipeline
 
 from .destinations import mask_secret
-from .services import pipeline_test_send
+from .models import AlertDelivery, AlertDestination, AlertPipeline
+from .services import alerts_subscription_sync, pipeline_test_send
 
 
 def _workspace_ids(request) -> list[int] | None:
@@ -64,6 +64,21 @@ class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
         if db_field.name == "workspace" and ids is not None:
             kwargs["queryset"] = db_field.related_model.objects.filter(pk__in=ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    # The admin writes pipelines with the ORM: keep ingestion's subscription flag in step after each write.
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        alerts_subscription_sync(workspace_id=form.instance.workspace_id)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        alerts_subscription_sync(workspace_id=obj.workspace_id)
+
+    def delete_queryset(self, request, queryset):
+        workspace_ids = set(queryset.values_list("workspace_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for workspace_id in workspace_ids:
+            alerts_subscription_sync(workspace_id=workspace_id)
 
     def save_formset(self, request, form, formset, change):
         for obj in formset.save(commit=False):

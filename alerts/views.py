@@ -20,10 +20,10 @@ from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
 from core.views import workspace_page
-from usage.models import AlertDestination, AlertPipeline
 
 from . import selectors, services
 from .destinations import mask_secret, mask_url
+from .models import AlertDestination, AlertPipeline
 
 DELIVERY_LOG_LIMIT = 100
 BLANK_DESTINATION_ROWS = 2

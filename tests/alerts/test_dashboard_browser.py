@@ -9,7 +9,7 @@ import os
 import pytest
 
 from accounts.services import membership_set
-from usage.models import AlertDelivery, AlertDestination, AlertPipeline
+from alerts.models import AlertDelivery, AlertDestination, AlertPipeline
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

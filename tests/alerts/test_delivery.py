@@ -3,17 +3,17 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from tests.conftest import FROZEN_NOW
-from usage.alerts.delivery import (
+from alerts.delivery import (
     alert_delivery_attempt,
     alert_summary_create,
     backoff_seconds,
     deliveries_create,
 )
-from usage.alerts.destinations import webhook_verify
-from usage.alerts.services import pipeline_create
-from usage.alerts.tasks import alert_delivery_send_task
-from usage.models import AlertDelivery, AlertRateWindow
+from alerts.destinations import webhook_verify
+from alerts.models import AlertDelivery, AlertRateWindow
+from alerts.services import pipeline_create
+from alerts.tasks import alert_delivery_send_task
+from tests.conftest import FROZEN_NOW
 
 SECRET = "whsec-test-0123456789"
 

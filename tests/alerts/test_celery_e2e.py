@@ -11,12 +11,12 @@ import redis
 from django.conf import settings
 
 from accounts.models import Account
-from usage.alerts.destinations import webhook_verify
-from usage.alerts.services import pipeline_create
-from usage.models import AlertDelivery
+from alerts.destinations import webhook_verify
+from alerts.models import AlertDelivery
+from alerts.services import pipeline_create
 
 SECRET = "whsec-e2e-0123456789abc"
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _redis_or_skip() -> str:

@@ -20,7 +20,7 @@ import requests
 from django.conf import settings
 from django.core.mail import send_mail
 
-from usage.models import AlertDestination
+from .models import AlertDestination
 
 DISCORD_MAX_FIELDS = 25
 DISCORD_MAX_TOTAL = 6000

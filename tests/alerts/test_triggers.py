@@ -2,12 +2,13 @@ from datetime import date, timedelta
 
 from django.utils import timezone
 
+from alerts.models import AlertDelivery, AlertThresholdMark
+from alerts.services import pipeline_create
+from alerts.triggers import AccountUsageWindow, alerts_evaluate_dormant, alerts_evaluate_usage_drop
 from catalog.services import feature_activate, feature_create, item_activate, item_create
 from entitlements.models import ItemEntitlement, Subscription
 from tests.conftest import FROZEN_NOW
-from usage.alerts.services import pipeline_create
-from usage.alerts.triggers import AccountUsageWindow, alerts_evaluate_dormant, alerts_evaluate_usage_drop
-from usage.models import AlertDelivery, AlertThresholdMark, UsageEvent
+from usage.models import UsageEvent
 
 SECRET = "whsec-trigger-0123456789"
 

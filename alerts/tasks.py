@@ -10,7 +10,10 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from usage.outbox import EVENTS_COMMITTED_TASK
+
 from .delivery import alert_deliveries_due, alert_delivery_attempt, alert_summaries_due, alert_summary_create
+from .rollup_triggers import alerts_evaluate_rollup_triggers
 from .triggers import alert_events_evaluate, alert_pending_evaluate, alerts_pending_sweep
 
 # Eager mode (debugging, tests) has no broker to hold a countdown: wait in-process, at most this long.
@@ -25,19 +28,21 @@ def _later(task, *, args: list, countdown: float) -> None:
     task.apply_async(args=args, countdown=max(countdown, 0.0))
 
 
-@shared_task(name="usage.alerts.evaluate_pending", acks_late=True)
+@shared_task(name=EVENTS_COMMITTED_TASK, acks_late=True)
 def alert_pending_evaluate_task(pending_id: int) -> int:
-    """Evaluate event-driven pipelines for the events of one outbox row written by ingestion."""
+    """Evaluate event-driven pipelines for the events of one outbox row written by ingestion (usage/outbox.py
+    publishes it by this name)."""
     return len(alert_pending_evaluate(pending_id=pending_id, now=timezone.now()))
 
 
+# Kept under its old name for messages queued before the outbox existed.
 @shared_task(name="usage.alerts.evaluate_events", acks_late=True)
 def alert_events_evaluate_task(workspace_id: int, event_ids: list[int]) -> int:
     """Evaluate event-driven pipelines for these events (messages queued before the outbox existed)."""
     return len(alert_events_evaluate(workspace_id=workspace_id, event_ids=event_ids, now=timezone.now()))
 
 
-@shared_task(name="usage.alerts.send_delivery", acks_late=True)
+@shared_task(name="alerts.send_delivery", acks_late=True)
 def alert_delivery_send_task(delivery_id: int) -> str:
     """One attempt at a delivery; schedules the retry (backoff or Retry-After) or the rate-limit summary."""
     outcome = alert_delivery_attempt(delivery_id=delivery_id, now=timezone.now())
@@ -48,14 +53,14 @@ def alert_delivery_send_task(delivery_id: int) -> str:
     return outcome.status
 
 
-@shared_task(name="usage.alerts.send_summary", acks_late=True)
+@shared_task(name="alerts.send_summary", acks_late=True)
 def alert_summary_send_task(destination_id: int) -> int | None:
     """Coalesce a destination's rate-limited alerts into one summary message."""
     summary = alert_summary_create(destination_id=destination_id, now=timezone.now())
     return summary.pk if summary else None
 
 
-@shared_task(name="usage.alerts.sweep", acks_late=True)
+@shared_task(name="alerts.sweep", acks_late=True)
 def alert_sweep_task() -> dict:
     """Beat, every minute: summaries whose window opened, deliveries whose task was lost, and ingested events
     whose evaluation task was lost (the outbox)."""
@@ -66,4 +71,15 @@ def alert_sweep_task() -> dict:
         "evaluated": alerts_pending_sweep(
             now=now, grace=timedelta(seconds=settings.UPTAKE_ALERT_PENDING_GRACE_SECONDS)
         ),
+    }
+
+
+@shared_task(name="alerts.evaluate_rollup_triggers", acks_late=True)
+def alerts_evaluate_rollup_triggers_task() -> dict:
+    """Beat: dormant and usage-drop alert pipelines from the rollups; idempotent (one alert per window)."""
+    report = alerts_evaluate_rollup_triggers(now=timezone.now())
+    return {
+        "workspaces": report.workspaces,
+        "dormant": report.dormant_deliveries,
+        "usage_drop": report.usage_drop_deliveries,
     }

@@ -1,1 +1,0 @@
-"""Alert pipelines: trigger → filter → enrichment → destinations, delivered by Celery (see DESIGN.md)."""
