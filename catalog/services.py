@@ -1,12 +1,13 @@
 """Writes for the catalog. Every create, change and lifecycle move of products, modules, features and items
-goes through here: caps are checked under a lock on the workspace row, lifecycle moves read LIFECYCLE_MOVES,
-and every change bumps `resource_version`."""
+goes through here, and so does ingestion's registration on first sight (`catalog_features_resolve`): caps are
+checked by one function under one lock of the workspace row, lifecycle moves read LIFECYCLE_MOVES, and every
+change bumps `resource_version`."""
 
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from django.db import IntegrityError, transaction
 
@@ -219,17 +220,40 @@ def validate_metering(*, feature_type: str, metered: bool, reset_period: str, re
 
 
 def _lock_workspace(workspace: Workspace) -> Workspace:
-    """Serialise catalog growth per workspace, so caps hold under concurrent creates."""
-    return Workspace.objects.select_for_update().get(pk=workspace.pk)
+    """Serialise catalog growth per workspace, so caps hold under concurrent creates (admin, REST, events).
+    NO KEY UPDATE does not block concurrent writes that only reference the workspace row (events, accounts)."""
+    return Workspace.objects.select_for_update(no_key=True).get(pk=workspace.pk)
 
 
-def _check_cap(*, count: int, cap: int, what: str, setting: str) -> None:
-    if count >= cap:
-        raise CapReached(
-            f"This workspace has reached its cap of {cap} {what} ({setting}); archive or remove some, or raise "
-            "the cap.",
-            code=f"{what.rstrip('s')}_cap_reached",
-        )
+# Each cap: the workspace setting and the model it counts (archived rows count too).
+CAPS: dict[str, tuple[str, type]] = {
+    "products": ("max_products", Product),
+    "modules": ("max_modules", Module),
+    "features": ("max_features", Feature),
+}
+_CAP_FIELDS = {"products": "product_id", "modules": "module_id", "features": "feature_id"}
+
+
+def _cap_room(*, workspace: Workspace, what: str) -> int:
+    """Free slots under a cap; call with the workspace row locked (`_lock_workspace`)."""
+    setting, model = CAPS[what]
+    return getattr(workspace, setting) - model.objects.filter(workspace_id=workspace.pk).count()
+
+
+def _cap_reached(*, workspace: Workspace, what: str, field: str | None = None) -> CapReached:
+    setting = CAPS[what][0]
+    return CapReached(
+        f"This workspace has reached its cap of {getattr(workspace, setting)} {what} ({setting}); raise the cap "
+        "to add more.",
+        code=f"{what.removesuffix('s')}_cap_reached",
+        field=field,
+    )
+
+
+def _check_cap(*, workspace: Workspace, what: str) -> None:
+    """Refuse one more row of `what` when the cap is reached; the workspace row must be locked."""
+    if _cap_room(workspace=workspace, what=what) <= 0:
+        raise _cap_reached(workspace=workspace, what=what)
 
 
 def _save(obj: Any, *, update_fields: Iterable[str] | None = None) -> None:
@@ -300,12 +324,7 @@ def product_create(*, workspace: Workspace, key: str, name: str = "", descriptio
     workspace = _lock_workspace(workspace)
     if Product.objects.filter(workspace=workspace, key=key).exists():
         raise Conflict(f"A product with key '{key}' already exists.", code="product_exists", field="id")
-    _check_cap(
-        count=Product.objects.filter(workspace=workspace).count(),
-        cap=workspace.max_products,
-        what="products",
-        setting="max_products",
-    )
+    _check_cap(workspace=workspace, what="products")
     product = Product(
         workspace=workspace, key=key, name=name, description=description, resource_version=next_resource_version(0)
     )
@@ -335,12 +354,7 @@ def module_create(*, workspace: Workspace, product: Product, key: str, name: str
     workspace = _lock_workspace(workspace)
     if Module.objects.filter(workspace=workspace, key=key).exists():
         raise Conflict(f"A module with key '{key}' already exists.", code="module_exists", field="id")
-    _check_cap(
-        count=Module.objects.filter(workspace=workspace).count(),
-        cap=workspace.max_modules,
-        what="modules",
-        setting="max_modules",
-    )
+    _check_cap(workspace=workspace, what="modules")
     module = Module(
         workspace=workspace,
         product=product,
@@ -403,12 +417,7 @@ def feature_create(
         raise Conflict(f"A feature with key '{key}' already exists.", code="feature_exists", field="id")
     if Feature.objects.filter(workspace=workspace, name=name).exists():
         raise Conflict(f"Another feature is already named '{name}'.", code="name_taken", field="name")
-    _check_cap(
-        count=Feature.objects.filter(workspace=workspace).count(),
-        cap=workspace.max_features,
-        what="features",
-        setting="max_features",
-    )
+    _check_cap(workspace=workspace, what="features")
     feature = Feature(
         workspace=workspace,
         product=product,
@@ -585,3 +594,271 @@ def item_archive(*, item: Item) -> Item:
 
 def item_reactivate(*, item: Item) -> Item:
     return _lifecycle_reactivate(item)
+
+
+# ---------------------------------------------------------------------------
+# Registration on first sight: the bulk service ingestion calls
+# ---------------------------------------------------------------------------
+
+
+# Events that name no product register their features under this product.
+DEFAULT_PRODUCT = "default"
+HIERARCHY_CONFLICT = "hierarchy_conflict"
+UNKNOWN_FEATURE = "unknown_feature"
+
+
+class FeatureReference(Protocol):
+    """What one ingested event names: its position in the batch and its feature's place in the hierarchy."""
+
+    index: int
+    feature_key: str
+    product_key: str | None
+    module_key: str | None
+
+
+@dataclass
+class FeatureResolution:
+    """Batch index → feature id for the events whose feature is placed, and why the others are refused."""
+
+    feature_ids: dict[int, int]
+    refused: dict[int, DomainError]
+
+
+@dataclass
+class _CatalogState:
+    products: set[str]
+    modules: dict[str, str]  # module key → product key
+    features: dict[str, tuple[str, str | None]]  # feature key → (product key, module key)
+    feature_ids: dict[str, int]
+
+
+def _catalog_load(*, workspace_id: int, events: Sequence[FeatureReference]) -> _CatalogState:
+    feature_keys = {e.feature_key for e in events}
+    module_keys = {e.module_key for e in events if e.module_key}
+    product_keys = {e.product_key for e in events if e.product_key} | {DEFAULT_PRODUCT}
+    features: dict[str, tuple[str, str | None]] = {}
+    feature_ids: dict[str, int] = {}
+    for key, pk, product_key, module_key in Feature.objects.filter(
+        workspace_id=workspace_id, key__in=feature_keys
+    ).values_list("key", "pk", "product__key", "module__key"):
+        features[key] = (product_key, module_key)
+        feature_ids[key] = pk
+    if feature_keys <= features.keys():
+        # Every feature exists (the steady state): its own row is enough to check the hierarchy.
+        return _CatalogState(products=set(), modules={}, features=features, feature_ids=feature_ids)
+    modules = dict(
+        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "product__key")
+    )
+    products = set(
+        Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", flat=True)
+    )
+    return _CatalogState(products=products, modules=modules, features=features, feature_ids=feature_ids)
+
+
+@dataclass
+class _CatalogPlan:
+    placement: dict[int, str] = field(default_factory=dict)  # event index → feature key (existing or planned)
+    refused: dict[int, DomainError] = field(default_factory=dict)
+    new_products: list[str] = field(default_factory=list)
+    new_modules: dict[str, str] = field(default_factory=dict)
+    new_features: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    @property
+    def needs_registration(self) -> bool:
+        return bool(self.new_products or self.new_modules or self.new_features)
+
+
+def _catalog_plan(
+    *,
+    events: Sequence[FeatureReference],
+    state: _CatalogState,
+    register: bool,
+    budgets: dict[str, int] | None = None,
+    locked: Workspace | None = None,
+) -> _CatalogPlan:
+    """Place every event's feature in the hierarchy, in batch order; plan what must be registered.
+
+    `budgets` (free slots per cap, read under the lock of `locked`) is None when only asking whether anything
+    new is needed.
+    """
+    plan = _CatalogPlan()
+    products = set(state.products)
+    modules = dict(state.modules)
+    features = dict(state.features)
+
+    def reject(event: FeatureReference, code: str, message: str, field_name: str) -> None:
+        plan.refused[event.index] = Conflict(message, code=code, field=field_name)
+
+    for event in events:
+        placed = features.get(event.feature_key)
+        if placed is not None:
+            product_key, module_key = placed
+            if event.product_key is not None and event.product_key != product_key:
+                reject(
+                    event,
+                    HIERARCHY_CONFLICT,
+                    f"Feature '{event.feature_key}' belongs to product '{product_key}', not '{event.product_key}'.",
+                    "product_id",
+                )
+            elif event.module_key is not None and event.module_key != module_key:
+                where = f"module '{module_key}'" if module_key else "no module"
+                reject(
+                    event,
+                    HIERARCHY_CONFLICT,
+                    f"Feature '{event.feature_key}' belongs to {where}, not module '{event.module_key}'.",
+                    "module_id",
+                )
+            else:
+                plan.placement[event.index] = event.feature_key
+            continue
+        if not register:
+            plan.refused[event.index] = DomainError(
+                f"No feature '{event.feature_key}' in this workspace.", code=UNKNOWN_FEATURE, field="feature_id"
+            )
+            continue
+        # A new feature: it goes under the named module (whose product it inherits) and product.
+        module_key = event.module_key
+        if module_key is not None and module_key in modules:
+            product_key = modules[module_key]
+            if event.product_key is not None and event.product_key != product_key:
+                reject(
+                    event,
+                    HIERARCHY_CONFLICT,
+                    f"Module '{module_key}' belongs to product '{product_key}', not '{event.product_key}'.",
+                    "module_id",
+                )
+                continue
+        else:
+            product_key = event.product_key or DEFAULT_PRODUCT
+        need_product = product_key not in products
+        need_module = module_key is not None and module_key not in modules
+        if budgets is not None:
+            needed = {"products": need_product, "modules": need_module, "features": True}
+            full = next((what for what in CAPS if needed[what] and budgets[what] <= 0), None)
+            if full is not None:
+                plan.refused[event.index] = _cap_reached(workspace=locked, what=full, field=_CAP_FIELDS[full])
+                continue
+            budgets["products"] -= need_product
+            budgets["modules"] -= need_module
+            budgets["features"] -= 1
+        if need_product:
+            products.add(product_key)
+            plan.new_products.append(product_key)
+        if need_module:
+            modules[module_key] = product_key
+            plan.new_modules[module_key] = product_key
+        features[event.feature_key] = (product_key, module_key)
+        plan.new_features[event.feature_key] = (product_key, module_key)
+        plan.placement[event.index] = event.feature_key
+    return plan
+
+
+def catalog_features_resolve(
+    *,
+    workspace: Workspace,
+    events: Sequence[FeatureReference],
+    register: bool,
+    known: dict[str, tuple[int, str, str | None]] | None = None,
+) -> FeatureResolution:
+    """Place each event's feature in the hierarchy; with `register`, create the products, modules and draft
+    features seen for the first time, within the workspace's caps (the same check and message as
+    product_create / module_create / feature_create). `known` (key → id, product key, module key) spares the
+    lookup when the caller already read every feature."""
+    if known is not None and {e.feature_key for e in events} <= known.keys():
+        state = _CatalogState(
+            products=set(),
+            modules={},
+            features={key: (product, module) for key, (_, product, module) in known.items()},
+            feature_ids={key: pk for key, (pk, _, _) in known.items()},
+        )
+    else:
+        state = _catalog_load(workspace_id=workspace.pk, events=events)
+    plan = _catalog_plan(events=events, state=state, register=register)
+    if plan.needs_registration:
+        locked = _lock_workspace(workspace)
+        state = _catalog_load(workspace_id=workspace.pk, events=events)
+        budgets = {what: _cap_room(workspace=locked, what=what) for what in CAPS}
+        plan = _catalog_plan(events=events, state=state, register=register, budgets=budgets, locked=locked)
+        if plan.needs_registration:
+            state.feature_ids.update(_catalog_register(workspace_id=workspace.pk, plan=plan))
+    feature_ids = {index: state.feature_ids[key] for index, key in plan.placement.items()}
+    return FeatureResolution(feature_ids=feature_ids, refused=plan.refused)
+
+
+def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int]:
+    """Create the planned products, modules and draft features; return the new features' ids by key."""
+    version = next_resource_version(0)
+    if plan.new_products:
+        Product.objects.bulk_create(
+            [
+                Product(workspace_id=workspace_id, key=key, name=key, resource_version=version)
+                for key in plan.new_products
+            ],
+            ignore_conflicts=True,
+        )
+    product_keys = {p for p, _ in plan.new_features.values()} | set(plan.new_modules.values())
+    product_ids = dict(Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", "pk"))
+    if plan.new_modules:
+        Module.objects.bulk_create(
+            [
+                Module(
+                    workspace_id=workspace_id,
+                    product_id=product_ids[product_key],
+                    key=key,
+                    name=key,
+                    resource_version=version,
+                )
+                for key, product_key in plan.new_modules.items()
+            ],
+            ignore_conflicts=True,
+        )
+    module_keys = {m for _, m in plan.new_features.values() if m}
+    module_ids = dict(Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "pk"))
+    created: dict[str, int] = {}
+    pending = dict(plan.new_features)
+    for _attempt in range(5):
+        names = _feature_names(workspace_id=workspace_id, keys=list(pending))
+        Feature.objects.bulk_create(
+            [
+                Feature(
+                    workspace_id=workspace_id,
+                    product_id=product_ids[product_key],
+                    module_id=module_ids[module_key] if module_key else None,
+                    key=key,
+                    name=names[key],
+                    status=Lifecycle.DRAFT,
+                    resource_version=version,
+                )
+                for key, (product_key, module_key) in pending.items()
+            ],
+            ignore_conflicts=True,
+        )
+        found = dict(Feature.objects.filter(workspace_id=workspace_id, key__in=list(pending)).values_list("key", "pk"))
+        created.update(found)
+        pending = {key: place for key, place in pending.items() if key not in found}
+        if not pending:
+            return created
+    raise RuntimeError(f"Could not register features {sorted(pending)}: their names kept being taken.")
+
+
+def _feature_names(*, workspace_id: int, keys: list[str]) -> dict[str, str]:
+    """A new feature is named after its key; if another feature has that name, `key (2)`, `key (3)`, …"""
+    candidates = {key: [key] + [f"{key} ({n})" for n in range(2, 12)] for key in keys}
+    wanted = [name for names in candidates.values() for name in names]
+    taken = set(Feature.objects.filter(workspace_id=workspace_id, name__in=wanted).values_list("name", flat=True))
+    chosen: dict[str, str] = {}
+    for key in sorted(keys):
+        for name in candidates[key]:
+            if name not in taken:
+                break
+        else:
+            n = 12
+            while (
+                f"{key} ({n})" in taken
+                or Feature.objects.filter(workspace_id=workspace_id, name=f"{key} ({n})").exists()
+            ):
+                n += 1
+            name = f"{key} ({n})"
+        taken.add(name)
+        chosen[key] = name
+    return chosen

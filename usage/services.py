@@ -21,16 +21,13 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.models import Account, EndUser, Workspace
-from catalog.models import Feature, Lifecycle, Module, Product
-from catalog.services import next_resource_version
+from catalog.services import catalog_features_resolve
 from entitlements.services import UsageRow, allowance_usage_apply
 
 from .coalesce import Coalescer
 from .models import UsageEvent
 from .outbox import events_outbox_add, events_outbox_publish
 from .validation import (
-    DEFAULT_PRODUCT,
-    Code,
     Rejection,
     ValidEvent,
     Warning_,
@@ -45,7 +42,6 @@ COPY_THRESHOLD = 32
 # last_seen_at of accounts and end users is kept to this resolution (see _SEEN).
 SEEN_RESOLUTION_SECONDS = 60
 UNKNOWN_ACCOUNT = "unknown_account"
-UNKNOWN_FEATURE = "unknown_feature"
 
 
 @dataclass(frozen=True)
@@ -176,8 +172,12 @@ def usage_events_store(
     result = StoreResult()
     known = _dimensions_lookup(workspace_id=workspace.pk, events=events)
     found_ids = {pk for pk, _, _ in known.features.values()}
-    feature_ids, rejected = _catalog_resolve(workspace=workspace, events=events, register=register, known=known)
-    result.rejected.extend(rejected)
+    resolution = catalog_features_resolve(workspace=workspace, events=events, register=register, known=known.features)
+    feature_ids = resolution.feature_ids
+    result.rejected.extend(
+        Rejection(index=index, code=error.code, message=error.message, field=error.field)
+        for index, error in resolution.refused.items()
+    )
     events = [event for event in events if event.index in feature_ids]
     account_ids = _accounts_resolve(
         workspace=workspace, keys=[e.account_key for e in events], register=register, known=known.accounts
@@ -362,266 +362,6 @@ def _dimensions_lookup(*, workspace_id: int, events: Sequence[ValidEvent]) -> _K
             else:
                 known.subscribed = bool(flag)
     return known
-
-
-# ---------------------------------------------------------------------------
-# Catalog: products > modules > features, registered on first sight within the workspace's caps
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class _CatalogState:
-    products: set[str]
-    modules: dict[str, str]  # module key → product key
-    features: dict[str, tuple[str, str | None]]  # feature key → (product key, module key)
-    feature_ids: dict[str, int]
-
-
-def _catalog_load(*, workspace_id: int, events: Sequence[ValidEvent]) -> _CatalogState:
-    feature_keys = {e.feature_key for e in events}
-    module_keys = {e.module_key for e in events if e.module_key}
-    product_keys = {e.product_key for e in events if e.product_key} | {DEFAULT_PRODUCT}
-    features: dict[str, tuple[str, str | None]] = {}
-    feature_ids: dict[str, int] = {}
-    for key, pk, product_key, module_key in Feature.objects.filter(
-        workspace_id=workspace_id, key__in=feature_keys
-    ).values_list("key", "pk", "product__key", "module__key"):
-        features[key] = (product_key, module_key)
-        feature_ids[key] = pk
-    if feature_keys <= features.keys():
-        # Every feature exists (the steady state): its own row is enough to check the hierarchy.
-        return _CatalogState(products=set(), modules={}, features=features, feature_ids=feature_ids)
-    modules = dict(
-        Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "product__key")
-    )
-    products = set(
-        Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", flat=True)
-    )
-    return _CatalogState(products=products, modules=modules, features=features, feature_ids=feature_ids)
-
-
-@dataclass
-class _CatalogPlan:
-    placement: dict[int, str] = field(default_factory=dict)  # event index → feature key (existing or planned)
-    rejected: list[Rejection] = field(default_factory=list)
-    new_products: list[str] = field(default_factory=list)
-    new_modules: dict[str, str] = field(default_factory=dict)
-    new_features: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-
-    @property
-    def needs_registration(self) -> bool:
-        return bool(self.new_products or self.new_modules or self.new_features)
-
-
-def _catalog_plan(
-    *, events: Sequence[ValidEvent], state: _CatalogState, budgets: dict[str, int] | None, register: bool
-) -> _CatalogPlan:
-    """Place every event's feature in the hierarchy, in batch order; plan what must be registered.
-
-    `budgets` (free slots per kind) is None when only asking whether anything new is needed.
-    """
-    plan = _CatalogPlan()
-    products = set(state.products)
-    modules = dict(state.modules)
-    features = dict(state.features)
-
-    def reject(event: ValidEvent, code: str, message: str, field_name: str) -> None:
-        plan.rejected.append(Rejection(index=event.index, code=code, message=message, field=field_name))
-
-    for event in events:
-        placed = features.get(event.feature_key)
-        if placed is not None:
-            product_key, module_key = placed
-            if event.product_key is not None and event.product_key != product_key:
-                reject(
-                    event,
-                    Code.HIERARCHY_CONFLICT,
-                    f"Feature '{event.feature_key}' belongs to product '{product_key}', not '{event.product_key}'.",
-                    "product_id",
-                )
-            elif event.module_key is not None and event.module_key != module_key:
-                where = f"module '{module_key}'" if module_key else "no module"
-                reject(
-                    event,
-                    Code.HIERARCHY_CONFLICT,
-                    f"Feature '{event.feature_key}' belongs to {where}, not module '{event.module_key}'.",
-                    "module_id",
-                )
-            else:
-                plan.placement[event.index] = event.feature_key
-            continue
-        if not register:
-            reject(event, UNKNOWN_FEATURE, f"No feature '{event.feature_key}' in this workspace.", "feature_id")
-            continue
-        # A new feature: it goes under the named module (whose product it inherits) and product.
-        module_key = event.module_key
-        if module_key is not None and module_key in modules:
-            product_key = modules[module_key]
-            if event.product_key is not None and event.product_key != product_key:
-                reject(
-                    event,
-                    Code.HIERARCHY_CONFLICT,
-                    f"Module '{module_key}' belongs to product '{product_key}', not '{event.product_key}'.",
-                    "module_id",
-                )
-                continue
-        else:
-            product_key = event.product_key or DEFAULT_PRODUCT
-        need_product = product_key not in products
-        need_module = module_key is not None and module_key not in modules
-        if budgets is not None:
-            if need_product and budgets["products"] <= 0:
-                reject(
-                    event,
-                    Code.PRODUCT_CAP_REACHED,
-                    f"Product '{product_key}' cannot be registered: the workspace has reached its cap of "
-                    "products "
-                    "(max_products).",
-                    "product_id",
-                )
-                continue
-            if need_module and budgets["modules"] <= 0:
-                reject(
-                    event,
-                    Code.MODULE_CAP_REACHED,
-                    f"Module '{module_key}' cannot be registered: the workspace has reached its cap of "
-                    "modules "
-                    "(max_modules).",
-                    "module_id",
-                )
-                continue
-            if budgets["features"] <= 0:
-                reject(
-                    event,
-                    Code.FEATURE_CAP_REACHED,
-                    f"Feature '{event.feature_key}' cannot be registered: the workspace has reached its cap "
-                    "of "
-                    "features (max_features).",
-                    "feature_id",
-                )
-                continue
-            budgets["products"] -= need_product
-            budgets["modules"] -= need_module
-            budgets["features"] -= 1
-        if need_product:
-            products.add(product_key)
-            plan.new_products.append(product_key)
-        if need_module:
-            modules[module_key] = product_key
-            plan.new_modules[module_key] = product_key
-        features[event.feature_key] = (product_key, module_key)
-        plan.new_features[event.feature_key] = (product_key, module_key)
-        plan.placement[event.index] = event.feature_key
-    return plan
-
-
-def _catalog_resolve(
-    *, workspace: Workspace, events: Sequence[ValidEvent], register: bool, known: _Known | None = None
-) -> tuple[dict[int, int], list[Rejection]]:
-    """Return event index → feature id for placeable events, and the rejections of the others."""
-    if known is not None and {e.feature_key for e in events} <= known.features.keys():
-        state = _CatalogState(
-            products=set(),
-            modules={},
-            features={key: (product, module) for key, (_, product, module) in known.features.items()},
-            feature_ids={key: pk for key, (pk, _, _) in known.features.items()},
-        )
-    else:
-        state = _catalog_load(workspace_id=workspace.pk, events=events)
-    plan = _catalog_plan(events=events, state=state, budgets=None, register=register)
-    if plan.needs_registration:
-        # Serialise registration per workspace (as catalog.services does) so caps hold; NO KEY UPDATE does not
-        # block concurrent batches that only reference the workspace row.
-        locked = Workspace.objects.select_for_update(no_key=True).get(pk=workspace.pk)
-        state = _catalog_load(workspace_id=workspace.pk, events=events)
-        budgets = {
-            "products": locked.max_products - Product.objects.filter(workspace_id=workspace.pk).count(),
-            "modules": locked.max_modules - Module.objects.filter(workspace_id=workspace.pk).count(),
-            "features": locked.max_features - Feature.objects.filter(workspace_id=workspace.pk).count(),
-        }
-        plan = _catalog_plan(events=events, state=state, budgets=budgets, register=register)
-        if plan.needs_registration:
-            state.feature_ids.update(_catalog_register(workspace_id=workspace.pk, plan=plan))
-    return {index: state.feature_ids[key] for index, key in plan.placement.items()}, plan.rejected
-
-
-def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int]:
-    """Create the planned products, modules and draft features; return the new features' ids by key."""
-    version = next_resource_version(0)
-    if plan.new_products:
-        Product.objects.bulk_create(
-            [
-                Product(workspace_id=workspace_id, key=key, name=key, resource_version=version)
-                for key in plan.new_products
-            ],
-            ignore_conflicts=True,
-        )
-    product_keys = {p for p, _ in plan.new_features.values()} | set(plan.new_modules.values())
-    product_ids = dict(Product.objects.filter(workspace_id=workspace_id, key__in=product_keys).values_list("key", "pk"))
-    if plan.new_modules:
-        Module.objects.bulk_create(
-            [
-                Module(
-                    workspace_id=workspace_id,
-                    product_id=product_ids[product_key],
-                    key=key,
-                    name=key,
-                    resource_version=version,
-                )
-                for key, product_key in plan.new_modules.items()
-            ],
-            ignore_conflicts=True,
-        )
-    module_keys = {m for _, m in plan.new_features.values() if m}
-    module_ids = dict(Module.objects.filter(workspace_id=workspace_id, key__in=module_keys).values_list("key", "pk"))
-    created: dict[str, int] = {}
-    pending = dict(plan.new_features)
-    for _attempt in range(5):
-        names = _feature_names(workspace_id=workspace_id, keys=list(pending))
-        Feature.objects.bulk_create(
-            [
-                Feature(
-                    workspace_id=workspace_id,
-                    product_id=product_ids[product_key],
-                    module_id=module_ids[module_key] if module_key else None,
-                    key=key,
-                    name=names[key],
-                    status=Lifecycle.DRAFT,
-                    resource_version=version,
-                )
-                for key, (product_key, module_key) in pending.items()
-            ],
-            ignore_conflicts=True,
-        )
-        found = dict(Feature.objects.filter(workspace_id=workspace_id, key__in=list(pending)).values_list("key", "pk"))
-        created.update(found)
-        pending = {key: place for key, place in pending.items() if key not in found}
-        if not pending:
-            return created
-    raise RuntimeError(f"Could not register features {sorted(pending)}: their names kept being taken.")
-
-
-def _feature_names(*, workspace_id: int, keys: list[str]) -> dict[str, str]:
-    """A new feature is named after its key; if another feature has that name, `key (2)`, `key (3)`, …"""
-    candidates = {key: [key] + [f"{key} ({n})" for n in range(2, 12)] for key in keys}
-    wanted = [name for names in candidates.values() for name in names]
-    taken = set(Feature.objects.filter(workspace_id=workspace_id, name__in=wanted).values_list("name", flat=True))
-    chosen: dict[str, str] = {}
-    for key in sorted(keys):
-        for name in candidates[key]:
-            if name not in taken:
-                break
-        else:
-            n = 12
-            while (
-                f"{key} ({n})" in taken
-                or Feature.objects.filter(workspace_id=workspace_id, name=f"{key} ({n})").exists()
-            ):
-                n += 1
-            name = f"{key} ({n})"
-        taken.add(name)
-        chosen[key] = name
-    return chosen
 
 
 # ---------------------------------------------------------------------------

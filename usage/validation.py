@@ -30,7 +30,6 @@ KNOWN_FIELDS = frozenset(
         "properties",
     }
 )
-DEFAULT_PRODUCT = "default"
 _KEY = re.compile(KEY_REGEX)
 
 

@@ -137,7 +137,7 @@ def test_feature_cap_in_the_admin_is_a_form_error_and_nothing_is_stored(workspac
     # then
     assert response.status_code == 200
     assert list(response.context["adminform"].form.non_field_errors()) == [
-        "This workspace has reached its cap of 1 features (max_features); archive or remove some, or raise the cap."
+        "This workspace has reached its cap of 1 features (max_features); raise the cap to add more."
     ]
     assert list(Feature.objects.values_list("key", flat=True)) == ["one"]
 
@@ -205,7 +205,7 @@ def test_adding_a_product_and_module_in_the_admin_goes_through_the_services(work
     assert product.resource_version > 0
     assert list(Module.objects.values_list("key", flat=True)) == ["billing"]
     assert list(second.context["adminform"].form.non_field_errors()) == [
-        "This workspace has reached its cap of 1 modules (max_modules); archive or remove some, or raise the cap."
+        "This workspace has reached its cap of 1 modules (max_modules); raise the cap to add more."
     ]
 
 

@@ -237,7 +237,7 @@ def test_feature_cap_refuses_the_third_feature(workspace, product):
         feature_create(workspace=workspace, key="c", name="C", product=product)
     # then
     assert err.value.message == (
-        "This workspace has reached its cap of 2 features (max_features); archive or remove some, or raise the cap."
+        "This workspace has reached its cap of 2 features (max_features); raise the cap to add more."
     )
     assert (err.value.code, err.value.status_code) == ("feature_cap_reached", 409)
     assert Feature.objects.filter(workspace=workspace).count() == 2
@@ -253,7 +253,7 @@ def test_module_cap_refuses_the_third_module(workspace, product):
         module_create(workspace=workspace, product=product, key="c")
     # then
     assert err.value.message == (
-        "This workspace has reached its cap of 2 modules (max_modules); archive or remove some, or raise the cap."
+        "This workspace has reached its cap of 2 modules (max_modules); raise the cap to add more."
     )
     assert err.value.code == "module_cap_reached"
     assert Module.objects.filter(workspace=workspace).count() == 2
@@ -269,7 +269,7 @@ def test_product_cap_refuses_the_third_product(workspace):
         product_create(workspace=workspace, key="c")
     # then
     assert err.value.message == (
-        "This workspace has reached its cap of 2 products (max_products); archive or remove some, or raise the cap."
+        "This workspace has reached its cap of 2 products (max_products); raise the cap to add more."
     )
     assert Product.objects.filter(workspace=workspace).count() == 2
 
