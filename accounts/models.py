@@ -7,6 +7,9 @@ from django.db.models import Q
 
 from core.staff import StaffRole
 
+# Customer account and end-user ids as the vendor sends them (events, records, checks, PUT /accounts).
+EXTERNAL_ID_MAX_LENGTH = 64
+
 DEFAULT_RESERVED_PREFIXES = ["license.", "update.", "release.", "product.", "site."]
 
 
@@ -122,7 +125,7 @@ class Account(models.Model):
         CHURNED = "churned", "Churned"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="accounts")
-    external_id = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
     name = models.CharField(max_length=200, blank=True)
     domain = models.CharField(max_length=253, blank=True)
     plan = models.CharField(max_length=100, blank=True, help_text="Plan label as the vendor names it.")
@@ -154,7 +157,7 @@ class EndUser(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="end_users")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="users")
-    external_id = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
     email = models.EmailField(blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     first_seen_at = models.DateTimeField(null=True, blank=True)

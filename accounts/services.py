@@ -13,7 +13,7 @@ from django.utils.text import slugify
 from core.errors import Conflict, DomainError, NotFound
 from core.staff import StaffRole
 
-from .models import Account, ApiKey, EndUser, Membership, Workspace
+from .models import EXTERNAL_ID_MAX_LENGTH, Account, ApiKey, EndUser, Membership, Workspace
 from .selectors import api_key_cache_forget
 
 API_KEY_PREFIX = "upt"
@@ -192,7 +192,6 @@ def api_key_touch(*, api_key: ApiKey, now: datetime) -> None:
 # ---------------------------------------------------------------------------
 
 _KEEP: object = object()
-EXTERNAL_ID_MAX_LENGTH = 64
 
 
 def _external_id(value: object, *, field: str) -> str:

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from .models import Feature, Item
+from .models import KEY_MAX_LENGTH, Feature, Item
 
 
 class ProductOutput(serializers.Serializer):
@@ -28,7 +28,7 @@ class ModuleOutput(ProductOutput):
 
 
 class ModuleInput(ProductInput):
-    product_id = serializers.CharField(max_length=64)
+    product_id = serializers.CharField(max_length=KEY_MAX_LENGTH)
 
 
 class LevelSerializer(serializers.Serializer):
@@ -58,8 +58,8 @@ class FeatureInput(serializers.Serializer):
     id = serializers.CharField(max_length=200)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    product_id = serializers.CharField(max_length=64)
-    module_id = serializers.CharField(max_length=64, required=False, allow_null=True, default=None)
+    product_id = serializers.CharField(max_length=KEY_MAX_LENGTH)
+    module_id = serializers.CharField(max_length=KEY_MAX_LENGTH, required=False, allow_null=True, default=None)
     type = serializers.ChoiceField(choices=Feature.Type.values, default=Feature.Type.SWITCH)
     unit = serializers.CharField(required=False, allow_blank=True, default="")
     levels = LevelSerializer(many=True, required=False, default=list)

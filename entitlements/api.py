@@ -12,14 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasReadScope, ReadOrAdminScope
-from accounts.models import Account
-from catalog.models import Item
+from accounts.models import EXTERNAL_ID_MAX_LENGTH, Account
+from catalog.models import KEY_MAX_LENGTH, Item
 from catalog.selectors import feature_get, item_get
 from config.api import fast_json_response, fast_path_principal
 from core.errors import DomainError
 
 from . import selectors, services
-from .models import Subscription
+from .models import MAX_QUANTITY, SUBSCRIPTION_ID_MAX_LENGTH, Subscription
 
 
 class EntitlementCheckSerializer(serializers.Serializer):
@@ -38,9 +38,9 @@ class EntitlementCheckSerializer(serializers.Serializer):
 
 
 class CheckQuerySerializer(serializers.Serializer):
-    account_id = serializers.CharField(max_length=64)
-    feature_id = serializers.CharField(max_length=64)
-    quantity = serializers.IntegerField(required=False, default=0, min_value=0, max_value=1_000_000_000)
+    account_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
+    feature_id = serializers.CharField(max_length=KEY_MAX_LENGTH)
+    quantity = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_QUANTITY)
 
 
 class EntitlementCheckView(APIView):
@@ -70,28 +70,27 @@ class EntitlementCheckView(APIView):
 # below DRF (config.api fast paths); parameters the serializer would refuse or coerce, and database errors, go
 # to EntitlementCheckView like every other case the fast path leaves.
 _check_view = EntitlementCheckView.as_view()
-_QUANTITY_MAX = 1_000_000_000
 
 
-def _check_key_param(value: str | None) -> str | None:
+def _check_key_param(value: str | None, *, max_length: int) -> str | None:
     """The stripped key when CheckQuerySerializer would take it unchanged, else None."""
     if value is None:
         return None
     value = value.strip()
-    return value if 0 < len(value) <= 64 and value.isprintable() else None
+    return value if 0 < len(value) <= max_length and value.isprintable() else None
 
 
 def _check_fast(request) -> dict | None:
     """The check answer, or None when the request is not the plain valid case the fast path serves."""
     params = request.GET
-    account_key = _check_key_param(params.get("account_id"))
-    feature_key = _check_key_param(params.get("feature_id"))
+    account_key = _check_key_param(params.get("account_id"), max_length=EXTERNAL_ID_MAX_LENGTH)
+    feature_key = _check_key_param(params.get("feature_id"), max_length=KEY_MAX_LENGTH)
     raw_quantity = params.get("quantity")
     if account_key is None or feature_key is None:
         return None
     if raw_quantity is None:
         quantity = 0
-    elif raw_quantity.isascii() and raw_quantity.isdigit() and int(raw_quantity) <= _QUANTITY_MAX:
+    elif raw_quantity.isascii() and raw_quantity.isdigit() and int(raw_quantity) <= MAX_QUANTITY:
         quantity = int(raw_quantity)
     else:
         return None
@@ -212,17 +211,17 @@ class SubscriptionOutput(serializers.Serializer):
 
 
 class SubscriptionInput(serializers.Serializer):
-    id = serializers.CharField(max_length=64)
-    account_id = serializers.CharField(max_length=64)
+    id = serializers.CharField(max_length=SUBSCRIPTION_ID_MAX_LENGTH)
+    account_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
     status = serializers.ChoiceField(choices=Subscription.Status.values, default=Subscription.Status.ACTIVE)
-    items = serializers.ListField(child=serializers.CharField(max_length=64), default=list)
+    items = serializers.ListField(child=serializers.CharField(max_length=KEY_MAX_LENGTH), default=list)
     current_term_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
     current_term_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
 class SubscriptionUpdateInput(serializers.Serializer):
     status = serializers.ChoiceField(choices=Subscription.Status.values, required=False)
-    items = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    items = serializers.ListField(child=serializers.CharField(max_length=KEY_MAX_LENGTH), required=False)
     current_term_start = serializers.DateTimeField(required=False, allow_null=True)
     current_term_end = serializers.DateTimeField(required=False, allow_null=True)
 

@@ -11,6 +11,12 @@ from django.db.models import F, Q
 from accounts.models import Account, Workspace
 from catalog.models import Feature, Item
 
+# The largest |quantity| one usage event or record carries, and the largest quantity a check asks about.
+MAX_QUANTITY = 1_000_000_000
+# Idempotency keys of usage events (event_id), unique per workspace forever; records keep them too.
+EVENT_ID_MAX_LENGTH = 128
+SUBSCRIPTION_ID_MAX_LENGTH = 64
+
 REFUSAL_REASONS = ["limit_exceeded", "not_entitled", "unknown_account", "unknown_feature"]
 
 
@@ -48,7 +54,7 @@ class Subscription(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="subscriptions")
-    external_id = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=SUBSCRIPTION_ID_MAX_LENGTH)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     current_term_start = models.DateTimeField(null=True, blank=True)
     current_term_end = models.DateTimeField(null=True, blank=True)
@@ -158,7 +164,7 @@ class RecordOutcome(models.Model):
     records nothing new. Refusals are stored too (they have no UsageEvent)."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    event_id = models.CharField(max_length=128)
+    event_id = models.CharField(max_length=EVENT_ID_MAX_LENGTH)
     recorded = models.BooleanField()
     reason = models.CharField(max_length=32, blank=True)
     response = models.JSONField()

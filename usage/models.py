@@ -6,8 +6,7 @@ from django.db.models import Q
 
 from accounts.models import Account, EndUser, Workspace
 from catalog.models import Feature
-
-MAX_ABS_QUANTITY = 1_000_000_000
+from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
 
 class UsageEvent(models.Model):
@@ -30,7 +29,7 @@ class UsageEvent(models.Model):
     received_at = models.DateTimeField()
     quantity = models.BigIntegerField()
     # NULL, not "", for "no id": the partial unique constraint below must ignore events without one.
-    event_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    event_id = models.CharField(max_length=EVENT_ID_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
     properties = models.JSONField(null=True, blank=True)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.EVENTS)
 
@@ -43,7 +42,7 @@ class UsageEvent(models.Model):
                 name="usage_usageevent_unique_event_id",
             ),
             models.CheckConstraint(
-                condition=Q(quantity__gte=-MAX_ABS_QUANTITY, quantity__lte=MAX_ABS_QUANTITY) & ~Q(quantity=0),
+                condition=Q(quantity__gte=-MAX_QUANTITY, quantity__lte=MAX_QUANTITY) & ~Q(quantity=0),
                 name="usage_usageevent_quantity_bounds",
             ),
             models.CheckConstraint(condition=Q(source__in=["events", "record"]), name="usage_usageevent_source_valid"),

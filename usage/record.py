@@ -23,11 +23,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasIngestScope
-from accounts.models import Account, Workspace
-from catalog.models import Feature
+from accounts.models import EXTERNAL_ID_MAX_LENGTH, Account, Workspace
+from catalog.models import KEY_MAX_LENGTH, Feature
 from core.errors import DomainError
 from entitlements.api import EntitlementCheckSerializer
-from entitlements.models import RecordOutcome
+from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY, RecordOutcome
 from entitlements.selectors import (
     allowance_period,
     allowance_used,
@@ -151,11 +151,16 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
 
 
 class UsageRecordInput(serializers.Serializer):
-    event_id = serializers.CharField(required=False, max_length=128)
-    account_id = serializers.CharField(max_length=64)
-    user_id = serializers.CharField(required=False, max_length=64)
-    feature_id = serializers.CharField(max_length=64)
-    quantity = serializers.IntegerField(default=1, help_text="Non-zero; negative quantities are always recorded.")
+    event_id = serializers.CharField(required=False, max_length=EVENT_ID_MAX_LENGTH)
+    account_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
+    user_id = serializers.CharField(required=False, max_length=EXTERNAL_ID_MAX_LENGTH)
+    feature_id = serializers.CharField(max_length=KEY_MAX_LENGTH)
+    quantity = serializers.IntegerField(
+        default=1,
+        min_value=-MAX_QUANTITY,
+        max_value=MAX_QUANTITY,
+        help_text="Non-zero; negative quantities are always recorded.",
+    )
     timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; no offset means UTC; default now.")
     properties = serializers.JSONField(required=False)
 

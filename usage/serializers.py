@@ -1,9 +1,12 @@
 """Input and output serializers of the usage API (the events body is parsed by usage.validation, these
 describe it for the OpenAPI schema)."""
 
+from django.conf import settings
 from rest_framework import serializers
 
-from accounts.models import Account, EndUser
+from accounts.models import EXTERNAL_ID_MAX_LENGTH, Account, EndUser
+from catalog.models import KEY_MAX_LENGTH
+from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
 
 class StrictSerializer(serializers.Serializer):
@@ -24,9 +27,12 @@ class StrictSerializer(serializers.Serializer):
 
 
 class EventSerializer(serializers.Serializer):
-    account_id = serializers.CharField(help_text="Required. Trimmed; over 64 characters truncated (warning).")
+    account_id = serializers.CharField(
+        help_text=f"Required. Trimmed; over {EXTERNAL_ID_MAX_LENGTH} characters truncated (warning)."
+    )
     feature_id = serializers.CharField(
-        help_text="Required. A key: letters, digits, `_ . : -`. Unknown features are registered as draft."
+        help_text=f"Required. A key of at most {KEY_MAX_LENGTH} characters: letters, digits, `_ . : -`. Unknown "
+        "features are registered as draft."
     )
     user_id = serializers.CharField(required=False, help_text="End user, scoped to the account.")
     product_id = serializers.CharField(
@@ -39,16 +45,26 @@ class EventSerializer(serializers.Serializer):
     )
     timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; no offset means UTC; absent means now.")
     quantity = serializers.IntegerField(
-        required=False, default=1, help_text="Integer, |q| ≤ 10⁹, default 1. 0 is ignored; negative reverts."
+        required=False,
+        default=1,
+        min_value=-MAX_QUANTITY,
+        max_value=MAX_QUANTITY,
+        help_text=f"Integer, |q| ≤ {MAX_QUANTITY}, default 1. 0 is ignored; negative reverts.",
     )
     event_id = serializers.CharField(
-        required=False, max_length=128, help_text="Idempotency key, unique per workspace forever."
+        required=False, max_length=EVENT_ID_MAX_LENGTH, help_text="Idempotency key, unique per workspace forever."
     )
-    properties = serializers.DictField(required=False, help_text="JSON object, ≤ 8 KiB serialized.")
+    properties = serializers.DictField(
+        required=False,
+        help_text=f"JSON object, ≤ {settings.UPTAKE_INGEST_MAX_PROPERTIES_BYTES} bytes serialized "
+        "(UPTAKE_INGEST_MAX_PROPERTIES_BYTES).",
+    )
 
 
 class EventBatchSerializer(serializers.Serializer):
-    events = EventSerializer(many=True, help_text="1 to UPTAKE_INGEST_MAX_EVENTS (1000) events.")
+    events = EventSerializer(
+        many=True, help_text=f"1 to UPTAKE_INGEST_MAX_EVENTS ({settings.UPTAKE_INGEST_MAX_EVENTS}) events."
+    )
 
 
 class RejectionSerializer(serializers.Serializer):

@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from accounts.models import EXTERNAL_ID_MAX_LENGTH
 from catalog.models import KEY_MAX_LENGTH, KEY_REGEX
+from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
-from .models import MAX_ABS_QUANTITY
-
-ID_MAX_LENGTH = 64
-EVENT_ID_MAX_LENGTH = 128
 KNOWN_FIELDS = frozenset(
     {
         "account_id",
@@ -239,14 +237,14 @@ def _id(
     if not value:
         raise _Reject(Code.INVALID_VALUE, f"'{name}' must not be empty.", name)
     _check_text(value, name)
-    if len(value) > ID_MAX_LENGTH:
-        value = value[:ID_MAX_LENGTH].rstrip()
+    if len(value) > EXTERNAL_ID_MAX_LENGTH:
+        value = value[:EXTERNAL_ID_MAX_LENGTH].rstrip()
         warnings.append(
             Warning_(
                 index=index,
                 code=Code.TRUNCATED,
                 field=name,
-                message=f"'{name}' was longer than {ID_MAX_LENGTH} characters and was truncated to '{value}'.",
+                message=f"'{name}' was longer than {EXTERNAL_ID_MAX_LENGTH} characters and was truncated to '{value}'.",
             )
         )
     if catalog_key and not _KEY.match(value):
@@ -322,19 +320,19 @@ def _quantity(value: Any, *, present: bool) -> int:
         raise _Reject(Code.INVALID_TYPE, f"'quantity' must be an integer, not {_json_type(value)}.", "quantity")
     if isinstance(value, float):
         # JSON has one number type: 2.0 is accepted as 2, 2.5 is not a count.
-        if not math.isfinite(value) or abs(value) > MAX_ABS_QUANTITY:
+        if not math.isfinite(value) or abs(value) > MAX_QUANTITY:
             raise _Reject(
                 Code.QUANTITY_OUT_OF_RANGE,
-                f"'quantity' must be between -{MAX_ABS_QUANTITY} and {MAX_ABS_QUANTITY}.",
+                f"'quantity' must be between -{MAX_QUANTITY} and {MAX_QUANTITY}.",
                 "quantity",
             )
         if not value.is_integer():
             raise _Reject(Code.INVALID_VALUE, f"'quantity' must be a whole number, not {value}.", "quantity")
         value = int(value)
-    if abs(value) > MAX_ABS_QUANTITY:
+    if abs(value) > MAX_QUANTITY:
         raise _Reject(
             Code.QUANTITY_OUT_OF_RANGE,
-            f"'quantity' must be between -{MAX_ABS_QUANTITY} and {MAX_ABS_QUANTITY}.",
+            f"'quantity' must be between -{MAX_QUANTITY} and {MAX_QUANTITY}.",
             "quantity",
         )
     return value
