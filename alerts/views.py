@@ -223,7 +223,7 @@ def _save(request: HttpRequest, pipeline: AlertPipeline | None) -> HttpResponse:
 # ---------------------------------------------------------------------------
 
 
-def _trigger(pipeline: AlertPipeline) -> dict:
+def _trigger_summary(pipeline: AlertPipeline) -> dict:
     settings = [
         (key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
         for key, value in sorted(pipeline.trigger_config.items())
@@ -253,7 +253,7 @@ def _destination_rows(pipeline: AlertPipeline) -> list[dict]:
 @alerts_page
 def pipeline_list(request: HttpRequest) -> HttpResponse:
     pipelines = [
-        {"pipeline": p, "trigger": _trigger(p), "destinations": _destination_rows(p)}
+        {"pipeline": p, "trigger": _trigger_summary(p), "destinations": _destination_rows(p)}
         for p in selectors.pipeline_list(workspace=request.workspace)
     ]
     return _render(request, "alerts/list.html", {"title": "Alert pipelines", "pipelines": pipelines})
@@ -272,7 +272,7 @@ def pipeline_detail(request: HttpRequest, pipeline_id: int) -> HttpResponse:
         {
             "title": pipeline.name,
             "pipeline": pipeline,
-            "trigger": _trigger(pipeline),
+            "trigger": _trigger_summary(pipeline),
             "destinations": _destination_rows(pipeline),
             "deliveries": deliveries,
             "log_limit": DELIVERY_LOG_LIMIT,

@@ -28,9 +28,9 @@ from .coalesce import Coalescer
 from .models import UsageEvent
 from .outbox import events_outbox_add, events_outbox_publish
 from .validation import (
+    IngestWarning,
     Rejection,
     ValidEvent,
-    Warning_,
     validate_event,
 )
 
@@ -71,7 +71,7 @@ class IngestResult:
     duplicates: int = 0
     ignored: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    warnings: list[Warning_] = field(default_factory=list)
+    warnings: list[IngestWarning] = field(default_factory=list)
     stored: list[StoredEvent] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -267,7 +267,7 @@ def usage_events_store(
             # and sends nothing; its on_commit hooks still run after it.
             _days_mark_dirty_and_commit(workspace_id=workspace.pk, days=days, now=now)
         else:
-            usage_days_mark_dirty(workspace_id=workspace.pk, days=days, now=now)
+            usage_days_mark_appended(workspace_id=workspace.pk, days=days, now=now)
     return result
 
 
@@ -281,8 +281,10 @@ def _pg_cursor() -> Iterator[psycopg.Cursor]:
         yield cursor
 
 
-def usage_days_mark_dirty(*, workspace_id: int, days: Iterable[date], now: datetime) -> None:
-    """Mark (workspace, UTC day) pairs for the rollups; a day already marked gets its version bumped."""
+def usage_days_mark_appended(*, workspace_id: int, days: Iterable[date], now: datetime) -> None:
+    """Mark (workspace, UTC day) pairs that received appended events, for the rollups (which may apply them as a
+    delta); a day already marked gets its version bumped. Deleted or restated events need
+    analytics.services.usage_days_mark_restated instead."""
     days = sorted(set(days))
     if not days:
         return
@@ -302,7 +304,7 @@ _MARK_DIRTY_SQL = (
 
 
 def _days_mark_dirty_and_commit(*, workspace_id: int, days: Iterable[date], now: datetime) -> None:
-    """usage_days_mark_dirty followed by COMMIT, sent as one simple-protocol message (client-side binding)."""
+    """usage_days_mark_appended followed by COMMIT, sent as one simple-protocol message (client-side binding)."""
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
         cursor.execute(

@@ -76,7 +76,7 @@ class Rejection:
 
 
 @dataclass(frozen=True)
-class Warning_:
+class IngestWarning:
     index: int
     code: str
     field: str
@@ -100,7 +100,7 @@ class ValidEvent:
     quantity: int
     event_id: str | None
     properties_json: str | None
-    warnings: list[Warning_] = field(default_factory=list)
+    warnings: list[IngestWarning] = field(default_factory=list)
 
 
 class _Reject(Exception):
@@ -174,7 +174,7 @@ def validate_event(
     max_properties_bytes: int,
 ) -> ValidEvent | Rejection:
     """Apply every field rule of the ingestion contract to one event."""
-    warnings: list[Warning_] = []
+    warnings: list[IngestWarning] = []
     try:
         account_key = _id(event, "account_id", index, warnings, required=True)
         user_key = _id(event, "user_id", index, warnings)
@@ -195,7 +195,7 @@ def validate_event(
         return Rejection(index=index, code=rejection.code, message=rejection.message, field=rejection.field)
     for name in sorted(set(event) - KNOWN_FIELDS):
         warnings.append(
-            Warning_(
+            IngestWarning(
                 index=index,
                 code=Code.UNKNOWN_FIELD,
                 field=str(name)[:100],
@@ -221,7 +221,7 @@ def _id(
     event: dict,
     name: str,
     index: int,
-    warnings: list[Warning_],
+    warnings: list[IngestWarning],
     *,
     required: bool = False,
     catalog_key: bool = False,
@@ -240,7 +240,7 @@ def _id(
     if len(value) > EXTERNAL_ID_MAX_LENGTH:
         value = value[:EXTERNAL_ID_MAX_LENGTH].rstrip()
         warnings.append(
-            Warning_(
+            IngestWarning(
                 index=index,
                 code=Code.TRUNCATED,
                 field=name,

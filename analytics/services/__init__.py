@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Min
 
 from usage.models import UsageDayDirty
-from usage.services import usage_days_mark_dirty
+from usage.services import usage_days_mark_appended
 
 from .common import (
     day_lock_key,
@@ -195,7 +195,7 @@ def rollups_rebuild(
         marks_consume(cursor, workspace_id=workspace_id, marks=marks)
 
 
-def usage_day_mark_dirty(*, workspace_id: int, days: set[date] | list[date], now: datetime) -> None:
+def usage_days_mark_restated(*, workspace_id: int, days: set[date] | list[date], now: datetime) -> None:
     """Mark (workspace, day) pairs for a rollup that recomputes them whole (their watermarks dropped): for
     changes that are not appended events, such as deleted or restated events (rebuild tooling and tests). Waits
     for a rollup holding one of the days, so that none can set a watermark again after this drops it."""
@@ -205,4 +205,4 @@ def usage_day_mark_dirty(*, workspace_id: int, days: set[date] | list[date], now
         for day in days:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [day_lock_key(workspace_id, day)])
         watermarks_set(cursor, workspace_id=workspace_id, days=days, event_id=None)
-        usage_days_mark_dirty(workspace_id=workspace_id, days=days, now=now)
+        usage_days_mark_appended(workspace_id=workspace_id, days=days, now=now)

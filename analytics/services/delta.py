@@ -7,7 +7,7 @@ add up, last-positive-event times take the greater, and distinct end users of (d
 user's events of a (day, feature) to belong to one account (ingestion resolves end users per account); where a
 batch of new events does not show that (an end user under two accounts, or under another account than the one
 its stored row carries), apply_delta writes nothing and returns False, and the days are recomputed whole.
-Changes that are not appended events (deleted or restated events) go through usage_day_mark_dirty or a rebuild,
+Changes that are not appended events (deleted or restated events) go through usage_days_mark_restated or a rebuild,
 which drop or reset the days' watermarks.
 """
 

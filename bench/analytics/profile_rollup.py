@@ -1,6 +1,6 @@
 """Profile the whole-day recompute of the incremental rollup on the analytics bench database
 (uptake_bench_analytics, see run.py): mark the last N UTC days of the bench workspace for a whole recompute
-(analytics.services.usage_day_mark_dirty drops their watermarks), run rollup_pending and print the time of every
+(analytics.services.usage_days_mark_restated drops their watermarks), run rollup_pending and print the time of every
 SQL statement (slowest first). The delta path, which days with a watermark take, is profiled by run.py
 --profile. --explain runs each write statement as EXPLAIN (ANALYZE, BUFFERS) instead (same effect) and prints
 the plans. Everything happens in one transaction that is rolled back unless --commit.
@@ -40,7 +40,7 @@ def main() -> None:
     from django.db import connection, transaction
 
     from accounts.models import Workspace
-    from analytics.services import rollup_pending, usage_day_mark_dirty
+    from analytics.services import rollup_pending, usage_days_mark_restated
 
     call_command("migrate", verbosity=0)
     workspace = Workspace.objects.get(slug="bench")
@@ -67,7 +67,7 @@ def main() -> None:
     days = [last - timedelta(days=i) for i in range(args.days)]
     try:
         with transaction.atomic():
-            usage_day_mark_dirty(workspace_id=workspace.pk, days=days, now=datetime.now(UTC))
+            usage_days_mark_restated(workspace_id=workspace.pk, days=days, now=datetime.now(UTC))
             t0 = time.perf_counter()
             with connection.execute_wrapper(wrapper):
                 report = rollup_pending(now=datetime.now(UTC) + timedelta(seconds=1))

@@ -86,7 +86,7 @@ def main() -> None:
     from analytics.services import rollup_pending, rollups_rebuild
     from catalog.models import Feature
     from catalog.services import product_create
-    from usage.services import usage_days_mark_dirty
+    from usage.services import usage_days_mark_appended
 
     now = datetime.now(UTC).replace(microsecond=0)
     start = datetime.combine((now - timedelta(days=args.days - 1)).date(), datetime.min.time(), tzinfo=UTC)
@@ -194,7 +194,7 @@ def main() -> None:
                 "n": args.incremental,
             },
         )
-        usage_days_mark_dirty(workspace_id=workspace.pk, days=[today, today - timedelta(days=1)], now=now)
+        usage_days_mark_appended(workspace_id=workspace.pk, days=[today, today - timedelta(days=1)], now=now)
         insert = time.perf_counter() - t0
     timings: list[tuple[float, str]] = []
 

@@ -21,10 +21,10 @@ from analytics.models import (
     RollupWatermark,
 )
 from analytics.selectors import rollup_differences
-from analytics.services import rollup_day, rollup_pending, rollups_rebuild, usage_day_mark_dirty
+from analytics.services import rollup_day, rollup_pending, rollups_rebuild, usage_days_mark_restated
 from catalog.models import Feature
 from usage.models import UsageDayDirty, UsageEvent
-from usage.services import usage_days_mark_dirty
+from usage.services import usage_days_mark_appended
 
 from .helpers import Ev, store_events
 
@@ -94,11 +94,11 @@ def test_a_rolled_up_day_gets_only_its_new_events_added(workspace, catalog):
     ]
     assert _watermarks(workspace) == {DAY: _last_event_id()}
     # when a rerun finds the day marked again with no new event, then nothing moves
-    usage_days_mark_dirty(workspace_id=workspace.pk, days=[DAY], now=timezone.now())
+    usage_days_mark_appended(workspace_id=workspace.pk, days=[DAY], now=timezone.now())
     rollup_pending(now=timezone.now())
     assert _fad(workspace) == [(DAY, "a1", 109, 4, 2, at(12, 20)), (DAY, "a2", -2, 1, 1, None)]
     # when the day is marked for a whole recompute (as after deleted events), then the tampering is gone
-    usage_day_mark_dirty(workspace_id=workspace.pk, days=[DAY], now=timezone.now())
+    usage_days_mark_restated(workspace_id=workspace.pk, days=[DAY], now=timezone.now())
     assert _watermarks(workspace) == {}
     rollup_pending(now=timezone.now())
     assert _fad(workspace) == [(DAY, "a1", 9, 4, 2, at(12, 20)), (DAY, "a2", -2, 1, 1, None)]
@@ -122,7 +122,7 @@ def test_an_end_user_under_two_accounts_makes_the_day_recompute_whole(workspace,
             received_at=timezone.now(),
             quantity=2,
         )
-        usage_days_mark_dirty(workspace_id=workspace.pk, days=[DAY], now=timezone.now())
+        usage_days_mark_appended(workspace_id=workspace.pk, days=[DAY], now=timezone.now())
     rollup_pending(now=timezone.now())
     # then the day was recomputed whole: tampering repaired, u1 counted for both accounts
     assert _fad(workspace) == [(DAY, "a1", 1, 1, 1, at(9)), (DAY, "a2", 2, 1, 1, at(10))]
@@ -138,7 +138,7 @@ def test_rebuilds_set_the_watermark_of_every_day_with_events(workspace, catalog)
         [Ev("export.pdf", "a1", at(9), 1), Ev("sso.login", "a2", datetime(2026, 11, 5, 8, tzinfo=UTC), 4)],
     )
     rollup_pending(now=timezone.now())
-    usage_day_mark_dirty(workspace_id=workspace.pk, days=[DAY], now=timezone.now())
+    usage_days_mark_restated(workspace_id=workspace.pk, days=[DAY], now=timezone.now())
     assert _watermarks(workspace) == {date(2026, 11, 5): _last_event_id()}
     # when a range rebuild covers the 2nd only, then its watermark is back
     rollups_rebuild(workspace_id=workspace.pk, since=DAY, until=DAY)
