@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard clean
+.PHONY: install run test test-fast lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ run: install
 
 test: install
 	@$(PY) scripts/uptake_dev.py test $(PYTEST_ARGS)
+
+# The quick loop: everything but the headless-browser and real-Celery-worker tests.
+test-fast: install
+	@$(PY) scripts/uptake_dev.py test -m "not browser and not celery" $(PYTEST_ARGS)
 
 lint: install
 	@$(VENV)/bin/ruff check .

@@ -138,7 +138,8 @@ def test_readers_see_the_old_rollups_until_the_swap_which_waits_for_them(workspa
     _wait_for_the_swap()
     # then meanwhile other readers still get the old rollups
     assert _uses_of(date(2026, 11, 2)) == 999
-    time.sleep(1.2)  # the swap gives up its lock attempts (500 ms each) and retries
+    # and the swap gives up its lock attempt (500 ms each) and tries again, still waiting
+    _wait_for_a_new_swap_attempt()
     assert rebuilding.is_alive()
     assert _uses_of(date(2026, 11, 2)) == 999
     # when the reader ends, then the swap goes through and every reader gets the rebuilt rollups
@@ -160,6 +161,27 @@ def _swap_waiting() -> int:
             [TABLES],
         )
         return cursor.fetchone()[0]
+
+
+def _swap_wait_started():
+    """When the rebuild's current lock attempt for the swap began (pg_locks.waitstart), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT max(waitstart) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' "
+            "AND relation::regclass::text = ANY(%s)",
+            [TABLES],
+        )
+        return cursor.fetchone()[0]
+
+
+def _wait_for_a_new_swap_attempt() -> None:
+    """Until the swap waits in a lock attempt that began after the one seen first (it gave that one up)."""
+    deadline = time.monotonic() + 20
+    first = None
+    while (started := _swap_wait_started()) is None or first is None or started <= first:
+        first = first or started
+        assert time.monotonic() < deadline, "the swap never tried again"
+        time.sleep(0.05)
 
 
 def _wait_for_the_swap() -> None:

@@ -35,11 +35,18 @@ class _HeldFirstWrite:
             first = not self.calls
             self.calls.append([(e.index, e.event_id) for e in kwargs["events"]])
         if first:
-            _wait_until(lambda: sum(len(q) for q in services._coalescer._pending.values()) >= self.queued)
+            _wait_until(lambda: _queued() >= self.queued)
         return self.real(**kwargs)
 
 
-def _ingest_in_threads(workspace, payloads: list[list[dict]], *, start_gap: float) -> list[dict]:
+def _queued() -> int:
+    return sum(len(q) for q in services._coalescer._pending.values())
+
+
+def _ingest_in_threads(workspace, payloads: list[list[dict]], *, writes_started) -> list[dict]:
+    """Each payload in a thread of its own, in arrival order: a thread starts once the previous request is being
+    written (the first, whose write the test holds until the others queue) or queued behind it, or once the
+    grouped write started (every request has arrived by then). `writes_started()` counts the writes."""
     now = timezone.now()
     results: list[dict | BaseException] = [None] * len(payloads)
 
@@ -52,9 +59,9 @@ def _ingest_in_threads(workspace, payloads: list[list[dict]], *, start_gap: floa
             connection.close()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(payloads))]
-    for thread in threads:
+    for arrived, thread in enumerate(threads, start=1):
         thread.start()
-        time.sleep(start_gap)  # arrival order = list order
+        _wait_until(lambda arrived=arrived: writes_started() >= 2 or writes_started() + _queued() >= arrived)
     for thread in threads:
         thread.join(10)
     return results
@@ -79,7 +86,7 @@ def test_requests_arriving_during_a_write_are_stored_as_one_batch_each_with_its_
         [_event("acme", "e-4"), _event("acme", "e-4")],
     ]
     # when
-    results = _ingest_in_threads(workspace, payloads, start_gap=0.05)
+    results = _ingest_in_threads(workspace, payloads, writes_started=lambda: len(held.calls))
     # then the first request was written alone, the other three together, in arrival order
     assert held.calls == [
         [(0, "e-1")],
@@ -112,7 +119,7 @@ def test_a_failed_grouped_write_fails_every_request_of_the_batch_and_stores_noth
     def store(**kwargs):
         calls.append(len(kwargs["events"]))
         if len(calls) == 1:
-            _wait_until(lambda: sum(len(q) for q in services._coalescer._pending.values()) >= 2)
+            _wait_until(lambda: _queued() >= 2)
             return real(**kwargs)
         if len(calls) == 2:
             raise OperationalError("connection refused")
@@ -121,7 +128,7 @@ def test_a_failed_grouped_write_fails_every_request_of_the_batch_and_stores_noth
     monkeypatch.setattr(services, "usage_events_store", store)
     payloads = [[_event("acme", "a")], [_event("acme", "b")], [_event("acme", "c")]]
     # when
-    results = _ingest_in_threads(workspace, payloads, start_gap=0.05)
+    results = _ingest_in_threads(workspace, payloads, writes_started=lambda: len(calls))
     # then
     assert calls[:2] == [1, 2]
     assert results[0]["accepted"] == 1

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -300,6 +300,25 @@ def test_valid_ingestion_is_served_below_drf_with_the_views_answer(api, monkeypa
 # ---------------------------------------------------------------------------
 
 
+def _wait_for_a_lock_wait(seconds: float = 10.0) -> bool:
+    """Until a backend of this database waits for a lock (pg_locks, not granted); False after `seconds`."""
+    deadline = time.monotonic() + seconds
+    probe = connections.create_connection("default")
+    try:
+        with probe.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE NOT l.granted AND a.datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    return True
+                time.sleep(0.01)
+        return False
+    finally:
+        probe.close()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_connections_ingesting_the_same_event_id_store_it_once(workspace):
     # given thread A holds an uncommitted insert of event "same" while thread B tries the same id
@@ -333,14 +352,14 @@ def test_two_connections_ingesting_the_same_event_id_store_it_once(workspace):
     assert a_inserted.wait(10)
     b = threading.Thread(target=thread_b)
     b.start()
-    time.sleep(0.5)  # B is now blocked on A's uncommitted row
+    waiting = _wait_for_a_lock_wait()  # B is now blocked on A's uncommitted row
     b_finished_early = not b.is_alive()
     a_may_commit.set()
     a.join(10)
     b.join(10)
 
     # then exactly one event is stored, A's, and B counts a duplicate
-    assert b_finished_early is False
+    assert (waiting, b_finished_early) == (True, False)
     assert (results["a"].accepted, results["a"].duplicates) == (1, 0)
     assert (results["b"].accepted, results["b"].duplicates) == (0, 1)
     assert list(UsageEvent.objects.values_list("event_id", "quantity")) == [("same", 1)]
