@@ -165,8 +165,7 @@ class FeatureUsageApi(APIView):
 
     @extend_schema(
         summary="Feature usage analytics of a product",
-        description="Net uses (reversals included) from the rollups; see DESIGN.md “Analytics semantics”. "
-        "402 on free-tier workspaces.",
+        description="Net uses (reversals included) from the rollups. 402 on free-tier workspaces.",
         parameters=[
             *_WINDOW_PARAMS,
             OpenApiParameter("event", str, description="Keep features whose key contains this (case-insensitive)."),

@@ -210,7 +210,7 @@ def feature_usage(
     module_key: str | None = None,
     plan: str | None = None,
 ) -> dict:
-    """The feature-usage analytics of DESIGN.md ("Analytics semantics") for one product and window.
+    """The feature-usage analytics (net uses from the rollups) of one product and window.
 
     The dashboard's filters: `module_key` keeps the features of that module, `plan` the accounts with that plan
     label (active accounts and adoption too). With `plan` the heatmap is None: its rollups are per feature

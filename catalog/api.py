@@ -1,4 +1,4 @@
-"""Catalog REST (DESIGN.md): products, modules, features and items named by their keys; `read` scope to read,
+"""Catalog REST: products, modules, features and items named by their keys; `read` scope to read,
 `admin` to write. Thin views: an input serializer parses, one service writes, an output serializer renders."""
 
 import django_filters

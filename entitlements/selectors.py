@@ -1,6 +1,6 @@
 """Reads for entitlements: effective entitlement resolution, allowance usage, and the check payload.
 
-Resolution (DESIGN.md "Entitlement semantics"): over the account's active and in-trial subscriptions, each
+Resolution: over the account's active and in-trial subscriptions, each
 subscription gives a feature either its override (if one exists and has not expired) or the highest value any
 of its items grants; the account gets the highest value over its subscriptions. Draft features grant nothing.
 """
@@ -213,7 +213,7 @@ def allowance_period(*, feature: Feature, effective: Effective, at: datetime) ->
 def entitlement_payload(
     *, feature: Feature, effective: Effective, account_id: int, now: datetime, quantity: int = 0
 ) -> dict:
-    """The check answer for one feature (DESIGN.md): entitled, value, and for metered features the allowance.
+    """The check answer for one feature: entitled, value, and for metered features the allowance.
 
     `quantity` asks "may the account use this much more": a metered feature needs used + quantity ≤ limit, a
     non-metered quantity/range feature needs quantity ≤ value. With quantity 0 (the default) `entitled` says

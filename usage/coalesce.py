@@ -1,20 +1,6 @@
-"""Group commit for small ingestion requests that arrive together in one server process.
-
-A single event costs one transaction: a dimension lookup, the insert, the dirty mark and a COMMIT with its WAL
-flush, ~10× the database work per event of a 500-event batch. When requests of one workspace arrive while
-another of them is being written (gunicorn's threads), the ones that waited are written together as one batch:
-
-- The first request finds no write in progress for its workspace and leads: it writes what is pending (its own
-  events) as one batch.
-- Requests arriving meanwhile queue. When the write ends, the leader hands the lead to the first of them,
-  which writes all queued requests as one batch, and so on. No request waits for a timer; under no
-  concurrency every request is written alone, as before.
-- Each request gets its own answer (accepted, duplicates, rejections with its own indexes). Events are in
-  arrival order, so of two requests with the same `event_id` the first is stored and the second counts it as a
-  duplicate, as between consecutive requests.
-- The batch is one transaction: nothing is answered 200 before its COMMIT, and if the write fails (the
-  database is unreachable) every request of the batch gets the error (503); nothing of it was stored.
-"""
+"""Group commit for small ingestion requests that arrive together in one server process: requests of a workspace
+that wait while another of its requests is written are written together as one batch, each with its own answer.
+The protocol (lead hand-over, ordering, failures): docs/internals.md ("Group commit")."""
 
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
-"""`POST /api/v1/usage/record`: record usage with enforcement (service and view).
-
-The event is validated by the ingestion rules, then refused (`recorded: false` with a reason) when the account
-or feature is unknown, the account is not entitled, or a metered allowance would be passed. Negative
-quantities are always recorded. Recording goes through `usage_events_store` (the same write path as
-`/api/v1/events`: dirty marks and allowance counters in the same transaction).
-
-Concurrency: recordings of one (account, feature) are serialised by a transaction-level advisory lock taken
-before `used` is read, so under any concurrency the sum recorded in a period never passes the limit.
-Idempotency: with an `event_id`, the answer is stored in `RecordOutcome` (refusals too) under an advisory
-lock on the id; a replay returns the stored answer and records nothing new. An id already used by an event
-from `/api/v1/events` answers `recorded: true` (that event is stored) and records nothing new.
-"""
+"""`POST /api/v1/usage/record`: record usage with enforcement (service and view). Unknown accounts or features,
+accounts not entitled and metered allowances that would be passed are refused (`recorded: false` with a
+reason); recording goes through `usage_events_store`. Locks and idempotency: docs/internals.md ("Usage record")."""
 
 from datetime import datetime
 

@@ -1,15 +1,6 @@
-"""Writes for usage ingestion: the bulk write path behind `POST /api/v1/events`.
-
-A batch costs a handful of queries whatever its size: dimensions (catalog, accounts, end users) are looked up
-in one query, unknown ones are registered with INSERT … ON CONFLICT DO NOTHING and re-selected,
-events are written with COPY into a staging table and moved with INSERT … ON CONFLICT DO NOTHING RETURNING
-(the unique constraint on (workspace, event_id) decides duplicates, also under concurrent batches) in one
-statement that also moves accounts' and end users' first/last seen; allowance counters are updated and the
-(workspace, UTC day) is marked dirty (last, as its row is shared by the batches of the day on this connection's
-shard, see UsageDayDirty) in the same
-transaction. Batches of up to COPY_THRESHOLD events skip the stage
-and insert from arrays.
-"""
+"""Writes for usage ingestion: the bulk write path behind `POST /api/v1/events`. A batch costs a handful of
+queries whatever its size; its events, allowance counters, outbox row and (workspace, UTC day) dirty mark commit
+in one transaction. How the queries are laid out: docs/internals.md ("Ingestion write path")."""
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager

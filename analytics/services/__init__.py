@@ -1,21 +1,8 @@
 """Rollup writes: the count tables of analytics.models brought up to date from raw usage events.
 
-Incremental rollups (rollup_days / rollup_pending) take the dirty days of a workspace together. A day with a
-watermark gets the aggregates of its events above the watermark added (delta.py); a day without one, or one the
-delta cannot account for, is recomputed whole and only the rows that differ are written (recompute.py). Either
-way the days' watermarks move to the rollup's event horizon (common.event_horizon: no event with an id below it
-can still appear) in the same transaction, so a rerun or a retry adds nothing twice; when no horizon can be had
-(a transaction adding events stays open), the days are recomputed whole and left without a watermark.
-
-Concurrency: a rollup holds a transaction-scoped advisory lock on each (workspace, day) it rolls up (and a
-shared lock on the workspace); a rebuild holds the workspace lock exclusively. A day's dirty mark is one row per
-shard (see usage.models.UsageDayDirty); every row is read before the horizon and before any event, and deleted
-only if its `version` is still the one read, so a day that received events during the rollup stays dirty and is
-rolled up again; a crash rolls the transaction back and leaves the marks and watermarks. A full rebuild of a
-workspace that has the rollup tables to itself builds fresh tables with several connections and swaps them in
-(rebuild.py: readers see the old rollups until the swap commits, a crash leaves them); other rebuilds recompute
-in place. Rebuilds count the events up to their horizon and set the watermarks of the days they cover.
-"""
+rollup_pending / rollup_days apply a workspace's dirty days as deltas (delta.py) or whole recomputes
+(recompute.py) and move their watermarks to the event horizon in the same transaction; full rebuilds are in
+rebuild.py. Why reruns, crashes and concurrent runs stay correct: docs/internals.md ("Rollups")."""
 
 from __future__ import annotations
 

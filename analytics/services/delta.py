@@ -1,15 +1,6 @@
 """Delta rollups: add the aggregates of a day's new events (ids above its watermark, up to the horizon) to its
-rollup rows, instead of recomputing the whole day.
-
-Events are append-only, so every rollup column is additive over a day's events or a maximum: uses and events
-add up, last-positive-event times take the greater, and distinct end users of (day, feature, account) grow by the
-(day, feature, end user) pairs the feature × user × day table did not hold yet. That last rule needs each end
-user's events of a (day, feature) to belong to one account (ingestion resolves end users per account); where a
-batch of new events does not show that (an end user under two accounts, or under another account than the one
-its stored row carries), apply_delta writes nothing and returns False, and the days are recomputed whole.
-Changes that are not appended events (deleted or restated events) go through usage_days_mark_restated or a rebuild,
-which drop or reset the days' watermarks.
-"""
+rollup rows instead of recomputing the whole day; when a batch cannot be applied as a delta, apply_delta writes
+nothing and returns False. Why every column is additive: docs/internals.md ("Delta rollups")."""
 
 from __future__ import annotations
 

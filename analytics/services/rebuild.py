@@ -1,40 +1,6 @@
 """Full rebuild of one workspace's rollups into staging tables, built by several connections at once and swapped
-in whole.
-
-Used when every rollup table holds this workspace only (one tenant per database, the common case; otherwise the
-rebuild recomputes in place, see rollups_rebuild). PostgreSQL runs an INSERT … SELECT on one core, so the work
-is cut into pieces that several sessions take from a queue:
-
-1. The coordinator (the caller's connection) opens the transaction that will swap the tables in. It takes the
-   workspace's advisory lock exclusively (incremental rollups of the workspace skip it meanwhile; their dirty
-   marks stay) and SHARE locks on the live rollup tables (readers go on, nobody else writes them until the
-   swap), reads the dirty marks, then the event horizon (common.event_horizon), and exports its snapshot.
-2. A worker drops what an earlier, crashed rebuild left and creates empty `<table>__rebuild` tables (the live
-   tables' columns and checks, no indexes), and commits.
-3. Workers (threads, one connection each) import the coordinator's snapshot (REPEATABLE READ), so that every
-   piece counts the same events (those with ids up to the horizon), and take one UTC day at a time: one
-   statement scans the day's raw events once and inserts its rows into every day-keyed staging table. They
-   commit when no day is left.
-4. Workers take one task at a time, each in its own transaction: one index of a staging table (the live
-   table's definition under a temporary name; the primary key as a unique index), last seen from the staging
-   feature × account × day rows with its key, then ANALYZE of each table.
-5. The coordinator takes ACCESS EXCLUSIVE locks on the live tables (a short lock timeout per attempt, retried,
-   so that a reader never queues behind the swap for long and a lock cycle with a reader costs an attempt, not
-   the rebuild), drops each live table, renames its staging table and indexes to the live names (the unique
-   index becomes the primary key), sets the watermark of every day with events to the horizon the events were
-   counted up to (read in step 1, before the snapshot), bumps the rollup generation, consumes the marks read in
-   step 1, commits.
-
-Readers see the old rollups, complete, until the swap commits, then the new ones: never a mix of the two and
-never an empty table (a reader that touched a live table before the swap holds the swap back until its
-statement is done). A crash before that COMMIT leaves the old rollups and the dirty marks; the next rebuild drops
-the leftover staging tables. Events not counted (committed after the snapshot, or given ids above the horizon)
-keep their days dirty (their marks were bumped after the coordinator read them), so the next incremental rollup
-counts them.
-
-Inside a caller's transaction (other connections could not see what it wrote) the caller's connection does every
-step itself, in that transaction.
-"""
+in whole (when the rollup tables hold this workspace only; otherwise rollups_rebuild recomputes in place). The
+steps, their locks and what readers and crashes see: docs/internals.md ("Rebuild")."""
 
 from __future__ import annotations
 
