@@ -225,6 +225,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# The entitlement check and POST /api/v1/events serve their common case below DRF (config.api fast paths);
+# false sends every request through their DRF views (same answers, byte for byte; slower).
+UPTAKE_FAST_PATHS = env.bool("UPTAKE_FAST_PATHS", default=True)
 
 # ---------------------------------------------------------------------------
 # Uptake: ingestion limits and defaults
