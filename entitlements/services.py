@@ -47,8 +47,12 @@ FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[]) AS t(a,
 # usage.services takes it); a rebuild of the feature's counters holds it exclusive (allowance_counting_lock).
 # So a batch that decided not to count (the feature was not metered yet) has committed before a rebuild reads
 # the events, and a batch that counts either committed before the rebuild read (its increments are replaced)
-# or writes after the rebuild committed (its increments add to the recount). Key: hashtextextended(prefix || id).
+# or writes after the rebuild committed (its increments add to the recount). Only features that can become
+# metered take it (draft, quantity, range: an active switch or custom feature never can). Features share
+# ALLOWANCE_COUNTING_LOCK_SLOTS locks (key: hashtextextended(prefix || id mod slots)), so a batch holds at most
+# that many whatever its number of features; a rebuild also waits for the batches of its slot's other features.
 ALLOWANCE_COUNTING_LOCK_PREFIX = "uptake:allowance-counting:"
+ALLOWANCE_COUNTING_LOCK_SLOTS = 64
 
 
 def allowance_counting_lock(*, feature_id: int) -> None:
@@ -56,8 +60,8 @@ def allowance_counting_lock(*, feature_id: int) -> None:
     transaction that stores events of the feature, and hold new ones at their lookup meanwhile."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s || %s::bigint, 0))",
-            [ALLOWANCE_COUNTING_LOCK_PREFIX, feature_id],
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s || mod(%s::bigint, %s), 0))",
+            [ALLOWANCE_COUNTING_LOCK_PREFIX, feature_id, ALLOWANCE_COUNTING_LOCK_SLOTS],
         )
 
 

@@ -23,7 +23,12 @@ from django.db import connection, transaction
 from accounts.models import Account, EndUser, Workspace
 from catalog.models import Feature, Lifecycle, Module, Product
 from catalog.services import next_resource_version
-from entitlements.services import ALLOWANCE_COUNTING_LOCK_PREFIX, UsageRow, allowance_usage_apply
+from entitlements.services import (
+    ALLOWANCE_COUNTING_LOCK_PREFIX,
+    ALLOWANCE_COUNTING_LOCK_SLOTS,
+    UsageRow,
+    allowance_usage_apply,
+)
 
 from .coalesce import Coalescer
 from .models import UsageEvent
@@ -325,11 +330,12 @@ class _Known:
     alert_pipelines: bool  # the workspace has an enabled event-driven alert pipeline
 
 
-# The feature rows take their counting lock (shared, until COMMIT; see ALLOWANCE_COUNTING_LOCK_PREFIX) in the
-# select list, so only the batch's own features are locked.
+# The feature rows that can become metered take their counting lock (shared, until COMMIT; see
+# ALLOWANCE_COUNTING_LOCK_PREFIX) in the select list, so only the batch's own features are locked.
 _LOOKUP_SQL = (
-    "SELECT 'f', f.key, f.id, p.key, m.key, "
-    "pg_advisory_xact_lock_shared(hashtextextended(%(lock)s || f.id, 0)) IS NOT NULL FROM catalog_feature f "
+    "SELECT 'f', f.key, f.id, p.key, m.key, CASE WHEN f.status = 'draft' OR f.type IN ('quantity', 'range') "
+    "THEN pg_advisory_xact_lock_shared(hashtextextended(%(lock)s || mod(f.id, %(slots)s), 0)) IS NOT NULL END "
+    "FROM catalog_feature f "
     "JOIN catalog_product p ON p.id = f.product_id "
     "LEFT JOIN catalog_module m ON m.id = f.module_id WHERE f.workspace_id = %(ws)s AND f.key = "
     "ANY(%(features)s) "
@@ -354,6 +360,7 @@ def _dimensions_lookup(*, workspace_id: int, events: Sequence[ValidEvent]) -> _K
     params = {
         "ws": workspace_id,
         "lock": ALLOWANCE_COUNTING_LOCK_PREFIX,
+        "slots": ALLOWANCE_COUNTING_LOCK_SLOTS,
         "features": sorted({e.feature_key for e in events}),
         "accounts": sorted({e.account_key for e in events}),
         "users": users or [""],

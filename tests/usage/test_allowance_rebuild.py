@@ -15,7 +15,7 @@ from catalog.services import feature_update
 from entitlements.models import AllowanceCounterState, AllowanceUsageDaily, AllowanceUsageEntry, Subscription
 from entitlements.periods import period_containing
 from entitlements.selectors import entitlement_check
-from entitlements.services import item_entitlement_set, subscription_update
+from entitlements.services import ALLOWANCE_COUNTING_LOCK_SLOTS, item_entitlement_set, subscription_update
 from tests.conftest import FROZEN_NOW
 from tests.entitlements.factories import account, feature, plan, subscribe
 from usage.allowances import allowance_counters_pending, allowance_counters_rebuild, allowance_counters_sync
@@ -422,3 +422,40 @@ def test_verify_allowances_names_an_unknown_workspace(db):
 
     with pytest.raises(CommandError, match="No workspace 'nope'."):
         call_command("verify_allowances", "--workspace", "nope")
+
+
+# ---------------------------------------------------------------------------
+# The counting lock's footprint on ingestion
+# ---------------------------------------------------------------------------
+
+
+def _counting_locks_held() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' "
+            "AND pid = pg_backend_pid() AND granted"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_batch_of_many_features_holds_at_most_one_lock_per_slot(workspace):
+    # given: 100 draft features, registered by a first batch (new features take no lock)
+    payload = [{"account_id": "acct-1", "feature_id": f"f-{n:03}"} for n in range(100)]
+    assert events_ingest(workspace=workspace, payload=payload, now=FROZEN_NOW).accepted == 100
+    assert _counting_locks_held() == 0
+    # when: a batch names them all (drafts can become metered)
+    assert events_ingest(workspace=workspace, payload=payload, now=FROZEN_NOW).accepted == 100
+    # then: the test's transaction holds one shared lock per slot
+    assert _counting_locks_held() == ALLOWANCE_COUNTING_LOCK_SLOTS == 64
+
+
+def test_features_that_can_never_be_metered_take_no_counting_lock(workspace, product):
+    # given: an active switch feature (its type is fixed, and a switch is never metered)
+    feature(workspace, product, "sso")
+    # when
+    assert (
+        events_ingest(workspace=workspace, payload=[{"account_id": "a", "feature_id": "sso"}], now=FROZEN_NOW).accepted
+        == 1
+    )
+    # then
+    assert _counting_locks_held() == 0
