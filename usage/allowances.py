@@ -137,10 +137,10 @@ def allowance_counters_current(*, feature: Feature) -> bool:
     ).exists()
 
 
-def allowance_used_from_events(*, account_id: int, feature_id: int, period: Period) -> int:
+def allowance_used_from_events(*, feature: Feature, account_id: int, period: Period) -> int:
     """`used` summed from the raw events (what the counters hold once rebuilt); for the record path while a
     rebuild is pending, so enforcement stays exact meanwhile."""
-    events = UsageEvent.objects.filter(account_id=account_id, feature_id=feature_id)
+    events = UsageEvent.objects.filter(workspace_id=feature.workspace_id, account_id=account_id, feature=feature)
     if period.start is not None:
         events = events.filter(occurred_at__gte=period.start, occurred_at__lt=period.end)
     return events.aggregate(total=Coalesce(Sum("quantity"), 0))["total"]

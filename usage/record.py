@@ -121,7 +121,7 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
     if feature.metered and not allowance_counters_current(feature=feature):
 
         def used_in(period: Period) -> int:
-            return allowance_used_from_events(account_id=account_id, feature_id=feature.pk, period=period)
+            return allowance_used_from_events(feature=feature, account_id=account_id, period=period)
 
     def payload(effective: Effective) -> dict:
         return entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now, used=used_in)
