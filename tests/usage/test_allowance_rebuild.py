@@ -15,7 +15,12 @@ from catalog.services import feature_update
 from entitlements.models import AllowanceCounterState, AllowanceUsageDaily, AllowanceUsageEntry, Subscription
 from entitlements.periods import period_containing
 from entitlements.selectors import entitlement_check
-from entitlements.services import ALLOWANCE_COUNTING_LOCK_SLOTS, item_entitlement_set, subscription_update
+from entitlements.services import (
+    ALLOWANCE_COUNTING_LOCK_SLOTS,
+    item_entitlement_set,
+    subscription_entitlement_set,
+    subscription_update,
+)
 from tests.conftest import FROZEN_NOW
 from tests.entitlements.factories import account, feature, plan, subscribe
 from usage.allowances import allowance_counters_pending, allowance_counters_rebuild, allowance_counters_sync
@@ -174,6 +179,12 @@ def test_metering_off_and_on_and_every_catalog_change_agree_with_a_recount(works
     )
     assert (answer["limit"], answer["used"], answer["remaining"]) == (50, expected, max(50 - expected, 0))
     assert answer["resets_at"] == "2027-02-28T07:30:00Z"
+    # and a subscription's own value (an override) replaces the plan's
+    subscription_entitlement_set(
+        subscription=Subscription.objects.get(external_id="sub-acct-1"), feature=history, value="20"
+    )
+    answer = entitlement_check(workspace=workspace, account_key="acct-1", feature_key="api-calls", now=FROZEN_NOW)
+    assert (answer["limit"], answer["used"], answer["remaining"]) == (20, expected, max(20 - expected, 0))
     assert AllowanceCounterState.objects.get(feature=history).metering_version == 3
 
 
