@@ -98,6 +98,9 @@ class Feature(models.Model):
     metered = models.BooleanField(default=False)
     reset_period = models.CharField(max_length=8, choices=ResetPeriod.choices, default=ResetPeriod.NONE)
     reset_anchor = models.CharField(max_length=8, choices=ResetAnchor.choices, default=ResetAnchor.CALENDAR)
+    # Bumped each time `metered` changes: the allowance counters are rebuilt for this version (see
+    # usage/allowances.py), so a switch they have not caught up with yet is visible.
+    metering_version = models.PositiveIntegerField(default=0)
     resource_version = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

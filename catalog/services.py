@@ -3,12 +3,14 @@ goes through here, and so does ingestion's registration on first sight (`catalog
 checked by one function under one lock of the workspace row, lifecycle moves read LIFECYCLE_MOVES, and every
 change bumps `resource_version`."""
 
+import logging
 import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from celery import current_app
 from django.db import IntegrityError, transaction
 
 from accounts.models import Workspace
@@ -27,7 +29,12 @@ from .models import (
     Product,
 )
 
+logger = logging.getLogger(__name__)
+
 UNLIMITED = "unlimited"
+# The task that rebuilds a feature's allowance counters when its metering changes (usage/allowances.py). The
+# catalog sits below usage, so the task is named, not imported; a lost message is caught by its periodic sweep.
+ALLOWANCE_COUNTERS_REBUILD_TASK = "usage.allowance_counters_rebuild"
 MAX_LEVELS = 50
 _INTEGER = re.compile(r"^\d+$")
 _KEY = re.compile(KEY_REGEX)
@@ -470,8 +477,11 @@ def feature_update(
         feature.type = type
     if unit is not UNSET:
         feature.unit = _validate_unit(unit)
-    if metered is not UNSET:
+    if metered is not UNSET and metered != feature.metered:
         feature.metered = metered
+        feature.metering_version += 1
+        feature_id = feature.pk
+        transaction.on_commit(lambda: _allowance_counters_rebuild_enqueue(feature_id))
     if reset_period is not UNSET:
         feature.reset_period = reset_period
     if reset_anchor is not UNSET:
@@ -489,6 +499,20 @@ def feature_update(
     if specs != current:
         _levels_replace(feature=feature, specs=specs)
     return feature
+
+
+def _allowance_counters_rebuild_enqueue(feature_id: int) -> None:
+    """Queue the rebuild of a feature's allowance counters (after COMMIT). Never raises: the sweep catches a
+    message that could not be sent."""
+    try:
+        # A process that imported the task (a worker, the tests) honours task_always_eager; others send by name.
+        task = current_app.tasks.get(ALLOWANCE_COUNTERS_REBUILD_TASK)
+        if task is not None:
+            task.apply_async(args=[feature_id], retry=False)
+        else:
+            current_app.send_task(ALLOWANCE_COUNTERS_REBUILD_TASK, args=[feature_id], retry=False)
+    except Exception:
+        logger.warning("Could not queue the allowance counter rebuild of feature %s; the sweep will.", feature_id)
 
 
 def _levels_replace(*, feature: Feature, specs: list[LevelSpec]) -> None:

@@ -12,6 +12,7 @@ from django.middleware import csrf as _csrf_middleware
 from rest_framework import exceptions, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal
@@ -114,7 +115,10 @@ _fast_renderer = JSONRenderer()
 def fast_path_principal(request, *, method: str, scope: str) -> ApiPrincipal | None:
     """The API principal when a fast path may serve this request itself: `method`, an Accept header that
     JSON satisfies, and a valid key with `scope`. None hands the request to the DRF view (no or bad key, a
-    missing scope, another method or Accept, a database error while looking up the key)."""
+    missing scope, another method or Accept, a database error while looking up the key, or fast paths turned
+    off with UPTAKE_FAST_PATHS)."""
+    if not settings.UPTAKE_FAST_PATHS:
+        return None
     if request.method != method or request.META.get("HTTP_ACCEPT", "") not in JSON_ACCEPTS:
         return None
     try:
@@ -129,13 +133,15 @@ def fast_path_principal(request, *, method: str, scope: str) -> ApiPrincipal | N
 def fast_json_response(payload, *, allow: str, status: int = 200) -> HttpResponse:
     """The response, with the bytes and headers DRF's JSONRenderer and APIView would give `payload`."""
     response = HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=status)
-    response["Vary"] = "Accept"
+    # APIView.default_response_headers: Vary only when it could have chosen another renderer.
+    if len(api_settings.DEFAULT_RENDERER_CLASSES) > 1:
+        response["Vary"] = "Accept"
     response["Allow"] = allow
     return response
 
 
-def database_unavailable_response() -> HttpResponse:
+def database_unavailable_response(*, allow: str) -> HttpResponse:
     """The 503 exception_handler gives a database outage, for a fast path that cannot hand over (a write)."""
-    response = HttpResponse(_fast_renderer.render(_DATABASE_UNAVAILABLE), content_type="application/json", status=503)
+    response = fast_json_response(_DATABASE_UNAVAILABLE, allow=allow, status=503)
     response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
     return response

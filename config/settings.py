@@ -149,6 +149,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Alerts: dormant and usage-drop pipelines from the rollups (one alert per account per window, so reruns
     # send nothing twice).
     "alerts-rollup-triggers": {"task": "alerts.evaluate_rollup_triggers", "schedule": 900.0},
+    # Allowances: rebuild the counters of features whose metering changed and whose rebuild task was lost.
+    "allowances-sync": {"task": "usage.allowance_counters_sync", "schedule": 60.0},
+    # Allowances: recount every metered counter from the raw events and log any difference.
+    "allowances-verify": {
+        "task": "usage.allowance_counters_verify",
+        "schedule": env.float("UPTAKE_ALLOWANCE_VERIFY_SECONDS", default=3600.0),
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -220,6 +227,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# The entitlement check and POST /api/v1/events serve their common case below DRF (config.api fast paths);
+# false sends every request through their DRF views (same answers, byte for byte; slower).
+UPTAKE_FAST_PATHS = env.bool("UPTAKE_FAST_PATHS", default=True)
 
 # ---------------------------------------------------------------------------
 # Uptake: ingestion limits and defaults

@@ -116,7 +116,7 @@ def entitlement_check(request):
     payload = _check_fast(request)
     if payload is None:
         return _check_view(request)
-    return fast_json_response(payload, allow="GET, OPTIONS")
+    return fast_json_response(payload, allow="GET, HEAD, OPTIONS")
 
 
 # drf-spectacular documents views by their APIView class: the check's schema is EntitlementCheckView's.

@@ -118,7 +118,7 @@ class AllowanceUsageDaily(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     quantity = models.BigIntegerField(default=0)
 
@@ -128,6 +128,8 @@ class AllowanceUsageDaily(models.Model):
                 fields=["account", "feature", "day"], name="entitlements_allowanceusagedaily_unique_day"
             ),
         ]
+        # A feature's counters of one day: what a rebuild replaces (and the foreign key's index).
+        indexes = [models.Index(fields=["feature", "day"], name="entl_usage_daily_feat_day_idx")]
 
     def __str__(self) -> str:
         return f"{self.account_id}:{self.feature_id}@{self.day}={self.quantity}"
@@ -152,11 +154,25 @@ class AllowanceUsageEntry(models.Model):
                 name="entl_usage_entry_acct_feat_idx",
             ),
             models.Index(fields=["workspace"], name="entl_usage_entry_ws_idx"),
-            models.Index(fields=["feature"], name="entl_usage_entry_feat_idx"),
+            # A feature's entries of one day: what a rebuild replaces (and the foreign key's index).
+            models.Index(fields=["feature", "occurred_at"], name="entl_usage_entry_feat_time_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.account_id}:{self.feature_id}@{self.occurred_at}={self.quantity}"
+
+
+class AllowanceCounterState(models.Model):
+    """The metering version of a feature (`Feature.metering_version`) its allowance counters were last rebuilt
+    for. A feature without a row is at version 0: metered or not since it was created, its counters were kept
+    from its first event. While the versions differ, a rebuild is pending (usage/allowances.py)."""
+
+    feature = models.OneToOneField(Feature, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    metering_version = models.PositiveIntegerField()
+    rebuilt_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.feature_id}@{self.metering_version}"
 
 
 class RecordOutcome(models.Model):

@@ -5,7 +5,7 @@ subscription gives a feature either its override (if one exists and has not expi
 of its items grants; the account gets the highest value over its subscriptions. Draft features grant nothing.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -211,21 +211,37 @@ def allowance_period(*, feature: Feature, effective: Effective, at: datetime) ->
 
 
 def entitlement_payload(
-    *, feature: Feature, effective: Effective, account_id: int, now: datetime, quantity: int = 0
+    *,
+    feature: Feature,
+    effective: Effective,
+    account_id: int,
+    now: datetime,
+    quantity: int = 0,
+    used: Callable[[Period], int] | None = None,
 ) -> dict:
     """The check answer for one feature: entitled, value, and for metered features the allowance.
 
     `quantity` asks "may the account use this much more": a metered feature needs used + quantity ≤ limit, a
     non-metered quantity/range feature needs quantity ≤ value. With quantity 0 (the default) `entitled` says
-    whether the feature is granted and, if metered, not already over its limit.
+    whether the feature is granted and, if metered, not already over its limit. `used(period)` replaces the
+    counters (the record path while the feature's counters are being rebuilt).
     """
-    return entitlement_payloads(feature=feature, effectives={account_id: effective}, now=now, quantity=quantity)[
-        account_id
-    ]
+    return entitlement_payloads(
+        feature=feature,
+        effectives={account_id: effective},
+        now=now,
+        quantity=quantity,
+        used=None if used is None else lambda periods: {a: used(p) for a, p in periods.items()},
+    )[account_id]
 
 
 def entitlement_payloads(
-    *, feature: Feature, effectives: dict[int, Effective], now: datetime, quantity: int = 0
+    *,
+    feature: Feature,
+    effectives: dict[int, Effective],
+    now: datetime,
+    quantity: int = 0,
+    used: Callable[[dict[int, Period]], dict[int, int]] | None = None,
 ) -> dict[int, dict]:
     """entitlement_payload for many accounts of one feature: the allowances of the metered ones are summed in
     one query (allowances_used)."""
@@ -248,24 +264,33 @@ def entitlement_payloads(
             "reason": None if granted else "not_entitled",
         }
         payloads[account_id] = payload
-        if not granted or unlimited:
+        if not granted:
+            continue
+        if unlimited:
+            if feature.metered:
+                # No limit, but the period still resets: the answer looks like a limited one but for the limit.
+                payload["resets_at"] = _resets_at(allowance_period(feature=feature, effective=effective, at=now))
             continue
         if feature.metered:
             periods[account_id] = allowance_period(feature=feature, effective=effective, at=now)
         elif feature.type in (Feature.Type.QUANTITY, Feature.Type.RANGE) and quantity > int(value):
             payload.update(entitled=False, reason="limit_exceeded")
-    used_by_account = allowances_used(feature_id=feature.pk, periods=periods)
+    used_by_account = (used or (lambda p: allowances_used(feature_id=feature.pk, periods=p)))(periods)
     for account_id, period in periods.items():
         payload, limit, used = payloads[account_id], int(effectives[account_id].value), used_by_account[account_id]
         payload.update(
             limit=limit,
             used=used,
             remaining=max(limit - used, 0),
-            resets_at=period.end.isoformat().replace("+00:00", "Z") if period.end else None,
+            resets_at=_resets_at(period),
         )
         if used + max(quantity, 0) > limit:
             payload.update(entitled=False, reason="limit_exceeded")
     return payloads
+
+
+def _resets_at(period: Period) -> str | None:
+    return period.end.isoformat().replace("+00:00", "Z") if period.end else None
 
 
 def refusal_payload(*, feature_key: str, reason: str, feature: Feature | None = None) -> dict:

@@ -1,7 +1,7 @@
 """Writes for entitlements: item and subscription entitlements, subscriptions, allowance usage counters."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,21 +43,49 @@ FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[]) AS t(a,
 """
 
 
-def allowance_usage_apply(*, workspace_id: int, rows: Iterable[UsageRow]) -> None:
+# The counting lock of a feature's allowance counters: every transaction that stores events holds it shared for
+# each feature of its batch, from before it reads whether the feature is metered until COMMIT (the lookup in
+# usage.services takes it); a rebuild of the feature's counters holds it exclusive (allowance_counting_lock).
+# So a batch that decided not to count (the feature was not metered yet) has committed before a rebuild reads
+# the events, and a batch that counts either committed before the rebuild read (its increments are replaced)
+# or writes after the rebuild committed (its increments add to the recount). Only features that can become
+# metered take it (draft, quantity, range: an active switch or custom feature never can). Features share
+# ALLOWANCE_COUNTING_LOCK_SLOTS locks (key: hashtextextended(prefix || id mod slots)), so a batch holds at most
+# that many whatever its number of features; a rebuild also waits for the batches of its slot's other features.
+ALLOWANCE_COUNTING_LOCK_PREFIX = "uptake:allowance-counting:"
+ALLOWANCE_COUNTING_LOCK_SLOTS = 64
+
+
+def allowance_counting_lock(*, feature_id: int) -> None:
+    """Hold a feature's counting lock exclusively until the end of the caller's transaction: wait for every
+    transaction that stores events of the feature, and hold new ones at their lookup meanwhile."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s || mod(%s::bigint, %s), 0))",
+            [ALLOWANCE_COUNTING_LOCK_PREFIX, feature_id, ALLOWANCE_COUNTING_LOCK_SLOTS],
+        )
+
+
+def allowance_usage_apply(
+    *, workspace_id: int, rows: Iterable[UsageRow], metered_feature_ids: Collection[int] | None = None
+) -> None:
     """Add stored events to the allowance counters, in the caller's transaction (the one that stored them).
 
     Called by every path that stores usage events (usage.services), so `used` stays exact and transactional
-    with event storage. Only events of metered features are counted: a daily counter per (account, feature,
-    UTC day), upserted with one statement (keys sorted, so concurrent batches lock rows in the same order and
-    cannot deadlock), and a ledger entry per event for periods that start inside a day.
+    with event storage. Only events of metered features are counted: `metered_feature_ids` when the caller
+    read them under the counting lock, else read here. A daily counter per (account, feature, UTC day),
+    upserted with one statement (keys sorted, so concurrent batches lock rows in the same order and cannot
+    deadlock), and a ledger entry per event for periods that start inside a day.
     """
     rows = [row for row in rows if row.quantity]
     if not rows:
         return
     feature_ids = {row.feature_id for row in rows}
-    metered = set(
-        Feature.objects.filter(workspace_id=workspace_id, pk__in=feature_ids, metered=True).values_list("pk", flat=True)
-    )
+    if metered_feature_ids is None:
+        metered_feature_ids = Feature.objects.filter(
+            workspace_id=workspace_id, pk__in=feature_ids, metered=True
+        ).values_list("pk", flat=True)
+    metered = feature_ids & set(metered_feature_ids)
     if not metered:
         return
     daily: dict[tuple[int, int, object], int] = defaultdict(int)

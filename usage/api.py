@@ -166,7 +166,7 @@ def events(request):
     try:
         result = events_ingest(workspace=principal.workspace, payload=payload, now=timezone.now())
     except (OperationalError, InterfaceError):
-        return database_unavailable_response()
+        return database_unavailable_response(allow=_EVENTS_ALLOW)
     return fast_json_response(result.as_dict(), allow=_EVENTS_ALLOW)
 
 

@@ -2,6 +2,7 @@
 accounts not entitled and metered allowances that would be passed are refused (`recorded: false` with a
 reason); recording goes through `usage_events_store`. Locks and idempotency: docs/internals.md ("Usage record")."""
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -18,7 +19,9 @@ from catalog.models import KEY_MAX_LENGTH, Feature
 from core.errors import DomainError
 from entitlements.api import EntitlementCheckSerializer
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY, RecordOutcome
+from entitlements.periods import Period
 from entitlements.selectors import (
+    Effective,
     allowance_period,
     allowance_used,
     effective_entitlement,
@@ -27,6 +30,7 @@ from entitlements.selectors import (
 )
 from entitlements.values import UNLIMITED, value_grants
 
+from .allowances import allowance_counters_current, allowance_used_from_events
 from .models import UsageEvent
 from .services import usage_events_store
 from .validation import Rejection, validate_event
@@ -102,42 +106,42 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
             reason="unknown_feature",
             entitlement=refusal_payload(feature_key=event.feature_key, reason="unknown_feature"),
         )
+    # While a switch to metered is being rebuilt, the counters lag: `used` is summed from the raw events.
+    used_in = None
+    if feature.metered and not allowance_counters_current(feature=feature):
+
+        def used_in(period: Period) -> int:
+            return allowance_used_from_events(feature=feature, account_id=account_id, period=period)
+
+    def payload(effective: Effective) -> dict:
+        return entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now, used=used_in)
+
     if event.event_id is not None and UsageEvent.objects.filter(workspace=workspace, event_id=event.event_id).exists():
         # Stored earlier through /api/v1/events: that event stands, nothing new is recorded.
         effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
-        return {
-            "recorded": True,
-            "entitlement": entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now),
-        }
+        return {"recorded": True, "entitlement": payload(effective)}
     if feature.metered:
         _lock(f"uptake:allowance:{account_id}:{feature.pk}")
     effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
     if event.quantity > 0:
         if not value_grants(feature_type=feature.type, value=effective.value):
-            return _refusal(
-                reason="not_entitled",
-                entitlement=entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now),
-            )
+            return _refusal(reason="not_entitled", entitlement=payload(effective))
         if feature.metered and effective.value != UNLIMITED:
             period = allowance_period(feature=feature, effective=effective, at=event.occurred_at)
-            used = allowance_used(account_id=account_id, feature_id=feature.pk, period=period)
+            used = (used_in or _counted_in(account_id=account_id, feature_id=feature.pk))(period)
             if used + event.quantity > int(effective.value):
-                return _refusal(
-                    reason="limit_exceeded",
-                    entitlement=entitlement_payload(
-                        feature=feature, effective=effective, account_id=account_id, now=now
-                    ),
-                )
+                return _refusal(reason="limit_exceeded", entitlement=payload(effective))
     result = usage_events_store(
         workspace=workspace, events=[event], now=now, source=UsageEvent.Source.RECORD, register=False
     )
     if result.rejected:
         rejection = result.rejected[0]
         raise DomainError(rejection.message, code=rejection.code, field=rejection.field)
-    return {
-        "recorded": True,
-        "entitlement": entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now),
-    }
+    return {"recorded": True, "entitlement": payload(effective)}
+
+
+def _counted_in(*, account_id: int, feature_id: int) -> Callable[[Period], int]:
+    return lambda period: allowance_used(account_id=account_id, feature_id=feature_id, period=period)
 
 
 class UsageRecordInput(serializers.Serializer):

@@ -13,7 +13,12 @@ from django.db import connection, transaction
 
 from accounts.models import Account, EndUser, Workspace
 from catalog.services import catalog_features_resolve
-from entitlements.services import UsageRow, allowance_usage_apply
+from entitlements.services import (
+    ALLOWANCE_COUNTING_LOCK_PREFIX,
+    ALLOWANCE_COUNTING_LOCK_SLOTS,
+    UsageRow,
+    allowance_usage_apply,
+)
 
 from .coalesce import Coalescer
 from .models import UsageEvent
@@ -47,6 +52,7 @@ class StoredEvent:
     occurred_at: datetime
     quantity: int
     event_id: str | None
+    metered: bool = False  # its feature was metered when it was stored: it counts towards allowances
 
 
 @dataclass
@@ -162,7 +168,6 @@ def usage_events_store(
     """
     result = StoreResult()
     known = _dimensions_lookup(workspace_id=workspace.pk, events=events)
-    found_ids = {pk for pk, _, _ in known.features.values()}
     resolution = catalog_features_resolve(workspace=workspace, events=events, register=register, known=known.features)
     feature_ids = resolution.feature_ids
     result.rejected.extend(
@@ -219,12 +224,14 @@ def usage_events_store(
     result.stored = _events_write(workspace_id=workspace.pk, rows=rows, now=now, source=source)
     result.duplicates += len(rows) - len(result.stored)
     if result.stored:
-        # Only metered features count towards allowances: events of features the lookup found unmetered are
-        # left out (features registered by this batch are new drafts; allowance_usage_apply decides for them).
-        counted = [s for s in result.stored if s.feature_id in known.metered or s.feature_id not in found_ids]
+        # Only events of metered features count towards allowances. The insert read `metered` after the lookup
+        # took the features' counting locks, so a rebuild of the counters sees every event this batch leaves
+        # out (see ALLOWANCE_COUNTING_LOCK_PREFIX).
+        counted = [s for s in result.stored if s.metered]
         if counted:
             allowance_usage_apply(
                 workspace_id=workspace.pk,
+                metered_feature_ids={s.feature_id for s in counted},
                 rows=[
                     UsageRow(
                         account_id=s.account_id,
@@ -310,12 +317,15 @@ class _Known:
     features: dict[str, tuple[int, str, str | None]]  # key → (id, product key, module key)
     accounts: dict[str, int]  # external id → id
     users: dict[tuple[int, str], int]  # (account id, external id) → id
-    metered: set[int]  # ids of the found features that are metered
     subscribed: bool  # the workspace has an EventSubscription (its events go through the outbox)
 
 
+# The feature rows that can become metered take their counting lock (shared, until COMMIT; see
+# ALLOWANCE_COUNTING_LOCK_PREFIX) in the select list, so only the batch's own features are locked.
 _LOOKUP_SQL = (
-    "SELECT 'f', f.key, f.id, p.key, m.key, f.metered FROM catalog_feature f "
+    "SELECT 'f', f.key, f.id, p.key, m.key, CASE WHEN f.status = 'draft' OR f.type IN ('quantity', 'range') "
+    "THEN pg_advisory_xact_lock_shared(hashtextextended(%(lock)s || mod(f.id, %(slots)s), 0)) IS NOT NULL END "
+    "FROM catalog_feature f "
     "JOIN catalog_product p ON p.id = f.product_id "
     "LEFT JOIN catalog_module m ON m.id = f.module_id WHERE f.workspace_id = %(ws)s AND f.key = "
     "ANY(%(features)s) "
@@ -331,12 +341,14 @@ _LOOKUP_SQL = (
 
 
 def _dimensions_lookup(*, workspace_id: int, events: Sequence[ValidEvent]) -> _Known:
-    """Features (with whether they are metered), accounts, end users of a batch and whether the workspace's
-    events have subscribers, in one round trip."""
-    known = _Known(features={}, accounts={}, users={}, metered=set(), subscribed=True)
+    """Features (taking their counting locks), accounts, end users of a batch and whether the workspace's events
+    have subscribers, in one round trip."""
+    known = _Known(features={}, accounts={}, users={}, subscribed=True)
     users = sorted({e.user_key for e in events if e.user_key is not None})
     params = {
         "ws": workspace_id,
+        "lock": ALLOWANCE_COUNTING_LOCK_PREFIX,
+        "slots": ALLOWANCE_COUNTING_LOCK_SLOTS,
         "features": sorted({e.feature_key for e in events}),
         "accounts": sorted({e.account_key for e in events}),
         "users": users or [""],
@@ -346,8 +358,6 @@ def _dimensions_lookup(*, workspace_id: int, events: Sequence[ValidEvent]) -> _K
         for kind, key, pk, extra, module_key, flag in cursor.fetchall():
             if kind == "f":
                 known.features[key] = (pk, extra, module_key)
-                if flag:
-                    known.metered.add(pk)
             elif kind == "a":
                 known.accounts[key] = pk
             elif kind == "u":
@@ -455,6 +465,13 @@ _TAIL = ", ".join(
         _SEEN.format(name="usr", column="end_user_id", table="accounts_enduser"),
     ]
 )
+# The stored rows, each with whether its feature is metered: read by this statement, after the lookup took the
+# features' counting locks (a snapshot taken before them could miss a switch to metered, see
+# ALLOWANCE_COUNTING_LOCK_PREFIX). The uncorrelated ARRAY(...) runs once.
+_RETURN = (
+    " SELECT ins.*, ins.feature_id = ANY(ARRAY(SELECT id FROM catalog_feature "
+    "WHERE metered AND id IN (SELECT feature_id FROM ins))) FROM ins"
+)
 _INSERT_FROM_ARRAYS = (
     "WITH "
     + ", ".join(
@@ -470,7 +487,7 @@ _INSERT_FROM_ARRAYS = (
             _TAIL,
         ]
     )
-    + " SELECT * FROM ins"
+    + _RETURN
 )
 _INSERT_FROM_STAGE = (
     "WITH "
@@ -487,7 +504,7 @@ _INSERT_FROM_STAGE = (
             _TAIL,
         ]
     )
-    + " SELECT * FROM ins"
+    + _RETURN
 )
 
 
@@ -517,7 +534,7 @@ def _stored(*, rows: list[tuple], returned: list[tuple]) -> list[StoredEvent]:
     by_event_id = {row[6]: row[0] for row in rows if row[6] is not None}
     without_id = iter([row[0] for row in rows if row[6] is None])
     stored = []
-    for pk, account_id, end_user_id, feature_id, occurred_at, quantity, event_id in returned:
+    for pk, account_id, end_user_id, feature_id, occurred_at, quantity, event_id, metered in returned:
         index = by_event_id[event_id] if event_id is not None else next(without_id)
         stored.append(
             StoredEvent(
@@ -529,6 +546,7 @@ def _stored(*, rows: list[tuple], returned: list[tuple]) -> list[StoredEvent]:
                 occurred_at=occurred_at,
                 quantity=quantity,
                 event_id=event_id,
+                metered=metered,
             )
         )
     return stored

@@ -63,9 +63,40 @@ def test_fast_answer_is_the_drf_views_answer_byte_for_byte(workspace, make_key, 
     fast = client.get(URL, params)
     slow = _drf_view_answer(raw, params)
     # then
-    assert (fast.status_code, fast["Content-Type"], fast["Vary"]) == (200, "application/json", "Accept")
+    assert (fast.status_code, fast["Content-Type"], fast["Allow"]) == (200, "application/json", "GET, HEAD, OPTIONS")
     assert fast.content == slow.content
     assert (slow.status_code, slow["Content-Type"]) == (200, "application/json")
+    assert {name: fast[name] for name in ("Allow", "Vary") if name in fast} == {
+        name: slow[name] for name in ("Allow", "Vary") if name in slow
+    }
+
+
+@time_machine.travel(FROZEN_NOW, tick=False)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"account_id": "acme-corp", "feature_id": "api-calls", "quantity": "11"},
+        {"account_id": "acme-corp", "feature_id": "sso"},
+        {"account_id": "ghost", "feature_id": "sso"},
+        {"account_id": "acme-corp", "feature_id": "sso", "quantity": "3.0"},
+        {"account_id": "acme-corp", "feature_id": "sso", "quantity": "-1"},
+        {"feature_id": "sso"},
+    ],
+)
+def test_with_fast_paths_off_the_whole_answer_is_the_same(api, granted, settings, params):
+    # when: through the whole stack, with UPTAKE_FAST_PATHS on and off
+    answers = []
+    for fast in (True, False):
+        settings.UPTAKE_FAST_PATHS = fast
+        with mock.patch.object(
+            EntitlementCheckView, "get", autospec=True, side_effect=EntitlementCheckView.get
+        ) as view:
+            response = api.get(URL, params)
+        answers.append((response.status_code, dict(response.headers), response.content, view.call_count))
+    # then: the same status, headers and bytes; with fast paths off the DRF view answered
+    (fast_status, fast_headers, fast_body, _), (slow_status, slow_headers, slow_body, slow_calls) = answers
+    assert (fast_status, fast_headers, fast_body) == (slow_status, slow_headers, slow_body)
+    assert slow_calls == 1
 
 
 @time_machine.travel(FROZEN_NOW, tick=False)
