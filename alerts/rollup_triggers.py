@@ -1,13 +1,11 @@
 """Dormant and usage-drop alert triggers, evaluated on a beat schedule from the rollups.
 
-This module reads the per-account numbers from the analytics selectors and hands them to the evaluators in
-alerts/triggers.py (`alerts_evaluate_dormant`, `alerts_evaluate_usage_drop`), which decide what to send.
-Both evaluators record one mark per account per window, so running this every few minutes (or twice at once,
-or after a crash) sends each alert once.
-
-Windows: dormancy counts whole UTC days since the last use. Usage drop compares fixed, back-to-back windows of
-the pipeline's `days`, counted from Monday 1970-01-05 (for 7 days: Monday–Sunday weeks): the last complete
-window against the one before it, so a lasting drop alerts once per window rather than once a day.
+The accounts come from the same selectors as the dashboard's dormant and usage-drop lists
+(analytics.selectors.dormant_accounts / accounts_usage_dropped); alerts/triggers.py builds the messages and
+records one mark per account per window, so a rerun (or two at once, or one after a crash) sends each alert
+once. Usage drop compares fixed, back-to-back windows of the pipeline's `days` counted from Monday 1970-01-05
+(7 days: Monday–Sunday weeks): the last complete window against the one before, so a lasting drop alerts once
+per window.
 """
 
 from __future__ import annotations
@@ -45,30 +43,31 @@ def usage_drop_window(*, today: date, days: int) -> selectors.Window:
 def _dormant(*, workspace: Workspace, pipelines: list[AlertPipeline], today: date, now: datetime) -> int:
     by_days: dict[int, list[int]] = defaultdict(list)
     for pipeline in pipelines:
-        by_days[pipeline.trigger_config.get("days", 14)].append(pipeline.pk)
+        by_days[pipeline.trigger_config.get("days", selectors.DORMANT_DAYS)].append(pipeline.pk)
     created = 0
     for days, pipeline_ids in sorted(by_days.items()):
-        known_by = today - timedelta(days=days)
-        last_used = selectors.alert_accounts_last_used(workspace=workspace, known_by=known_by)
+        rows = selectors.dormant_accounts(workspace=workspace, today=today, days=days)
+        dormant = {row["id"]: row["last_used_on"] for row in rows}
         created += len(
-            alerts_evaluate_dormant(workspace_id=workspace.pk, last_used=last_used, now=now, pipeline_ids=pipeline_ids)
+            alerts_evaluate_dormant(workspace_id=workspace.pk, dormant=dormant, now=now, pipeline_ids=pipeline_ids)
         )
     return created
 
 
 def _usage_drop(*, workspace: Workspace, pipelines: list[AlertPipeline], today: date, now: datetime) -> int:
-    # Pipelines that count the same days and features share one read of the rollups.
-    groups: dict[tuple[int, tuple[str, ...]], list[int]] = defaultdict(list)
+    # Pipelines with the same days, features and percent share one list (and every list one read of the rollups).
+    groups: dict[tuple[int, tuple[str, ...], int], list[int]] = defaultdict(list)
     for pipeline in pipelines:
         config = pipeline.trigger_config
-        groups[(config.get("days", 7), tuple(sorted(config.get("features") or ())))].append(pipeline.pk)
+        key = (config.get("days", 7), tuple(sorted(config.get("features") or ())), config["percent"])
+        groups[key].append(pipeline.pk)
     created = 0
-    for (days, features), pipeline_ids in sorted(groups.items()):
+    for (days, features, percent), pipeline_ids in sorted(groups.items()):
         window = usage_drop_window(today=today, days=days)
-        numbers = selectors.alert_accounts_usage_windows(
-            workspace=workspace, window=window, feature_keys=list(features) or None
+        rows = selectors.accounts_usage_dropped(
+            workspace=workspace, window=window, percent=percent, feature_keys=features or None
         )
-        usage = {account: AccountUsageWindow(current, prior) for account, (current, prior) in numbers.items()}
+        usage = {row["id"]: AccountUsageWindow(row["uses"], row["prior_uses"]) for row in rows}
         created += len(
             alerts_evaluate_usage_drop(
                 workspace_id=workspace.pk,

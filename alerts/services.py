@@ -112,7 +112,7 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if kind == TriggerType.USAGE_DROP:
         if "percent" not in trigger:
             raise DomainError(
-                "trigger.percent is required for 'usage_drop': alert when usage fell by more than this percent.",
+                "trigger.percent is required for 'usage_drop': alert when usage dropped by at least this percent.",
                 code="missing_field",
                 field="trigger.percent",
             )

@@ -172,6 +172,8 @@ def _evaluate_threshold(
         limit = int(effective.value)
     except (TypeError, ValueError):
         return []
+    if limit <= 0:
+        return []  # a limit of 0 means "not entitled": never near it
     period = allowance_period(feature=feature, effective=effective, at=at)
     used = allowance_used(account_id=account.pk, feature_id=feature.pk, period=period)
     period_start = period.start or NO_PERIOD_START
@@ -246,8 +248,8 @@ def alert_events_evaluate(*, workspace_id: int, event_ids: list[int], now: datet
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Dormant and usage-drop: evaluated on a schedule from per-account numbers the caller (analytics, which reads
-# its rollups) passes in, so usage never imports analytics.
+# Dormant and usage-drop: evaluated on a schedule for the accounts the caller found with analytics' dormant and
+# usage-drop selectors (the dashboard lists' own), so usage never imports analytics and never redefines them.
 # ------------------------------------------------------------------------------------------------------------
 
 
@@ -289,42 +291,38 @@ def _window_alert(
 def alerts_evaluate_dormant(
     *,
     workspace_id: int,
-    last_used: Mapping[int, date | None],
+    dormant: Mapping[int, date],
     now: datetime,
-    pipeline_ids: Collection[int] | None = None,
+    pipeline_ids: Collection[int],
 ) -> list[AlertDelivery]:
-    """Alert on active accounts whose last use (account pk → UTC date, None = never) is `days` or more ago.
-    `pipeline_ids` limits the run to those pipelines (the numbers may depend on a pipeline's settings)."""
+    """Alert on dormant accounts (account pk → UTC day of its last use), as found for the `days` of the
+    pipelines `pipeline_ids` by analytics' dormant selector; the pipelines' plan filters apply."""
     created: list[AlertDelivery] = []
-    pipelines = pipelines_enabled(workspace_id=workspace_id, trigger_types=[TriggerType.DORMANT])
-    if pipeline_ids is not None:
-        pipelines = pipelines.filter(pk__in=list(pipeline_ids))
-    accounts = _accounts(workspace_id, last_used)
+    pipelines = pipelines_enabled(workspace_id=workspace_id, trigger_types=[TriggerType.DORMANT]).filter(
+        pk__in=list(pipeline_ids)
+    )
+    accounts = _accounts(workspace_id, dormant)
     today = now.astimezone(UTC).date()
     for pipeline in pipelines:
         days = pipeline.trigger_config.get("days", 14)
-        for account_id, last in sorted(last_used.items()):
+        for account_id, last in sorted(dormant.items()):
             account = accounts.get(account_id)
-            if account is None or account.status != Account.Status.ACTIVE or not _plan_ok(pipeline, account):
-                continue
-            if last is not None and (today - last).days < days:
+            if account is None or not _plan_ok(pipeline, account):
                 continue
             # The window is the dormant spell: it starts the day after the last use, so a new use starts a
             # new one.
-            window_start = (last + timedelta(days=1)) if last else date(1970, 1, 1)
-            idle = f"{(today - last).days} days" if last else "ever"
             payload = _payload(
                 pipeline=pipeline,
                 event="account.dormant",
                 title=f"{account.name or account.external_id} has gone dormant",
-                text=f"No usage for {idle} (threshold: {days} days).",
+                text=f"No usage for {(today - last).days} days (threshold: {days} days).",
                 account=account,
                 feature=None,
-                details={"days": days, "last_used_on": last.isoformat() if last else None},
+                details={"days": days, "last_used_on": last.isoformat()},
                 occurred_at=now,
             )
             created += _window_alert(
-                pipeline=pipeline, account=account, window_start=window_start, payload=payload, now=now
+                pipeline=pipeline, account=account, window_start=last + timedelta(days=1), payload=payload, now=now
             )
     return created
 
@@ -335,44 +333,36 @@ def alerts_evaluate_usage_drop(
     usage: Mapping[int, AccountUsageWindow],
     window_start: date,
     now: datetime,
-    pipeline_ids: Collection[int] | None = None,
+    pipeline_ids: Collection[int],
 ) -> list[AlertDelivery]:
-    """Alert on active accounts whose uses in the window starting `window_start` fell by more than `percent`
-    against the prior window of the same length (`usage`: account pk → numbers for the pipeline's `days` and
-    `features`; `pipeline_ids` limits the run to the pipelines those numbers were computed for)."""
+    """Alert on accounts whose usage dropped (account pk → its numbers), as found for the `days`, `features`
+    and `percent` of the pipelines `pipeline_ids` by analytics' usage-drop selector over the window starting
+    `window_start`; the pipelines' plan filters apply."""
     created: list[AlertDelivery] = []
-    pipelines = pipelines_enabled(workspace_id=workspace_id, trigger_types=[TriggerType.USAGE_DROP])
-    if pipeline_ids is not None:
-        pipelines = pipelines.filter(pk__in=list(pipeline_ids))
+    pipelines = pipelines_enabled(workspace_id=workspace_id, trigger_types=[TriggerType.USAGE_DROP]).filter(
+        pk__in=list(pipeline_ids)
+    )
     accounts = _accounts(workspace_id, usage)
     for pipeline in pipelines:
-        percent = pipeline.trigger_config["percent"]
+        percent, days = pipeline.trigger_config["percent"], pipeline.trigger_config["days"]
         for account_id, numbers in sorted(usage.items()):
             account = accounts.get(account_id)
-            if (
-                account is None
-                or account.status != Account.Status.ACTIVE
-                or numbers.prior <= 0
-                or not _plan_ok(pipeline, account)
-            ):
+            if account is None or numbers.prior <= 0 or not _plan_ok(pipeline, account):
                 continue
             drop = (numbers.prior - max(numbers.current, 0)) * 100 / numbers.prior
-            if drop <= percent:
-                continue
             payload = _payload(
                 pipeline=pipeline,
                 event="usage.drop",
                 title=f"{account.name or account.external_id}: usage down {drop:.0f}%",
-                text=f"{numbers.current} uses in the last {pipeline.trigger_config['days']} days against "
-                f"{numbers.prior} in the {pipeline.trigger_config['days']} days before "
-                f"(threshold: {percent}%).",
+                text=f"{numbers.current} uses in the last {days} days against {numbers.prior} in the {days} days "
+                f"before (threshold: at least {percent}%).",
                 account=account,
                 feature=None,
                 details={
                     "current": numbers.current,
                     "prior": numbers.prior,
                     "drop_percent": round(drop, 1),
-                    "days": pipeline.trigger_config["days"],
+                    "days": days,
                 },
                 occurred_at=now,
             )

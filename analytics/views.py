@@ -159,13 +159,13 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
     active = selectors.active_accounts_count(workspace=workspace, by=window.end)
     days = [d["day"] for d in series["days"]]
     entitled = selectors.feature_entitled_accounts(workspace=workspace, feature=feature, now=now)
-    near = [r for r in entitled if r["used_pct"] is not None and r["used_pct"] >= selectors.NEAR_LIMIT_PCT]
+    near = [r for r in entitled if r["limit_state"] is not None]
     context.update(
         form=form,
         window=window,
         series=series,
         active_accounts=active,
-        adoption_pct=selectors._pct(series["accounts"], active),
+        adoption_pct=selectors.percent_of(series["accounts"], active),
         using=using,
         using_count=using_count,
         using_more=using_count - len(using),
@@ -179,7 +179,7 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
         adoption_chart=charts.daily_lines(
             days=days,
             y_title="% of active accounts",
-            series={"Adoption %": [selectors._pct(d["accounts"], active) for d in series["days"]]},
+            series={"Adoption %": [selectors.percent_of(d["accounts"], active) for d in series["days"]]},
         ),
         plan_chart=charts.plan_bars(plans=[r["plan"] for r in by_plan], accounts=[r["accounts"] for r in by_plan]),
     )
@@ -205,10 +205,9 @@ def account_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     now = _now()
     entitlements = account_entitlements(workspace=workspace, account_key=account.external_id, now=now)
     for e in entitlements:
-        e["used_pct"] = selectors._used_pct(e)
-    context.update(
-        form=form, window=window, entitlements=entitlements, paid=workspace.is_paid, near_pct=selectors.NEAR_LIMIT_PCT
-    )
+        e["used_pct"] = selectors.allowance_used_pct(e)
+        e["limit_state"] = selectors.allowance_limit_state(used=e.get("used"), limit=e.get("limit"))
+    context.update(form=form, window=window, entitlements=entitlements, paid=workspace.is_paid)
     if workspace.is_paid:
         series, prior, trend = selectors.dashboard_account_usage(workspace=workspace, account=account, window=window)
         names = {f["key"]: f["name"] for f in selectors.analytics_features(workspace=workspace, product=None)}
@@ -248,8 +247,8 @@ _ACCOUNT_COLUMNS = [("external_id", "Account"), ("name", "Name"), ("plan", "Plan
 LISTS: dict[str, dict] = {
     "near-limit": {
         "title": "Near or over their limits",
-        "blurb": f"Accounts using ≥ {selectors.NEAR_LIMIT_PCT} % of a metered allowance in its current period: "
-        "upsell candidates.",
+        "blurb": "Accounts whose use of a metered allowance in its current period is at or above the chosen % of "
+        "its limit (over limit: above it): upsell candidates. A limit of 0 means not entitled and is not listed.",
         "columns": _ACCOUNT_COLUMNS
         + [
             ("feature_key", "Feature"),
@@ -257,6 +256,7 @@ LISTS: dict[str, dict] = {
             ("limit", "Limit"),
             ("used_pct", "Used %"),
             ("resets_at", "Resets at"),
+            ("limit_state", "State"),
         ],
         "sort": "-used_pct",
         "window": False,
@@ -270,14 +270,17 @@ LISTS: dict[str, dict] = {
     },
     "dormant": {
         "title": "Dormant accounts",
-        "blurb": "Active accounts with no feature use for more than the chosen number of days (churn risk).",
-        "columns": _ACCOUNT_COLUMNS + [("last_used_at", "Last used"), ("days_quiet", "Days quiet")],
-        "sort": "last_used_at",
+        "blurb": "Active accounts that used features before but on none of the last N UTC days, today included "
+        "(a day counts when its net uses are > 0); accounts first seen less than N days ago are left out (churn "
+        "risk).",
+        "columns": _ACCOUNT_COLUMNS + [("last_used_on", "Last used (UTC day)"), ("days_quiet", "Days quiet")],
+        "sort": "last_used_on",
         "window": False,
     },
     "usage-drop": {
         "title": "Usage dropped",
-        "blurb": "Active accounts whose net uses fell by at least the chosen % against the prior window (churn risk).",
+        "blurb": "Active accounts whose net uses in the window dropped by at least the chosen % against the prior "
+        "window of equal length (churn risk).",
         "columns": _ACCOUNT_COLUMNS + [("uses", "Uses"), ("prior_uses", "Prior uses"), ("change_pct", "Change %")],
         "sort": "change_pct",
         "window": True,
@@ -294,6 +297,7 @@ class ListForm(WindowForm):
     sort = forms.CharField(required=False)
     days = forms.IntegerField(required=False, min_value=1, max_value=365)
     percent = forms.IntegerField(required=False, min_value=1, max_value=100)
+    threshold = forms.IntegerField(required=False, min_value=1, max_value=100)
 
     def __init__(self, *args, choices: dict, columns: list, **kwargs):
         super().__init__(*args, **kwargs)
@@ -319,13 +323,19 @@ def _list_rows(request: HttpRequest, kind: str) -> tuple[dict, ListForm, list[di
         return spec, form, None, None
     workspace, now, data = request.workspace, _now(), form.cleaned_data
     if kind == "near-limit":
-        rows = selectors.accounts_near_limit(workspace=workspace, now=now)
+        rows = selectors.accounts_near_limit(
+            workspace=workspace, now=now, threshold=data.get("threshold") or selectors.NEAR_LIMIT_PCT
+        )
     elif kind == "free-unentitled":
         rows = selectors.free_accounts_using_ungranted(workspace=workspace, window=window, now=now)
     elif kind == "dormant":
-        rows = selectors.dormant_accounts(workspace=workspace, now=now, days=data.get("days") or 14)
+        rows = selectors.dormant_accounts(
+            workspace=workspace, today=_today(), days=data.get("days") or selectors.DORMANT_DAYS
+        )
     else:
-        rows = selectors.accounts_usage_dropped(workspace=workspace, window=window, percent=data.get("percent") or 50)
+        rows = selectors.accounts_usage_dropped(
+            workspace=workspace, window=window, percent=data.get("percent") or selectors.USAGE_DROP_PERCENT
+        )
     if data.get("owner"):
         rows = [r for r in rows if r["owner"] == data["owner"]]
     if data.get("plan"):

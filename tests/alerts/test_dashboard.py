@@ -266,7 +266,7 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
             {"trigger_type": "usage_drop"},
             [{"type": "slack", "url": SLACK_URL}],
             ("form", "percent"),
-            "trigger.percent is required for 'usage_drop': alert when usage fell by more than this percent.",
+            "trigger.percent is required for 'usage_drop': alert when usage dropped by at least this percent.",
         ),
         ({}, [], ("form", "__all__"), "destinations: at least one destination is required."),
         (

@@ -144,6 +144,37 @@ def test_threshold_alerts_once_per_threshold_per_period(ingest, workspace, produ
     assert sorted(AlertThresholdMark.objects.values_list("threshold", flat=True)) == [80, 100]
 
 
+def test_threshold_never_alerts_on_a_limit_of_zero(ingest, workspace, product, customer, receiver, eager):
+    # given: a metered allowance of 0 calls, which means "not entitled" (never near a limit)
+    calls = feature_activate(
+        feature=feature_create(
+            workspace=workspace,
+            key="api.calls",
+            name="API calls",
+            product=product,
+            type="quantity",
+            unit="call",
+            levels=[{"value": "0", "name": "No calls"}, {"value": "100", "name": "100 calls"}],
+            metered=True,
+            reset_period="month",
+            reset_anchor="calendar",
+        )
+    )
+    _subscribe(workspace, customer, {calls: "0"})
+    pipeline_create(
+        workspace=workspace,
+        name="Limits",
+        trigger={"type": "threshold", "percent": [80, 100]},
+        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
+    )
+    # when
+    ingest({"account_id": "acc-1", "feature_id": "api.calls", "quantity": 5})
+    # then: the use is stored, and nothing alerts
+    assert UsageEvent.objects.count() == 1
+    assert receiver.requests == [] and AlertDelivery.objects.count() == 0
+    assert AlertThresholdMark.objects.count() == 0
+
+
 def test_a_down_destination_does_not_slow_or_fail_ingestion(ingest, workspace, customer, receiver, alert_settings):
     # given: a destination that takes 3 s to answer, and the real (non-eager) task queue
     receiver.delay = 3.0
@@ -167,65 +198,77 @@ def test_a_down_destination_does_not_slow_or_fail_ingestion(ingest, workspace, c
 
 
 def test_dormant_alerts_once_per_dormant_spell(workspace, customer, receiver, alert_settings):
-    # given
-    pipeline_create(
+    # given (which accounts are dormant is analytics' dormant_accounts, the dashboard list's selector: see
+    # tests/analytics/test_account_lists.py)
+    pipeline = pipeline_create(
         workspace=workspace,
         name="Dormant",
         trigger={"type": "dormant", "days": 14},
         destinations=[{"type": "slack", "url": receiver.url()}],
     )
     today = FROZEN_NOW.date()
-    # when: evaluated twice on the same numbers, and once for an account still active
+    # when: evaluated twice for the same dormant spell, then for a later one (the account was used again)
     first = alerts_evaluate_dormant(
-        workspace_id=workspace.pk, last_used={customer.pk: today - timedelta(days=20)}, now=FROZEN_NOW
+        workspace_id=workspace.pk,
+        dormant={customer.pk: today - timedelta(days=20)},
+        now=FROZEN_NOW,
+        pipeline_ids=[pipeline.pk],
     )
     again = alerts_evaluate_dormant(
         workspace_id=workspace.pk,
-        last_used={customer.pk: today - timedelta(days=20)},
+        dormant={customer.pk: today - timedelta(days=20)},
         now=FROZEN_NOW + timedelta(days=1),
+        pipeline_ids=[pipeline.pk],
     )
-    recent = alerts_evaluate_dormant(
-        workspace_id=workspace.pk, last_used={customer.pk: today - timedelta(days=3)}, now=FROZEN_NOW
+    later = alerts_evaluate_dormant(
+        workspace_id=workspace.pk,
+        dormant={customer.pk: today},
+        now=FROZEN_NOW + timedelta(days=14),
+        pipeline_ids=[pipeline.pk],
     )
     # then
-    assert len(first) == 1 and again == [] and recent == []
+    assert len(first) == 1 and again == [] and len(later) == 1
     assert first[0].payload["title"] == "Initech has gone dormant"
+    assert first[0].payload["text"] == "No usage for 20 days (threshold: 14 days)."
     assert first[0].payload["details"] == {
         "days": 14,
         "last_used_on": (today - timedelta(days=20)).isoformat(),
     }
+    assert AlertDelivery.objects.count() == 2
 
 
-def test_usage_drop_alerts_above_the_percent_only(workspace, customer, alert_settings, receiver):
-    # given
-    pipeline_create(
+def test_usage_drop_alerts_once_per_window(workspace, customer, alert_settings, receiver):
+    # given (which accounts dropped is analytics' accounts_usage_dropped, the dashboard list's selector: see
+    # tests/analytics/test_account_lists.py)
+    pipeline = pipeline_create(
         workspace=workspace,
         name="Drop",
         trigger={"type": "usage_drop", "percent": 50, "days": 7},
         destinations=[{"type": "slack", "url": receiver.url()}],
     )
     window = date(2026, 11, 11)
-    # when
-    small = alerts_evaluate_usage_drop(
-        workspace_id=workspace.pk,
-        usage={customer.pk: AccountUsageWindow(60, 100)},
-        window_start=window,
-        now=FROZEN_NOW,
-    )
+    # when: the account dropped, and is found again later in the same window
     big = alerts_evaluate_usage_drop(
         workspace_id=workspace.pk,
         usage={customer.pk: AccountUsageWindow(30, 100)},
         window_start=window,
         now=FROZEN_NOW,
+        pipeline_ids=[pipeline.pk],
     )
     repeat = alerts_evaluate_usage_drop(
         workspace_id=workspace.pk,
         usage={customer.pk: AccountUsageWindow(10, 100)},
         window_start=window,
         now=FROZEN_NOW,
+        pipeline_ids=[pipeline.pk],
     )
     # then
-    assert small == [] and repeat == []
+    assert repeat == []
     [delivery] = big
     assert delivery.payload["title"] == "Initech: usage down 70%"
+    assert (
+        delivery.payload["text"]
+        == "30 uses in the last 7 days against 100 in the 7 days before (threshold: at least 50%)."
+    )
     assert delivery.payload["details"] == {"current": 30, "prior": 100, "drop_percent": 70.0, "days": 7}
+    assert AlertDelivery.objects.count() == 1

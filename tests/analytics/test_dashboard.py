@@ -174,8 +174,8 @@ def test_switching_workspace_scopes_every_page(built, db):
     assert response.status_code == 302
     rows = _csv(client.get("/lists/near-limit/export.csv"))
     assert rows == [
-        ["Account", "Name", "Plan", "Owner", "Feature", "Used", "Limit", "Used %", "Resets at"],
-        ["g-hidden", "Globex Hidden", "team", "dave", "api.calls", "500", "100", "500.0", rows[1][8]],
+        ["Account", "Name", "Plan", "Owner", "Feature", "Used", "Limit", "Used %", "Resets at", "State"],
+        ["g-hidden", "Globex Hidden", "team", "dave", "api.calls", "500", "100", "500.0", rows[1][8], "over"],
     ]
     assert client.get("/accounts/a1/").status_code == 404
     assert client.get("/accounts/g-secret/").status_code == 200

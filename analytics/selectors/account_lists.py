@@ -1,0 +1,332 @@
+"""The CSM lists — near limit, free plan using ungranted features, dormant, usage dropped — with one selector
+per concept. The dormant and usage-drop alert triggers call these same selectors, so a list and its alert
+always name the same accounts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Collection
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db import connection, transaction
+
+from accounts.models import Account, Workspace
+from catalog.models import Feature
+
+from .common import (
+    account_rows,
+    accounts_with_grants,
+    analytics_features,
+    features_cover_all,
+    ids_digest,
+    percent_of,
+    rollup_cached,
+)
+from .windows import Window
+
+NEAR_LIMIT_PCT = 80
+DORMANT_DAYS = 14
+USAGE_DROP_PERCENT = 50
+
+
+# ---------------------------------------------------------------------------
+# Near limit
+# ---------------------------------------------------------------------------
+
+
+def allowance_limit_state(*, used: int | None, limit: int | None, threshold: int = NEAR_LIMIT_PCT) -> str | None:
+    """ "over" when used > limit, "near" when used ≥ threshold % of the limit, else None. Only a positive limit
+    can be near: a limit of 0 means "not entitled", and an unlimited (None) one has nothing to be near."""
+    if limit is None or used is None or limit <= 0:
+        return None
+    if used > limit:
+        return "over"
+    return "near" if used * 100 >= threshold * limit else None
+
+
+def allowance_used_pct(payload: dict) -> float | None:
+    """`used` as a percent of a positive `limit` of an entitlement payload (one decimal), else None."""
+    if payload.get("limit") is None or payload.get("used") is None or payload["limit"] <= 0:
+        return None
+    return percent_of(payload["used"], payload["limit"])
+
+
+def feature_use_granted(*, feature: Feature, value: str | None) -> bool:
+    """Whether a value lets an account use the feature: it grants it, and not as a metered allowance of 0."""
+    from entitlements.values import UNLIMITED, value_grants
+
+    if not value_grants(feature_type=feature.type, value=value):
+        return False
+    if feature.metered and value != UNLIMITED:
+        try:
+            return int(value) > 0
+        except (TypeError, ValueError):
+            return True
+    return True
+
+
+def accounts_near_limit(*, workspace: Workspace, now: datetime, threshold: int = NEAR_LIMIT_PCT) -> list[dict]:
+    """(account, metered feature) pairs whose use in the current period is ≥ `threshold` % of a positive limit
+    (`limit_state` "over" when above the limit): the upsell list. Each metered feature's accounts are resolved
+    and summed at once (entitlements' batch selectors)."""
+    from entitlements.selectors import effective_entitlements_for_accounts, entitlement_payloads
+
+    grants = accounts_with_grants(workspace=workspace, now=now, metered_only=True)
+    features = {
+        f.pk: f
+        for f in Feature.objects.filter(workspace=workspace, pk__in={fid for fids in grants.values() for fid in fids})
+        .exclude(status="draft")
+        .prefetch_related("levels")
+    }
+    accounts_by_feature: dict[int, list[int]] = defaultdict(list)
+    for account_id, fids in grants.items():
+        for fid in fids:
+            if fid in features:
+                accounts_by_feature[fid].append(account_id)
+    rows = account_rows(workspace=workspace, ids=grants)
+    out = []
+    for fid, account_ids in accounts_by_feature.items():
+        feature = features[fid]
+        effectives = effective_entitlements_for_accounts(
+            workspace=workspace, feature=feature, account_ids=account_ids, now=now
+        )
+        for account_id, payload in entitlement_payloads(feature=feature, effectives=effectives, now=now).items():
+            state = allowance_limit_state(used=payload["used"], limit=payload["limit"], threshold=threshold)
+            if state is None:
+                continue
+            out.append(
+                {
+                    **rows[account_id],
+                    "feature_key": feature.key,
+                    "feature_name": feature.name,
+                    "limit": payload["limit"],
+                    "used": payload["used"],
+                    "used_pct": allowance_used_pct(payload),
+                    "resets_at": payload["resets_at"],
+                    "limit_state": state,
+                    "over": state == "over",
+                }
+            )
+    return sorted(out, key=lambda r: (-r["used_pct"], r["external_id"], r["feature_key"]))
+
+
+# ---------------------------------------------------------------------------
+# Free plan using ungranted features
+# ---------------------------------------------------------------------------
+
+
+def free_accounts_using_ungranted(
+    *, workspace: Workspace, window: Window, now: datetime, free_plan: str = "free"
+) -> list[dict]:
+    """Accounts on the free plan label that used (net > 0, in the window) features their plan does not grant
+    (a metered allowance of 0 grants nothing)."""
+    from entitlements.selectors import effective_entitlements_by_account
+
+    free = list(Account.objects.filter(workspace=workspace, plan__iexact=free_plan).values_list("id", flat=True))
+    if not free:
+        return []
+    features = analytics_features(workspace=workspace, product=None)
+    by_id = {f["id"]: f for f in features}
+    # What each free account holds is resolved on every request, at once (entitlements' batch selector):
+    # subscriptions change at any time. The account's positive (feature, uses) pairs of the window come from
+    # the rollups only, so they are cached under the rollup generation, keyed by the free accounts and the
+    # analytics features too (~100k pairs at 10M events: ~300 ms of SQL, computed once per rollup).
+    held = effective_entitlements_by_account(workspace=workspace, account_ids=free, now=now)
+    pairs = rollup_cached(
+        workspace=workspace,
+        parts=[
+            "free-pairs",
+            window.start.isoformat(),
+            window.end.isoformat(),
+            ids_digest(free),
+            hashlib.sha256(repr(sorted((f, by_id[f]["key"]) for f in by_id)).encode()).hexdigest(),
+        ],
+        compute=lambda: _positive_pairs(workspace=workspace, account_ids=free, by_id=by_id, window=window),
+    )
+    ungranted: dict[int, tuple[str, int, int]] = {}
+    for account_id, (feature_ids, uses, all_used) in pairs.items():
+        granted = {f.pk for f, eff in held[account_id] if feature_use_granted(feature=f, value=eff.value)}
+        if not granted.intersection(feature_ids):  # most free accounts: every used feature is ungranted
+            ungranted[account_id] = all_used
+            continue
+        kept = [(by_id[f]["key"], u) for f, u in zip(feature_ids, uses, strict=True) if f not in granted]
+        if kept:
+            ungranted[account_id] = (", ".join(sorted(k for k, _ in kept)), len(kept), sum(u for _, u in kept))
+    rows = account_rows(workspace=workspace, ids=ungranted)
+    out = [
+        {**rows[a], "features": keys, "feature_count": count, "uses": uses}
+        for a, (keys, count, uses) in ungranted.items()
+    ]
+    return sorted(out, key=lambda r: (-r["uses"], r["external_id"]))
+
+
+def _positive_pairs(
+    *, workspace: Workspace, account_ids: list[int], by_id: dict[int, dict], window: Window
+) -> dict[int, tuple[list[int], list[int], tuple[str, int, int]]]:
+    """Account → (feature ids, net uses) of its (feature, account) pairs with net uses > 0 in the window, and
+    (their keys joined in order, count, total uses) for an account that holds none of them."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '64MB'")  # ~100k pair groups: no spill to disk
+        cursor.execute(
+            """
+            WITH pairs AS MATERIALIZED (
+                SELECT account_id, feature_id, sum(uses) AS uses FROM analytics_featureaccountday
+                WHERE workspace_id = %(ws)s AND account_id = ANY(%(accounts)s) AND day >= %(start)s
+                  AND day <= %(end)s
+                GROUP BY 1, 2 HAVING sum(uses) > 0
+            )
+            -- the features are hash-joined to the pairs, not tested against 200 ids on each raw row
+            SELECT p.account_id, array_agg(p.feature_id), array_agg(p.uses::bigint)
+            FROM pairs p JOIN unnest(%(features)s::bigint[]) wanted(id) ON wanted.id = p.feature_id
+            GROUP BY p.account_id
+            """,
+            {
+                "ws": workspace.pk,
+                "accounts": account_ids,
+                "features": list(by_id),
+                "start": window.start,
+                "end": window.end,
+            },
+        )
+        rows = cursor.fetchall()
+    return {
+        account_id: (
+            list(features),
+            list(uses),
+            (", ".join(sorted(by_id[f]["key"] for f in features)), len(features), int(sum(uses))),
+        )
+        for account_id, features, uses in rows
+    }
+
+
+# ---------------------------------------------------------------------------
+# Dormant
+# ---------------------------------------------------------------------------
+
+
+def dormant_accounts(*, workspace: Workspace, today: date, days: int = DORMANT_DAYS) -> list[dict]:
+    """Active accounts that had net uses > 0 (analytics features) on some UTC day but on none of the last `days`
+    UTC days, `today` included; an account first seen less than `days` days ago is not dormant. Each row
+    carries the last such day (`last_used_on`), the last positive use on it and the days since."""
+    since = today - timedelta(days=days - 1)
+    feature_ids = [f["id"] for f in analytics_features(workspace=workspace, product=None)]
+    # The last day with net uses > 0 comes from the rollups only: computed once per rollup generation. Which
+    # accounts are active, and since when they are known, is read on every request.
+    last_used = rollup_cached(
+        workspace=workspace,
+        parts=["last-used-day", ids_digest(feature_ids)],
+        compute=lambda: _last_used_days(workspace=workspace, feature_ids=feature_ids),
+    )
+    quiet = [account for account, (day, _) in last_used.items() if day < since]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT id FROM accounts_account
+            WHERE workspace_id = %s AND id = ANY(%s) AND status = %s AND COALESCE(first_seen_at, created_at) < %s
+            """,
+            [workspace.pk, quiet, Account.Status.ACTIVE, datetime.combine(since, time.min, tzinfo=UTC)],
+        )
+        dormant = [row[0] for row in cursor.fetchall()]
+    rows = account_rows(workspace=workspace, ids=dormant)
+    out = [
+        {
+            **rows[a],
+            "last_used_on": last_used[a][0],
+            "last_used_at": last_used[a][1],
+            "days_quiet": (today - last_used[a][0]).days,
+        }
+        for a in dormant
+    ]
+    return sorted(out, key=lambda r: (r["last_used_on"], r["external_id"]))
+
+
+def _last_used_days(*, workspace: Workspace, feature_ids: list[int]) -> dict[int, tuple[date, datetime]]:
+    """Account → (its last UTC day with net uses > 0 of the features, its latest positive use that day). The
+    account × product × day rollup holds the sums when the features are every feature of the workspace."""
+    if features_cover_all(workspace=workspace, product=None, feature_ids=feature_ids):
+        table, feature_sql = "analytics_accountproductday", ""
+    else:
+        table, feature_sql = "analytics_featureaccountday", " AND feature_id = ANY(%(features)s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT ON (account_id) account_id, day, last_at FROM (
+                SELECT account_id, day, max(last_at) AS last_at FROM {table}
+                WHERE workspace_id = %(ws)s{feature_sql}
+                GROUP BY account_id, day HAVING sum(uses) > 0
+            ) used
+            ORDER BY account_id, day DESC
+            """,
+            {"ws": workspace.pk, "features": feature_ids},
+        )
+        return {account: (day, last_at) for account, day, last_at in cursor.fetchall()}
+
+
+# ---------------------------------------------------------------------------
+# Usage dropped
+# ---------------------------------------------------------------------------
+
+
+def usage_dropped(*, current: int, prior: int, percent: int) -> bool:
+    """Net uses dropped by at least `percent` %: current ≤ (1 − percent/100) × prior, with prior > 0."""
+    return prior > 0 and current * 100 <= prior * (100 - percent)
+
+
+def accounts_usage_dropped(
+    *,
+    workspace: Workspace,
+    window: Window,
+    percent: int = USAGE_DROP_PERCENT,
+    feature_keys: Collection[str] | None = None,
+) -> list[dict]:
+    """Active accounts whose net uses in `window` dropped by at least `percent` % against the prior window of
+    equal length (usage_dropped), over the analytics features (`feature_keys`: those of them only)."""
+    wanted = set(feature_keys or ())
+    feature_ids = [
+        f["id"] for f in analytics_features(workspace=workspace, product=None) if not wanted or f["key"] in wanted
+    ]
+    if not feature_ids:
+        return []
+    pairs = rollup_cached(  # rollup numbers only: once per rollup generation
+        workspace=workspace,
+        parts=["window-and-prior", window.start.isoformat(), window.end.isoformat(), ids_digest(feature_ids)],
+        compute=lambda: _account_window_and_prior(workspace=workspace, feature_ids=feature_ids, window=window),
+    )
+    dropped = {a: (c, p) for a, (c, p) in pairs.items() if usage_dropped(current=c, prior=p, percent=percent)}
+    rows = account_rows(workspace=workspace, ids=dropped)
+    out = [
+        {**rows[a], "uses": c, "prior_uses": p, "change_pct": -percent_of(p - max(c, 0), p)}
+        for a, (c, p) in dropped.items()
+        if rows[a]["status"] == Account.Status.ACTIVE
+    ]
+    return sorted(out, key=lambda r: (r["change_pct"], r["external_id"]))
+
+
+def _account_window_and_prior(
+    *, workspace: Workspace, feature_ids: list[int], window: Window
+) -> dict[int, tuple[int, int]]:
+    """Account → (net uses of the features in `window`, in the prior window), accounts with rows in either.
+    When the features are every feature of the workspace, the account × product × day rollup holds the sums."""
+    if features_cover_all(workspace=workspace, product=None, feature_ids=feature_ids):
+        table, feature_sql = "analytics_accountproductday", ""
+    else:
+        table, feature_sql = "analytics_featureaccountday", " AND feature_id = ANY(%(features)s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
+                   COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
+            FROM {table}
+            WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{feature_sql}
+            GROUP BY account_id
+            """,
+            {
+                "ws": workspace.pk,
+                "features": feature_ids,
+                "start": window.start,
+                "prior_start": window.prior.start,
+                "end": window.end,
+            },
+        )
+        return {account: (int(current), int(prior)) for account, current, prior in cursor.fetchall()}
