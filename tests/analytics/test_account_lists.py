@@ -60,10 +60,14 @@ def _first_seen(workspace, external_id: str, days_ago: int, hour: int = 0) -> No
     Account.objects.filter(workspace=workspace, external_id=external_id).update(first_seen_at=at, created_at=at)
 
 
-@pytest.fixture
-def usage(workspace):
+@pytest.fixture(params=["every feature", "a reserved prefix left out"])
+def usage(workspace, request):
+    # Two read paths: the account × product × day rollup when the analytics features are every feature, the
+    # feature × account × day one when a reserved-prefix feature is left out.
     workspace.late_event_window_days = 90
     workspace.save(update_fields=["late_event_window_days"])
+    if request.param != "every feature":
+        _ingest(workspace, ("license", "license.check", _ago(30), 1))  # reserved only: no analytics use
     _ingest(
         workspace,
         # dormant edges (days = 14: the last 14 UTC days are 11-05 … 11-18)
@@ -74,7 +78,6 @@ def usage(workspace):
         ("netzero", "export", _ago(3), -1),
         ("young", "export", _ago(20), 1),  # a backdated use, but first seen 13 days ago: not dormant
         ("known14", "export", _ago(20), 1),  # first seen exactly 14 days ago: dormant
-        ("license", "license.check", _ago(30), 1),  # reserved prefix only: never used an analytics feature
         ("gone", "export", _ago(40), 1),  # churned
         # usage-drop edges (percent = 50), prior window 11-02 … 11-08, window 11-09 … 11-15
         ("half", "reports", date(2026, 11, 3), 10),  # 10 → 5: dropped by exactly 50 %
@@ -86,7 +89,7 @@ def usage(workspace):
         ("fresh", "reports", date(2026, 11, 12), 3),  # nothing before: prior 0 is never a drop
     )
     for account in ("day14", "day13", "netzero", "license", "gone", "half", "almost", "negative", "fresh"):
-        _first_seen(workspace, account, 60)
+        _first_seen(workspace, account, 60)  # (no "license" account in the first case: updates nothing)
     _first_seen(workspace, "young", 13)
     _first_seen(workspace, "known14", 14, hour=23)
     Account.objects.filter(workspace=workspace, external_id="gone").update(status=Account.Status.CHURNED)
