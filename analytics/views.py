@@ -289,6 +289,8 @@ LISTS: dict[str, dict] = {
 
 
 LIST_PAGE_SIZE = 100
+# The owner filter's choice for accounts without an owner (parentheses never occur in a username).
+UNASSIGNED = "(unassigned)"
 
 
 class ListForm(WindowForm):
@@ -301,7 +303,9 @@ class ListForm(WindowForm):
 
     def __init__(self, *args, choices: dict, columns: list, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].choices = [("", "All owners")] + [(o, o) for o in choices["owners"]]
+        self.fields["owner"].choices = [("", "All owners"), (UNASSIGNED, "Unassigned")] + [
+            (o, o) for o in choices["owners"]
+        ]
         self.fields["plan"].choices = [("", "All plans")] + [(p, p) for p in choices["plans"]]
         self.columns = {key for key, _ in columns}
 
@@ -337,7 +341,8 @@ def _list_rows(request: HttpRequest, kind: str) -> tuple[dict, ListForm, list[di
             workspace=workspace, window=window, percent=data.get("percent") or selectors.USAGE_DROP_PERCENT
         )
     if data.get("owner"):
-        rows = [r for r in rows if r["owner"] == data["owner"]]
+        owner = "" if data["owner"] == UNASSIGNED else data["owner"]
+        rows = [r for r in rows if r["owner"] == owner]
     if data.get("plan"):
         rows = [r for r in rows if r["plan"] == data["plan"]]
     sort = data.get("sort") or spec["sort"]

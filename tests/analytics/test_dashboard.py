@@ -202,8 +202,9 @@ def test_list_filters_and_sort_apply_to_page_and_csv(built, carol_client):
     # given the usage-drop list widened to every account with any drop
     params = {"percent": "1", "sort": "-uses"}
     all_rows = _csv(carol_client.get("/lists/usage-drop/export.csv", params))
-    # when filtered by owner and plan
+    # when filtered by owner (one, or nobody) and plan
     dave_rows = _csv(carol_client.get("/lists/usage-drop/export.csv", {**params, "owner": "dave"}))
+    nobodys_rows = _csv(carol_client.get("/lists/usage-drop/export.csv", {**params, "owner": "(unassigned)"}))
     team_rows = _csv(carol_client.get("/lists/usage-drop/export.csv", {**params, "plan": "team"}))
     free_rows = _csv(carol_client.get("/lists/usage-drop/export.csv", {**params, "plan": "free"}))
     page = carol_client.get("/lists/usage-drop/", {**params, "owner": "dave"}).content.decode()
@@ -211,6 +212,7 @@ def test_list_filters_and_sort_apply_to_page_and_csv(built, carol_client):
     uses = [int(r[4]) for r in all_rows[1:]]
     assert [r[0] for r in all_rows[1:]] == ["a3", "a4"] and uses == [1, 1]
     assert [r[0] for r in dave_rows[1:]] == ["a3"]
+    assert [(r[0], r[3]) for r in nobodys_rows[1:]] == [("a4", "")]
     assert [r[0] for r in team_rows[1:]] == ["a3", "a4"] and free_rows == all_rows[:1]
     assert '<p class="help" id="count">1 account</p>' in page and "/accounts/a4/" not in page
 
