@@ -189,7 +189,7 @@ class FeatureUsageApi(APIView):
             event=params.validated_data.get("event") or None,
             account=account,
         )
-        return Response(data)
+        return Response(data.as_json())
 
 
 class FeatureDailyApi(APIView):

@@ -118,7 +118,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         window=window,
         module_key=form.cleaned_data.get("module") or None,
         plan=form.cleaned_data.get("plan") or None,
-    )
+    ).as_json()
     top = usage["top_features"]
     for row in top:
         row["sparkline_points"] = charts.sparkline_points(row["sparkline"])

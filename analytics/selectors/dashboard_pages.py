@@ -17,7 +17,7 @@ from core.errors import NotFound
 from .account_lists import NEAR_LIMIT_PCT, allowance_limit_state, allowance_used_pct
 from .common import OWNERS_TABLE, account_rows, accounts_with_grants, analytics_features, rollup_cached
 from .daily_series import account_daily_series, account_feature_trend, feature_daily_series
-from .feature_usage import feature_usage_cached
+from .feature_usage import FeatureUsage, feature_usage_cached
 from .windows import Window
 
 
@@ -35,7 +35,7 @@ def dashboard_overview(
     window: Window,
     module_key: str | None = None,
     plan: str | None = None,
-) -> dict:
+) -> FeatureUsage:
     """feature_usage (one code path with the analytics API), narrowed to one module's features and/or the
     accounts on one plan label, cached like the API's answer: computed once per rollup generation for every
     viewer. With a plan filter the heatmap is left out (`usage_pattern` None)."""

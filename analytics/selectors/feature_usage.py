@@ -4,7 +4,7 @@ per-feature daily uses behind its sparklines, read from the rollup tables."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -105,6 +105,80 @@ class WindowSums:
     pairs: PairCounts = field(default_factory=PairCounts)
 
 
+@dataclass(frozen=True)
+class UsageTotals:
+    events: int
+    unique_features: int
+    unique_accounts: int
+    unique_domains: int
+    active_accounts: int
+
+
+@dataclass(frozen=True)
+class TopFeature:
+    feature_id: str
+    name: str
+    events: int
+    prior_events: int
+    accounts: int
+    domains: int
+    adoption_pct: float
+    sparkline: list[int]
+    sparkline_days: list[str]
+
+
+@dataclass(frozen=True)
+class QuietFeature:
+    feature_id: str
+    name: str
+    prior_events: int
+
+
+@dataclass(frozen=True)
+class TopAccount:
+    account_id: str
+    name: str
+    events: int
+    features: int
+
+
+@dataclass(frozen=True)
+class TopDomain:
+    domain: str
+    events: int
+
+
+@dataclass(frozen=True)
+class FeatureUsage:
+    """One product's feature usage over a window; as_json() is the feature-usage API's body."""
+
+    product_id: str
+    window: Window
+    timezone: str
+    totals: UsageTotals
+    top_features: list[TopFeature]
+    quiet_features: list[QuietFeature]
+    usage_pattern: list[list[int]] | None
+    top_accounts: list[TopAccount]
+    top_domains: list[TopDomain]
+
+    def as_json(self) -> dict:
+        return {
+            "product_id": self.product_id,
+            "from": self.window.start.isoformat(),
+            "to": self.window.end.isoformat(),
+            "prior_from": self.window.prior.start.isoformat(),
+            "prior_to": self.window.prior.end.isoformat(),
+            "timezone": self.timezone,
+            "totals": asdict(self.totals),
+            "top_features": [asdict(f) for f in self.top_features],
+            "quiet_features": [asdict(f) for f in self.quiet_features],
+            "usage_pattern": self.usage_pattern,
+            "top_accounts": [asdict(a) for a in self.top_accounts],
+            "top_domains": [asdict(d) for d in self.top_domains],
+        }
+
+
 def feature_usage(
     *,
     workspace: Workspace,
@@ -114,8 +188,8 @@ def feature_usage(
     account: Account | None = None,
     module_key: str | None = None,
     plan: str | None = None,
-) -> dict:
-    """The feature-usage answer for one product and window (the API's JSON, also the dashboard overview).
+) -> FeatureUsage:
+    """The feature usage of one product over a window (the API's answer, also the dashboard overview).
 
     The dashboard's filters: `module_key` keeps the features of that module, `plan` the accounts with that plan
     label (active accounts and adoption too). With `plan` the heatmap is None: its rollups are per feature
@@ -183,25 +257,22 @@ def feature_usage(
     sparklines = feature_daily_uses(
         workspace=workspace, feature_ids=top_ids, window=window, account=account, account_ids=account_ids
     )
-    return {
-        "product_id": product.key,
-        "from": window.start.isoformat(),
-        "to": window.end.isoformat(),
-        "prior_from": window.prior.start.isoformat(),
-        "prior_to": window.prior.end.isoformat(),
-        "timezone": workspace.timezone or "UTC",
-        "totals": {
-            "events": sum(feature_net.values()),
-            "unique_features": len(used_features),
-            "unique_accounts": len(used_accounts),
-            "unique_domains": len([d for d, uses in sums.accounts.domains.items() if uses > 0]),
-            "active_accounts": active,
-        },
-        "top_features": _top_features(
+    return FeatureUsage(
+        product_id=product.key,
+        window=window,
+        timezone=workspace.timezone or "UTC",
+        totals=UsageTotals(
+            events=sum(feature_net.values()),
+            unique_features=len(used_features),
+            unique_accounts=len(used_accounts),
+            unique_domains=len([d for d, uses in sums.accounts.domains.items() if uses > 0]),
+            active_accounts=active,
+        ),
+        top_features=_top_features(
             sums, by_id=by_id, top_ids=top_ids, active=active, sparklines=sparklines, window=window
         ),
-        "quiet_features": _quiet_features(sums.features, by_id=by_id, feature_ids=feature_ids),
-        "usage_pattern": None
+        quiet_features=_quiet_features(sums.features, by_id=by_id, feature_ids=feature_ids),
+        usage_pattern=None
         if plan
         else usage_pattern(
             workspace=workspace,
@@ -210,58 +281,56 @@ def feature_usage(
             account=account,
             whole_product=product if whole else None,
         ),
-        "top_accounts": _top_accounts(sums, account_ids=used_accounts[:TOP]),
-        "top_domains": _top_domains(sums.accounts.domains),
-    }
+        top_accounts=_top_accounts(sums, account_ids=used_accounts[:TOP]),
+        top_domains=_top_domains(sums.accounts.domains),
+    )
 
 
 def _top_features(
     sums: WindowSums, *, by_id: dict, top_ids: list[int], active: int, sparklines: dict, window: Window
-) -> list[dict]:
+) -> list[TopFeature]:
     sparkline_days = [d.isoformat() for d in window.days]
     return [
-        {
-            "feature_id": by_id[fid]["key"],
-            "name": by_id[fid]["name"],
-            "events": sums.features.net[fid],
-            "prior_events": sums.features.prior.get(fid, 0),
-            "accounts": sums.pairs.feature_accounts.get(fid, 0),
-            "domains": sums.pairs.feature_domains.get(fid, 0),
-            "adoption_pct": percent_of(sums.pairs.feature_accounts.get(fid, 0), active),
-            "sparkline": [sparklines[fid].get(d, 0) for d in window.days],
-            "sparkline_days": sparkline_days,
-        }
+        TopFeature(
+            feature_id=by_id[fid]["key"],
+            name=by_id[fid]["name"],
+            events=sums.features.net[fid],
+            prior_events=sums.features.prior.get(fid, 0),
+            accounts=sums.pairs.feature_accounts.get(fid, 0),
+            domains=sums.pairs.feature_domains.get(fid, 0),
+            adoption_pct=percent_of(sums.pairs.feature_accounts.get(fid, 0), active),
+            sparkline=[sparklines[fid].get(d, 0) for d in window.days],
+            sparkline_days=sparkline_days,
+        )
         for fid in top_ids
     ]
 
 
-def _quiet_features(sums: FeatureSums, *, by_id: dict, feature_ids: list[int]) -> list[dict]:
+def _quiet_features(sums: FeatureSums, *, by_id: dict, feature_ids: list[int]) -> list[QuietFeature]:
     """Features used in the prior window (net > 0) and not in this one (net ≤ 0), most used before first."""
     quiet = sorted(
         (fid for fid in feature_ids if sums.prior.get(fid, 0) > 0 and sums.net.get(fid, 0) <= 0),
         key=lambda fid: (-sums.prior[fid], by_id[fid]["key"]),
     )
-    return [
-        {"feature_id": by_id[fid]["key"], "name": by_id[fid]["name"], "prior_events": sums.prior[fid]} for fid in quiet
-    ]
+    return [QuietFeature(by_id[fid]["key"], by_id[fid]["name"], sums.prior[fid]) for fid in quiet]
 
 
-def _top_accounts(sums: WindowSums, *, account_ids: list[int]) -> list[dict]:
+def _top_accounts(sums: WindowSums, *, account_ids: list[int]) -> list[TopAccount]:
     names = dict(Account.objects.filter(pk__in=account_ids).values_list("pk", "name"))
     return [
-        {
-            "account_id": sums.accounts.external_ids[aid],
-            "name": names[aid],
-            "events": sums.accounts.net[aid],
-            "features": sums.pairs.account_features.get(aid, 0),
-        }
+        TopAccount(
+            account_id=sums.accounts.external_ids[aid],
+            name=names[aid],
+            events=sums.accounts.net[aid],
+            features=sums.pairs.account_features.get(aid, 0),
+        )
         for aid in account_ids
     ]
 
 
-def _top_domains(domains: dict[str, int]) -> list[dict]:
+def _top_domains(domains: dict[str, int]) -> list[TopDomain]:
     used = sorted((d for d, uses in domains.items() if uses > 0), key=lambda d: (-domains[d], d))
-    return [{"domain": d, "events": domains[d]} for d in used[:TOP]]
+    return [TopDomain(d, domains[d]) for d in used[:TOP]]
 
 
 def _one_account_sums(*, workspace: Workspace, feature_ids: list[int], window: Window, account: Account) -> WindowSums:
@@ -470,7 +539,7 @@ def feature_usage_cached(
     account: Account | None = None,
     module_key: str | None = None,
     plan: str | None = None,
-) -> dict:
+) -> FeatureUsage:
     """feature_usage, cached under the workspace's rollup generation (any rollup makes a new key) for at most
     FEATURE_USAGE_CACHE_SECONDS, which bounds how long account metadata (names, domains, status, plan labels)
     may lag."""
@@ -484,7 +553,7 @@ def feature_usage_cached(
         "plan": plan or None,
     }
     parts = [
-        "feature-usage",
+        "feature-usage:typed",  # not the dicts an earlier version cached under "feature-usage"
         str(product.pk),
         window.start.isoformat(),
         window.end.isoformat(),

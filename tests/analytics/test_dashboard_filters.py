@@ -27,10 +27,13 @@ def test_plan_filtered_overviews_partition_the_unfiltered_numbers(built):
     # given acme's product, its window and its plan labels
     product = Product.objects.get(workspace=built.workspace, key="default")
     window = _window(built)
-    everyone = feature_usage(workspace=built.workspace, product=product, window=window)
+    everyone = feature_usage(workspace=built.workspace, product=product, window=window).as_json()
     plans = sorted(set(Account.objects.filter(workspace=built.workspace).values_list("plan", flat=True)))
     # when the overview is narrowed to each plan
-    by_plan = {p: dashboard_overview(workspace=built.workspace, product=product, window=window, plan=p) for p in plans}
+    by_plan = {
+        p: dashboard_overview(workspace=built.workspace, product=product, window=window, plan=p).as_json()
+        for p in plans
+    }
     # then events, users and active accounts add up to the unfiltered numbers
     assert plans == ["free", "team"]
     for name in ("events", "unique_accounts", "active_accounts"):
@@ -48,7 +51,9 @@ def test_plan_filtered_overviews_partition_the_unfiltered_numbers(built):
 def test_a_plan_nobody_has_shows_nothing(built):
     # when the overview is narrowed to a plan label no account carries
     product = Product.objects.get(workspace=built.workspace, key="default")
-    overview = dashboard_overview(workspace=built.workspace, product=product, window=_window(built), plan="gold")
+    overview = dashboard_overview(
+        workspace=built.workspace, product=product, window=_window(built), plan="gold"
+    ).as_json()
     # then it holds no usage at all
     assert overview["totals"] == {
         "events": 0,
@@ -67,6 +72,10 @@ def test_module_filter_equals_feature_usage_over_the_module_features(built):
     # when the overview is narrowed to the module
     module = dashboard_overview(workspace=built.workspace, product=product, window=window, module_key="reports")
     everyone = feature_usage(workspace=built.workspace, product=product, window=window)
+    # (typed results: compared as such, then through the API's JSON shape)
+    keys = [t.feature_id for t in module.top_features]
+    assert module.top_features == [t for t in everyone.top_features if t.feature_id in keys]
+    module, everyone = module.as_json(), everyone.as_json()
     # then its top features are the unfiltered ones of that module, with the same numbers
     keys = [t["feature_id"] for t in module["top_features"]]
     assert keys == ["reports.view", "export.pdf"]
