@@ -35,14 +35,19 @@ USAGE_DROP_PERCENT = 50
 # ---------------------------------------------------------------------------
 
 
+def allowance_reached(*, used: int, limit: int, percent: int) -> bool:
+    """Whether `used` is at least `percent` % of a positive `limit` (a limit of 0 means "not entitled")."""
+    return limit > 0 and used * 100 >= percent * limit
+
+
 def allowance_limit_state(*, used: int | None, limit: int | None, threshold: int = NEAR_LIMIT_PCT) -> str | None:
-    """ "over" when used > limit, "near" when used ≥ threshold % of the limit, else None. Only a positive limit
-    can be near: a limit of 0 means "not entitled", and an unlimited (None) one has nothing to be near."""
+    """The near-limit state of an allowance: "over" when used > a positive limit, "near" when used reached
+    `threshold` % of it, else None (also for a limit of 0, "not entitled", and for an unlimited one, None)."""
     if limit is None or used is None or limit <= 0:
         return None
     if used > limit:
         return "over"
-    return "near" if used * 100 >= threshold * limit else None
+    return "near" if allowance_reached(used=used, limit=limit, percent=threshold) else None
 
 
 def allowance_used_pct(payload: dict) -> float | None:
