@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.db import transaction
 
 from accounts.models import Account
+from analytics.selectors import allowance_reached
 from catalog.models import Feature
 from usage.models import EventOutbox, UsageEvent
 
@@ -173,13 +174,13 @@ def _evaluate_threshold(
     except (TypeError, ValueError):
         return []
     if limit <= 0:
-        return []  # a limit of 0 means "not entitled": never near it
+        return []  # a limit of 0 means "not entitled": never near it (and no allowance to read)
     period = allowance_period(feature=feature, effective=effective, at=at)
     used = allowance_used(account_id=account.pk, feature_id=feature.pk, period=period)
     period_start = period.start or NO_PERIOD_START
     created: list[AlertDelivery] = []
     for threshold in pipeline.trigger_config.get("percent", []):
-        if used <= 0 or used * 100 < threshold * limit:
+        if not allowance_reached(used=used, limit=limit, percent=threshold):
             continue
         with transaction.atomic():
             _, new = AlertThresholdMark.objects.get_or_create(
@@ -248,8 +249,8 @@ def alert_events_evaluate(*, workspace_id: int, event_ids: list[int], now: datet
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Dormant and usage-drop: evaluated on a schedule for the accounts the caller found with analytics' dormant and
-# usage-drop selectors (the dashboard lists' own), so usage never imports analytics and never redefines them.
+# Dormant and usage-drop: evaluated on a schedule (rollup_triggers.py) for the accounts that analytics' dormant
+# and usage-drop selectors found, the dashboard lists' own: the evaluators never redefine them.
 # ------------------------------------------------------------------------------------------------------------
 
 
