@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account, EndUser
-from catalog.models import Feature, Item
+from catalog.models import Feature
 from entitlements.models import ItemEntitlement, SubscriptionEntitlement
 from usage.models import AlertPipeline, UsageEvent
 
