@@ -75,6 +75,24 @@ def test_without_the_raw_path_an_unencoded_reading_is_used(api, workspace):
     assert response.status_code == 201 and (response.json()["account_id"], response.json()["id"]) == ("a", "b")
 
 
+@pytest.mark.parametrize(
+    ("path", "account_id", "user_id"),
+    [
+        ("/api/v1/accounts/a/users/b/c", "a", "b/c"),
+        ("/api/v1/accounts/a/users/b/users/c", "a/users/b", "c"),
+        ("/api/v1/accounts/org%2F1/users/team%2F7", "org/1", "team/7"),
+        ("/api/v1/accounts/50%25/users/%25", "50%", "%"),
+    ],
+)
+def test_without_the_raw_path_the_longest_account_id_is_read(api, workspace, path, account_id, user_id):
+    # when the test client (decoded path only) upserts a user
+    response = api.put(path, {}, format="json")
+    # then the account id is everything before the last "/users/"
+    assert response.status_code == 201
+    assert (response.json()["account_id"], response.json()["id"]) == (account_id, user_id)
+    assert list(EndUser.objects.values_list("account__external_id", "external_id")) == [(account_id, user_id)]
+
+
 def test_with_the_raw_path_an_encoded_slash_stays_in_the_id(api, workspace):
     # given the raw path gunicorn passes on as RAW_URI
     path = f"/api/v1/accounts/{quote('a/users/b', safe='')}"
