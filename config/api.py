@@ -18,6 +18,7 @@ from accounts.authentication import ApiKeyAuthentication, ApiPrincipal
 from core.errors import DomainError
 from core.text import echo
 
+from .http import API_PATH_PREFIX
 from .jsonio import JSONRenderer
 
 
@@ -74,8 +75,6 @@ def exception_handler(exc, context):
 # for the Bearer-key API but costs on every request, so it passes /api/v1/ requests straight through. DRF's
 # views are CSRF-exempt anyway and set request.user from the API key.
 # ---------------------------------------------------------------------------
-
-API_PATH_PREFIX = "/api/v1/"
 
 
 class _SkippedForApi:

@@ -27,10 +27,15 @@ EXTERNAL_ID_PATH_PREFIXES = ("/api/v1/accounts/", "/accounts/")
 _PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _json(data: dict) -> bytes:
+    """Compact UTF-8 JSON, byte for byte what the API's renderer writes for the same error."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _refusal(request: HttpRequest, *, code: str, message: str, field: str | None = None) -> HttpResponse:
     if request.path_info.startswith(API_PATH_PREFIX):
         body = {"code": code, "message": message, **({"field": field} if field else {})}
-        return HttpResponse(json.dumps({"error": body, "errors": [body]}), status=400, content_type="application/json")
+        return HttpResponse(_json({"error": body, "errors": [body]}), status=400, content_type="application/json")
     return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
 
 
@@ -75,7 +80,9 @@ def external_id_path(request: HttpRequest, prefix: str) -> str:
     raw = _raw_path(request)
     if raw is not None and raw.startswith(script_name):
         raw = raw[len(script_name) :]
-        if unquote(raw, errors="strict") == path_info:
+        # Bytes that are not UTF-8 decode differently here and in Django (which leaves them percent-encoded):
+        # then the decoded path is read instead.
+        if unquote(raw, errors="replace") == path_info:
             return "/".join(_escape(unquote(segment)) for segment in raw.split("/"))
     rest = path_info[len(prefix) :]
     for reading in _DECODED_READINGS[prefix]:
@@ -127,7 +134,7 @@ def _answer(environ, start_response, status: str, code: str, message: str) -> li
     """The project's JSON error under /api/v1/, plain text elsewhere."""
     if environ.get("PATH_INFO", "").startswith(API_PATH_PREFIX):
         error = {"code": code, "message": message}
-        body, content_type = json.dumps({"error": error, "errors": [error]}).encode(), "application/json"
+        body, content_type = _json({"error": error, "errors": [error]}), "application/json"
     else:
         body, content_type = message.encode(), "text/plain; charset=utf-8"
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])

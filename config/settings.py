@@ -228,6 +228,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Account and end-user ids are free text: one path segment, percent-encoded (`org/1` → `org%2F1`).
+    "PATH_CONVERTER_OVERRIDES": {
+        "external_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "Free text without control characters; percent-encode it whole (`org/1` → `org%2F1`).",
+        }
+    },
 }
 # The entitlement check and POST /api/v1/events serve their common case below DRF (config.api fast paths);
 # false sends every request through their DRF views (same answers, byte for byte; slower).
