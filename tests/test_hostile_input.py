@@ -10,9 +10,10 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account, EndUser
+from alerts.models import AlertPipeline
 from catalog.models import Feature
 from entitlements.models import ItemEntitlement, SubscriptionEntitlement
-from usage.models import AlertPipeline, UsageEvent
+from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db
 

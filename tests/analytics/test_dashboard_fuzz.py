@@ -10,7 +10,7 @@ from django.test import Client
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from usage.alerts.services import pipeline_create
+from alerts.services import pipeline_create
 
 from .browser.data import build
 
