@@ -6,9 +6,12 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.urls import register_converter
+
         from core.staff import StaffDirectory, staff_directory_register
 
         from . import schema  # noqa: F401  (registers the OpenAPI security scheme)
+        from .ids import ExternalIdConverter
         from .models import Workspace
         from .selectors import membership_roles, workspaces_for_user
 
@@ -19,3 +22,4 @@ class AccountsConfig(AppConfig):
                 membership_roles=membership_roles,
             )
         )
+        register_converter(ExternalIdConverter, "external_id")

@@ -13,6 +13,7 @@ from django.utils.text import slugify
 from core.errors import Conflict, DomainError, NotFound
 from core.staff import StaffRole
 
+from .ids import external_id_check
 from .models import EXTERNAL_ID_MAX_LENGTH, Account, ApiKey, EndUser, Membership, Workspace
 from .selectors import api_key_cache_forget
 
@@ -198,9 +199,10 @@ def _external_id(value: object, *, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DomainError(f"'{field}' must be a non-empty string.", code="invalid_value", field=field)
     value = value.strip()
-    if len(value) > EXTERNAL_ID_MAX_LENGTH or "\x00" in value:
+    external_id_check(value, field=field)
+    if len(value) > EXTERNAL_ID_MAX_LENGTH:
         raise DomainError(
-            f"'{field}' is at most {EXTERNAL_ID_MAX_LENGTH} characters, without NUL.", code="invalid_value", field=field
+            f"'{field}' is at most {EXTERNAL_ID_MAX_LENGTH} characters.", code="invalid_value", field=field
         )
     return value
 

@@ -122,7 +122,8 @@ DestinationFormSet = forms.formset_factory(DestinationForm, extra=BLANK_DESTINAT
 def _number(raw: str):
     # An integer when it reads as one; otherwise the text goes to the service, which says what is expected.
     raw = raw.strip()
-    return int(raw) if re.fullmatch(r"-?\d+", raw) else raw
+    # ASCII digits only, and fewer than Python's int-from-text limit (4,300 digits would raise ValueError).
+    return int(raw) if re.fullmatch(r"-?[0-9]{1,4000}", raw) else raw
 
 
 def _initial(pipeline: AlertPipeline | None) -> tuple[dict, list[dict]]:
@@ -264,7 +265,8 @@ def pipeline_detail(request: HttpRequest, pipeline_id: int) -> HttpResponse:
     pipeline = selectors.pipeline_get(workspace=request.workspace, pipeline_id=pipeline_id)
     # The log pages backwards by id: ?before=<id> shows the DELIVERY_LOG_LIMIT messages older than that one.
     raw_before = request.GET.get("before", "")
-    before = int(raw_before) if raw_before.isdigit() else None
+    # A bigint id; anything else (other digits, past 2⁶³) shows the newest page.
+    before = int(raw_before) if raw_before.isascii() and raw_before.isdigit() and len(raw_before) <= 18 else None
     deliveries, older = selectors.delivery_page(pipeline=pipeline, before=before, limit=DELIVERY_LOG_LIMIT)
     return _render(
         request,

@@ -2,10 +2,13 @@
 
 Each builder returns a figure as a plain dict in plotly.js's JSON schema; the template embeds it with
 `json_script` and static/dashboard/dashboard.js draws it with the plotly.js we serve from our static files.
+plotly.js renders a subset of HTML in text (`<a href>`, `<b>`, `<br>`, entities), so every label that comes
+from data (feature names, plans, days, series names) goes through `label`, which HTML-escapes it.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 PRIMARY = "#417690"  # the Django admin's --primary
@@ -25,9 +28,14 @@ def _layout(**extra) -> dict:
     return {**_LAYOUT, **extra}
 
 
+def label(text: object) -> str:
+    """A text plotly.js shows as it is: `<a href="x">` becomes `&lt;a href="x"&gt;`, `&` becomes `&amp;`."""
+    return html.escape(str(text), quote=False)
+
+
 def top_features_bar(*, names: Sequence[str], current: Sequence[int], prior: Sequence[int]) -> dict:
     """Horizontal bars: uses in the window beside uses in the prior window, largest on top."""
-    names, current, prior = list(reversed(names)), list(reversed(current)), list(reversed(prior))
+    names, current, prior = [label(n) for n in reversed(names)], list(reversed(current)), list(reversed(prior))
     return {
         "data": [
             {
@@ -67,7 +75,9 @@ def heatmap(*, grid: Sequence[Sequence[int]], timezone: str) -> dict:
                 "hovertemplate": "%{y} %{x}:00 — %{z} uses<extra></extra>",
             }
         ],
-        "layout": _layout(height=260, yaxis={"autorange": "reversed"}, xaxis={"title": {"text": f"Hour ({timezone})"}}),
+        "layout": _layout(
+            height=260, yaxis={"autorange": "reversed"}, xaxis={"title": {"text": label(f"Hour ({timezone})")}}
+        ),
     }
 
 
@@ -81,8 +91,8 @@ def daily_lines(
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": name,
-                "x": list(days),
+                "name": label(name),
+                "x": [label(day) for day in days],
                 "y": list(values),
                 "line": {
                     "color": PRIMARY if i == 0 else "#79aec8" if name not in dashed else "#999",
@@ -96,7 +106,13 @@ def daily_lines(
 def plan_bars(*, plans: Sequence[str], accounts: Sequence[int]) -> dict:
     return {
         "data": [
-            {"type": "bar", "x": list(plans), "y": list(accounts), "marker": {"color": PRIMARY}, "name": "Accounts"}
+            {
+                "type": "bar",
+                "x": [label(plan) for plan in plans],
+                "y": list(accounts),
+                "marker": {"color": PRIMARY},
+                "name": "Accounts",
+            }
         ],
         "layout": _layout(height=220, yaxis={"title": {"text": "Accounts"}}),
     }

@@ -1,9 +1,17 @@
-"""CSV export of the dashboard lists: the same rows as the page (same filters and sort), streamed."""
+"""CSV export of the dashboard lists: the same rows as the page (same filters and sort), streamed.
+
+Every export goes through `csv_rows`, which neutralises formula injection (OWASP): a text cell that begins
+with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so a spreadsheet shows it as text
+instead of running it. Numbers we computed (`int`, `float`, `Decimal`; negative ones included, e.g. a
+change of -40.0 %) are written as numbers: they cannot carry a formula, and prefixing them would turn them
+into text. The text "-5" (an account name, say) is neutralised like any other text.
+"""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 
 from django.http import StreamingHttpResponse
 
@@ -15,11 +23,24 @@ class _Echo:
         return value
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """One cell: None empty, numbers as they are, any other value as text neutralised against formulas."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def csv_rows(*, columns: Sequence[tuple[str, str]], rows: Iterable[dict]) -> Iterable[list]:
-    """Header (column titles) then one list per row, values in column order; None as an empty cell."""
-    yield [title for _, title in columns]
+    """Header (column titles) then one list per row, values in column order, each through csv_cell."""
+    yield [csv_cell(title) for _, title in columns]
     for row in rows:
-        yield ["" if row.get(key) is None else row.get(key) for key, _ in columns]
+        yield [csv_cell(row.get(key)) for key, _ in columns]
 
 
 def csv_response(*, filename: str, columns: Sequence[tuple[str, str]], rows: Iterable[dict]) -> StreamingHttpResponse:

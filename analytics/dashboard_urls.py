@@ -12,7 +12,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("switch-workspace/", switch_workspace, name="switch-workspace"),
     path("features/<str:key>/", views.feature_detail, name="feature"),
-    path("accounts/<str:external_id>/", views.account_detail, name="account"),
+    path("accounts/<external_id:external_id>/", views.account_detail, name="account"),
     path("lists/<slug:kind>/", views.account_list, name="list"),
     path("lists/<slug:kind>/export.csv", views.account_list_csv, name="list-csv"),
 ]

@@ -16,7 +16,7 @@ urlpatterns: list = [
         name="analytics-feature-daily",
     ),
     path(
-        "accounts/<str:account_id>/analytics/daily",
+        "accounts/<external_id:account_id>/analytics/daily",
         api.AccountDailyApi.as_view(),
         name="analytics-account-daily",
     ),

@@ -11,6 +11,16 @@ from accounts.models import Workspace
 
 KEY_MAX_LENGTH = 64
 KEY_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
+# Numeric level and entitlement values are counts compared with bigint sums: 0 … 2⁶³ − 1, ASCII digits.
+LEVEL_NUMBER_MAX = 2**63 - 1
+
+
+def level_number(value: str) -> int | None:
+    """The whole number a level or entitlement value spells (ASCII digits, ≤ LEVEL_NUMBER_MAX), else None."""
+    if not value or len(value) > 19 or not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    return number if number <= LEVEL_NUMBER_MAX else None
 
 
 class Lifecycle(models.TextChoices):

@@ -20,6 +20,7 @@ from core.unset import UNSET
 from .models import (
     KEY_MAX_LENGTH,
     KEY_REGEX,
+    LEVEL_NUMBER_MAX,
     LIFECYCLE_MOVES,
     Feature,
     FeatureLevel,
@@ -27,6 +28,7 @@ from .models import (
     Lifecycle,
     Module,
     Product,
+    level_number,
 )
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,6 @@ UNLIMITED = "unlimited"
 # catalog sits below usage, so the task is named, not imported; a lost message is caught by its periodic sweep.
 ALLOWANCE_COUNTERS_REBUILD_TASK = "usage.allowance_counters_rebuild"
 MAX_LEVELS = 50
-_INTEGER = re.compile(r"^\d+$")
 _KEY = re.compile(KEY_REGEX)
 
 # Unique constraints → the error a user sees when a concurrent write wins the race.
@@ -138,10 +139,10 @@ def _check_numeric_levels(feature_type: str, specs: list[LevelSpec]) -> None:
                     "Only the last level may be unlimited.", code="invalid_levels", field=f"levels[{index}]"
                 )
             continue
-        if not _INTEGER.match(spec.value):
+        if level_number(spec.value) is None:
             raise DomainError(
-                f"Level value '{spec.value}' of a {feature_type} feature must be a whole number ≥ 0 "
-                "(or an unlimited level).",
+                f"Level value '{spec.value}' of a {feature_type} feature must be a whole number from 0 to "
+                f"{LEVEL_NUMBER_MAX} (or an unlimited level).",
                 code="invalid_levels",
                 field=f"levels[{index}].value",
             )

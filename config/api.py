@@ -10,13 +10,16 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.middleware import csrf as _csrf_middleware
 from rest_framework import exceptions, status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal
 from core.errors import DomainError
+from core.text import echo
+
+from .http import API_PATH_PREFIX
+from .jsonio import JSONRenderer
 
 
 def _flatten(detail, prefix: str = "") -> list[dict]:
@@ -33,7 +36,7 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
             else:
                 out.extend(_flatten(value, prefix))
     else:
-        item = {"code": getattr(detail, "code", "invalid"), "message": str(detail)}
+        item = {"code": getattr(detail, "code", "invalid"), "message": echo(detail)}
         if prefix:
             item["field"] = prefix
         out.append(item)
@@ -62,7 +65,7 @@ def exception_handler(exc, context):
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         code = getattr(detail, "code", None) or exc.default_code
-        body = {"code": code, "message": str(detail)}
+        body = {"code": code, "message": echo(detail)}
         response.data = {"error": body, "errors": [body]}
     return response
 
@@ -72,8 +75,6 @@ def exception_handler(exc, context):
 # for the Bearer-key API but costs on every request, so it passes /api/v1/ requests straight through. DRF's
 # views are CSRF-exempt anyway and set request.user from the API key.
 # ---------------------------------------------------------------------------
-
-API_PATH_PREFIX = "/api/v1/"
 
 
 class _SkippedForApi:

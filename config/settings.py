@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Control characters in the path / NUL in the query → 400; customer ids in paths read exactly.
+    "config.http.RequestTextMiddleware",
     # Django's session, CSRF, auth and messages middleware, passed over on /api/v1/ (Bearer keys, no cookies).
     "config.api.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -207,10 +209,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIN
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["config.jsonio.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["config.jsonio.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
@@ -226,6 +228,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Account and end-user ids are free text: one path segment, percent-encoded (`org/1` → `org%2F1`).
+    "PATH_CONVERTER_OVERRIDES": {
+        "external_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "Free text without control characters; percent-encode it whole (`org/1` → `org%2F1`).",
+        }
+    },
 }
 # The entitlement check and POST /api/v1/events serve their common case below DRF (config.api fast paths);
 # false sends every request through their DRF views (same answers, byte for byte; slower).

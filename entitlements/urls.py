@@ -7,7 +7,7 @@ from . import api
 urlpatterns = [
     path("entitlements/check", api.entitlement_check, name="entitlement-check"),
     path(
-        "accounts/<str:account_id>/entitlements",
+        "accounts/<external_id:account_id>/entitlements",
         api.AccountEntitlementsView.as_view(),
         name="account-entitlements",
     ),

@@ -8,17 +8,16 @@ Values are strings as in Chargebee. JSON booleans and integers are accepted and 
 - range: an integer between the minimum and maximum level, or "unlimited" when the maximum is unlimited.
 """
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from catalog.models import Feature, FeatureLevel
+from catalog.models import LEVEL_NUMBER_MAX, Feature, FeatureLevel, level_number
 from core.errors import DomainError
+from core.text import echo
 
 UNLIMITED = "unlimited"
 TRUE = "true"
 FALSE = "false"
-_INTEGER = re.compile(r"^\d+$")
 
 
 def value_normalise(*, feature: Feature, levels: Sequence[FeatureLevel], raw: Any, field: str = "value") -> str:
@@ -65,15 +64,16 @@ def value_normalise(*, feature: Feature, levels: Sequence[FeatureLevel], raw: An
                 field=field,
             )
         return UNLIMITED
-    if not _INTEGER.match(value):
+    number = level_number(value)
+    if number is None:
         raise DomainError(
-            f"'{field}' of {feature.type} feature '{feature.key}' must be a whole number"
+            f"'{field}' of {feature.type} feature '{feature.key}' must be a whole number from 0 to "
+            f"{LEVEL_NUMBER_MAX}"
             + (' or "unlimited"' if allows_unlimited else "")
-            + f', not "{value}".',
+            + f', not "{echo(value, limit=64)}{"…" if len(value) > 64 else ""}".',
             code="invalid_value",
             field=field,
         )
-    number = int(value)
     numbers = [int(level.value) for level in levels if not level.is_unlimited]
     if feature.type == Feature.Type.QUANTITY:
         if number not in numbers:

@@ -14,7 +14,7 @@ from accounts.services import api_key_create, membership_set, workspace_create
 from catalog.models import Product
 
 # Alert test fixtures (a real HTTP receiver, fast retry settings), shared by tests/usage and tests/analytics.
-pytest_plugins = ["tests.alert_receiver"]
+pytest_plugins = ["tests.alert_receiver", "tests.live_gunicorn"]
 
 # The clock that time-sensitive tests freeze at.
 FROZEN_NOW = datetime(2026, 11, 18, 12, 0, 0, tzinfo=UTC)

@@ -41,7 +41,8 @@ Otherwise **200** with `{"accepted", "duplicates", "ignored", "rejected": [{"ind
 when
 others in the batch are rejected.
 
-**Rejection codes**: `missing_field`, `invalid_type`, `invalid_value`, `too_old`, `in_future`,
+**Rejection codes**: `missing_field`, `invalid_type`, `invalid_value`, `invalid_id` (an account or user id
+that is not printable text: control characters, NUL, lone surrogates), `too_old`, `in_future`,
 `quantity_out_of_range`, `event_id_too_long`, `properties_too_large`, `hierarchy_conflict`,
 `feature_cap_reached`, `module_cap_reached`, `product_cap_reached`.
 **Warning codes**: `truncated` (an id over 64 characters was cut to 64), `unknown_field` (ignored).

@@ -28,7 +28,8 @@ class StrictSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.Serializer):
     account_id = serializers.CharField(
-        help_text=f"Required. Trimmed; over {EXTERNAL_ID_MAX_LENGTH} characters truncated (warning)."
+        help_text="Required. Free text (printable: no control characters). Trimmed; over "
+        f"{EXTERNAL_ID_MAX_LENGTH} characters truncated (warning)."
     )
     feature_id = serializers.CharField(
         help_text=f"Required. A key of at most {KEY_MAX_LENGTH} characters: letters, digits, `_ . : -`. Unknown "

@@ -6,7 +6,11 @@ from . import api, record
 
 urlpatterns: list = [
     path("events", api.events, name="events-ingest"),
-    path("accounts/<str:account_id>", api.AccountView.as_view(), name="account-upsert"),
-    path("accounts/<str:account_id>/users/<str:user_id>", api.EndUserView.as_view(), name="end-user-upsert"),
+    path("accounts/<external_id:account_id>", api.AccountView.as_view(), name="account-upsert"),
+    path(
+        "accounts/<external_id:account_id>/users/<external_id:user_id>",
+        api.EndUserView.as_view(),
+        name="end-user-upsert",
+    ),
     path("usage/record", record.UsageRecordView.as_view(), name="usage-record"),
 ]

@@ -13,6 +13,7 @@ from typing import Any
 
 from accounts.models import EXTERNAL_ID_MAX_LENGTH
 from catalog.models import KEY_MAX_LENGTH, KEY_REGEX
+from core.text import echo, text_problem
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
 KNOWN_FIELDS = frozenset(
@@ -37,6 +38,7 @@ class Code:
     MISSING_FIELD = "missing_field"
     INVALID_TYPE = "invalid_type"
     INVALID_VALUE = "invalid_value"
+    INVALID_ID = "invalid_id"
     TOO_OLD = "too_old"
     IN_FUTURE = "in_future"
     QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
@@ -194,12 +196,14 @@ def validate_event(
     except _Reject as rejection:
         return Rejection(index=index, code=rejection.code, message=rejection.message, field=rejection.field)
     for name in sorted(set(event) - KNOWN_FIELDS):
+        # The name is echoed: made encodable here, so the answer of a committed batch always renders.
+        shown = echo(name, limit=100)
         warnings.append(
             IngestWarning(
                 index=index,
                 code=Code.UNKNOWN_FIELD,
-                field=str(name)[:100],
-                message=f"Unknown field '{str(name)[:100]}' was ignored; put custom data in 'properties'.",
+                field=shown,
+                message=f"Unknown field '{shown}' was ignored; put custom data in 'properties'.",
             )
         )
     return ValidEvent(
@@ -236,7 +240,8 @@ def _id(
     value = value.strip()
     if not value:
         raise _Reject(Code.INVALID_VALUE, f"'{name}' must not be empty.", name)
-    _check_text(value, name)
+    if problem := text_problem(value, controls=True):
+        raise _Reject(Code.INVALID_ID, f"'{name}' {problem.phrase}; ids are printable text.", name)
     if len(value) > EXTERNAL_ID_MAX_LENGTH:
         value = value[:EXTERNAL_ID_MAX_LENGTH].rstrip()
         warnings.append(
@@ -258,16 +263,6 @@ def _id(
     return value
 
 
-def _check_text(value: str, name: str) -> None:
-    # PostgreSQL text cannot hold NUL, and psycopg cannot encode lone surrogates: refuse them by name.
-    if "\x00" in value:
-        raise _Reject(Code.INVALID_VALUE, f"'{name}' must not contain the NUL character.", name)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _Reject(Code.INVALID_VALUE, f"'{name}' contains an unpaired surrogate (invalid Unicode).", name) from None
-
-
 def _timestamp(
     value: Any, *, now: datetime, late_event_policy: str, late_event_window_days: int, max_future_seconds: int
 ) -> datetime:
@@ -284,10 +279,18 @@ def _timestamp(
     except ValueError:
         raise _Reject(
             Code.INVALID_VALUE,
-            f"'timestamp' '{value[:64]}' is not ISO 8601 (e.g. 2026-11-18T12:00:00Z).",
+            f"'timestamp' '{echo(value, limit=64)}' is not ISO 8601 (e.g. 2026-11-18T12:00:00Z).",
             "timestamp",
         ) from None
-    occurred_at = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        occurred_at = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        # An offset can carry year 1 or 9999 out of the representable range.
+        raise _Reject(
+            Code.INVALID_VALUE,
+            f"'timestamp' '{echo(value, limit=64)}' is out of range: in UTC it falls before year 1 or after 9999.",
+            "timestamp",
+        ) from None
     if occurred_at > now + timedelta(seconds=max_future_seconds):
         raise _Reject(
             Code.IN_FUTURE,
@@ -353,7 +356,8 @@ def _event_id(value: Any) -> str | None:
             f"'event_id' is {len(value)} characters; the limit is {EVENT_ID_MAX_LENGTH}.",
             "event_id",
         )
-    _check_text(value, "event_id")
+    if problem := text_problem(value):
+        raise _Reject(Code.INVALID_VALUE, f"'event_id' {problem.phrase}.", "event_id")
     return value
 
 

@@ -9,6 +9,9 @@ from core.errors import DomainError
 
 DEFAULT_WINDOW_DAYS = 30
 MAX_WINDOW_DAYS = 366
+# Windows (and the prior windows before them) stay far from the ends of Python's and PostgreSQL's calendars.
+WINDOW_FIRST_DATE = date(1970, 1, 1)
+WINDOW_LAST_DATE = date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,14 @@ class Window:
 
 def analytics_window(*, date_from: date | None, date_to: date | None, today: date) -> Window:
     """Resolve from/to: `to` defaults to today (inclusive), `from` to 29 days before `to` (30 days in all)."""
+    for name, value in (("from", date_from), ("to", date_to)):
+        if value is not None and not WINDOW_FIRST_DATE <= value <= WINDOW_LAST_DATE:
+            raise DomainError(
+                f"'{name}' ({value.isoformat()}) must be a UTC date from {WINDOW_FIRST_DATE.isoformat()} to "
+                f"{WINDOW_LAST_DATE.isoformat()}.",
+                code="date_out_of_range",
+                field=name,
+            )
     end = date_to or today
     start = date_from or end - timedelta(days=DEFAULT_WINDOW_DAYS - 1)
     if end < start:

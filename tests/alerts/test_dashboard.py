@@ -467,3 +467,23 @@ def test_send_test_message_reaches_the_receiver_and_the_log(
         200,
     )
     assert f'data-delivery="{delivery.pk}" data-status="sent"' in log.content.decode()
+
+
+@pytest.mark.parametrize("before", ["99999999999999999999", "9" * 5000, "²", "-1"])
+def test_a_delivery_log_cursor_that_is_no_bigint_id_shows_the_newest_page(admin_client, pipeline, before):
+    # when the log is asked for messages before an id past bigint, too long to read, or not ASCII digits
+    response = admin_client.get(f"/alerts/{pipeline.pk}/", {"before": before})
+    # then the newest page is shown
+    assert response.status_code == 200 and response.context["log_before"] is None
+
+
+def test_a_number_too_long_to_read_in_the_form_is_refused_by_name(workspace, admin_client):
+    # when the minimum quantity has 5,000 digits
+    response = admin_client.post(
+        "/alerts/new/", _form(min_quantity="9" * 5000, destinations=[{"type": "slack", "url": SLACK_URL}])
+    )
+    # then the form says the range, and nothing is stored
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert errors == {"min_quantity": ["trigger.min_quantity must be an integer between 1 and 1000000000."]}
+    assert AlertPipeline.objects.count() == 0 and AlertDestination.objects.count() == 0

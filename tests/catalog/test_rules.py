@@ -115,7 +115,8 @@ BAD_LEVELS = [
     (
         "quantity",
         [{"value": "ten"}],
-        "Level value 'ten' of a quantity feature must be a whole number ≥ 0 (or an unlimited level).",
+        "Level value 'ten' of a quantity feature must be a whole number from 0 to 9223372036854775807 "
+        "(or an unlimited level).",
     ),
     ("quantity", [{"value": "10"}, {"value": "5"}], "Level values must increase strictly."),
     ("quantity", [{"value": "5"}, {"value": "5", "name": "Again"}], "Level values must be distinct."),
@@ -132,7 +133,8 @@ BAD_LEVELS = [
     (
         "quantity",
         [{"value": "-1"}],
-        "Level value '-1' of a quantity feature must be a whole number ≥ 0 (or an unlimited level).",
+        "Level value '-1' of a quantity feature must be a whole number from 0 to 9223372036854775807 "
+        "(or an unlimited level).",
     ),
     ("range", [{"value": "1"}], "A range feature has exactly two levels: the minimum and the maximum."),
     (

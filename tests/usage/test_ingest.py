@@ -247,7 +247,7 @@ REJECTIONS = [
     ),
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "quantity": 2.5}, "invalid_value", "quantity"),
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "event_id": " "}, "invalid_value", "event_id"),
-    ({"account_id": "bad\u0000acct", "feature_id": "bad.feature"}, "invalid_value", "account_id"),
+    ({"account_id": "bad\u0000acct", "feature_id": "bad.feature"}, "invalid_id", "account_id"),
     (
         {"account_id": "bad-acct", "feature_id": "bad.feature", "properties": {"a": "nul\u0000"}},
         "invalid_value",

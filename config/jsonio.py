@@ -1,0 +1,33 @@
+"""JSON in and out of the API. Every JSON body a DRF view reads goes through JSONParser, which refuses with a
+400 naming the place what PostgreSQL could not store (NUL), what no response could echo (lone surrogates) and
+nesting that would exhaust the stack; JSONRenderer cannot fail on text, so no answer turns into a 500 after its
+writes committed. (A module of its own: DRF's settings import these classes while config.api is loading.)"""
+
+from rest_framework import exceptions, parsers, renderers
+
+from core.text import echo_json, json_text_problem
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, plus a 400 for NUL, lone surrogates and nesting deeper than core.text.JSON_MAX_DEPTH."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the body nests too deeply.") from None
+        found = json_text_problem(data)
+        if found is not None:
+            path, problem = found
+            raise exceptions.ValidationError({path: [f"'{path}' {problem.phrase}."]}, code=problem.code)
+        return data
+
+
+class JSONRenderer(renderers.JSONRenderer):
+    """DRF's JSON renderer, total on text: a lone surrogate anywhere in the data is rendered as U+FFFD."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            return super().render(echo_json(data), accepted_media_type, renderer_context)

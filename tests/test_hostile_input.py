@@ -1,0 +1,300 @@
+"""Hostile input outside /events gets a 4xx that names the problem, never a 5xx, and stores nothing: NUL,
+lone surrogates and deep nesting in any DRF JSON body (config.jsonio.JSONParser), control characters in
+paths and NUL in queries (config.http.RequestTextMiddleware), numbers past bigint, huge limits, and
+analytics windows at the ends of the calendar (analytics.selectors.analytics_window)."""
+
+import json
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import Account, EndUser
+from alerts.models import AlertPipeline
+from catalog.models import Feature
+from entitlements.models import ItemEntitlement, SubscriptionEntitlement
+from usage.models import UsageEvent
+
+pytestmark = pytest.mark.django_db
+
+PIPELINE = {
+    "name": "P",
+    "trigger": {"type": "event"},
+    "destinations": [{"type": "webhook", "url": "https://example.com/hook", "secret": "s" * 20}],
+}
+
+
+def _with(body: dict, path: list, value) -> str:
+    """`body` as JSON with `value` (raw JSON text) placed at `path`."""
+    marker = "__VALUE__"
+    target = body = json.loads(json.dumps(body))
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = marker
+    return json.dumps(body).replace(f'"{marker}"', value)
+
+
+def _error(code: str, message: str, field: str | None = None) -> dict:
+    error = {"code": code, "message": message, **({"field": field} if field else {})}
+    return {"error": error, "errors": [error]}
+
+
+NUL = "null_characters_not_allowed"
+SURROGATE = "surrogate_characters_not_allowed"
+NUL_PHRASE = "contains the NUL character"
+SURROGATE_PHRASE = "contains an unpaired surrogate (invalid Unicode)"
+
+BAD_BODIES = [
+    (
+        "put",
+        "/api/v1/accounts/a1",
+        _with({}, ["attributes"], '{"note": "x\\u0000y"}'),
+        NUL,
+        "attributes.note",
+        NUL_PHRASE,
+    ),
+    ("put", "/api/v1/accounts/a1", _with({}, ["attributes"], '{"\\ud800": 1}'), SURROGATE, "attributes.\ufffd", None),
+    ("put", "/api/v1/accounts/a1", _with({}, ["plan"], '"pro\\ud800"'), SURROGATE, "plan", SURROGATE_PHRASE),
+    ("put", "/api/v1/accounts/a1", _with({}, ["name"], '"\\u0000"'), NUL, "name", NUL_PHRASE),
+    (
+        "put",
+        "/api/v1/accounts/a1/users/u1",
+        _with({}, ["attributes"], '{"k": ["\\u0000"]}'),
+        NUL,
+        "attributes.k[0]",
+        NUL_PHRASE,
+    ),
+    ("post", "/api/v1/pipelines", _with(PIPELINE, ["name"], '"P\\u0000"'), NUL, "name", NUL_PHRASE),
+    (
+        "post",
+        "/api/v1/pipelines",
+        _with(PIPELINE, ["destinations", 0, "url"], '"https://e.com/\\u0000"'),
+        NUL,
+        "destinations[0].url",
+        NUL_PHRASE,
+    ),
+    (
+        "post",
+        "/api/v1/pipelines",
+        _with(PIPELINE, ["destinations", 0, "secret"], '"ssssssssssssssss\\udfff"'),
+        SURROGATE,
+        "destinations[0].secret",
+        SURROGATE_PHRASE,
+    ),
+    (
+        "post",
+        "/api/v1/pipelines",
+        _with(PIPELINE, ["trigger", "plans"], '["free\\u0000"]'),
+        NUL,
+        "trigger.plans[0]",
+        NUL_PHRASE,
+    ),
+    ("post", "/api/v1/features", '{"id": "f", "name": "F\\u0000", "product_id": "default"}', NUL, "name", NUL_PHRASE),
+    (
+        "post",
+        "/api/v1/usage/record",
+        '{"account_id": "a", "feature_id": "f", "properties": {"\\u0000": 1}}',
+        NUL,
+        "properties.\u2400",
+        None,
+    ),
+]
+
+
+def _stored() -> tuple:
+    return (
+        Account.objects.count(),
+        EndUser.objects.count(),
+        AlertPipeline.objects.count(),
+        Feature.objects.count(),
+        UsageEvent.objects.count(),
+    )
+
+
+@pytest.mark.parametrize(("method", "path", "body", "code", "field", "phrase"), BAD_BODIES)
+def test_nul_and_lone_surrogates_in_json_bodies_are_400_naming_the_field(api, method, path, body, code, field, phrase):
+    # when
+    response = getattr(api, method)(path, body, content_type="application/json")
+    # then the answer names the place and the problem, and nothing is stored
+    assert response.status_code == 400
+    expected = phrase or ("is a key that " + (NUL_PHRASE if code == NUL else SURROGATE_PHRASE))
+    assert response.json() == _error(code, f"'{field}' {expected}.", field)
+    assert _stored() == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("put", "/api/v1/accounts/a1"), ("post", "/api/v1/pipelines"), ("post", "/api/v1/usage/record")],
+)
+def test_json_nested_50000_deep_is_400(api, method, path):
+    # when a body nests 50,000 lists (json.loads runs out of stack)
+    response = getattr(api, method)(path, "[" * 50_000 + "]" * 50_000, content_type="application/json")
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error("parse_error", "JSON parse error - the body nests too deeply.")
+    assert _stored() == (0, 0, 0, 0, 0)
+
+
+def test_json_nested_past_64_levels_is_400_naming_the_field(api):
+    # when an attribute nests 100 levels (json.loads copes; jsonb and serializers should not have to)
+    response = api.put(
+        "/api/v1/accounts/a1", '{"attributes": ' + "[" * 100 + "]" * 100 + "}", content_type="application/json"
+    )
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error("too_deep", "'attributes' nests JSON deeper than 64 levels.", "attributes")
+    assert _stored() == (0, 0, 0, 0, 0)
+
+
+NUL_PATHS = [
+    ("get", "/api/v1/features/a%00b"),
+    ("get", "/api/v1/products/a%00b"),
+    ("get", "/api/v1/modules/a%00b"),
+    ("get", "/api/v1/items/a%00b"),
+    ("get", "/api/v1/subscriptions/a%00b"),
+    ("put", "/api/v1/items/x/entitlements/a%00b"),
+    ("put", "/api/v1/subscriptions/x/entitlements/a%00b"),
+    ("get", "/api/v1/accounts/a%00b/entitlements"),
+    ("put", "/api/v1/accounts/a%00b"),
+    ("put", "/api/v1/accounts/a/users/a%00b"),
+    ("get", "/api/v1/accounts/a%00b/analytics/daily"),
+    ("get", "/api/v1/products/a%00b/analytics/feature-usage"),
+    ("get", "/api/v1/products/default/analytics/features/a%00b/daily"),
+    ("post", "/api/v1/features/a%00b/activate"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), NUL_PATHS)
+def test_nul_in_a_path_key_is_400(api, method, path):
+    # when
+    response = getattr(api, method)(path, {"value": "1"}, format="json")
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error(NUL, "The path contains the control character U+0000; no id or key holds one.")
+    assert _stored() == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("path", ["/features/a%00b/", "/accounts/a%00b/", "/lists/dormant%00/"])
+def test_nul_in_a_dashboard_path_is_400(workspace, staff_of, path):
+    # given a member of the workspace
+    client = Client()
+    client.force_login(staff_of(workspace, "viewer"))
+    # when
+    response = client.get(path)
+    # then
+    assert response.status_code == 400
+    assert response.content == b"The path contains the control character U+0000; no id or key holds one."
+
+
+def test_nul_in_a_query_parameter_is_400_naming_it(api):
+    # when
+    response = api.get("/api/v1/entitlements/check?account_id=a%00b&feature_id=f")
+    features = api.get("/api/v1/features?status=a%00")
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error(NUL, "The query parameter 'account_id' contains the NUL character.", "account_id")
+    assert features.json() == _error(NUL, "The query parameter 'status' contains the NUL character.", "status")
+
+
+@pytest.fixture
+def range_feature(api, product):
+    created = api.post(
+        "/api/v1/features",
+        {
+            "id": "seats",
+            "name": "Seats",
+            "product_id": "default",
+            "type": "range",
+            "levels": [{"value": "0", "name": "min"}, {"value": "unlimited", "name": "max", "is_unlimited": True}],
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert api.post("/api/v1/features/seats/activate").status_code == 200
+    assert api.post("/api/v1/items", {"id": "plan", "name": "Plan", "type": "plan"}, format="json").status_code == 201
+    subscription = {"id": "s1", "account_id": "a1", "items": []}
+    Account.objects.create(workspace=product.workspace, external_id="a1")
+    assert api.post("/api/v1/subscriptions", subscription, format="json").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/items/plan/entitlements/seats", "/api/v1/subscriptions/s1/entitlements/seats"]
+)
+@pytest.mark.parametrize("value", ["9" * 5000, "9223372036854775808", "١٢"])
+def test_an_entitlement_value_past_bigint_is_400_and_stores_nothing(api, range_feature, path, value):
+    # when a range value is 5,000 digits long, 2⁶³, or non-ASCII digits
+    response = api.put(path, {"value": value}, format="json")
+    # then
+    shown = value[:64] + ("…" if len(value) > 64 else "")
+    assert response.status_code == 400
+    assert response.json() == _error(
+        "invalid_value",
+        f"'value' of range feature 'seats' must be a whole number from 0 to 9223372036854775807 or \"unlimited\", "
+        f'not "{shown}".',
+        "value",
+    )
+    assert ItemEntitlement.objects.count() == 0 and SubscriptionEntitlement.objects.count() == 0
+
+
+def test_the_largest_bigint_value_is_accepted(api, range_feature):
+    # when
+    response = api.put("/api/v1/items/plan/entitlements/seats", {"value": "9223372036854775807"}, format="json")
+    # then
+    assert response.status_code == 200, response.json()
+    assert list(ItemEntitlement.objects.values_list("value", flat=True)) == ["9223372036854775807"]
+
+
+def test_a_limit_past_bigint_is_capped(api, product):
+    # when
+    response = api.get("/api/v1/products", {"limit": "99999999999999999999"})
+    # then
+    assert response.status_code == 200
+    assert response.json()["count"] == 1 and [p["id"] for p in response.json()["results"]] == ["default"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "value"),
+    [
+        ({"from": "0001-01-01", "to": "0001-01-05"}, "from", "0001-01-01"),
+        ({"to": "9999-12-30"}, "to", "9999-12-30"),
+        ({"from": "9999-12-30", "to": "9999-12-31"}, "from", "9999-12-30"),
+        ({"from": "1969-12-31"}, "from", "1969-12-31"),
+    ],
+)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/products/default/analytics/feature-usage",
+        "/api/v1/products/default/analytics/features/f/daily",
+        "/api/v1/accounts/a/analytics/daily",
+    ],
+)
+def test_analytics_windows_at_the_ends_of_the_calendar_are_400(api, path, query, field, value):
+    # given an account, a product and a feature with usage
+    assert api.post("/api/v1/events", {"account_id": "a", "feature_id": "f"}, format="json").status_code == 200
+    # when
+    response = api.get(path, query)
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error(
+        "date_out_of_range", f"'{field}' ({value}) must be a UTC date from 1970-01-01 to 2999-12-31.", field
+    )
+
+
+@pytest.mark.parametrize("page", ["/", "/features/f/", "/accounts/a/", "/lists/usage-drop/", "/lists/free-unentitled/"])
+@pytest.mark.parametrize("query", [{"from": "0001-01-01", "to": "0001-01-05"}, {"to": "9999-12-30"}])
+def test_dashboard_windows_at_the_ends_of_the_calendar_are_400(api, workspace, staff_of, page, query):
+    # given a workspace with rolled-up usage and a member
+    from datetime import timedelta
+
+    from analytics.services import rollup_pending
+
+    assert api.post("/api/v1/events", {"account_id": "a", "feature_id": "f"}, format="json").status_code == 200
+    rollup_pending(now=timezone.now() + timedelta(seconds=1))
+    client = Client()
+    client.force_login(staff_of(workspace, "viewer"))
+    # when
+    response = client.get(page, query)
+    # then the form says what is wrong
+    assert response.status_code == 400
+    assert b"must be a UTC date from 1970-01-01 to 2999-12-31" in response.content
