@@ -5,13 +5,36 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.utils.html import format_html
 
-from core.admin import ServiceErrorsAdminMixin, ServiceModelForm, WorkspaceScopedAdmin
+from core.admin import (
+    ConstraintMessagesFormMixin,
+    ServiceErrorsAdminMixin,
+    ServiceModelForm,
+    WorkspaceScopedAdmin,
+    constraint_messages_register,
+)
 from core.errors import DomainError
 from core.staff import StaffRole
 
+from .ids import external_id_reverse
 from .models import Account, ApiKey, EndUser, Membership, Workspace
 from .services import api_key_create, api_key_revoke, membership_set, workspace_create, workspace_update
+
+constraint_messages_register(
+    {
+        "accounts_workspace_window_positive": ("late_event_window_days", "The late-event window is at least 1 day."),
+        "accounts_account_unique_external_id": ("external_id", "Another account has this external id."),
+        "accounts_account_external_id_not_empty": ("external_id", "An account needs an external id."),
+        "accounts_enduser_unique_external_id": ("external_id", "Another end user of this account has this id."),
+        "accounts_enduser_external_id_not_empty": ("external_id", "An end user needs an external id."),
+    }
+)
+
+
+class ConstraintMessagesForm(ConstraintMessagesFormMixin, forms.ModelForm):
+    """The plain admin form, with constraint errors as sentences."""
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Workspaces and memberships
@@ -233,7 +256,8 @@ class EndUserInline(WorkspaceScopedAdmin, admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
+class AccountAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
+    form = ConstraintMessagesForm
     list_display = ("external_id", "name", "domain", "plan", "owner", "status", "workspace", "last_seen_at")
     list_filter = (
         "status",
@@ -248,11 +272,17 @@ class AccountAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         base = ("first_seen_at", "last_seen_at", "created_at", "updated_at")
-        return ("workspace", "external_id", *base) if obj is not None else base
+        return ("workspace", "external_id", "dashboard", *base) if obj is not None else base
+
+    @admin.display(description="dashboard")
+    def dashboard(self, obj: Account):
+        url = external_id_reverse("dashboard:account", external_id=obj.external_id)
+        return format_html('<a href="{}">Usage and entitlements of {} on the dashboard</a>', url, obj)
 
 
 @admin.register(EndUser)
-class EndUserAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
+class EndUserAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
+    form = ConstraintMessagesForm
     list_display = ("external_id", "email", "account", "workspace", "last_seen_at")
     list_filter = (("workspace", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("external_id", "email", "account__external_id", "account__name")

@@ -1,20 +1,30 @@
 """Admin for catalog editing. Every write goes through catalog.services, so caps, key and name rules, levels,
 lifecycle moves and `resource_version` are enforced exactly as over the API; a refused save shows the
-service's message on the form, and lifecycle actions report each refusal as a message."""
+service's message on the form, and lifecycle actions report each refusal as a message. Features and items
+show their status read-only with a button per move LIFECYCLE_MOVES allows, run through the transition service."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from core.admin import (
+    ConstraintMessagesFormMixin,
     ServiceErrorsAdminMixin,
     ServiceModelForm,
     WorkspaceScopedAdmin,
+    constraint_messages_register,
     report_each,
 )
+from core.errors import DomainError
 
-from .models import Feature, FeatureLevel, Item, Lifecycle, Module, Product
+from .models import KEY_MAX_LENGTH, KEY_RULE, LIFECYCLE_MOVES, Feature, FeatureLevel, Item, Lifecycle, Module, Product
 from .services import (
     LevelSpec,
     feature_activate,
@@ -33,7 +43,36 @@ from .services import (
     product_update,
 )
 
-VERSION_FIELDS = ("resource_version", "created_at", "updated_at")
+VERSION_FIELDS = ("version_at", "created_at", "updated_at")
+
+_KEY_MESSAGE = ("key", f"A key {KEY_RULE}, at most {KEY_MAX_LENGTH} characters (e.g. 'reports-export').")
+constraint_messages_register(
+    {
+        "catalog_product_key_format": _KEY_MESSAGE,
+        "catalog_module_key_format": _KEY_MESSAGE,
+        "catalog_feature_key_format": _KEY_MESSAGE,
+        "catalog_item_key_format": _KEY_MESSAGE,
+        "catalog_feature_metered_needs_quantity": ("metered", "Only quantity and range features can be metered."),
+        "catalog_featurelevel_value_not_empty": ("value", "Every level needs a value."),
+    }
+)
+
+# Each allowed move (from, to) of LIFECYCLE_MOVES by the name of its button, action and service.
+LIFECYCLE_MOVE_NAMES = {
+    (Lifecycle.DRAFT, Lifecycle.ACTIVE): "activate",
+    (Lifecycle.ACTIVE, Lifecycle.ARCHIVED): "archive",
+    (Lifecycle.ARCHIVED, Lifecycle.ACTIVE): "reactivate",
+}
+
+
+def lifecycle_moves(status: str) -> list[tuple[str, str]]:
+    """The moves allowed from `status`, as (move name, target status), in LIFECYCLE_MOVES' order."""
+    return [(LIFECYCLE_MOVE_NAMES[(status, target)], target) for target in sorted(LIFECYCLE_MOVES[status])]
+
+
+def version_datetime(resource_version: int) -> datetime | None:
+    """`resource_version` is the millisecond timestamp of the last change (catalog.services)."""
+    return datetime.fromtimestamp(resource_version / 1000, tz=UTC) if resource_version > 0 else None
 
 
 def _workspace_filter(request, fields: tuple) -> tuple:
@@ -46,6 +85,9 @@ def _workspace_filter(request, fields: tuple) -> tuple:
 class CatalogAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
     form = ServiceModelForm
     save_as = False
+    # The services that move an object along LIFECYCLE_MOVES, by move name (features and items).
+    lifecycle_services: dict = {}
+    change_form_template = "admin/catalog/change_form.html"
     # Fields shown only when adding (they are fixed afterwards) and the rest.
     create_only_fields: tuple[str, ...] = ("key",)
     editable_fields: tuple[str, ...] = ("name", "description")
@@ -72,6 +114,65 @@ class CatalogAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdm
         obj.pk = saved.pk
         obj.refresh_from_db()
 
+    @admin.display(description="resource version", ordering="resource_version")
+    def version_at(self, obj) -> str:
+        """The version as the time it stands for, with the number the API's clients compare."""
+        moment = version_datetime(obj.resource_version)
+        if moment is None:
+            return "—"
+        return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} UTC ({obj.resource_version})"
+
+    # --- lifecycle: status is read-only; one button per allowed move ---------------------------------------
+    @admin.display(description="allowed moves")
+    def lifecycle(self, obj) -> str:
+        moves = lifecycle_moves(obj.status)
+        now = ", ".join(f"{name.capitalize()} (→ {target})" for name, target in moves)
+        return format_html(
+            "{}<br><span class='help'>Status changes only through these buttons (or the list's actions): draft → "
+            "active (Activate), active → archived (Archive), archived → active (Reactivate); nothing returns "
+            "to draft.</span>",
+            f"From {obj.status}: {now}." if moves else f"No move from {obj.status}.",
+        )
+
+    def _url_name(self, view: str) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
+
+    def get_urls(self):
+        lifecycle = path(
+            "<path:object_id>/lifecycle/<slug:move>/",
+            self.admin_site.admin_view(self.lifecycle_view),
+            name=self._url_name("lifecycle"),
+        )
+        return [lifecycle, *super().get_urls()] if self.lifecycle_services else super().get_urls()
+
+    def lifecycle_view(self, request, object_id: str, move: str):
+        """POST: run one lifecycle move through its service, then back to the change page with the outcome."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, object_id)
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied("Your role in this workspace is view-only.")
+        service = self.lifecycle_services.get(move)
+        if service is None:
+            self.message_user(request, f"Unknown lifecycle move '{move}'.", messages.ERROR)
+        else:
+            try:
+                moved = service(obj)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                label = f"{self.opts.verbose_name.capitalize()} '{moved.key}'"
+                self.message_user(request, f"{label} is now {moved.status}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse(f"admin:{self._url_name('change')}", args=[obj.pk]))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.lifecycle_services and self.has_change_permission(request, obj):
+            context["lifecycle_buttons"] = [
+                (name.capitalize(), target, reverse(f"admin:{self._url_name('lifecycle')}", args=[obj.pk, name]))
+                for name, target in lifecycle_moves(obj.status)
+            ]
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Products and modules
@@ -81,7 +182,7 @@ class CatalogAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdm
 @admin.register(Product)
 class ProductAdmin(CatalogAdmin):
     create_only_fields = ("workspace", "key")
-    list_display = ("key", "name", "workspace", "resource_version", "updated_at")
+    list_display = ("key", "name", "workspace", "version_at", "updated_at")
     search_fields = ("key", "name")
 
     def save_model(self, request, obj: Product, form, change: bool) -> None:
@@ -98,7 +199,7 @@ class ProductAdmin(CatalogAdmin):
 @admin.register(Module)
 class ModuleAdmin(CatalogAdmin):
     create_only_fields = ("product", "key")
-    list_display = ("key", "name", "product", "workspace", "resource_version", "updated_at")
+    list_display = ("key", "name", "product", "workspace", "version_at", "updated_at")
     list_select_related = ("product", "workspace")
     search_fields = ("key", "name", "product__key")
     base_list_filter = (("product", admin.RelatedOnlyFieldListFilter),)
@@ -124,7 +225,7 @@ class ModuleAdmin(CatalogAdmin):
 # ---------------------------------------------------------------------------------------------------------
 
 
-class FeatureLevelForm(forms.ModelForm):
+class FeatureLevelForm(ConstraintMessagesFormMixin, forms.ModelForm):
     class Meta:
         model = FeatureLevel
         fields = ("value", "name", "is_unlimited")
@@ -181,7 +282,7 @@ class FeatureAdmin(CatalogAdmin):
     create_only_fields = ("product", "module", "key")
     editable_fields = ("name", "description", "type", "unit", "metered", "reset_period", "reset_anchor")
     inlines = (FeatureLevelInline,)
-    list_display = ("key", "name", "product", "module", "type", "status", "unit", "metered", "resource_version")
+    list_display = ("key", "name", "product", "module", "type", "status", "unit", "metered", "version_at")
     list_select_related = ("product", "module")
     search_fields = ("key", "name", "description")
     base_list_filter = (
@@ -192,9 +293,27 @@ class FeatureAdmin(CatalogAdmin):
         ("module", admin.RelatedOnlyFieldListFilter),
     )
     actions = ("activate", "archive", "reactivate")
+    lifecycle_services = {
+        "activate": lambda f: feature_activate(feature=f),
+        "archive": lambda f: feature_archive(feature=f),
+        "reactivate": lambda f: feature_reactivate(feature=f),
+    }
 
     def extra_readonly(self, obj: Feature) -> tuple[str, ...]:
-        return ("status",)
+        return ("status", "lifecycle", "dashboard")
+
+    @admin.display(description="dashboard")
+    def dashboard(self, obj: Feature):
+        url = reverse("dashboard:feature", kwargs={"key": obj.key})
+        return format_html('<a href="{}">Usage of {} on the dashboard</a>', url, obj.name)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "module" and field is not None:
+            # Modules of several products can share a name: the product says which one.
+            field.queryset = field.queryset.select_related("product").order_by("product__name", "name")
+            field.label_from_instance = lambda module: f"{module.product} › {module}"
+        return field
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
@@ -231,15 +350,15 @@ class FeatureAdmin(CatalogAdmin):
 
     @admin.action(description="Activate selected features (draft → active)", permissions=["change"])
     def activate(self, request, queryset):
-        report_each(self, request, queryset, lambda f: feature_activate(feature=f), done="feature(s) activated")
+        report_each(self, request, queryset, self.lifecycle_services["activate"], done="feature(s) activated")
 
     @admin.action(description="Archive selected features (active → archived)", permissions=["change"])
     def archive(self, request, queryset):
-        report_each(self, request, queryset, lambda f: feature_archive(feature=f), done="feature(s) archived")
+        report_each(self, request, queryset, self.lifecycle_services["archive"], done="feature(s) archived")
 
     @admin.action(description="Reactivate selected features (archived → active)", permissions=["change"])
     def reactivate(self, request, queryset):
-        report_each(self, request, queryset, lambda f: feature_reactivate(feature=f), done="feature(s) reactivated")
+        report_each(self, request, queryset, self.lifecycle_services["reactivate"], done="feature(s) reactivated")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -250,13 +369,18 @@ class FeatureAdmin(CatalogAdmin):
 @admin.register(Item)
 class ItemAdmin(CatalogAdmin):
     create_only_fields = ("workspace", "key", "type")
-    list_display = ("key", "name", "type", "status", "workspace", "resource_version", "updated_at")
+    list_display = ("key", "name", "type", "status", "workspace", "version_at", "updated_at")
     search_fields = ("key", "name")
     base_list_filter = ("status", "type")
     actions = ("activate", "archive", "reactivate")
+    lifecycle_services = {
+        "activate": lambda i: item_activate(item=i),
+        "archive": lambda i: item_archive(item=i),
+        "reactivate": lambda i: item_reactivate(item=i),
+    }
 
     def extra_readonly(self, obj: Item) -> tuple[str, ...]:
-        return ("status",)
+        return ("status", "lifecycle")
 
     def save_model(self, request, obj: Item, form, change: bool) -> None:
         data = form.cleaned_data
@@ -274,12 +398,12 @@ class ItemAdmin(CatalogAdmin):
 
     @admin.action(description="Activate selected items (draft → active)", permissions=["change"])
     def activate(self, request, queryset):
-        report_each(self, request, queryset, lambda i: item_activate(item=i), done="item(s) activated")
+        report_each(self, request, queryset, self.lifecycle_services["activate"], done="item(s) activated")
 
     @admin.action(description="Archive selected items (active → archived)", permissions=["change"])
     def archive(self, request, queryset):
-        report_each(self, request, queryset, lambda i: item_archive(item=i), done="item(s) archived")
+        report_each(self, request, queryset, self.lifecycle_services["archive"], done="item(s) archived")
 
     @admin.action(description="Reactivate selected items (archived → active)", permissions=["change"])
     def reactivate(self, request, queryset):
-        report_each(self, request, queryset, lambda i: item_reactivate(item=i), done="item(s) reactivated")
+        report_each(self, request, queryset, self.lifecycle_services["reactivate"], done="item(s) reactivated")

@@ -11,6 +11,8 @@ from accounts.models import Workspace
 
 KEY_MAX_LENGTH = 64
 KEY_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
+# KEY_REGEX in words, for messages: "'id' " + KEY_RULE, "A key " + KEY_RULE.
+KEY_RULE = "may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or digit"
 # Numeric level and entitlement values are counts compared with bigint sums: 0 … 2⁶³ − 1, ASCII digits.
 LEVEL_NUMBER_MAX = 2**63 - 1
 

@@ -20,6 +20,7 @@ from core.unset import UNSET
 from .models import (
     KEY_MAX_LENGTH,
     KEY_REGEX,
+    KEY_RULE,
     LEVEL_NUMBER_MAX,
     LIFECYCLE_MOVES,
     Feature,
@@ -82,8 +83,7 @@ def validate_key(key: Any, *, field: str = "id") -> str:
         raise DomainError(f"'{field}' is at most {KEY_MAX_LENGTH} characters.", code="too_long", field=field)
     if not _KEY.match(key):
         raise DomainError(
-            f"'{field}' may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter "
-            "or digit.",
+            f"'{field}' {KEY_RULE}.",
             code="invalid_key",
             field=field,
         )

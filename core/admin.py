@@ -5,6 +5,8 @@ role replaces Django's per-model permissions: any role may view, `edit_roles` (o
 add, change and run lifecycle actions. Objects of a workspace the user cannot see answer 404, and foreign-key
 choices offer only the workspaces the user may edit. Writes go through services; a `DomainError` they raise is
 shown as a form error (`ServiceErrorsAdminMixin`) or, for actions, as one admin message per refused object.
+A database constraint the form or the save runs into is shown with the sentence its app registered
+(`constraint_messages_register`), never as Django's `Constraint "…" is violated.` nor as a 500.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.db import IntegrityError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 
@@ -44,13 +48,58 @@ def editable_workspace_ids(request: HttpRequest, edit_roles: Iterable[str] = EDI
     return {ws for ws, role in _roles(request).items() if role in roles}
 
 
-class ServiceModelForm(forms.ModelForm):
-    """A model form whose uniqueness and constraint rules are left to the services (clearer messages), and that
-    can carry a `DomainError` raised while saving back onto the re-rendered form."""
+# Constraint name → (form field or None, the sentence a person reads). Filled by each app's admin module.
+_CONSTRAINT_MESSAGES: dict[str, tuple[str | None, str]] = {}
+
+
+def constraint_messages_register(messages_by_name: dict[str, tuple[str | None, str]]) -> None:
+    """Give database constraints the sentence the admin shows when a form or a save breaks them."""
+    _CONSTRAINT_MESSAGES.update(messages_by_name)
+
+
+def constraint_error(exc: IntegrityError) -> DomainError:
+    """The refusal an IntegrityError stands for: the registered sentence, else the database's own words."""
+    diag = getattr(exc.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name in _CONSTRAINT_MESSAGES:
+        field, message = _CONSTRAINT_MESSAGES[name]
+        return DomainError(message, code="constraint", field=field)
+    detail = getattr(diag, "message_primary", None) or str(exc).splitlines()[0]
+    return DomainError(f"The database refused this change: {detail}.", code="constraint")
+
+
+class ConstraintMessagesFormMixin:
+    """Replace Django's `Constraint "<name>" is violated.` (from model validation) by the registered sentence,
+    on the field it is about."""
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        non_field = self._errors.get(NON_FIELD_ERRORS) if self._errors else None
+        if not non_field:
+            return
+        defaults = {
+            constraint.get_violation_error_message(): _CONSTRAINT_MESSAGES[constraint.name]
+            for constraint in self._meta.model._meta.constraints
+            if constraint.name in _CONSTRAINT_MESSAGES
+        }
+        replaced = [defaults[message] for message in non_field if message in defaults]
+        if not replaced:
+            return
+        kept = [message for message in non_field if message not in defaults]
+        del self._errors[NON_FIELD_ERRORS]
+        for message in kept:
+            self.add_error(None, message)
+        for field, message in replaced:
+            self.add_error(field if field in self.fields else None, message)
+
+
+class ServiceModelForm(ConstraintMessagesFormMixin, forms.ModelForm):
+    """A model form whose uniqueness rules are left to the services (clearer messages), whose constraint errors
+    read as sentences, and that can carry a `DomainError` raised while saving back onto the re-rendered form."""
 
     domain_error: DomainError | None = None
     # Service field names (API vocabulary) → form field names.
-    field_aliases = {"id": "key", "product_id": "product", "module_id": "module"}
+    field_aliases = {"id": "key", "product_id": "product", "module_id": "module", "feature_id": "feature"}
 
     def validate_unique(self) -> None:
         return None
@@ -139,7 +188,8 @@ class WorkspaceScopedAdmin:
 
 
 class ServiceErrorsAdminMixin:
-    """Re-render the add/change form with the service's message when saving raises a `DomainError`.
+    """Re-render the add/change form with the service's message when saving raises a `DomainError`, or the
+    registered sentence when the database refuses it (`IntegrityError`).
 
     The admin saves inside a transaction; the error aborts it (nothing stored), then the same POST is validated
     again with the error attached to the form, so the user sees it next to the field at fault.
@@ -150,7 +200,9 @@ class ServiceErrorsAdminMixin:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as exc:
             request._uptake_domain_error = exc
-            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IntegrityError as exc:
+            request._uptake_domain_error = constraint_error(exc)
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

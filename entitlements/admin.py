@@ -2,23 +2,33 @@
 page through the service), subscriptions with their overrides, and effective entitlements on the account.
 Catalog and accounts must not import entitlements, so the inlines are attached to their admins from here."""
 
+from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.html import format_html_join
 
 from accounts.models import Account
 from catalog.models import Feature, Item
 from core.admin import (
+    ConstraintMessagesFormMixin,
     ServiceErrorsAdminMixin,
     ServiceModelForm,
     WorkspaceScopedAdmin,
+    constraint_messages_register,
     editable_workspace_ids,
 )
-from core.errors import DomainError
 
 from . import selectors, services
 from .models import ItemEntitlement, Subscription, SubscriptionEntitlement
+
+constraint_messages_register(
+    {
+        "entitlements_itementitlement_value_not_empty": ("value", "A value is required."),
+        "entitlements_subscriptionentitlement_value_not_empty": ("value", "A value is required."),
+        "entitlements_subscription_external_id_not_empty": ("external_id", "A subscription needs an id."),
+        "entitlements_subscription_term_ordered": ("current_term_end", "The term must end after it starts."),
+    }
+)
 
 
 class _ReadOnlyInline(WorkspaceScopedAdmin, admin.TabularInline):
@@ -37,30 +47,55 @@ class ItemEntitlementInline(_ReadOnlyInline):
     fields = readonly_fields = ("item", "feature", "value")
 
 
+class SubscriptionEntitlementForm(ConstraintMessagesFormMixin, forms.ModelForm):
+    class Meta:
+        model = SubscriptionEntitlement
+        fields = ("feature", "value", "expires_at")
+
+
 class SubscriptionEntitlementInline(WorkspaceScopedAdmin, admin.TabularInline):
     """Overrides of one subscription, written through entitlements.services by SubscriptionAdmin.save_formset."""
 
     model = SubscriptionEntitlement
+    form = SubscriptionEntitlementForm
     extra = 0
     fields = ("feature", "value", "expires_at")
+    autocomplete_fields = ("feature",)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Removing an override is an edit of the subscription (its items' values count again).
         return self.has_change_permission(request, obj)
 
 
+class ItemEntitlementForm(ServiceModelForm):
+    field_aliases = {"feature_id": "feature", "item_id": "item"}
+
+    class Meta:
+        model = ItemEntitlement
+        fields = ("item", "feature", "value")
+        help_texts = {
+            "value": "switch: true or false; quantity and range: a whole number or 'unlimited'; custom: one of "
+            "the feature's level values.",
+        }
+
+
 @admin.register(ItemEntitlement)
-class ItemEntitlementAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
-    list_display = ("item", "feature", "value", "workspace")
+class ItemEntitlementAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
+    """What a plan or add-on grants; saved through `item_entitlement_set` (levels, archived features, workspace)."""
+
+    form = ItemEntitlementForm
+    list_display = ("__str__", "item", "feature", "value", "workspace")
     list_select_related = ("item", "feature", "workspace")
     fields = ("item", "feature", "value")
-    search_fields = ("item__key", "feature__key")
+    search_fields = ("item__key", "item__name", "feature__key", "feature__name")
+    autocomplete_fields = ("item", "feature")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Another item or feature is another entitlement: add it, do not re-point this one.
+        return ("item", "feature") if obj is not None else ()
 
     def save_model(self, request, obj, form, change) -> None:
-        try:
-            saved = services.item_entitlement_set(item=obj.item, feature=obj.feature, value=obj.value)
-        except DomainError as exc:
-            raise ValidationError(exc.message) from exc
+        saved = services.item_entitlement_set(item=obj.item, feature=obj.feature, value=obj.value)
         obj.pk, obj.workspace_id = saved.pk, saved.workspace_id
 
 
@@ -80,8 +115,8 @@ class SubscriptionAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.Mod
     list_display = ("external_id", "account", "status", "current_term_start", "current_term_end", "workspace")
     list_filter = ("status",)
     list_select_related = ("account", "workspace")
-    search_fields = ("external_id", "account__external_id")
-    filter_horizontal = ("items",)
+    search_fields = ("external_id", "account__external_id", "account__name")
+    autocomplete_fields = ("account", "items")
     inlines = (SubscriptionEntitlementInline,)
 
     def get_fields(self, request, obj=None):

@@ -38,7 +38,7 @@ class ItemEntitlement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.item_id}:{self.feature_id}={self.value}"
+        return f"{self.feature} = {self.value}"
 
 
 class Subscription(models.Model):
@@ -109,7 +109,7 @@ class SubscriptionEntitlement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.subscription_id}:{self.feature_id}={self.value}"
+        return f"{self.feature} = {self.value}"
 
 
 class AllowanceUsageDaily(models.Model):

@@ -126,6 +126,9 @@ def allowance_usage_apply(
 # ---------------------------------------------------------------------------
 
 
+_ITEM_ENTITLEMENT_UNIQUE = "entitlements_itementitlement_unique_feature"
+
+
 def _feature_for_grant(*, feature: Feature, workspace_id: int, exists: bool) -> list[FeatureLevel]:
     """Lock the feature (its status and levels hold still) and refuse new grants of archived ones."""
     locked = Feature.objects.select_for_update().get(pk=feature.pk)
@@ -152,7 +155,10 @@ def item_entitlement_set(*, item: Item, feature: Feature, value: Any) -> ItemEnt
         try:
             with transaction.atomic():
                 existing.save()
-        except IntegrityError:
+        except IntegrityError as exc:
+            # Only a concurrent grant of the same feature is ours to absorb; any other rule is a refusal.
+            if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != _ITEM_ENTITLEMENT_UNIQUE:
+                raise
             existing = ItemEntitlement.objects.select_for_update().get(item=item, feature=feature)
     existing.value = normalised
     existing.save(update_fields=["value", "updated_at"])

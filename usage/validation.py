@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from accounts.models import EXTERNAL_ID_MAX_LENGTH
-from catalog.models import KEY_MAX_LENGTH, KEY_REGEX
+from catalog.models import KEY_MAX_LENGTH, KEY_REGEX, KEY_RULE
 from core.text import echo, text_problem
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
@@ -255,9 +255,7 @@ def _id(
     if catalog_key and not _KEY.match(value):
         raise _Reject(
             Code.INVALID_VALUE,
-            f"'{name}' may contain only letters, digits, '_', '.', ':' and '-', and must start with a "
-            "letter or "
-            f"digit (at most {KEY_MAX_LENGTH} characters).",
+            f"'{name}' {KEY_RULE} (at most {KEY_MAX_LENGTH} characters).",
             name,
         )
     return value

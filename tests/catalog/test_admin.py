@@ -360,3 +360,146 @@ def test_item_created_in_the_admin_is_a_draft_plan(workspace, staff_of, admin_cl
     # then
     assert response.status_code == 302
     assert list(Item.objects.values_list("key", "type", "status")) == [("extra-seats", "addon", "draft")]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Refusals read as sentences; lifecycle buttons; labels
+# ---------------------------------------------------------------------------------------------------------
+
+KEY_SENTENCE = (
+    "A key may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or digit, "
+    "at most 64 characters (e.g. 'reports-export')."
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [("product", {}), ("item", {"type": "plan"})],
+)
+def test_a_bad_key_says_what_a_key_may_contain_and_nothing_is_stored(
+    workspace, staff_of, admin_client_as, model, extra
+):
+    # given
+    client = admin_client_as(staff_of(workspace, "admin"))
+    # when
+    response = client.post(
+        f"/admin/catalog/{model}/add/",
+        {"workspace": workspace.pk, "key": "core product!", "name": "Core", "description": "", **extra},
+    )
+    # then
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert dict(form.errors) == {"key": [KEY_SENTENCE]}
+    assert "is violated" not in response.content.decode()
+    assert (Product.objects.count(), Item.objects.count()) == (0, 0)
+
+
+def test_a_bad_feature_key_and_a_metered_switch_are_sentences_and_nothing_is_stored(
+    workspace, product, staff_of, admin_client_as
+):
+    # given
+    client = admin_client_as(staff_of(workspace, "admin"))
+    # when
+    response = client.post(FEATURE_ADD, _feature_post(product, key="-seats", type="switch", metered="on", levels=[]))
+    # then
+    assert response.status_code == 200
+    assert dict(response.context["adminform"].form.errors) == {
+        "key": [KEY_SENTENCE],
+        "metered": ["Only quantity and range features can be metered."],
+    }
+    assert Feature.objects.count() == 0
+
+
+def test_a_database_refusal_the_service_does_not_know_is_a_form_error_and_nothing_is_stored(
+    workspace, staff_of, admin_client_as
+):
+    # given: a rule only the database knows
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE catalog_product ADD CONSTRAINT catalog_test_no_x CHECK (name <> 'X')")
+    client = admin_client_as(staff_of(workspace, "admin"))
+    # when
+    response = client.post(
+        "/admin/catalog/product/add/", {"workspace": workspace.pk, "key": "core", "name": "X", "description": ""}
+    )
+    # then
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.non_field_errors()) == [
+        'The database refused this change: new row for relation "catalog_product" violates check constraint '
+        '"catalog_test_no_x".'
+    ]
+    assert Product.objects.count() == 0
+
+
+def _buttons(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'<button type="submit" class="historylink"[^>]*>([^<]+)</button>', page)
+
+
+def test_the_change_page_offers_the_allowed_lifecycle_moves_and_runs_them_through_the_service(
+    workspace, product, staff_of, admin_client_as
+):
+    # given
+    feature = feature_create(workspace=workspace, key="sso", name="SSO", product=product)
+    version = feature.resource_version
+    client = admin_client_as(staff_of(workspace, "admin"))
+    change = f"/admin/catalog/feature/{feature.pk}/change/"
+    # when
+    draft_page = client.get(change).content.decode()
+    activated = client.post(f"/admin/catalog/feature/{feature.pk}/lifecycle/activate/", follow=True)
+    active_page = activated.content.decode()
+    refused = client.post(f"/admin/catalog/feature/{feature.pk}/lifecycle/reactivate/", follow=True)
+    archived = client.post(f"/admin/catalog/feature/{feature.pk}/lifecycle/archive/", follow=True)
+    # then
+    assert _buttons(draft_page) == ["Activate (→ active)"]
+    assert "From draft: Activate (→ active)." in draft_page
+    assert "nothing returns to draft" in draft_page
+    assert activated.redirect_chain == [(change, 302)]
+    assert _messages(activated) == ["Feature 'sso' is now active."]
+    assert _buttons(active_page) == ["Archive (→ archived)"]
+    assert _messages(refused) == ["Only archived features can be reactivated; 'sso' is active."]
+    assert _messages(archived) == ["Feature 'sso' is now archived."]
+    assert _buttons(archived.content.decode()) == ["Reactivate (→ active)"]
+    feature.refresh_from_db()
+    assert feature.status == Lifecycle.ARCHIVED
+    assert feature.resource_version > version
+
+
+def test_lifecycle_buttons_are_refused_to_viewers_other_workspaces_and_gets(
+    workspace, other_workspace, product, staff_of, admin_client_as
+):
+    # given
+    item = item_create(workspace=workspace, key="team", name="Team")
+    theirs = item_create(workspace=other_workspace, key="gold", name="Gold")
+    viewer = admin_client_as(staff_of(workspace, "viewer"))
+    # when
+    page = viewer.get(f"/admin/catalog/item/{item.pk}/change/").content.decode()
+    as_viewer = viewer.post(f"/admin/catalog/item/{item.pk}/lifecycle/activate/")
+    foreign = viewer.post(f"/admin/catalog/item/{theirs.pk}/lifecycle/activate/")
+    by_get = viewer.get(f"/admin/catalog/item/{item.pk}/lifecycle/activate/")
+    # then
+    assert _buttons(page) == []
+    assert "From draft: Activate (→ active)." in page
+    assert (as_viewer.status_code, foreign.status_code, by_get.status_code) == (403, 404, 405)
+    assert dict(Item.objects.values_list("key", "status")) == {"team": "draft", "gold": "draft"}
+
+
+def test_versions_read_as_date_times_modules_name_their_product_and_features_link_to_the_dashboard(
+    workspace, product, staff_of, admin_client_as
+):
+    # given
+    other = product_create(workspace=workspace, key="mobile", name="Mobile")
+    module = Module.objects.create(workspace=workspace, product=other, key="export", name="Export")
+    feature = feature_create(workspace=workspace, key="pdf:export", name="PDF export", product=product)
+    Feature.objects.filter(pk=feature.pk).update(resource_version=1764597600123)
+    client = admin_client_as(staff_of(workspace, "admin"))
+    # when
+    add_form = client.get(FEATURE_ADD).context["adminform"].form
+    page = client.get(f"/admin/catalog/feature/{feature.pk}/change/").content.decode()
+    # then
+    assert [label for _, label in add_form.fields["module"].choices] == ["---------", "Mobile › Export"]
+    assert module.pk in [choice.value for choice, _ in list(add_form.fields["module"].choices)[1:]]
+    assert "2025-12-01 14:00:00.123 UTC (1764597600123)" in page
+    assert '<a href="/features/pdf:export/">Usage of PDF export on the dashboard</a>' in page

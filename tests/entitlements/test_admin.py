@@ -1,8 +1,10 @@
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 
-from entitlements.models import Subscription, SubscriptionEntitlement
+from catalog.services import feature_archive, product_create
+from entitlements.models import ItemEntitlement, Subscription, SubscriptionEntitlement
 from entitlements.selectors import effective_entitlement
 
 from .factories import QUANTITY_LEVELS, account, feature, plan, subscribe
@@ -123,3 +125,157 @@ def test_admin_does_not_offer_or_accept_another_workspaces_items(admin_client, w
     assert "globex-pro" not in page
     assert response.status_code == 200
     assert Subscription.objects.count() == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Refusals are form errors, never a 500
+# ---------------------------------------------------------------------------------------------------------
+
+ITEM_ENTITLEMENT_ADD = "/admin/entitlements/itementitlement/add/"
+
+
+def _form_errors(response) -> dict[str, list[str]]:
+    form = response.context["adminform"].form
+    return {field: list(errors) for field, errors in form.errors.items()}
+
+
+def test_an_item_entitlement_outside_the_features_levels_is_a_form_error_and_nothing_is_stored(
+    admin_client, workspace, product
+):
+    # given
+    seats = feature(workspace, product, "seats", type="quantity", levels=QUANTITY_LEVELS)
+    pro = plan(workspace, "pro", {})
+    # when
+    response = admin_client.post(ITEM_ENTITLEMENT_ADD, {"item": pro.pk, "feature": seats.pk, "value": "55"})
+    # then
+    assert response.status_code == 200
+    assert _form_errors(response) == {
+        "value": ["'value' of quantity feature 'seats' must be one of its levels (10, 100, unlimited), not 55."]
+    }
+    assert ItemEntitlement.objects.count() == 0
+
+
+def test_an_item_entitlement_to_an_archived_feature_is_a_form_error_and_nothing_is_stored(
+    admin_client, workspace, product
+):
+    # given
+    sso = feature_archive(feature=feature(workspace, product, "sso"))
+    pro = plan(workspace, "pro", {})
+    # when
+    response = admin_client.post(ITEM_ENTITLEMENT_ADD, {"item": pro.pk, "feature": sso.pk, "value": "true"})
+    # then
+    assert response.status_code == 200
+    assert _form_errors(response) == {
+        "feature": ["Feature 'sso' is archived: it keeps existing entitlements but accepts no new ones."]
+    }
+    assert ItemEntitlement.objects.count() == 0
+
+
+def test_a_subscription_term_ending_before_it_starts_is_a_sentence_and_nothing_is_stored(
+    admin_client, workspace, product
+):
+    # given
+    acct = account(workspace, "acme-corp")
+    prefix = _inline_prefix(admin_client)
+    # when
+    response = admin_client.post(
+        "/admin/entitlements/subscription/add/",
+        {
+            "external_id": "sub-45",
+            "account": acct.pk,
+            "status": "active",
+            "current_term_start_0": "2026-12-01",
+            "current_term_start_1": "00:00:00",
+            "current_term_end_0": "2026-11-01",
+            "current_term_end_1": "00:00:00",
+            **_inline(prefix),
+        },
+    )
+    # then
+    assert response.status_code == 200
+    assert _form_errors(response) == {"current_term_end": ["The term must end after it starts."]}
+    assert Subscription.objects.count() == 0
+
+
+def test_a_database_refusal_while_saving_is_a_form_error_not_a_500(admin_client, workspace, product):
+    # given: a rule only the database knows (a trigger-free CHECK the service does not repeat)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE entitlements_itementitlement "
+            "ADD CONSTRAINT entitlements_test_no_fortytwo CHECK (value <> '42')"
+        )
+    seats = feature(workspace, product, "seats", type="range", levels=[{"value": "1"}, {"value": "100"}])
+    pro = plan(workspace, "pro", {})
+    # when
+    response = admin_client.post(ITEM_ENTITLEMENT_ADD, {"item": pro.pk, "feature": seats.pk, "value": "42"})
+    # then
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.non_field_errors()) == [
+        'The database refused this change: new row for relation "entitlements_itementitlement" violates check '
+        'constraint "entitlements_test_no_fortytwo".'
+    ]
+    assert ItemEntitlement.objects.count() == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Labels and pickers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_entitlement_rows_read_feature_name_equals_value(admin_client, workspace, product):
+    # given
+    sso = feature(workspace, product, "sso")
+    pro = plan(workspace, "pro", {sso: "true"})
+    # when
+    listing = admin_client.get("/admin/entitlements/itementitlement/")
+    item_page = admin_client.get(f"/admin/catalog/item/{pro.pk}/change/").content.decode()
+    # then
+    assert [str(row) for row in listing.context["cl"].result_list] == ["Sso = true"]
+    assert "Sso = true" in item_page
+    assert f"{pro.pk}:{sso.pk}=true" not in item_page
+
+
+def _autocomplete(client, model: str, field: str, term: str = "") -> list[str]:
+    response = client.get(
+        "/admin/autocomplete/",
+        {"app_label": "entitlements", "model_name": model, "field_name": field, "term": term},
+    )
+    assert response.status_code == 200, response.content[:300]
+    return [row["text"] for row in response.json()["results"]]
+
+
+def test_accounts_features_and_items_are_picked_by_autocomplete_within_the_users_workspaces(
+    admin_client, workspace, other_workspace, product
+):
+    # given
+    for index in range(3):
+        account(workspace, f"acme-{index}")
+        account(other_workspace, f"globex-{index}")
+    feature(workspace, product, "sso")
+    their_product = product_create(workspace=other_workspace, key="default", name="Theirs")
+    feature(other_workspace, their_product, "sso-theirs")
+    plan(workspace, "pro", {})
+    plan(other_workspace, "gold", {})
+    page = admin_client.get("/admin/entitlements/subscription/add/").content.decode()
+    # when
+    accounts = _autocomplete(admin_client, "subscription", "account")
+    matching = _autocomplete(admin_client, "subscription", "account", "globex")
+    items = _autocomplete(admin_client, "subscription", "items")
+    features = _autocomplete(admin_client, "itementitlement", "feature")
+    override_features = _autocomplete(admin_client, "subscriptionentitlement", "feature")
+    # then
+    assert 'data-ajax--url="/admin/autocomplete/"' in page
+    assert "acme-1" not in page  # no 200-option select: the choices come from the autocomplete
+    assert accounts == ["acme-0", "acme-1", "acme-2"]
+    assert matching == []
+    assert items == ["Pro"]
+    assert features == override_features == ["Sso"]
+
+
+def test_the_account_page_links_to_its_dashboard_page_with_the_id_as_one_segment(admin_client, workspace):
+    # given
+    acct = account(workspace, "org/1 a%b")
+    # when
+    page = admin_client.get(f"/admin/accounts/account/{acct.pk}/change/").content.decode()
+    # then
+    assert '<a href="/accounts/org%2F1%20a%25b/">' in page
