@@ -2,13 +2,14 @@
 `admin` to write. Thin views: an input serializer parses, one service writes, an output serializer renders."""
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from accounts.authentication import ReadOrAdminScope
 from core.errors import DomainError, NotFound
+from core.serializers import ErrorSerializer
 
 from . import selectors, services
 from .models import Feature, Item, Lifecycle, Module
@@ -61,8 +62,13 @@ class _CatalogDetail(GenericAPIView):
     def get(self, request, key: str):
         return Response(self.get_serializer(self.get_object()).data)
 
+    # The URL segment of models whose status moves only through POST .../activate|archive|reactivate.
+    lifecycle_path: str | None = None
+
     def patch(self, request, key: str):
         obj = self.get_object()
+        if self.lifecycle_path and isinstance(request.data, dict) and "status" in request.data:
+            raise _status_not_patchable(self.lifecycle_path, key)
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
         self.update(obj, dict(data.validated_data))
@@ -70,6 +76,32 @@ class _CatalogDetail(GenericAPIView):
 
     def put(self, request, key: str):
         return self.patch(request, key)
+
+
+def _status_not_patchable(lifecycle_path: str, key: str) -> DomainError:
+    base = f"/api/v1/{lifecycle_path}/{key}"
+    return DomainError(
+        f"'status' cannot be changed with PATCH or PUT: POST {base}/activate (draft → active), {base}/archive "
+        f"(active → archived) or {base}/reactivate (archived → active).",
+        code="status_read_only",
+        field="status",
+    )
+
+
+def _detail_schema(output) -> dict:
+    """OpenAPI of PATCH/PUT on a feature or item: what each refusal answers."""
+    return {
+        200: output,
+        400: OpenApiResponse(
+            ErrorSerializer,
+            description="A field is invalid, or the body sets `status` (`status_read_only`): statuses move only "
+            "through `POST .../activate`, `.../archive` and `.../reactivate`. Nothing is changed.",
+        ),
+        401: OpenApiResponse(ErrorSerializer, description="Missing, invalid, expired or revoked API key."),
+        403: OpenApiResponse(ErrorSerializer, description="The key lacks the `admin` scope."),
+        404: OpenApiResponse(ErrorSerializer, description="No such key in the workspace."),
+        409: OpenApiResponse(ErrorSerializer, description="Another feature or item already has this name."),
+    }
 
 
 def _product(workspace, key: str | None, field: str = "product_id"):
@@ -198,6 +230,15 @@ class FeatureDetailView(_CatalogDetail):
     serializer_class = FeatureOutput
     input_class = FeatureUpdateInput
     getter = selectors.feature_get
+    lifecycle_path = "features"
+
+    @extend_schema(responses=_detail_schema(FeatureOutput))
+    def patch(self, request, key: str):
+        return super().patch(request, key)
+
+    @extend_schema(responses=_detail_schema(FeatureOutput))
+    def put(self, request, key: str):
+        return super().put(request, key)
 
     def update(self, obj, data):
         services.feature_update(feature=obj, **data)
@@ -241,6 +282,15 @@ class ItemDetailView(_CatalogDetail):
     serializer_class = ItemOutput
     input_class = ItemUpdateInput
     getter = selectors.item_get
+    lifecycle_path = "items"
+
+    @extend_schema(responses=_detail_schema(ItemOutput))
+    def patch(self, request, key: str):
+        return super().patch(request, key)
+
+    @extend_schema(responses=_detail_schema(ItemOutput))
+    def put(self, request, key: str):
+        return super().put(request, key)
 
     def update(self, obj, data):
         services.item_update(item=obj, **data)

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
+from core.serializers import ErrorSerializer
 
 from .ratelimit import ApiKeyRateThrottle, api_key_rate_take
 from .serializers import (
@@ -20,7 +21,6 @@ from .serializers import (
     AccountOutputSerializer,
     EndUserInputSerializer,
     EndUserOutputSerializer,
-    ErrorSerializer,
     EventBatchSerializer,
     EventSerializer,
     IngestResultSerializer,

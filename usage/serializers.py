@@ -90,17 +90,6 @@ class IngestResultSerializer(serializers.Serializer):
     warnings = WarningSerializer(many=True)
 
 
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    field = serializers.CharField(required=False)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()
-    errors = ErrorBodySerializer(many=True)
-
-
 # --- accounts and end users ------------------------------------------------------------------------------
 
 

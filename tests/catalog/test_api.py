@@ -284,3 +284,39 @@ def test_openapi_schema_lists_the_catalog_and_entitlement_paths(api):
         "/api/v1/accounts/{account_id}/entitlements",
     ):
         assert path in paths
+
+
+@pytest.mark.parametrize(("path", "method"), [("features", "patch"), ("items", "patch"), ("features", "put")])
+def test_a_status_in_a_patch_is_refused_naming_the_lifecycle_endpoints_and_nothing_changes(api, product, path, method):
+    # given
+    if path == "features":
+        api.post("/api/v1/features", {"id": "sso", "name": "SSO", "product_id": "default"}, format="json")
+    else:
+        api.post("/api/v1/items", {"id": "sso", "name": "SSO"}, format="json")
+    model = Feature if path == "features" else Item
+    before = model.objects.values("status", "name", "resource_version").get(key="sso")
+    # when
+    response = getattr(api, method)(f"/api/v1/{path}/sso", {"status": "active", "name": "Renamed"}, format="json")
+    # then
+    assert response.status_code == 400
+    base = f"/api/v1/{path}/sso"
+    error = {
+        "code": "status_read_only",
+        "message": f"'status' cannot be changed with PATCH or PUT: POST {base}/activate (draft → active), "
+        f"{base}/archive (active → archived) or {base}/reactivate (archived → active).",
+        "field": "status",
+    }
+    assert response.json() == {"error": error, "errors": [error]}
+    assert model.objects.values("status", "name", "resource_version").get(key="sso") == before
+
+
+def test_the_schema_documents_the_status_refusal_of_feature_and_item_patches(client):
+    # when
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    # then
+    for path in ("/api/v1/features/{key}", "/api/v1/items/{key}"):
+        for method in ("patch", "put"):
+            responses = schema["paths"][path][method]["responses"]
+            assert sorted(responses) == ["200", "400", "401", "403", "404", "409"]
+            assert "status_read_only" in responses["400"]["description"]
+            assert responses["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
