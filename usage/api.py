@@ -1,7 +1,6 @@
 """Usage API: `POST /api/v1/events` and the account / end-user upserts (scope `ingest`)."""
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -15,6 +14,7 @@ from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
 from core.serializers import ErrorSerializer
 
+from .body import read_body
 from .ratelimit import ApiKeyRateThrottle, api_key_rate_take
 from .serializers import (
     AccountInputSerializer,
@@ -35,6 +35,11 @@ Send one event object, a list of event objects, or `{"events": [...]}`.
 per
 request; both answer **413** (`too_many_events`, `body_too_large`) and store nothing. A body that is not JSON
 (`invalid_json`) or not an object / list of objects (`invalid_body`) answers **400** and stores nothing.
+
+**Compression**: `Content-Encoding: gzip` bodies are accepted; the byte limit applies to the decompressed
+body (and to the compressed one), and inflating stops as soon as it passes the limit (**413**
+`body_too_large`). A corrupt or truncated gzip stream is **400** `invalid_gzip`; another encoding is **415**
+`unsupported_encoding`.
 
 Otherwise **200** with `{"accepted", "duplicates", "ignored", "rejected": [{"index", "code", "message",
 "field"}], "warnings": [{"index", "code", "field", "message"}]}`; valid events are stored (committed) even
@@ -63,30 +68,10 @@ _ERRORS = {
 }
 
 
-def _read_body(request, *, max_bytes: int) -> bytes:
-    """The raw body; a declared or actual size over the limit is refused before it is read or parsed."""
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    size = int(declared) if declared.isdigit() else 0
-    if size > max_bytes:
-        raise BodyError(
-            f"The body is {size} bytes; the limit is {max_bytes} bytes per request. Split the batch.",
-            code="body_too_large",
-            status=413,
-        )
-    try:
-        return request.body
-    except RequestDataTooBig:
-        raise BodyError(
-            f"The body is over the limit of {max_bytes} bytes per request. Split the batch.",
-            code="body_too_large",
-            status=413,
-        ) from None
-
-
 def _events_payload(request) -> list:
-    """The request's events; BodyError (400/413) says what is wrong with the body as a whole."""
+    """The request's events; BodyError (400/413/415) says what is wrong with the body as a whole."""
     return parse_body(
-        _read_body(request, max_bytes=settings.UPTAKE_INGEST_MAX_BYTES),
+        read_body(request, max_bytes=settings.UPTAKE_INGEST_MAX_BYTES),
         max_bytes=settings.UPTAKE_INGEST_MAX_BYTES,
         max_events=settings.UPTAKE_INGEST_MAX_EVENTS,
     )
@@ -108,8 +93,17 @@ class EventsView(APIView):
         request={"application/json": EventBatchSerializer},
         responses={
             200: IngestResultSerializer,
-            413: OpenApiResponse(ErrorSerializer, description="Too many events or body too large; nothing stored."),
+            413: OpenApiResponse(
+                ErrorSerializer,
+                description="Too many events, or the body (decompressed) too large; nothing stored.",
+            ),
+            415: OpenApiResponse(
+                ErrorSerializer, description="A Content-Encoding other than gzip (`unsupported_encoding`)."
+            ),
             **_ERRORS,
+            400: OpenApiResponse(
+                ErrorSerializer, description="Body not JSON / wrong shape, or a corrupt gzip stream; nothing stored."
+            ),
         },
         examples=[
             OpenApiExample(
