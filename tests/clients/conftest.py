@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connection
 from uptake_client import Uptake
 
 from usage.models import UsageEvent
@@ -30,6 +31,16 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, what: st
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
+
+
+def end_other_sessions() -> None:
+    """End every other session on the test database (the live server's threads keep theirs across keep-alive
+    requests), so that a database_unreachable() outage reaches the server too."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 def stored_ids() -> list[str]:

@@ -14,7 +14,7 @@ import time
 import pytest
 from uptake_client import EventsDropped, EventsRejected, Uptake
 
-from tests.clients.conftest import ROOT, RecordingTransport, stored_ids, wait_for
+from tests.clients.conftest import ROOT, RecordingTransport, end_other_sessions, stored_ids, wait_for
 from tests.conftest import database_unreachable
 from usage.models import UsageEvent
 
@@ -110,6 +110,7 @@ def test_a_database_outage_503_is_retried_after_the_servers_retry_after(make_upt
     settings.UPTAKE_RETRY_AFTER_SECONDS = 1
     uptake = make_uptake()
     caplog.set_level(logging.WARNING, logger="uptake_client")
+    end_other_sessions()
     with database_unreachable():
         ids = [uptake.track("acme", "export.pdf") for _ in range(5)]
         # when the first attempt has been answered 503
