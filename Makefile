@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-fast lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard clean
+.PHONY: install run test test-fast lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard bench-sdk clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,9 @@ bench-dashboard: install
 
 bench-ingest: install
 	@$(PY) bench/ingest.py $(BENCH_ARGS)
+
+bench-sdk: install
+	@$(PY) bench/sdk.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BOOT) staticfiles
