@@ -204,6 +204,20 @@ def test_a_full_queue_drops_counts_and_reports_without_blocking(ingest_key, db):
     assert sum(e.count for e in errors if isinstance(e, EventsDropped) and e.reason == "shutdown") == 10
 
 
+def test_an_event_too_large_for_any_batch_is_dropped_and_reported_and_the_rest_sent(make_uptake):
+    # given batches of at most 2 KiB, and one event of 3 KiB
+    errors: list = []
+    uptake = make_uptake(max_batch_bytes=2048, on_error=errors.append, flush_interval=60)
+    small = uptake.track("acme", "export.pdf")
+    uptake.track("acme", "export.pdf", properties={"pad": "x" * 3000})
+    # when
+    assert uptake.flush(timeout=10)
+    # then
+    assert stored_ids() == [small]
+    assert [(type(e), e.reason, e.count) for e in errors] == [(EventsDropped, "too_large", 1)]
+    assert (uptake.stats().accepted, uptake.stats().dropped) == (1, 1)
+
+
 def test_sync_mode_sends_before_track_returns(make_uptake):
     # given
     uptake = make_uptake(sync_mode=True)
