@@ -1,7 +1,7 @@
 """Python client benchmark: events per second from one process (track → committed), the cost of one track()
 in the caller's thread, and of a cached check().
 
-    .venv/bin/python bench/sdk.py [--events 200000] [--checks 100000] [--senders 2] [--port 8766]
+    .venv/bin/python bench/sdk.py [--events 200000] [--checks 100000] [--senders 4] [--port 8766]
     make bench-sdk
 
 Creates (drops and recreates) the database `uptake_bench_sdk` on the PostgreSQL of DATABASE_URL (default
@@ -14,8 +14,9 @@ warm-up pass, then:
   events ÷ (first track → flush returned, every event committed);
 - times `--checks` check() calls answered from the cache.
 
-Prints the figures with the load average before and after (the machine may be shared). gunicorn is stopped
-at the end.
+Prints the figures with the load average before and after (the machine may be shared), and the CPU time
+per event spent by this process, the gunicorn workers and the PostgreSQL backends. gunicorn is stopped at
+the end.
 """
 
 import argparse
@@ -32,6 +33,9 @@ from urllib.parse import urlparse
 
 import psycopg
 from uptake_client import Uptake
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import _backend_pids, _children, _cpu_seconds  # noqa: E402  (bench/ is not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -170,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--checks", type=int, default=100_000)
-    parser.add_argument("--senders", type=int, default=2, help="the client's sender threads")
+    parser.add_argument("--senders", type=int, default=4, help="the client's sender threads (its default)")
     parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
 
@@ -209,13 +213,20 @@ def main() -> None:
 
         load_before = os.getloadavg()
         cpu_before = os.times()
+        server_pids = [server.pid, *_children(server.pid)]
+        backend_pids = _backend_pids(db_url)
+        server_cpu_before, backends_cpu_before = _cpu_seconds(server_pids), _cpu_seconds(backend_pids)
         track = run_track(uptake, events=args.events, db_url=db_url, already=already)
         cpu_after = os.times()
+        # CPU per event on each side: steadier than events/s on a machine others share.
+        events = track["committed"] or 1
+        track["gunicorn_cpu_us_per_event"] = round((_cpu_seconds(server_pids) - server_cpu_before) / events * 1e6, 1)
+        track["postgres_cpu_us_per_event"] = round((_cpu_seconds(backend_pids) - backends_cpu_before) / events * 1e6, 1)
         checks = run_checks(uptake, checks=args.checks)
         load_after = os.getloadavg()
         uptake.shutdown()
         client_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
-        track["client_cpu_s"] = round(client_cpu, 2)
+        track["client_cpu_us_per_event"] = round(client_cpu / events * 1e6, 1)
         print(f"senders: {args.senders}")
         print("track  ", json.dumps(track))
         print("check  ", json.dumps(checks))

@@ -110,7 +110,7 @@ class Uptake:
         max_batch_bytes: int = MAX_BATCH_BYTES,
         flush_interval: float = 0.5,
         max_queue_size: int = 10_000,
-        senders: int = 2,
+        senders: int = 4,
         gzip_level: int = 6,
         timeout: float = 10.0,
         max_retry_seconds: float = 600.0,
