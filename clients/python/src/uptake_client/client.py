@@ -615,7 +615,7 @@ class Uptake:
             timeout=self._check_timeout,
             retries=0,
         )
-        return Entitlement.from_api(account_id, data)
+        return _entitlement(account_id, data)
 
     def _check_remote(
         self,
@@ -703,8 +703,8 @@ class Uptake:
                 if account == account_id
             }
         answers = {}
-        for item in data.get("entitlements", []):
-            answer = Entitlement.from_api(account_id, item)
+        for item in data.get("entitlements", []) if isinstance(data, dict) else []:
+            answer = _entitlement(account_id, item)
             self._cache_answer(answer)
             answers[answer.feature_id] = answer
         return answers
@@ -737,7 +737,9 @@ class Uptake:
         if properties is not None:
             body["properties"] = properties
         data = self._request("POST", "/api/v1/usage/record", json_body=body)
-        entitlement = Entitlement.from_api(account_id, data["entitlement"])
+        if not isinstance(data, dict) or "recorded" not in data:
+            raise UptakeError(f"/api/v1/usage/record answered something else than a record result: {data!r:.200}")
+        entitlement = _entitlement(account_id, data.get("entitlement"))
         self._cache_answer(entitlement)
         return RecordResult(
             recorded=bool(data["recorded"]), reason=data.get("reason"), entitlement=entitlement, event_id=event_id
@@ -790,6 +792,14 @@ class Uptake:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.shutdown()
+
+
+def _entitlement(account_id: str, data: Any) -> Entitlement:
+    """An Entitlement from the check API's answer; UptakeError when it is not one (a proxy's page, say)."""
+    try:
+        return Entitlement.from_api(account_id, data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UptakeError(f"Uptake answered something else than an entitlement: {data!r:.200}") from None
 
 
 def _api_error(response: httpx.Response) -> APIError:
