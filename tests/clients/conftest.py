@@ -14,7 +14,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 from django.conf import settings
-from django.db import connection
 from uptake_client import Uptake
 
 from usage.models import UsageEvent
@@ -34,14 +33,12 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, what: st
         time.sleep(0.01)
 
 
-def end_other_sessions() -> None:
-    """End every other session on the test database (the live server's threads keep theirs across keep-alive
-    requests), so that a database_unreachable() outage reaches the server too."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+def drop_connections(uptake: Uptake) -> None:
+    """Close the client's keep-alive connections: the live server's thread for each one ends and closes its
+    database session, so that a database_unreachable() outage reaches the server on the next request."""
+    client, uptake._http_client = uptake._http_client, None
+    if client is not None:
+        client.close()
 
 
 def stored_ids() -> list[str]:

@@ -8,7 +8,7 @@ from uptake_client import APIError, ConnectionFailed, Entitlement
 
 from accounts.models import Account, EndUser
 from entitlements.models import Subscription
-from tests.clients.conftest import RecordingTransport, end_other_sessions, wait_for
+from tests.clients.conftest import RecordingTransport, drop_connections, wait_for
 from tests.conftest import database_unreachable
 from tests.entitlements.factories import account, feature, metered, plan, subscribe
 from usage.models import UsageEvent
@@ -92,7 +92,7 @@ def test_when_uptake_cannot_answer_the_last_value_is_answered_stale(make_uptake,
     uptake = make_uptake(cache_ttl=0.05, refresh_ahead=0.0)
     assert uptake.check("acme", "api-calls").remaining == 10
     wait_for(lambda: uptake._cache[("acme", "api-calls")].fresh_until < time.monotonic(), what="the TTL")
-    end_other_sessions()
+    drop_connections(uptake)
     with database_unreachable():
         # when
         answer = uptake.check("acme", "api-calls")

@@ -11,7 +11,7 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 from uptake_client.openfeature import UptakeProvider
 
-from tests.clients.conftest import end_other_sessions, wait_for
+from tests.clients.conftest import drop_connections, wait_for
 from tests.conftest import database_unreachable
 from tests.entitlements.factories import account, feature, metered, plan, subscribe
 
@@ -136,7 +136,7 @@ def test_a_network_failure_gives_the_stale_value_where_cached_else_the_default(g
     try:
         assert client.get_integer_value("api-calls", -1, ACME) == 10
         wait_for(lambda: all(e.fresh_until < time.monotonic() for e in uptake._cache.values()), what="the TTL")
-        end_other_sessions()
+        drop_connections(uptake)
         with database_unreachable():
             # when
             stale = client.get_integer_details("api-calls", -1, ACME)
