@@ -167,7 +167,7 @@ def test_record_refused_by_the_server_raises_without_retrying(make_uptake, grant
 def test_identify_account_and_user_percent_encode_their_ids(make_uptake, workspace):
     # given ids with characters that mean something in a URL (None clears a text field: stored as "")
     uptake = make_uptake()
-    account_id, user_id = "acme corp #1?x=%", "jane@acme.com #2"
+    account_id, user_id = "org/1 acme #1?x=%", "jane@acme.com/#2"
     # when
     stored = uptake.identify_account(account_id, name="Acme", domain="acme.com", plan="pro", attributes={"tier": 1})
     user = uptake.identify_user(account_id, user_id, email="jane@acme.com")
