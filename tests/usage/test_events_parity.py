@@ -2,6 +2,7 @@
 store the same rows, for valid and invalid requests. Each request is sent twice through the whole stack, once
 with UPTAKE_FAST_PATHS on and once off, from the same database state (a savepoint rolled back in between)."""
 
+import gzip
 import json
 from unittest import mock
 
@@ -117,6 +118,25 @@ def test_fast_path_and_view_answer_alike(state, api, settings, case):
     status, headers, content = _assert_same(api, settings, served_fast=served_fast, body=_encode(body))
     assert headers["Content-Type"] == "application/json"
     assert status in (200, 400, 413)
+
+
+GZIP_CASES = {
+    "a gzip batch": ("gzip", gzip.compress(json.dumps([EVENT, {**EVENT, "event_id": "z-1"}]).encode()), 200),
+    "gzip over the limit once inflated": ("gzip", gzip.compress(json.dumps([EVENT] * 5).encode() + b" " * 600), 413),
+    "a corrupt gzip stream": ("gzip", b"\x1f\x8b not really", 400),
+    "a truncated gzip stream": ("x-gzip", gzip.compress(json.dumps(EVENT).encode())[:-10], 400),
+    "another encoding": ("br", json.dumps(EVENT).encode(), 415),
+}
+
+
+@time_machine.travel(FROZEN_NOW, tick=False)
+@pytest.mark.parametrize("case", list(GZIP_CASES))
+def test_compressed_bodies_are_answered_alike(state, api, settings, case):
+    # given
+    encoding, body, expected = GZIP_CASES[case]
+    # when / then
+    status, headers, content = _assert_same(api, settings, served_fast=True, body=body, HTTP_CONTENT_ENCODING=encoding)
+    assert status == expected
 
 
 @time_machine.travel(FROZEN_NOW, tick=False)
