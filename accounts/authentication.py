@@ -45,7 +45,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
-        raw = parts[1]
+        return self.authenticate_key(parts[1])
+
+    def authenticate_key(self, raw: str):
+        """(principal, key) for a plaintext key; AuthenticationFailed names what is wrong with it."""
         prefix = api_key_split(raw)
         # The key row is cached in-process for a few seconds (accounts.selectors): revocation and scope
         # changes made in another process take effect within UPTAKE_API_KEY_CACHE_SECONDS.

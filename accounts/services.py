@@ -261,8 +261,10 @@ def account_upsert(
     owner_email: object = _KEEP,
     status: object = _KEEP,
     attributes: object = _KEEP,
+    merge_attributes: bool = False,
 ) -> tuple[Account, bool]:
-    """Create or update an account by external id; fields not given stay as they are. Returns (account, created)."""
+    """Create or update an account by external id; fields not given stay as they are. `attributes` replace the
+    stored ones, or with `merge_attributes` are merged into them (key by key). Returns (account, created)."""
     external_id = _external_id(external_id, field="account_id")
     changes: dict = {}
     if name is not _KEEP:
@@ -286,6 +288,8 @@ def account_upsert(
     if created:
         Account.objects.bulk_create([Account(workspace=workspace, external_id=external_id)], ignore_conflicts=True)
     account = Account.objects.select_for_update().get(workspace=workspace, external_id=external_id)
+    if merge_attributes and "attributes" in changes:
+        changes["attributes"] = {**account.attributes, **changes["attributes"]}
     for field, value in changes.items():
         setattr(account, field, value)
     if changes:
@@ -301,8 +305,10 @@ def end_user_upsert(
     external_id: str,
     email: object = _KEEP,
     attributes: object = _KEEP,
+    merge_attributes: bool = False,
 ) -> tuple[EndUser, bool]:
-    """Create or update an end user of an account (the account is registered if new). Returns (user, created)."""
+    """Create or update an end user of an account (the account is registered if new); `merge_attributes` as in
+    account_upsert. Returns (user, created)."""
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_email
 
@@ -329,6 +335,8 @@ def end_user_upsert(
             [EndUser(workspace=workspace, account=account, external_id=external_id)], ignore_conflicts=True
         )
     user = EndUser.objects.select_for_update().get(account=account, external_id=external_id)
+    if merge_attributes and "attributes" in changes:
+        changes["attributes"] = {**user.attributes, **changes["attributes"]}
     for field, value in changes.items():
         setattr(user, field, value)
     if changes:

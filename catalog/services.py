@@ -6,6 +6,7 @@ change bumps `resource_version`."""
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -88,6 +89,18 @@ def validate_key(key: Any, *, field: str = "id") -> str:
             field=field,
         )
     return key
+
+
+_NOT_KEY_CHARACTERS = re.compile(r"[^a-z0-9]+")
+
+
+def key_from_display_name(name: str) -> str:
+    """The key a display name stands for ("Project Created" → `project-created`): accents folded to ASCII,
+    lowercased, every run of other characters than a–z and 0–9 turned into one `-`, `-` trimmed from both
+    ends, cut to 64 characters. "" when nothing is left (a name of punctuation only)."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    key = _NOT_KEY_CHARACTERS.sub("-", folded).strip("-")
+    return key[:KEY_MAX_LENGTH].rstrip("-")
 
 
 def validate_name(name: Any, *, field: str = "name", max_length: int = 200) -> str:
@@ -639,6 +652,10 @@ class FeatureReference(Protocol):
     feature_key: str
     product_key: str | None
     module_key: str | None
+    # The display names the event gave instead of keys ("Project Created"): what new ones are named.
+    product_name: str | None
+    module_name: str | None
+    feature_name: str | None
 
 
 @dataclass
@@ -687,6 +704,8 @@ class _CatalogPlan:
     new_products: list[str] = field(default_factory=list)
     new_modules: dict[str, str] = field(default_factory=dict)
     new_features: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # What the new products, modules and features are named: the event's display name, else the key.
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def needs_registration(self) -> bool:
@@ -769,11 +788,16 @@ def _catalog_plan(
         if need_product:
             products.add(product_key)
             plan.new_products.append(product_key)
+            plan.names[("product", product_key)] = (
+                event.product_name if event.product_key == product_key and event.product_name else product_key
+            )
         if need_module:
             modules[module_key] = product_key
             plan.new_modules[module_key] = product_key
+            plan.names[("module", module_key)] = event.module_name or module_key
         features[event.feature_key] = (product_key, module_key)
         plan.new_features[event.feature_key] = (product_key, module_key)
+        plan.names[("feature", event.feature_key)] = event.feature_name or event.feature_key
         plan.placement[event.index] = event.feature_key
     return plan
 
@@ -816,7 +840,7 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
     if plan.new_products:
         Product.objects.bulk_create(
             [
-                Product(workspace_id=workspace_id, key=key, name=key, resource_version=version)
+                Product(workspace_id=workspace_id, key=key, name=plan.names[("product", key)], resource_version=version)
                 for key in plan.new_products
             ],
             ignore_conflicts=True,
@@ -830,7 +854,7 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
                     workspace_id=workspace_id,
                     product_id=product_ids[product_key],
                     key=key,
-                    name=key,
+                    name=plan.names[("module", key)],
                     resource_version=version,
                 )
                 for key, product_key in plan.new_modules.items()
@@ -842,7 +866,7 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
     created: dict[str, int] = {}
     pending = dict(plan.new_features)
     for _attempt in range(5):
-        names = _feature_names(workspace_id=workspace_id, keys=list(pending))
+        names = _feature_names(workspace_id=workspace_id, wanted={key: plan.names[("feature", key)] for key in pending})
         Feature.objects.bulk_create(
             [
                 Feature(
@@ -866,24 +890,26 @@ def _catalog_register(*, workspace_id: int, plan: _CatalogPlan) -> dict[str, int
     raise RuntimeError(f"Could not register features {sorted(pending)}: their names kept being taken.")
 
 
-def _feature_names(*, workspace_id: int, keys: list[str]) -> dict[str, str]:
-    """A new feature is named after its key; if another feature has that name, `key (2)`, `key (3)`, …"""
-    candidates = {key: [key] + [f"{key} ({n})" for n in range(2, 12)] for key in keys}
-    wanted = [name for names in candidates.values() for name in names]
-    taken = set(Feature.objects.filter(workspace_id=workspace_id, name__in=wanted).values_list("name", flat=True))
+def _feature_names(*, workspace_id: int, wanted: dict[str, str]) -> dict[str, str]:
+    """A new feature gets the name it was wanted under (its display name, else its key); if another feature
+    has that name, `name (2)`, `name (3)`, …"""
+    candidates = {key: [base] + [f"{base} ({n})" for n in range(2, 12)] for key, base in wanted.items()}
+    all_names = [name for names in candidates.values() for name in names]
+    taken = set(Feature.objects.filter(workspace_id=workspace_id, name__in=all_names).values_list("name", flat=True))
     chosen: dict[str, str] = {}
-    for key in sorted(keys):
+    for key in sorted(wanted):
         for name in candidates[key]:
             if name not in taken:
                 break
         else:
+            base = wanted[key]
             n = 12
             while (
-                f"{key} ({n})" in taken
-                or Feature.objects.filter(workspace_id=workspace_id, name=f"{key} ({n})").exists()
+                f"{base} ({n})" in taken
+                or Feature.objects.filter(workspace_id=workspace_id, name=f"{base} ({n})").exists()
             ):
                 n += 1
-            name = f"{key} ({n})"
+            name = f"{base} ({n})"
         taken.add(name)
         chosen[key] = name
     return chosen

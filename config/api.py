@@ -72,7 +72,7 @@ def exception_handler(exc, context):
 
 # ---------------------------------------------------------------------------
 # Middleware: the browser-only middleware (sessions, CSRF, user from the session, messages) does nothing
-# for the Bearer-key API but costs on every request, so it passes /api/v1/ requests straight through. DRF's
+# for the key-authenticated APIs but costs on every request, so it passes their requests straight through. DRF's
 # views are CSRF-exempt anyway and set request.user from the API key.
 # ---------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from django.http import HttpRequest, HttpResponse
 
 from core.text import NUL
 
-API_PATH_PREFIX = "/api/v1/"
+# The REST API and the Segment-compatible tracking API: both authenticate by key and answer JSON errors.
+API_PATH_PREFIX = ("/api/v1/", "/api/segment/")
 EXTERNAL_ID_PATH_PREFIXES = ("/api/v1/accounts/", "/accounts/")
 _PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -158,6 +158,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "usage.allowance_counters_verify",
         "schedule": env.float("UPTAKE_ALLOWANCE_VERIFY_SECONDS", default=3600.0),
     },
+    # Ingestion problems: keep the table bounded (age and rows per workspace).
+    "usage-ingestion-problems-prune": {"task": "usage.ingestion_problems_prune", "schedule": 3600.0},
 }
 
 # ---------------------------------------------------------------------------
@@ -227,6 +229,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The Segment-compatible tracking API authenticates as Segment's clients do (usage/segment_api.py).
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "SegmentWriteKey": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "An API key with the `ingest` scope as the user name and an empty password (what "
+                "Segment's and RudderStack's clients send as their write key), or `writeKey` in the body.",
+            }
+        }
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     # Account and end-user ids are free text: one path segment, percent-encoded (`org/1` → `org%2F1`).
     "PATH_CONVERTER_OVERRIDES": {
@@ -267,6 +280,13 @@ UPTAKE_RETRY_AFTER_SECONDS = env.int("UPTAKE_RETRY_AFTER_SECONDS", default=5)
 # changed in another process is seen within this delay (0 turns the cache off).
 UPTAKE_API_KEY_CACHE_SECONDS = env.float("UPTAKE_API_KEY_CACHE_SECONDS", default=5.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(UPTAKE_INGEST_MAX_BYTES + 1024, 2_621_440)
+# Segment-compatible tracking API (/api/segment/v1/...): Segment's own limits, after gzip decoding.
+UPTAKE_SEGMENT_MAX_BATCH_BYTES = env.int("UPTAKE_SEGMENT_MAX_BATCH_BYTES", default=500 * 1024)
+UPTAKE_SEGMENT_MAX_MESSAGE_BYTES = env.int("UPTAKE_SEGMENT_MAX_MESSAGE_BYTES", default=32 * 1024)
+# Ingestion problems (messages answered 200 that could not be stored) are kept this long, and at most this many
+# per workspace (the newest); a periodic task prunes the rest.
+UPTAKE_INGESTION_PROBLEMS_RETENTION_DAYS = env.int("UPTAKE_INGESTION_PROBLEMS_RETENTION_DAYS", default=30)
+UPTAKE_INGESTION_PROBLEMS_MAX_ROWS = env.int("UPTAKE_INGESTION_PROBLEMS_MAX_ROWS", default=10_000)
 
 # ---------------------------------------------------------------------------
 # Uptake: alert delivery (alerts/)

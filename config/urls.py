@@ -19,9 +19,11 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("api/segment/v1/", include("usage.segment_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("alerts/", include("alerts.dashboard_urls", namespace="alerts")),
+    path("ingestion/", include("usage.dashboard_urls", namespace="ingestion")),
     path("", include("analytics.dashboard_urls", namespace="dashboard")),
 ]

@@ -93,3 +93,96 @@ class EventSubscription(models.Model):
 
     workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, primary_key=True, related_name="+")
     updated_at = models.DateTimeField()
+
+
+class IngestionProblem(models.Model):
+    """A message that was answered 200 (as the Segment API answers messages it cannot use) but could not be
+    stored as usage, with the reason: nothing is dropped without a trace. Shown to workspace admins (dashboard
+    page, admin, a count in the dashboard header); rows older than UPTAKE_INGESTION_PROBLEMS_RETENTION_DAYS, and
+    beyond UPTAKE_INGESTION_PROBLEMS_MAX_ROWS per workspace, are pruned by a periodic task."""
+
+    class Source(models.TextChoices):
+        SEGMENT = "segment", "Segment tracking API"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.SEGMENT)
+    reason = models.CharField(max_length=40)
+    message = models.TextField()
+    message_type = models.CharField(max_length=16, blank=True)
+    # The client's messageId: a replayed message records its problem once.
+    message_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    payload_excerpt = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "message_id", "reason"],
+                condition=Q(message_id__isnull=False),
+                name="usage_ingestionproblem_unique_message",
+            ),
+            models.CheckConstraint(condition=Q(source__in=["segment"]), name="usage_ingestionproblem_source_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="usage_problem_ws_created"),
+            models.Index(fields=["created_at"], name="usage_problem_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message[:80]}"
+
+
+class SegmentUser(models.Model):
+    """An end user as Segment clients name it: a `userId` (or `anonymousId`) that is workspace-wide, while
+    Uptake's end users belong to one account. Holds the traits of `identify` calls and the account of the last
+    `group` call, so a `track` without `context.groupId` finds its account and an `identify` that arrives before
+    any `group` is applied when the user is grouped."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    user_id = models.CharField(max_length=64)
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    email = models.EmailField(blank=True)
+    traits = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user_id"], name="usage_segmentuser_unique_user"),
+            models.CheckConstraint(condition=~Q(user_id=""), name="usage_segmentuser_user_id_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.user_id
+
+
+class SegmentIgnoredDay(models.Model):
+    """How many `page` and `screen` calls a workspace sent per UTC day: acknowledged and counted, not stored
+    (they describe views, not feature use)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    kind = models.CharField(max_length=8)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "day", "kind"], name="usage_segmentignoredday_unique"),
+            models.CheckConstraint(condition=Q(kind__in=["page", "screen"]), name="usage_segmentignoredday_kind_valid"),
+        ]
+
+
+class SegmentMapping(models.Model):
+    """Where a workspace's Segment tracking plan keeps what Uptake needs, when it differs from the defaults
+    (property and trait names; edited in the admin). A workspace without a row uses the defaults."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="segment_mapping")
+    feature_property = models.CharField(max_length=64, default="feature_id")
+    module_property = models.CharField(max_length=64, default="module_id")
+    product_property = models.CharField(max_length=64, default="product_id")
+    quantity_property = models.CharField(max_length=64, default="quantity")
+    account_property = models.CharField(max_length=64, default="account_id")
+    plan_trait = models.CharField(max_length=64, default="plan")
+    owner_email_trait = models.CharField(max_length=64, default="owner_email")
+
+    def __str__(self) -> str:
+        return f"Segment mapping of {self.workspace}"

@@ -1,8 +1,10 @@
 """Celery tasks of the usage app (autodiscovered as usage.tasks)."""
 
 from celery import shared_task
+from django.utils import timezone
 
 from usage.allowances import allowance_counters_rebuild, allowance_counters_sync, allowance_differences_log
+from usage.problems import ingestion_problems_prune
 
 
 @shared_task(name="usage.allowance_counters_rebuild", acks_late=True)
@@ -22,3 +24,9 @@ def allowance_counters_sync_task() -> int:
 def allowance_counters_verify_task() -> int:
     """Recount every metered counter from the raw events and log any difference."""
     return allowance_differences_log()
+
+
+@shared_task(name="usage.ingestion_problems_prune")
+def ingestion_problems_prune_task() -> int:
+    """Keep the ingestion problems table bounded (beat, hourly)."""
+    return ingestion_problems_prune(now=timezone.now())

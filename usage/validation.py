@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from accounts.models import EXTERNAL_ID_MAX_LENGTH
-from catalog.models import KEY_MAX_LENGTH, KEY_REGEX, KEY_RULE
+from catalog.models import KEY_REGEX
+from catalog.services import key_from_display_name
 from core.text import echo, text_problem
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
@@ -25,6 +26,7 @@ KNOWN_FIELDS = frozenset(
         "feature_id",
         "timestamp",
         "quantity",
+        "total",
         "event_id",
         "properties",
     }
@@ -48,6 +50,7 @@ class Code:
     FEATURE_CAP_REACHED = "feature_cap_reached"
     MODULE_CAP_REACHED = "module_cap_reached"
     PRODUCT_CAP_REACHED = "product_cap_reached"
+    CONFLICTING_FIELDS = "conflicting_fields"
     # warnings
     TRUNCATED = "truncated"
     UNKNOWN_FIELD = "unknown_field"
@@ -103,6 +106,10 @@ class ValidEvent:
     event_id: str | None
     properties_json: str | None
     warnings: list[IngestWarning] = field(default_factory=list)
+    # The display names the event gave instead of keys ("Project Created"), used to name what is registered.
+    product_name: str | None = None
+    module_name: str | None = None
+    feature_name: str | None = None
 
 
 class _Reject(Exception):
@@ -180,9 +187,9 @@ def validate_event(
     try:
         account_key = _id(event, "account_id", index, warnings, required=True)
         user_key = _id(event, "user_id", index, warnings)
-        product_key = _id(event, "product_id", index, warnings, catalog_key=True)
-        module_key = _id(event, "module_id", index, warnings, catalog_key=True)
-        feature_key = _id(event, "feature_id", index, warnings, required=True, catalog_key=True)
+        product_key, product_name = _catalog_id(event, "product_id", index, warnings)
+        module_key, module_name = _catalog_id(event, "module_id", index, warnings)
+        feature_key, feature_name = _catalog_id(event, "feature_id", index, warnings, required=True)
         occurred_at = _timestamp(
             event.get("timestamp"),
             now=now,
@@ -190,7 +197,7 @@ def validate_event(
             late_event_window_days=late_event_window_days,
             max_future_seconds=max_future_seconds,
         )
-        quantity = _quantity(event.get("quantity"), present="quantity" in event)
+        quantity = _quantity_or_total(event)
         event_id = _event_id(event.get("event_id"))
         properties_json = _properties(event.get("properties"), max_bytes=max_properties_bytes)
     except _Reject as rejection:
@@ -218,18 +225,13 @@ def validate_event(
         event_id=event_id,
         properties_json=properties_json,
         warnings=warnings,
+        product_name=product_name,
+        module_name=module_name,
+        feature_name=feature_name,
     )
 
 
-def _id(
-    event: dict,
-    name: str,
-    index: int,
-    warnings: list[IngestWarning],
-    *,
-    required: bool = False,
-    catalog_key: bool = False,
-) -> str | None:
+def _id(event: dict, name: str, index: int, warnings: list[IngestWarning], *, required: bool = False) -> str | None:
     value = event.get(name)
     if value is None:
         if required:
@@ -252,13 +254,25 @@ def _id(
                 message=f"'{name}' was longer than {EXTERNAL_ID_MAX_LENGTH} characters and was truncated to '{value}'.",
             )
         )
-    if catalog_key and not _KEY.match(value):
+    return value
+
+
+def _catalog_id(
+    event: dict, name: str, index: int, warnings: list[IngestWarning], *, required: bool = False
+) -> tuple[str | None, str | None]:
+    """(key, display name) of a product, module or feature id: a valid key is the key itself (no name); any
+    other text is a display name whose key catalog.services.key_from_display_name derives."""
+    value = _id(event, name, index, warnings, required=required)
+    if value is None or _KEY.match(value):
+        return value, None
+    key = key_from_display_name(value)
+    if not key:
         raise _Reject(
             Code.INVALID_VALUE,
-            f"'{name}' {KEY_RULE} (at most {KEY_MAX_LENGTH} characters).",
+            f"'{name}' '{value}' has no letter or digit to make a key from.",
             name,
         )
-    return value
+    return key, value
 
 
 def _timestamp(
@@ -314,27 +328,40 @@ def _timestamp(
     return occurred_at
 
 
-def _quantity(value: Any, *, present: bool) -> int:
+def _quantity_or_total(event: dict) -> int:
+    """`quantity`, or `total` as CustomerSuccessBox names it; both at once is a conflict, not a guess."""
+    if "total" in event:
+        if "quantity" in event:
+            raise _Reject(
+                Code.CONFLICTING_FIELDS,
+                "'quantity' and 'total' are the same field; send one of them.",
+                "total",
+            )
+        return _quantity(event["total"], present=True, name="total")
+    return _quantity(event.get("quantity"), present="quantity" in event)
+
+
+def _quantity(value: Any, *, present: bool, name: str = "quantity") -> int:
     if not present or value is None:
         return 1
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Reject(Code.INVALID_TYPE, f"'quantity' must be an integer, not {_json_type(value)}.", "quantity")
+        raise _Reject(Code.INVALID_TYPE, f"'{name}' must be an integer, not {_json_type(value)}.", name)
     if isinstance(value, float):
         # JSON has one number type: 2.0 is accepted as 2, 2.5 is not a count.
         if not math.isfinite(value) or abs(value) > MAX_QUANTITY:
             raise _Reject(
                 Code.QUANTITY_OUT_OF_RANGE,
-                f"'quantity' must be between -{MAX_QUANTITY} and {MAX_QUANTITY}.",
-                "quantity",
+                f"'{name}' must be between -{MAX_QUANTITY} and {MAX_QUANTITY}.",
+                name,
             )
         if not value.is_integer():
-            raise _Reject(Code.INVALID_VALUE, f"'quantity' must be a whole number, not {value}.", "quantity")
+            raise _Reject(Code.INVALID_VALUE, f"'{name}' must be a whole number, not {value}.", name)
         value = int(value)
     if abs(value) > MAX_QUANTITY:
         raise _Reject(
             Code.QUANTITY_OUT_OF_RANGE,
-            f"'quantity' must be between -{MAX_QUANTITY} and {MAX_QUANTITY}.",
-            "quantity",
+            f"'{name}' must be between -{MAX_QUANTITY} and {MAX_QUANTITY}.",
+            name,
         )
     return value
 

@@ -234,9 +234,9 @@ REJECTIONS = [
     ),
     ({"account_id": "bad-acct", "feature_id": "bad.feature", "event_id": 5}, "invalid_type", "event_id"),
     ({"account_id": "   ", "feature_id": "bad.feature"}, "invalid_value", "account_id"),
-    ({"account_id": "bad-acct", "feature_id": "bad feature!"}, "invalid_value", "feature_id"),
+    ({"account_id": "bad-acct", "feature_id": "!!! ???"}, "invalid_value", "feature_id"),
     (
-        {"account_id": "bad-acct", "feature_id": "bad.feature", "product_id": "-x"},
+        {"account_id": "bad-acct", "feature_id": "bad.feature", "product_id": "- -"},
         "invalid_value",
         "product_id",
     ),
