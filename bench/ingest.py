@@ -2,8 +2,12 @@
 
     .venv/bin/python bench/ingest.py [--seconds 15] [--worker-class gthread|sync] [--threads 16]
                                      [--batch-clients 2 --batch-connections 3]
-                                     [--single-clients 2 --single-connections 16]
+                                     [--single-clients 2 --single-connections 16] [--segment]
     make bench-ingest
+
+`--segment` measures the Segment-compatible `/api/segment/v1/batch` (500 track messages per request, Basic auth)
+right after `/api/v1/events` batches of the same 500 events, in the same server, and prints the ratio of the two
+(target ≥ 0.8); the single-event mode and the COPY ceiling are skipped.
 
 gunicorn runs as README's production line says: 2 workers, gthread × 16 (concurrent single events of a
 workspace are group-committed, usage/coalesce.py, so a worker needs threads to group them). Batches come from
@@ -19,6 +23,7 @@ Everything stops by itself; gunicorn is terminated at the end.
 """
 
 import argparse
+import base64
 import http.client
 import json
 import multiprocessing as mp
@@ -37,7 +42,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-BENCH_DB = "uptake_bench_ingest"
+BENCH_DB = os.environ.get("UPTAKE_BENCH_DB", "uptake_bench_ingest")  # dropped and recreated
 ACCOUNTS = 1000
 FEATURES = 50
 USERS_PER_ACCOUNT = 5
@@ -62,11 +67,26 @@ def make_event(n: int, rng_seed: int) -> dict:
     }
 
 
-def body_template(*, batch_size: int, seed: int) -> str:
+def segment_message(event: dict) -> dict:
+    """The Segment track message that carries the same usage event (what segment-analytics-python sends)."""
+    return {
+        "type": "track",
+        "messageId": event["event_id"],
+        "userId": event["user_id"],
+        "event": event["feature_id"],
+        "context": {"groupId": event["account_id"], "library": {"name": "analytics-python", "version": "2.4.0"}},
+        "properties": {"quantity": event["quantity"], **event["properties"]},
+        "integrations": {},
+    }
+
+
+def body_template(*, batch_size: int, seed: int, segment: bool = False) -> str:
     """A request body whose event ids read `@@-<n>`: each request replaces `@@` with a token of its own, so
     the client spends one str.replace per request instead of building and encoding JSON (the load generator
     shares the server's cores)."""
     events = [make_event(n, seed) for n in range(batch_size)]
+    if segment:
+        return json.dumps({"batch": [segment_message(e) for e in events]}, separators=(",", ":"))
     return json.dumps(events[0] if batch_size == 1 else {"events": events}, separators=(",", ":"))
 
 
@@ -100,18 +120,19 @@ def _backend_pids(db_url: str) -> list[int]:
 def client_worker(args: tuple) -> tuple[list[float], float]:
     """Send requests over `connections` keep-alive connections (one thread each) until the deadline; return
     the latency (s) of each request and the CPU seconds this client process used."""
-    port, key, batch_size, deadline, seed, connections = args
+    port, key, batch_size, deadline, seed, connections, segment = args
     headers = {
-        "Authorization": f"Bearer {key}",
+        "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode() if segment else f"Bearer {key}",
         "Content-Type": "application/json",
         "Connection": "keep-alive",
     }
-    expected = f'"accepted":{batch_size},'.encode()
+    path = "/api/segment/v1/batch" if segment else "/api/v1/events"
+    expected = b'{"success":true}' if segment else f'"accepted":{batch_size},'.encode()
     all_latencies: list[list[float]] = []
     errors: list[str] = []
 
     def loop(thread_seed: int) -> None:
-        template = body_template(batch_size=batch_size, seed=thread_seed)
+        template = body_template(batch_size=batch_size, seed=thread_seed, segment=segment)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         latencies: list[float] = []
         all_latencies.append(latencies)
@@ -120,7 +141,7 @@ def client_worker(args: tuple) -> tuple[list[float], float]:
             body = template.replace("@@", f"{thread_seed}-{n}").encode()
             n += 1
             start = time.perf_counter()
-            conn.request("POST", "/api/v1/events", body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             payload = response.read()
             elapsed = time.perf_counter() - start
@@ -151,6 +172,7 @@ def run_mode(
     seconds: float,
     server_pid: int,
     db_url: str,
+    segment: bool = False,
 ) -> dict:
     workers = _children(server_pid)
     backends = {pid: _cpu_seconds([pid]) for pid in _backend_pids(db_url)}
@@ -160,7 +182,10 @@ def run_mode(
     with mp.Pool(clients) as pool:
         results = pool.map(
             client_worker,
-            [(port, key, batch_size, deadline, 1000 * batch_size + c, connections) for c in range(clients)],
+            [
+                (port, key, batch_size, deadline, 1000 * batch_size + c + (500 if segment else 0), connections, segment)
+                for c in range(clients)
+            ],
         )
     wall = time.perf_counter() - started
     server_cpu = _cpu_seconds(workers) - server_cpu
@@ -171,6 +196,7 @@ def run_mode(
     client_cpu = sum(cpu for _, cpu in results)
     requests = len(latencies)
     return {
+        "endpoint": "/api/segment/v1/batch" if segment else "/api/v1/events",
         "batch_size": batch_size,
         "clients": f"{clients} processes x {connections} connections",
         "requests": requests,
@@ -234,6 +260,7 @@ def main() -> None:
     parser.add_argument("--single-clients", type=int, default=2, help="client processes, single mode")
     parser.add_argument("--single-connections", type=int, default=16, help="connections per process")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--segment", action="store_true", help="compare /api/segment/v1/batch with /api/v1/events")
     args = parser.parse_args()
 
     admin, db_url = admin_url()
@@ -329,6 +356,22 @@ def main() -> None:
             db_url=db_url,
         )
         print("batch  ", json.dumps(batch))
+        if args.segment:
+            segment = run_mode(
+                port=args.port,
+                key=key,
+                batch_size=500,
+                clients=args.batch_clients,
+                connections=args.batch_connections,
+                seconds=args.seconds,
+                server_pid=server.pid,
+                db_url=db_url,
+                segment=True,
+            )
+            print("segment", json.dumps(segment))
+            ratio = segment["events_per_s"] / batch["events_per_s"]
+            print(f"ratio  /api/segment/v1/batch / /api/v1/events = {ratio:.2f} (target ≥ 0.80: {ratio >= 0.8})")
+            return
         single = run_mode(
             port=args.port,
             key=key,

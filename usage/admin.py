@@ -7,6 +7,7 @@ from core.admin import WorkspaceScopedAdmin
 from core.staff import EDIT_ROLES
 
 from .models import IngestionProblem, SegmentMapping
+from .segment import segment_mapping_cache_forget
 
 
 @admin.register(IngestionProblem)
@@ -42,3 +43,8 @@ class IngestionProblemAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
 @admin.register(SegmentMapping)
 class SegmentMappingAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
     list_display = ["workspace", "feature_property", "quantity_property", "account_property"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        # Other web processes pick the change up within segment.MAPPING_CACHE_SECONDS.
+        segment_mapping_cache_forget()

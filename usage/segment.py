@@ -22,6 +22,7 @@ IngestionProblem with its reason (usage/problems.py).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -57,12 +58,18 @@ class Reason:
 
 def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> tuple[list[dict], dict]:
     """The messages of a request body and the body itself; BodyError (400) when the body is not a JSON object,
-    a batch is not a list of objects, or a message is over `max_message_bytes` (measured as the official
-    clients measure it: its JSON with the default separators). Nothing is stored for a refused body."""
+    a batch is not a list of objects, or a message is over `max_message_bytes`. A message's size is its bytes
+    in the body as sent (for the official clients, exactly what they measured before sending it). Nothing is
+    stored for a refused body."""
     if not raw.strip():
         raise BodyError("The body is empty: send a JSON object.", code="invalid_body")
     try:
-        body = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        if endpoint == "batch":
+            body, sizes = _scan_batch(text)
+        else:
+            body = json.loads(text)
+            sizes = [len(raw)]
     except UnicodeDecodeError:
         raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
     except ValueError as exc:
@@ -80,14 +87,81 @@ def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> 
                 raise BodyError(f"Message at index {index} of 'batch' is not an object.", code="invalid_body")
     else:
         messages = [{**body, "type": endpoint}]
-    for index, message in enumerate(messages):
-        size = len(json.dumps(message).encode())
+    for index, size in enumerate(sizes):
         if size > max_message_bytes:
             raise BodyError(
                 f"Message at index {index} is {size} bytes; the limit is {max_message_bytes} bytes per message.",
                 code="message_too_large",
             )
     return messages, body
+
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = " \t\n\r"
+
+
+def _scan_batch(text: str) -> tuple[object, list[int]]:
+    """json.loads(text), and the size in bytes of each element of its top-level "batch" list as written in the
+    text, in one pass (JSONDecoder.raw_decode per value). Raises ValueError as json.loads does."""
+    i = _skip(text, 0)
+    if not text.startswith("{", i):
+        value = json.loads(text)  # not an object: json.loads gives the error or the value to refuse
+        return value, []
+    body: dict = {}
+    sizes: list[int] = []
+    i = _skip(text, i + 1)
+    if text.startswith("}", i):
+        return _end(text, i + 1, body, sizes)
+    while True:
+        key, i = _DECODER.raw_decode(text, i)
+        if not isinstance(key, str):
+            raise ValueError(f"Expecting a property name at char {i}")
+        i = _skip(text, i)
+        if not text.startswith(":", i):
+            raise ValueError(f"Expecting ':' delimiter at char {i}")
+        i = _skip(text, i + 1)
+        if key == "batch" and text.startswith("[", i):
+            body[key], sizes, i = _scan_list(text, i)
+        else:
+            body[key], i = _DECODER.raw_decode(text, i)
+        i = _skip(text, i)
+        if text.startswith("}", i):
+            return _end(text, i + 1, body, sizes)
+        if not text.startswith(",", i):
+            raise ValueError(f"Expecting ',' delimiter at char {i}")
+        i = _skip(text, i + 1)
+
+
+def _scan_list(text: str, i: int) -> tuple[list, list[int], int]:
+    items: list = []
+    sizes: list[int] = []
+    i = _skip(text, i + 1)
+    if text.startswith("]", i):
+        return items, sizes, i + 1
+    while True:
+        item, end = _DECODER.raw_decode(text, i)
+        items.append(item)
+        # Characters are bytes unless the message has non-ASCII text (then count its UTF-8 bytes).
+        span = end - i
+        sizes.append(span if text[i:end].isascii() else len(text[i:end].encode()))
+        i = _skip(text, end)
+        if text.startswith("]", i):
+            return items, sizes, i + 1
+        if not text.startswith(",", i):
+            raise ValueError(f"Expecting ',' delimiter at char {i}")
+        i = _skip(text, i + 1)
+
+
+def _skip(text: str, i: int) -> int:
+    while i < len(text) and text[i] in _WHITESPACE:
+        i += 1
+    return i
+
+
+def _end(text: str, i: int, body: dict, sizes: list[int]) -> tuple[dict, list[int]]:
+    if _skip(text, i) != len(text):
+        raise ValueError(f"Extra data at char {i}")
+    return body, sizes
 
 
 @dataclass
@@ -114,12 +188,28 @@ class Mapping:
     owner_email_trait: str = "owner_email"
 
 
+# Every request reads its workspace's mapping: kept in-process this long (an admin change is seen within it).
+MAPPING_CACHE_SECONDS = 5.0
+_MAPPING_CACHE: dict[int, tuple[float, Mapping]] = {}
+
+
 def segment_mapping_get(*, workspace: Workspace) -> Mapping:
     """The workspace's property and trait names (the defaults when it has no SegmentMapping)."""
+    now = time.monotonic()
+    cached = _MAPPING_CACHE.get(workspace.pk)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     row = SegmentMapping.objects.filter(workspace=workspace).first()
-    if row is None:
-        return Mapping()
-    return Mapping(**{name: getattr(row, name) for name in Mapping.__dataclass_fields__})
+    mapping = (
+        Mapping() if row is None else Mapping(**{name: getattr(row, name) for name in Mapping.__dataclass_fields__})
+    )
+    _MAPPING_CACHE[workspace.pk] = (now + MAPPING_CACHE_SECONDS, mapping)
+    return mapping
+
+
+def segment_mapping_cache_forget() -> None:
+    """Drop this process's cached mappings (after a change, so this process sees it at once)."""
+    _MAPPING_CACHE.clear()
 
 
 def segment_messages_ingest(
@@ -215,7 +305,8 @@ def _context_group(message: dict) -> str | None:
 
 def _last_groups(*, workspace: Workspace, messages: list[dict]) -> dict[str, str]:
     """user id → external id of the account it was last grouped with, for the users of the batch's tracks."""
-    users = {_user_key(m) for m in messages if m.get("type") == "track"} - {None}
+    # Tracks naming their account in context.groupId need no lookup (the common case of a busy batch).
+    users = {_user_key(m) for m in messages if m.get("type") == "track" and _context_group(m) is None} - {None}
     if not users:
         return {}
     return dict(

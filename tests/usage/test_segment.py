@@ -15,6 +15,7 @@ from catalog.models import Feature, Module, Product
 from tests.conftest import FROZEN_NOW, database_unreachable
 from usage.models import IngestionProblem, SegmentIgnoredDay, SegmentMapping, SegmentUser, UsageEvent
 from usage.problems import ingestion_problems_prune
+from usage.segment import segment_mapping_cache_forget
 
 BATCH = "/api/segment/v1/batch"
 
@@ -57,6 +58,7 @@ pytestmark = pytest.mark.usefixtures("frozen")
 
 @pytest.fixture
 def frozen():
+    segment_mapping_cache_forget()
     with time_machine.travel(FROZEN_NOW, tick=False):
         yield
 
@@ -368,6 +370,7 @@ def test_a_workspace_mapping_renames_the_properties(segment, workspace):
     SegmentMapping.objects.create(
         workspace=workspace, feature_property="feature_key", quantity_property="count", account_property="org"
     )
+    segment_mapping_cache_forget()
     message = track("m-1", context={}, properties={"feature_key": "api.call", "count": 7, "org": "o-1"})
     # when
     post(segment, BATCH, {"batch": [message]})
@@ -573,3 +576,60 @@ def test_the_admin_lists_problems_read_only(problems, client, workspace, staff_o
     assert listing.content.decode().count("no_account") >= 2
     assert change.status_code == 403
     assert IngestionProblem.objects.get(pk=problem.pk).reason == "missing_event"
+
+
+# ---------------------------------------------------------------------------
+# The one-pass batch scanner (sizes of messages as sent) against json.loads
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"batch": [{"a": 1}, {"b": "é"}], "sentAt": "x"}',
+        ' \n{ "sentAt" : "x" ,\t"batch" : [ {"a": [1, {"b": null}]} , {} ] , "writeKey": "k" } \n',
+        '{"batch": []}',
+        "{}",
+        '{"batch": {"a": 1}}',
+        '{"batch": [1], "batch": [{"a": 2}]}',
+        '{"x": "\\"batch\\": [", "batch": [{"s": "]},{"}]}',
+    ],
+)
+def test_the_batch_scanner_reads_what_json_loads_reads(text):
+    from usage.segment import _scan_batch
+
+    # when
+    body, sizes = _scan_batch(text)
+    # then
+    assert body == json.loads(text)
+    assert len(sizes) == (len(body["batch"]) if isinstance(body.get("batch"), list) else 0)
+
+
+@pytest.mark.parametrize("text", ['{"batch": [1,]}', '{"batch": [1] x', '{"batch": [1]} []', "{'a': 1}", '{"a" 1}'])
+def test_the_batch_scanner_refuses_what_json_loads_refuses(text):
+    from usage.segment import _scan_batch
+
+    # then
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        _scan_batch(text)
+
+
+def test_message_sizes_are_their_bytes_as_sent():
+    from usage.segment import segment_body_parse
+    from usage.validation import BodyError
+
+    # given: {"a": "xxx"} is 12 bytes; {"a": "é"} is 10 characters and 11 bytes in UTF-8
+    ascii_batch = '{"batch": [{"a": "é"}, {"a": "xxx"}]}'.encode()
+    accented = '{"batch": [{"a": "é"}]}'.encode()
+    # when
+    with pytest.raises(BodyError) as too_large:
+        segment_body_parse(ascii_batch, endpoint="batch", max_message_bytes=11)
+    with pytest.raises(BodyError) as accented_too_large:
+        segment_body_parse(accented, endpoint="batch", max_message_bytes=10)
+    messages, _ = segment_body_parse(accented, endpoint="batch", max_message_bytes=11)
+    # then
+    assert too_large.value.message == "Message at index 1 is 12 bytes; the limit is 11 bytes per message."
+    assert accented_too_large.value.message == "Message at index 0 is 11 bytes; the limit is 10 bytes per message."
+    assert messages == [{"a": "é"}]
