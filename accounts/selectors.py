@@ -6,11 +6,11 @@ import time
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from core.errors import NotFound
 
-from .models import ApiKey, Membership, Workspace
+from .models import ApiKey, EndUser, Membership, Workspace
 
 
 def workspace_get(*, slug: str) -> Workspace:
@@ -34,6 +34,17 @@ def membership_roles(*, user: AbstractBaseUser) -> dict[int, str]:
     if not user.is_authenticated or not user.is_active:
         return {}
     return dict(Membership.objects.filter(user=user).values_list("workspace_id", "role"))
+
+
+def account_external_id_for_user(*, workspace: Workspace, user_external_id: str) -> str | None:
+    """The external id of the account an end user belongs to, for sources that name only the user (Kana,
+    IngestLayer); when accounts share the user id, the one where it was seen last. None for an unknown user."""
+    return (
+        EndUser.objects.filter(workspace=workspace, external_id=user_external_id)
+        .order_by(F("last_seen_at").desc(nulls_last=True), "-pk")
+        .values_list("account__external_id", flat=True)
+        .first()
+    )
 
 
 def api_key_by_prefix(*, prefix: str) -> ApiKey | None:

@@ -218,6 +218,20 @@ def _text(value: object, *, field: str, max_length: int) -> str:
     return value
 
 
+def _email(value: object, *, field: str) -> str:
+    """An e-mail address ("" clears it); anything else is refused by name."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    email = _text(value, field=field, max_length=254)
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise DomainError(f"'{email}' is not a valid e-mail address.", code="invalid_value", field=field) from None
+    return email
+
+
 def _attributes(value: object) -> dict:
     if value is None:
         return {}
@@ -258,6 +272,7 @@ def account_upsert(
     name: object = _KEEP,
     domain: object = _KEEP,
     plan: object = _KEEP,
+    customer_email: object = _KEEP,
     owner_email: object = _KEEP,
     status: object = _KEEP,
     attributes: object = _KEEP,
@@ -273,6 +288,8 @@ def account_upsert(
         changes["domain"] = _text(domain, field="domain", max_length=253).lower()
     if plan is not _KEEP:
         changes["plan"] = _text(plan, field="plan", max_length=100)
+    if customer_email is not _KEEP:
+        changes["customer_email"] = _email(customer_email, field="customer_email")
     if status is not _KEEP:
         if status not in Account.Status.values:
             raise DomainError(
@@ -309,22 +326,11 @@ def end_user_upsert(
 ) -> tuple[EndUser, bool]:
     """Create or update an end user of an account (the account is registered if new); `merge_attributes` as in
     account_upsert. Returns (user, created)."""
-    from django.core.exceptions import ValidationError
-    from django.core.validators import validate_email
-
     account_external_id = _external_id(account_external_id, field="account_id")
     external_id = _external_id(external_id, field="user_id")
     changes: dict = {}
     if email is not _KEEP:
-        email = _text(email, field="email", max_length=254)
-        if email:
-            try:
-                validate_email(email)
-            except ValidationError:
-                raise DomainError(
-                    f"'{email}' is not a valid e-mail address.", code="invalid_value", field="email"
-                ) from None
-        changes["email"] = email
+        changes["email"] = _email(email, field="email")
     if attributes is not _KEEP:
         changes["attributes"] = _attributes(attributes)
     Account.objects.bulk_create([Account(workspace=workspace, external_id=account_external_id)], ignore_conflicts=True)
@@ -341,4 +347,41 @@ def end_user_upsert(
         setattr(user, field, value)
     if changes:
         user.save(update_fields=[*changes, "updated_at"])
+    if changes.get("email") and not account.domain:
+        _account_domain_from_email(account=account, email=changes["email"])
     return user, created
+
+
+# Addresses at these domains say nothing about the company: they never become an account's domain.
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.com",
+        "gmx.de",
+        "web.de",
+        "mail.com",
+        "yandex.com",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+    }
+)
+
+
+def _account_domain_from_email(*, account: Account, email: str) -> None:
+    """An account without a domain takes its end user's e-mail domain (not a free-mail one); a domain set later
+    (PUT, a group call) replaces it. Only when still empty, so concurrent upserts cannot flip it."""
+    domain = email.rpartition("@")[2].strip().lower()
+    if domain and domain not in FREE_MAIL_DOMAINS:
+        Account.objects.filter(pk=account.pk, domain="").update(domain=domain)

@@ -3,12 +3,14 @@
 from datetime import UTC
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasReadScope
+from usage.ratelimit import ApiKeyRateThrottle
+from usage.selectors import end_user_usage
 
 from . import selectors
 
@@ -100,6 +102,9 @@ FeatureUsageOutput = inline_serializer(
             {
                 "account_id": serializers.CharField(),
                 "name": serializers.CharField(),
+                "customer_email": serializers.CharField(
+                    help_text='The account\'s billing contact (`PUT /api/v1/accounts/{id}`), "" if none.'
+                ),
                 "events": serializers.IntegerField(),
                 "features": serializers.IntegerField(),
             },
@@ -235,4 +240,85 @@ class AccountDailyApi(APIView):
         window = _window(params.validated_data)
         return Response(
             selectors.account_daily_series(workspace=workspace, account=account, window=window, product=product)
+        )
+
+
+class EndUserUsageInputSerializer(WindowInputSerializer):
+    feature_id = serializers.CharField(required=False, max_length=64)
+
+
+EndUserUsageOutput = inline_serializer(
+    "EndUserUsage",
+    {
+        "account_id": serializers.CharField(),
+        "user_id": serializers.CharField(),
+        "from": serializers.DateField(),
+        "to": serializers.DateField(),
+        "uses": serializers.IntegerField(help_text="Net uses (the sum of quantities, reversals included)."),
+        "events": serializers.IntegerField(),
+        "features": inline_serializer(
+            "EndUserFeatureUse",
+            {
+                "feature_id": serializers.CharField(),
+                "name": serializers.CharField(),
+                "uses": serializers.IntegerField(),
+                "events": serializers.IntegerField(),
+                "last_used_at": serializers.DateTimeField(allow_null=True),
+            },
+            many=True,
+        ),
+    },
+)
+
+
+class EndUserUsageApi(APIView):
+    permission_classes = [HasReadScope]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @extend_schema(
+        summary="Usage of one end user",
+        description="Net uses and events of one end user of an account per feature over the window (UTC days, "
+        "inclusive), from the raw events: exact and current, including what was just recorded. Not limited to "
+        "the paid tier (it is the per-user counterpart of the entitlement check's `used`).",
+        parameters=[*_WINDOW_PARAMS, OpenApiParameter("feature_id", str, description="Keep one feature.")],
+        responses={
+            200: EndUserUsageOutput,
+            400: OpenApiResponse(description="Bad date, `to` before `from`, or a window over the maximum."),
+            401: OpenApiResponse(description="Missing, invalid, expired or revoked API key."),
+            403: OpenApiResponse(description="The key lacks the `read` scope."),
+            404: OpenApiResponse(description="Unknown account, end user or feature."),
+            429: OpenApiResponse(description="Per-key rate limit; see `Retry-After`."),
+        },
+    )
+    def get(self, request, account_id: str, user_id: str):
+        params = EndUserUsageInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        window = _window(params.validated_data)
+        usage = end_user_usage(
+            workspace=request.user.workspace,
+            account_id=account_id,
+            user_id=user_id,
+            feature_key=params.validated_data.get("feature_id"),
+            start=window.start,
+            end=window.end,
+        )
+        return Response(
+            {
+                "account_id": usage.account_id,
+                "user_id": usage.user_id,
+                "from": usage.start,
+                "to": usage.end,
+                "uses": usage.uses,
+                "events": usage.events,
+                "features": [
+                    {
+                        "feature_id": f.feature_id,
+                        "name": f.name,
+                        "uses": f.uses,
+                        "events": f.events,
+                        "last_used_at": f.last_used_at,
+                    }
+                    for f in usage.features
+                ],
+            }
         )

@@ -20,4 +20,9 @@ urlpatterns: list = [
         api.AccountDailyApi.as_view(),
         name="analytics-account-daily",
     ),
+    path(
+        "accounts/<str:account_id>/users/<str:user_id>/usage",
+        api.EndUserUsageApi.as_view(),
+        name="end-user-usage",
+    ),
 ]

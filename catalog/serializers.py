@@ -55,7 +55,13 @@ class FeatureOutput(serializers.Serializer):
 
 
 class FeatureInput(serializers.Serializer):
-    id = serializers.CharField(max_length=200)
+    id = serializers.CharField(
+        max_length=200,
+        required=False,
+        default=None,
+        help_text="Left out: a unique key is derived from the name (`Data Storage` → `data-storage`, "
+        "`data-storage-2` if taken) and answered as `id`.",
+    )
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     product_id = serializers.CharField(max_length=KEY_MAX_LENGTH)

@@ -405,11 +405,31 @@ def module_update(*, module: Module, name: str = UNSET, description: str = UNSET
 # ---------------------------------------------------------------------------
 
 
+def _unique_key_from_name(*, model: type, workspace: Workspace, name: str) -> str:
+    """key_from_display_name(name), made unique in the workspace with `-2`, `-3`, … (call under the workspace
+    lock); `feature` when the name has no letter or digit."""
+    base = key_from_display_name(name) or model._meta.model_name
+    taken = set(
+        model.objects.filter(workspace=workspace, key__startswith=base[: KEY_MAX_LENGTH - 4]).values_list(
+            "key", flat=True
+        )
+    )
+    if base not in taken:
+        return base
+    n = 2
+    while True:
+        suffix = f"-{n}"
+        candidate = base[: KEY_MAX_LENGTH - len(suffix)].rstrip("-") + suffix
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
 @transaction.atomic
 def feature_create(
     *,
     workspace: Workspace,
-    key: str,
+    key: str | None,
     name: str,
     product: Product,
     module: Module | None = None,
@@ -421,9 +441,11 @@ def feature_create(
     reset_anchor: str = Feature.ResetAnchor.CALENDAR,
     description: str = "",
 ) -> Feature:
-    """Create a draft feature with its levels, within the workspace's feature cap."""
-    key = validate_key(key, field="id")
+    """Create a draft feature with its levels, within the workspace's feature cap. Without a key (None), a unique
+    one is derived from the name (as Chargebee sets one when `id` is left out)."""
     name = validate_name(name)
+    if key is not None:
+        key = validate_key(key, field="id")
     specs = validate_levels(feature_type=type, levels=levels)
     validate_metering(feature_type=type, metered=metered, reset_period=reset_period, reset_anchor=reset_anchor)
     unit = _validate_unit(unit)
@@ -434,6 +456,8 @@ def feature_create(
             f"Module '{module.key}' belongs to another product.", code="hierarchy_conflict", field="module_id"
         )
     workspace = _lock_workspace(workspace)
+    if key is None:
+        key = _unique_key_from_name(model=Feature, workspace=workspace, name=name)
     if Feature.objects.filter(workspace=workspace, key=key).exists():
         raise Conflict(f"A feature with key '{key}' already exists.", code="feature_exists", field="id")
     if Feature.objects.filter(workspace=workspace, name=name).exists():

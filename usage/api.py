@@ -15,6 +15,7 @@ from config.api import database_unavailable_response, fast_json_response, fast_p
 from core.serializers import ErrorSerializer
 
 from .body import read_body
+from .feature_used import feature_used_ingest
 from .ratelimit import ApiKeyRateThrottle, api_key_rate_take
 from .serializers import (
     AccountInputSerializer,
@@ -168,6 +169,43 @@ def events(request):
 # drf-spectacular documents views by their APIView class.
 events.cls = EventsView
 events.initkwargs = _events_view.initkwargs
+
+
+class FeatureUsedView(APIView):
+    permission_classes = [HasIngestScope]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @extend_schema(
+        operation_id="events_feature_used",
+        summary="Ingest IngestLayer `feature.used` events",
+        description='IngestLayer\'s `feature.used` event as its SDK emits it: `{"user_id", "feature", '
+        '"count", "plan"}` (one object, a list, or `{"events": [...]}`). The account is the end user\'s '
+        "(or `account_id` when given; `unknown_user` when no end user has that id); `count` is the quantity "
+        "(default 1); `feature` a key or a display name; `plan` (text) becomes the account's plan label when the "
+        "event is accepted. `event_id`, `timestamp` and `properties` are those of `POST /api/v1/events`, and so "
+        "are the limits and the answer (rejections indexed by position).",
+        request={"application/json": EventBatchSerializer},
+        responses={
+            200: IngestResultSerializer,
+            413: OpenApiResponse(ErrorSerializer, description="Too many events or body too large; nothing stored."),
+            **_ERRORS,
+        },
+        examples=[
+            OpenApiExample(
+                "feature.used",
+                request_only=True,
+                value={"user_id": "u_7", "feature": "csv.export", "count": 1, "plan": "pro"},
+            )
+        ],
+        tags=["ingestion"],
+    )
+    def post(self, request):
+        try:
+            payload = _events_payload(request)
+        except BodyError as exc:
+            return Response(_body_error(exc), status=exc.status)
+        result = feature_used_ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
+        return Response(result.as_dict(), status=status.HTTP_200_OK)
 
 
 class AccountView(APIView):

@@ -2,6 +2,7 @@
 accounts not entitled and metered allowances that would be passed are refused (`recorded: false` with a
 reason); recording goes through `usage_events_store`. Locks and idempotency: docs/internals.md ("Usage record")."""
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import HasIngestScope
 from accounts.models import EXTERNAL_ID_MAX_LENGTH, Account, Workspace
+from accounts.selectors import account_external_id_for_user
 from catalog.models import KEY_MAX_LENGTH, Feature
 from core.errors import DomainError
 from entitlements.api import EntitlementCheckSerializer
@@ -47,10 +49,44 @@ def _refusal(*, reason: str, entitlement: dict) -> dict:
     return {"recorded": False, "reason": reason, "entitlement": entitlement}
 
 
+# Kana's recordUsage names the fields {userId, featureId, delta} (delta may be a numeric string: "1").
+KANA_ALIASES = {"userId": "user_id", "featureId": "feature_id", "delta": "quantity"}
+_INTEGER_TEXT = re.compile(r"^\s*[-+]?\d+\s*$")
+
+
+def _kana_aliases(payload: dict) -> dict:
+    """The payload with Kana's names turned into ours; an alias next to the field it stands for is a conflict."""
+    out = dict(payload)
+    for alias, name in KANA_ALIASES.items():
+        if alias not in out:
+            continue
+        if name in out:
+            raise DomainError(
+                f"'{alias}' and '{name}' are the same field; send one of them.", code="conflicting_fields", field=alias
+            )
+        value = out.pop(alias)
+        if alias == "delta" and isinstance(value, str) and _INTEGER_TEXT.match(value):
+            value = int(value)
+        out[name] = value
+    return out
+
+
 def usage_record(*, workspace: Workspace, payload: dict, now: datetime) -> dict:
     """Record one usage event if the account may use that much: {"recorded", "reason"?, "entitlement"}."""
     if not isinstance(payload, dict):
         raise DomainError("The body must be a JSON object.", code="invalid_body")
+    payload = _kana_aliases(payload)
+    if payload.get("account_id") is None and isinstance(payload.get("user_id"), str):
+        # Kana records usage per user: the account is the one the end user belongs to.
+        account = account_external_id_for_user(workspace=workspace, user_external_id=payload["user_id"].strip())
+        if account is None:
+            raise DomainError(
+                f"No end user '{payload['user_id'].strip()[:64]}' in this workspace: send 'account_id', or create "
+                "the user first (PUT /api/v1/accounts/{account_id}/users/{user_id}).",
+                code="unknown_user",
+                field="user_id",
+            )
+        payload["account_id"] = account
     unknown = sorted(set(payload) - set(RECORD_FIELDS))
     if unknown:
         raise DomainError(
@@ -146,14 +182,19 @@ def _counted_in(*, account_id: int, feature_id: int) -> Callable[[Period], int]:
 
 class UsageRecordInput(serializers.Serializer):
     event_id = serializers.CharField(required=False, max_length=EVENT_ID_MAX_LENGTH)
-    account_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
-    user_id = serializers.CharField(required=False, max_length=EXTERNAL_ID_MAX_LENGTH)
-    feature_id = serializers.CharField(max_length=KEY_MAX_LENGTH)
+    account_id = serializers.CharField(
+        max_length=EXTERNAL_ID_MAX_LENGTH, required=False, help_text="Left out: the account of the end user `user_id`."
+    )
+    user_id = serializers.CharField(
+        required=False, max_length=EXTERNAL_ID_MAX_LENGTH, help_text="`userId` (Kana) is accepted."
+    )
+    feature_id = serializers.CharField(max_length=KEY_MAX_LENGTH, help_text="`featureId` (Kana) is accepted.")
     quantity = serializers.IntegerField(
         default=1,
         min_value=-MAX_QUANTITY,
         max_value=MAX_QUANTITY,
-        help_text="Non-zero; negative quantities are always recorded.",
+        help_text="Non-zero; negative quantities are always recorded. `delta` (Kana; a number or a numeric "
+        "string) is accepted instead; both → 400 `conflicting_fields`.",
     )
     timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; no offset means UTC; default now.")
     properties = serializers.JSONField(required=False)
@@ -176,7 +217,9 @@ class UsageRecordView(APIView):
             },
         ),
         description="Record usage with enforcement. Refusals answer 200 with `recorded: false` and a reason; "
-        "replaying an `event_id` returns the original answer and records nothing new.",
+        "replaying an `event_id` returns the original answer and records nothing new. Kana's "
+        "`{userId, featureId, delta}` is accepted as is: without `account_id` the account is the end user's "
+        "(400 `unknown_user` when no end user has that id).",
     )
     def post(self, request):
         answer = usage_record(workspace=request.user.workspace, payload=request.data, now=timezone.now())

@@ -97,6 +97,9 @@ class AccountInputSerializer(StrictSerializer):
     name = serializers.CharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
     domain = serializers.CharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
     plan = serializers.CharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
+    customer_email = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="The customer's billing contact (an e-mail)."
+    )
     owner_email = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     status = serializers.CharField(required=False)
     attributes = serializers.JSONField(required=False, allow_null=True)
@@ -113,6 +116,7 @@ class AccountOutputSerializer(serializers.ModelSerializer):
             "name",
             "domain",
             "plan",
+            "customer_email",
             "owner_email",
             "status",
             "attributes",

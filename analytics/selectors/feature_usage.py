@@ -138,6 +138,7 @@ class QuietFeature:
 class TopAccount:
     account_id: str
     name: str
+    customer_email: str  # the account's billing contact ("" if none)
     events: int
     features: int
 
@@ -316,11 +317,15 @@ def _quiet_features(sums: FeatureSums, *, by_id: dict, feature_ids: list[int]) -
 
 
 def _top_accounts(sums: WindowSums, *, account_ids: list[int]) -> list[TopAccount]:
-    names = dict(Account.objects.filter(pk__in=account_ids).values_list("pk", "name"))
+    names = {
+        pk: (name, email)
+        for pk, name, email in Account.objects.filter(pk__in=account_ids).values_list("pk", "name", "customer_email")
+    }
     return [
         TopAccount(
             account_id=sums.accounts.external_ids[aid],
-            name=names[aid],
+            name=names[aid][0],
+            customer_email=names[aid][1],
             events=sums.accounts.net[aid],
             features=sums.pairs.account_features.get(aid, 0),
         )
@@ -553,7 +558,7 @@ def feature_usage_cached(
         "plan": plan or None,
     }
     parts = [
-        "feature-usage:typed",  # not the dicts an earlier version cached under "feature-usage"
+        "feature-usage:typed-2",  # not what earlier versions cached (dicts; TopAccount without customer_email)
         str(product.pk),
         window.start.isoformat(),
         window.end.isoformat(),

@@ -19,7 +19,7 @@ FEATURES = {
     "license.check": "License check",
 }
 ACCOUNTS = {
-    "a1": {"name": "Alpha", "domain": "acme.com", "status": "active"},
+    "a1": {"name": "Alpha", "domain": "acme.com", "status": "active", "customer_email": "billing@acme.com"},
     "a2": {"name": "Alpha EU", "domain": "ACME.com", "status": "active"},
     "a3": {"name": "Beta", "domain": "globex.io", "status": "active"},
     "a4": {"name": "Gamma", "domain": "", "status": "active"},
@@ -44,6 +44,7 @@ def catalog(workspace, product):
             name=spec["name"],
             domain=spec["domain"],
             status=spec["status"],
+            customer_email=spec.get("customer_email", ""),
             first_seen_at=FIRST_SEEN[key],
         )
         Account.objects.filter(pk=account.pk).update(created_at=FIRST_SEEN[key])

@@ -163,6 +163,7 @@ def oracle(
             {
                 "account_id": a,
                 "name": accounts[a]["name"],
+                "customer_email": accounts[a].get("customer_email", ""),
                 "events": a_net[a],
                 "features": sum(1 for (_, aa), v in fa.items() if aa == a and v > 0),
             }
