@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 
 from accounts.models import Workspace
 from accounts.services import account_upsert, end_user_upsert
@@ -436,6 +436,11 @@ def _apply(
         return True, None
     except DomainError as exc:
         return False, _problem(exc.code, exc.message, message)
+    except DataError:
+        # Text PostgreSQL cannot store (NUL, an unpaired surrogate, NaN in JSON): the call's transaction rolled back.
+        return False, _problem(
+            Reason.INVALID_TRAIT, "The traits hold text PostgreSQL cannot store (NUL, invalid Unicode, NaN).", message
+        )
 
 
 def _email(traits: dict, message: dict) -> tuple[str | None, Problem | None]:

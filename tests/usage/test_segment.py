@@ -345,6 +345,20 @@ def test_alias_gives_the_new_id_the_previous_ids_account(segment):
     assert set(EndUser.objects.values_list("external_id", flat=True)) == {"anon-1", "u_1"}
 
 
+@pytest.mark.parametrize("bad", ["nul\u0000", float("nan")])
+def test_traits_postgresql_cannot_store_are_a_problem_not_an_error(segment, bad):
+    # when
+    body = json.dumps(
+        {"batch": [{"type": "group", "messageId": "g-1", "groupId": "a1", "traits": {"x": bad}}, track("m-1")]}
+    ).encode()
+    response = post(segment, BATCH, body)
+    # then: the group is refused and recorded; the track is stored
+    assert response.status_code == 200
+    assert list(IngestionProblem.objects.values_list("message_id", "reason")) == [("g-1", "invalid_trait")]
+    assert list(UsageEvent.objects.values_list("event_id", flat=True)) == ["m-1"]
+    assert Account.objects.get().external_id == "acct_42"
+
+
 def test_page_and_screen_are_accepted_and_counted_not_stored(segment):
     # when
     response = post(
