@@ -9,7 +9,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -205,17 +205,26 @@ class UsageRecordView(APIView):
 
     @extend_schema(
         request=UsageRecordInput,
-        responses=inline_serializer(
-            "UsageRecordResult",
-            {
-                "recorded": serializers.BooleanField(),
-                "reason": serializers.ChoiceField(
-                    choices=["limit_exceeded", "not_entitled", "unknown_account", "unknown_feature"],
-                    required=False,
-                ),
-                "entitlement": EntitlementCheckSerializer(),
-            },
-        ),
+        responses={
+            200: inline_serializer(
+                "UsageRecordResult",
+                {
+                    "recorded": serializers.BooleanField(),
+                    "reason": serializers.ChoiceField(
+                        choices=["limit_exceeded", "not_entitled", "unknown_account", "unknown_feature"],
+                        required=False,
+                    ),
+                    "entitlement": EntitlementCheckSerializer(),
+                },
+            ),
+            400: OpenApiResponse(
+                description="A field the ingestion rules refuse (its code), `conflicting_fields` (an alias next to "
+                "its field), `unknown_user` (no account_id and no end user with that id), `unknown_field`."
+            ),
+            401: OpenApiResponse(description="Missing, invalid, expired or revoked API key."),
+            403: OpenApiResponse(description="The key lacks the `ingest` scope."),
+            503: OpenApiResponse(description="Database unreachable; see `Retry-After`."),
+        },
         description="Record usage with enforcement. Refusals answer 200 with `recorded: false` and a reason; "
         "replaying an `event_id` returns the original answer and records nothing new. Kana's "
         "`{userId, featureId, delta}` is accepted as is: without `account_id` the account is the end user's "
