@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from django.db import connections
 from rest_framework.test import APIClient
 
 from tests.analytics.browser.test_dashboard_browser import ARGS, CHROMIUM, _login
@@ -22,10 +23,14 @@ def browser(live_server):
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
+    # Each live-server request runs in a thread of its own: no persistent connections left open after the test.
+    settings_dict = connections["default"].settings_dict
+    max_age, settings_dict["CONN_MAX_AGE"] = settings_dict["CONN_MAX_AGE"], 0
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield chromium
         chromium.close()
+    settings_dict["CONN_MAX_AGE"] = max_age
 
 
 def test_the_header_count_leads_to_the_problems_page(live_server, browser, workspace, staff_of, make_key, tmp_path):

@@ -7,7 +7,7 @@ import logging
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 from segment.analytics.request import APIError
@@ -22,7 +22,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def host(live_server) -> str:
-    return live_server.url + "/api/segment"
+    # The live server answers each request in a thread of its own: with persistent connections each would
+    # leave its session open past the test (and the test database could not be dropped).
+    settings_dict = connections["default"].settings_dict
+    max_age = settings_dict["CONN_MAX_AGE"]
+    settings_dict["CONN_MAX_AGE"] = 0
+    yield live_server.url + "/api/segment"
+    settings_dict["CONN_MAX_AGE"] = max_age
 
 
 @pytest.fixture
