@@ -129,7 +129,10 @@ class Account(models.Model):
     name = models.CharField(max_length=200, blank=True)
     domain = models.CharField(max_length=253, blank=True)
     plan = models.CharField(max_length=100, blank=True, help_text="Plan label as the vendor names it.")
-    customer_email = models.EmailField(blank=True, help_text="The customer's billing contact.")
+    # A database default too: writers that predate the column (an older release during a deploy) still insert.
+    customer_email = models.EmailField(
+        blank=True, default="", db_default="", help_text="The customer's billing contact."
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_accounts"
     )
