@@ -1,23 +1,8 @@
-"""The Segment HTTP tracking API's messages, mapped onto Uptake's ingestion (the views are in segment_api.py).
-
-- `track` becomes a usage event and goes through `events_ingest` (the one write path): the feature is
-  `properties.feature_id`, else the event name (a display name gets its key by
-  catalog.services.key_from_display_name); `properties.module_id` / `product_id` place it; the quantity is
-  `properties.quantity` (default 1); the account is `context.groupId`, else `properties.account_id`, else the
-  account the user was last grouped with; `userId` (else `anonymousId`) is the end user; `messageId` is the event
-  id; the time is `timestamp`, else `originalTimestamp` corrected by the client's clock skew (received − (sentAt −
-  originalTimestamp)); the other properties are kept. Property names are per workspace (SegmentMapping).
-- `identify` keeps the user's e-mail and traits (`traits`, and `context.traits` where RudderStack's clients put
-  them; SegmentUser) and upserts the end user of the account the user is
-  grouped with (accounts.services.end_user_upsert).
-- `group` upserts the account (`name`, `website`/`domain`, the plan and owner e-mail traits, the rest merged
-  into its attributes: accounts.services.account_upsert) and links the user to it.
-- `alias` gives `userId` what `previousId` had (account, e-mail, traits); `page` and `screen` are counted per
-  day (SegmentIgnoredDay) and not stored.
-
-A message that cannot be used is answered 200 like the others (as Segment does) and recorded as an
-IngestionProblem with its reason (usage/problems.py).
-"""
+"""The Segment HTTP tracking API's messages mapped onto Uptake's ingestion (the views: segment_api.py): `track`
+becomes a usage event through `events_ingest`; `identify`, `group` and `alias` are upserts through
+accounts.services (SegmentUser keeps the workspace-wide user, its traits and its last group); `page` and `screen`
+are counted. A message that cannot be used is recorded as an IngestionProblem. The field mapping is README's
+"Drop-in ingestion" section."""
 
 from __future__ import annotations
 
