@@ -21,7 +21,7 @@ urlpatterns: list = [
         name="analytics-account-daily",
     ),
     path(
-        "accounts/<str:account_id>/users/<str:user_id>/usage",
+        "accounts/<external_id:account_id>/users/<external_id:user_id>/usage",
         api.EndUserUsageApi.as_view(),
         name="end-user-usage",
     ),

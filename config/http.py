@@ -63,6 +63,7 @@ _DECODED_READINGS = {
     "/api/v1/accounts/": (
         re.compile(r"(?P<a>.+)(?P<tail>/entitlements)"),
         re.compile(r"(?P<a>.+)(?P<tail>/analytics/daily)"),
+        re.compile(r"(?P<a>.+)/users/(?P<u>.+)(?P<tail>/usage)"),
         re.compile(r"(?P<a>.+)/users/(?P<u>.+)"),
         re.compile(r"(?P<a>.+)"),
     ),

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.models import Workspace
+from core.text import echo, text_problem
 
 from .models import IngestionProblem
 
@@ -35,7 +36,7 @@ def payload_excerpt(payload: object) -> str:
         text = json.dumps(payload, ensure_ascii=False, default=str, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
         text = repr(payload)
-    text = text.replace("\x00", "")
+    text = echo(text)  # what PostgreSQL can store: NUL and lone surrogates replaced
     return text if len(text) <= PAYLOAD_EXCERPT_CHARS else text[: PAYLOAD_EXCERPT_CHARS - 1] + "…"
 
 
@@ -49,9 +50,9 @@ def ingestion_problems_record(
         IngestionProblem(
             workspace=workspace,
             source=source,
-            reason=problem.reason[:40],
-            message=problem.message,
-            message_type=str(problem.message_type)[:16],
+            reason=echo(problem.reason, limit=40),
+            message=echo(problem.message),
+            message_type=echo(problem.message_type, limit=16),
             message_id=_message_id(problem.message_id),
             payload_excerpt=payload_excerpt(problem.payload),
             created_at=now,
@@ -62,7 +63,7 @@ def ingestion_problems_record(
 
 
 def _message_id(value: object) -> str | None:
-    if not isinstance(value, str) or not value.strip() or len(value) > 128 or "\x00" in value:
+    if not isinstance(value, str) or not value.strip() or len(value) > 128 or text_problem(value):
         return None
     return value.strip()
 

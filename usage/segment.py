@@ -19,6 +19,7 @@ from django.db import DataError, connection, transaction
 from accounts.models import Workspace
 from accounts.services import account_upsert, end_user_upsert
 from core.errors import DomainError
+from core.text import json_text_problem
 
 from .models import IngestionProblem, SegmentMapping, SegmentUser
 from .problems import Problem, ingestion_problems_record
@@ -390,6 +391,9 @@ def _apply(
     if kind == "identify" and isinstance(context, dict) and isinstance(context.get("traits"), dict):
         # RudderStack's clients send identify traits in context.traits.
         traits = {**context["traits"], **traits}
+    if found := json_text_problem(traits):
+        path, problem = found
+        return False, _problem(Reason.INVALID_TRAIT, f"'traits.{path}' {problem.phrase}.", message)
     try:
         if kind == "identify":
             if user is None:

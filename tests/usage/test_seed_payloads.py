@@ -396,3 +396,17 @@ def test_a_feature_name_without_letters_gets_a_generic_slug(api, workspace):
     response = api.post("/api/v1/features", {"name": "###", "product_id": "default"}, format="json")
     # then
     assert (response.status_code, response.json()["id"]) == (201, "feature")
+
+
+def test_per_user_usage_reads_ids_with_slashes(api, workspace):
+    # given: free-text ids, sent percent-encoded
+    api.post(
+        "/api/v1/events",
+        {"account_id": "org/1", "user_id": "jane/x", "feature_id": "api-calls", "quantity": 4},
+        format="json",
+    )
+    # when
+    response = api.get("/api/v1/accounts/org%2F1/users/jane%2Fx/usage")
+    # then
+    assert (response.status_code, response.json()["account_id"], response.json()["user_id"]) == (200, "org/1", "jane/x")
+    assert response.json()["uses"] == 4

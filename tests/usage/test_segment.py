@@ -345,7 +345,7 @@ def test_alias_gives_the_new_id_the_previous_ids_account(segment):
     assert set(EndUser.objects.values_list("external_id", flat=True)) == {"anon-1", "u_1"}
 
 
-@pytest.mark.parametrize("bad", ["nul\u0000", float("nan")])
+@pytest.mark.parametrize("bad", ["nul\u0000", "lone \ud800", float("nan")])
 def test_traits_postgresql_cannot_store_are_a_problem_not_an_error(segment, bad):
     # when
     body = json.dumps(
@@ -357,6 +357,18 @@ def test_traits_postgresql_cannot_store_are_a_problem_not_an_error(segment, bad)
     assert list(IngestionProblem.objects.values_list("message_id", "reason")) == [("g-1", "invalid_trait")]
     assert list(UsageEvent.objects.values_list("event_id", flat=True)) == ["m-1"]
     assert Account.objects.get().external_id == "acct_42"
+
+
+def test_a_problem_is_recorded_even_when_its_payload_holds_text_postgresql_refuses(segment):
+    # given: a track without an account whose properties hold NUL and a lone surrogate
+    body = json.dumps({"batch": [track("m-1", context={}, userId="x", properties={"a": "\u0000", "b": "\ud800"})]})
+    # when
+    response = post(segment, BATCH, body.encode())
+    # then: stored with the characters replaced (U+2400, U+FFFD)
+    assert response.status_code == 200
+    problem = IngestionProblem.objects.get()
+    assert problem.reason == "no_account"
+    assert '"a":"\\u0000"' in problem.payload_excerpt and '"b":"\ufffd"' in problem.payload_excerpt
 
 
 def test_page_and_screen_are_accepted_and_counted_not_stored(segment):
