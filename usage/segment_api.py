@@ -14,10 +14,8 @@ Error bodies carry `code` and `message` at the top level (what the clients read)
 import base64
 import binascii
 import math
-import zlib
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -27,6 +25,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal, HasIngestScope
 
+from .body import read_body
 from .ratelimit import api_key_rate_take
 from .segment import segment_body_parse, segment_messages_ingest
 from .validation import BodyError
@@ -90,38 +89,16 @@ def _database_unavailable() -> Response:
     )
 
 
-def _too_large(size: int | None, limit: int) -> BodyError:
-    what = f"The body is {size} bytes" if size is not None else "The body is over the limit"
-    return BodyError(f"{what}; the limit is {limit} bytes per request (after gzip decoding).", code="body_too_large")
-
-
 def _read_body(request) -> bytes:
-    """The request body, gzip-decoded when `Content-Encoding: gzip`, within UPTAKE_SEGMENT_MAX_BATCH_BYTES."""
-    limit = settings.UPTAKE_SEGMENT_MAX_BATCH_BYTES
-    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
-    if encoding not in ("", "identity", "gzip"):
-        raise BodyError(f"Content-Encoding '{encoding[:40]}' is not supported: send gzip or none.", code="invalid_body")
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if encoding != "gzip" and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+    """The request body, gzip-decoded when `Content-Encoding: gzip` (usage/body.py, as for /api/v1/events),
+    within UPTAKE_SEGMENT_MAX_BATCH_BYTES; a body over it is a 400 here, as Segment answers (its clients do not
+    retry a 400, where they would retry a 413)."""
     try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise _too_large(None, limit) from None
-    if encoding == "gzip":
-        # Bounded: a small compressed body must not inflate into gigabytes here.
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            raw = decoder.decompress(raw, limit + 1)
-        except zlib.error:
-            raise BodyError("The body is not valid gzip.", code="invalid_gzip") from None
-        if len(raw) > limit or decoder.unconsumed_tail:
-            raise _too_large(None, limit)
-        if not decoder.eof:
-            raise BodyError("The gzip body is truncated.", code="invalid_gzip")
-    if len(raw) > limit:
-        raise _too_large(len(raw), limit)
-    return raw
+        return read_body(request, max_bytes=settings.UPTAKE_SEGMENT_MAX_BATCH_BYTES)
+    except BodyError as exc:
+        if exc.status == 413:
+            raise BodyError(exc.message, code=exc.code, status=400) from None
+        raise
 
 
 def _header_key(request) -> str | None:
@@ -166,7 +143,7 @@ def segment_handle(request, *, endpoint: str) -> Response:
         if principal is None:
             principal = _principal(body.get("writeKey"))
     except BodyError as exc:
-        return _error(400, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message)
     except exceptions.APIException as exc:
         code = exc.get_codes()
         return _error(exc.status_code, code if isinstance(code, str) else exc.default_code, str(exc.detail))
@@ -195,10 +172,13 @@ _RESPONSES = {
     400: OpenApiResponse(
         SegmentErrorSerializer,
         description="Not JSON (`invalid_json`), not an object or batch (`invalid_body`), bad gzip "
-        "(`invalid_gzip`), over 500 KB (`body_too_large`) or a message over 32 KB (`message_too_large`); "
-        "nothing stored.",
+        "(`invalid_gzip`), over 500 KB after decoding (`body_too_large`) or a message over 32 KB "
+        "(`message_too_large`); nothing stored.",
     ),
     401: OpenApiResponse(SegmentErrorSerializer, description="No, invalid, expired or revoked write key."),
+    415: OpenApiResponse(
+        SegmentErrorSerializer, description="A Content-Encoding other than gzip (`unsupported_encoding`)."
+    ),
     403: OpenApiResponse(SegmentErrorSerializer, description="The key lacks the `ingest` scope."),
     429: OpenApiResponse(SegmentErrorSerializer, description="Per-key rate limit; see `Retry-After`."),
     503: OpenApiResponse(SegmentErrorSerializer, description="Database unreachable; see `Retry-After`."),

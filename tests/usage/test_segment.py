@@ -184,6 +184,14 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(segment):
     assert (response.status_code, response.json()["code"]) == (400, "body_too_large")
 
 
+def test_another_encoding_is_415(segment):
+    # when
+    response = post(segment, BATCH, b"xx", HTTP_CONTENT_ENCODING="br")
+    # then
+    assert (response.status_code, response.json()["code"]) == (415, "unsupported_encoding")
+    assert UsageEvent.objects.count() == 0
+
+
 def test_broken_gzip_is_400(segment):
     # when
     response = post(segment, BATCH, b"not gzip at all", HTTP_CONTENT_ENCODING="gzip")
@@ -519,7 +527,7 @@ def test_the_schema_documents_every_endpoint(client):
     # then
     for endpoint in ("batch", "track", "identify", "group", "page", "screen", "alias"):
         operation = schema["paths"][f"/api/segment/v1/{endpoint}"]["post"]
-        assert sorted(operation["responses"]) == ["200", "400", "401", "403", "429", "503"]
+        assert sorted(operation["responses"]) == ["200", "400", "401", "403", "415", "429", "503"]
         assert operation["security"] == [{"SegmentWriteKey": []}]
     assert schema["components"]["securitySchemes"]["SegmentWriteKey"]["scheme"] == "basic"
 
