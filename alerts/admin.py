@@ -1,5 +1,5 @@
-"""Admin for alert pipelines: destinations inline (secrets masked), a read-only delivery log, and a
-"send test message" action. Staff see the pipelines of their workspaces; superusers see all."""
+"""Admin for alert pipelines and channels: a pipeline's channels inline, channels with their secrets masked, a
+read-only delivery log, and "send test message" actions. Staff see their workspaces' objects; superusers all."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -7,8 +7,9 @@ from django.utils import timezone
 
 from core.errors import DomainError
 
-from .destinations import mask_secret
-from .models import AlertDelivery, AlertDestination, AlertPipeline
+from .channels import channel_test_send, channel_validate
+from .destinations import channel_target_shown, mask_secret
+from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 from .services import alerts_subscription_sync, pipeline_test_send
 
 
@@ -25,30 +26,109 @@ class _WorkspaceScoped:
         return queryset if ids is None else queryset.filter(workspace_id__in=ids)
 
 
-class DestinationForm(forms.ModelForm):
+class ChannelForm(forms.ModelForm):
+    """Validated by the same rules as the API (alerts.channels.channel_validate); its refusals are form errors."""
+
     secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="Webhook signing secret. Leave empty to keep the stored one.",
     )
+    token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Telegram bot token. Leave empty to keep the stored one.",
+    )
 
     class Meta:
-        model = AlertDestination
-        fields = ["type", "url", "to", "secret", "mentions", "rate_limit_per_minute"]
+        model = AlertChannel
+        fields = [
+            "workspace",
+            "name",
+            "type",
+            "url",
+            "to",
+            "secret",
+            "token",
+            "chat_id",
+            "table",
+            "mentions",
+            "rate_limit_per_minute",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk and self.instance.secret:
-            self.fields["secret"].help_text = f"Stored: {mask_secret(self.instance.secret)}. Leave empty to keep it."
+        for name in ("secret", "token"):
+            stored = getattr(self.instance, name, "") if self.instance.pk else ""
+            if stored:
+                self.fields[name].help_text = f"Stored: {mask_secret(stored)}. Leave empty to keep it."
 
-    def clean_secret(self) -> str:
-        return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else "")
+    def clean(self):
+        data = super().clean()
+        spec = {
+            k: data.get(k)
+            for k in ("type", "url", "to", "secret", "token", "chat_id", "table", "mentions", "rate_limit_per_minute")
+        }
+        spec = {k: v for k, v in spec.items() if v not in (None, "")}
+        spec["mentions"] = bool(data.get("mentions"))
+        try:
+            values = channel_validate(spec, field="channel", previous=self.instance if self.instance.pk else None)
+        except DomainError as exc:
+            key = (exc.field or "").removeprefix("channel.")
+            if key in self.fields:
+                self.add_error(key, exc.message)
+            else:
+                raise forms.ValidationError(exc.message) from None
+            return data
+        for key in ("url", "to", "secret", "token", "chat_id", "table", "target_key"):
+            setattr(self.instance, key, values[key])
+            data[key] = values[key]
+        return data
 
 
-class DestinationInline(admin.TabularInline):
-    model = AlertDestination
-    form = DestinationForm
+@admin.register(AlertChannel)
+class AlertChannelAdmin(_WorkspaceScoped, admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "workspace", "type", "target", "rate_limit_per_minute"]
+    list_filter = ["type"]
+    search_fields = ["name"]
+    actions = ["send_test_message"]
+
+    @admin.display(description="Target")
+    def target(self, obj: AlertChannel) -> str:
+        return channel_target_shown(type=obj.type, url=obj.url, to=obj.to, chat_id=obj.chat_id, table=obj.table)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        ids = _workspace_ids(request)
+        if db_field.name == "workspace" and ids is not None:
+            kwargs["queryset"] = db_field.related_model.objects.filter(pk__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def delete_model(self, request, obj):
+        if AlertPipelineChannel.objects.filter(channel=obj).exists():
+            self.message_user(request, f"{obj} is used by pipelines; remove it from them first.", messages.ERROR)
+            return
+        super().delete_model(request, obj)
+
+    @admin.action(description="Send a test message to the channel")
+    def send_test_message(self, request, queryset):
+        for channel in queryset:
+            channel_test_send(channel=channel, now=timezone.now())
+        self.message_user(
+            request, f"Queued {queryset.count()} test message(s); see the delivery log.", messages.SUCCESS
+        )
+
+
+class PipelineChannelInline(admin.TabularInline):
+    model = AlertPipelineChannel
     extra = 0
+    fields = ["channel", "position"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        ids = _workspace_ids(request)
+        if db_field.name == "channel" and ids is not None:
+            kwargs["queryset"] = AlertChannel.objects.filter(workspace_id__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(AlertPipeline)
@@ -56,7 +136,7 @@ class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
     list_display = ["name", "workspace", "trigger_type", "enabled", "updated_at"]
     list_filter = ["enabled", "trigger_type"]
     search_fields = ["name"]
-    inlines = [DestinationInline]
+    inlines = [PipelineChannelInline]
     actions = ["send_test_message"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -80,14 +160,7 @@ class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
         for workspace_id in workspace_ids:
             alerts_subscription_sync(workspace_id=workspace_id)
 
-    def save_formset(self, request, form, formset, change):
-        for obj in formset.save(commit=False):
-            obj.workspace_id = form.instance.workspace_id
-            obj.save()
-        for obj in formset.deleted_objects:
-            obj.delete()
-
-    @admin.action(description="Send a test message to every destination")
+    @admin.action(description="Send a test message to every channel of the pipeline")
     def send_test_message(self, request, queryset):
         total = 0
         for pipeline in queryset:
@@ -103,7 +176,7 @@ class AlertDeliveryAdmin(_WorkspaceScoped, admin.ModelAdmin):
     list_display = [
         "id",
         "pipeline",
-        "destination",
+        "channel",
         "kind",
         "status",
         "attempts",
@@ -112,7 +185,7 @@ class AlertDeliveryAdmin(_WorkspaceScoped, admin.ModelAdmin):
         "sent_at",
     ]
     list_filter = ["status", "kind"]
-    list_select_related = ["pipeline", "destination"]
+    list_select_related = ["pipeline", "channel"]
     readonly_fields = [f.name for f in AlertDelivery._meta.fields]
 
     def has_add_permission(self, request) -> bool:

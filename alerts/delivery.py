@@ -1,5 +1,6 @@
 """Delivery: create delivery rows, attempt one send (rate limit, retries with backoff, 429 Retry-After), and
-coalesce what a destination's rate limit holds back into one summary message per window."""
+coalesce what a channel's rate limit holds back into one summary message per window. The budget is the
+channel's, whatever the number of pipelines posting to it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from .destinations import destination_send
-from .models import AlertDelivery, AlertDestination, AlertPipeline, AlertRateWindow
+from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel, AlertRateWindow
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class AttemptOutcome:
     status: str  # sent | failed | retry | coalesced | skipped
     retry_in: float | None = None
     summary_in: float | None = None
-    destination_id: int | None = None
+    channel_id: int | None = None
 
 
 def backoff_seconds(*, attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -65,11 +66,11 @@ def deliveries_enqueue(delivery_ids: Iterable[int]) -> None:
 def deliveries_create(
     *, pipeline: AlertPipeline, payload: dict, dedupe_key: str, now: datetime, kind: str = Kind.ALERT
 ) -> list[AlertDelivery]:
-    """One pending delivery per destination of the pipeline, sent after commit. With a `dedupe_key`, a
-    destination that already has that key gets nothing new (evaluation is safe to retry)."""
+    """One pending delivery per channel of the pipeline, sent after commit. With a `dedupe_key`, a channel
+    that already has that key from this pipeline gets nothing new (evaluation is safe to retry)."""
     created: list[AlertDelivery] = []
     with transaction.atomic():
-        for destination in pipeline.destinations.all():
+        for channel_id in pipeline_channel_ids(pipeline):
             values = {
                 "workspace_id": pipeline.workspace_id,
                 "pipeline": pipeline,
@@ -80,12 +81,12 @@ def deliveries_create(
             }
             if dedupe_key:
                 delivery, new = AlertDelivery.objects.get_or_create(
-                    destination=destination, dedupe_key=dedupe_key, defaults=values
+                    pipeline=pipeline, channel_id=channel_id, dedupe_key=dedupe_key, defaults=values
                 )
                 if not new:
                     continue
             else:
-                delivery = AlertDelivery.objects.create(destination=destination, **values)
+                delivery = AlertDelivery.objects.create(channel_id=channel_id, **values)
             created.append(delivery)
         ids = [d.pk for d in created]
         if ids:
@@ -93,22 +94,34 @@ def deliveries_create(
     return created
 
 
-def _take_rate_slot(*, delivery: AlertDelivery, destination: AlertDestination, now: datetime) -> AttemptOutcome | None:
-    """Count this message in the destination's current window; over the limit, hold it for the summary."""
+def pipeline_channel_ids(pipeline: AlertPipeline) -> list[int]:
+    """The ids of the pipeline's channels, in its order (prefetched `channel_links` are used when present)."""
+    cache = getattr(pipeline, "_prefetched_objects_cache", {})
+    if "channel_links" in cache:
+        return [link.channel_id for link in cache["channel_links"]]
+    return list(
+        AlertPipelineChannel.objects.filter(pipeline=pipeline)
+        .order_by("position", "id")
+        .values_list("channel_id", flat=True)
+    )
+
+
+def _take_rate_slot(*, delivery: AlertDelivery, channel: AlertChannel, now: datetime) -> AttemptOutcome | None:
+    """Count this message in the channel's current window; over the limit, hold it for the summary."""
     start = window_start_of(now)
-    AlertRateWindow.objects.get_or_create(destination=destination, window_start=start)
-    window = AlertRateWindow.objects.select_for_update().get(destination=destination, window_start=start)
-    if delivery.kind != Kind.SUMMARY and window.sent >= destination.rate_limit_per_minute:
+    AlertRateWindow.objects.get_or_create(channel=channel, window_start=start)
+    window = AlertRateWindow.objects.select_for_update().get(channel=channel, window_start=start)
+    if delivery.kind != Kind.SUMMARY and window.sent >= channel.rate_limit_per_minute:
         window.held += 1
         window.save(update_fields=["held"])
         opens_at = start + timedelta(seconds=settings.UPTAKE_ALERT_RATE_WINDOW_SECONDS)
         delivery.status = Status.COALESCED
         delivery.next_attempt_at = opens_at
-        delivery.last_error = f"rate limit of {destination.rate_limit_per_minute}/window reached; held for the summary"
+        delivery.last_error = f"rate limit of {channel.rate_limit_per_minute}/window reached; held for the summary"
         delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
         # The first message held in a window schedules the summary for when the next window opens.
         summary_in = (opens_at - now).total_seconds() if window.held == 1 else None
-        return AttemptOutcome("coalesced", summary_in=summary_in, destination_id=destination.pk)
+        return AttemptOutcome("coalesced", summary_in=summary_in, channel_id=channel.pk)
     # A summary always goes out (at most one per window) but still counts against the window.
     window.sent += 1
     window.save(update_fields=["sent"])
@@ -120,15 +133,15 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
     with transaction.atomic():
         delivery = (
             AlertDelivery.objects.select_for_update(of=("self",))
-            .select_related("destination")
+            .select_related("channel")
             .filter(pk=delivery_id)
             .first()
         )
         if delivery is None or delivery.status != Status.PENDING:
             return AttemptOutcome("skipped")
-        destination = delivery.destination
+        channel = delivery.channel
         if delivery.attempts == 0:
-            held = _take_rate_slot(delivery=delivery, destination=destination, now=now)
+            held = _take_rate_slot(delivery=delivery, channel=channel, now=now)
             if held is not None:
                 return held
         delivery.attempts += 1
@@ -137,7 +150,7 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
         delivery.next_attempt_at = now
         delivery.save(update_fields=["attempts", "next_attempt_at"])
     # The HTTP call runs outside any transaction: no lock is held while a slow destination answers.
-    result = destination_send(destination=destination, payload=delivery.payload, now=now)
+    result = destination_send(channel=channel, payload=delivery.payload, now=now, delivery_id=delivery.pk)
     max_attempts = settings.UPTAKE_ALERT_MAX_ATTEMPTS
     if result.ok:
         AlertDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING).update(
@@ -167,9 +180,9 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
     return AttemptOutcome("failed")
 
 
-def _summary_payload(*, destination: AlertDestination, held: list[AlertDelivery], now: datetime) -> dict:
-    pipeline = destination.pipeline
+def _summary_payload(*, channel: AlertChannel, held: list[AlertDelivery], now: datetime) -> dict:
     events = Counter(d.payload.get("event", "alert") for d in held)
+    pipelines = sorted({(d.payload.get("pipeline") or {}).get("name") or "test" for d in held})
     lines = []
     for d in held[:SUMMARY_LIST_MAX]:
         account = (d.payload.get("account") or {}).get("name") or (d.payload.get("account") or {}).get("id")
@@ -180,15 +193,16 @@ def _summary_payload(*, destination: AlertDestination, held: list[AlertDelivery]
         "event": "alerts.summary",
         "title": f"{len(held)} alert{'s' if len(held) != 1 else ''} held back by the rate limit",
         "text": (
-            f"This destination takes {destination.rate_limit_per_minute} messages per "
+            f"This channel takes {channel.rate_limit_per_minute} messages per "
             f"{settings.UPTAKE_ALERT_RATE_WINDOW_SECONDS} s; these arrived over the limit:\n" + "\n".join(lines)
         ),
-        "pipeline": {"id": pipeline.pk, "name": pipeline.name},
+        "pipeline": None,
         "account": None,
         "feature": None,
         "details": {
             "alerts": len(held),
             "events": dict(sorted(events.items())),
+            "pipelines": pipelines,
             "first_alert_at": held[0].created_at.isoformat(),
             "last_alert_at": held[-1].created_at.isoformat(),
             "delivery_ids": [d.pk for d in held],
@@ -197,21 +211,16 @@ def _summary_payload(*, destination: AlertDestination, held: list[AlertDelivery]
     }
 
 
-def alert_summary_create(*, destination_id: int, now: datetime) -> AlertDelivery | None:
-    """Coalesce the destination's held alerts whose window has passed into one summary delivery (sent after
-    commit). Idempotent: held alerts already in a summary are not taken again."""
+def alert_summary_create(*, channel_id: int, now: datetime) -> AlertDelivery | None:
+    """Coalesce the channel's held alerts (of every pipeline) whose window has passed into one summary delivery
+    (sent after commit). Idempotent: held alerts already in a summary are not taken again."""
     with transaction.atomic():
-        destination = (
-            AlertDestination.objects.select_for_update(of=("self",))
-            .select_related("pipeline")
-            .filter(pk=destination_id)
-            .first()
-        )
-        if destination is None:
+        channel = AlertChannel.objects.select_for_update().filter(pk=channel_id).first()
+        if channel is None:
             return None
         held = list(
             AlertDelivery.objects.filter(
-                destination=destination,
+                channel=channel,
                 status=Status.COALESCED,
                 summary__isnull=True,
                 next_attempt_at__lte=now,
@@ -220,11 +229,11 @@ def alert_summary_create(*, destination_id: int, now: datetime) -> AlertDelivery
         if not held:
             return None
         summary = AlertDelivery.objects.create(
-            workspace_id=destination.workspace_id,
-            pipeline=destination.pipeline,
-            destination=destination,
+            workspace_id=channel.workspace_id,
+            pipeline=None,
+            channel=channel,
             kind=Kind.SUMMARY,
-            payload=_summary_payload(destination=destination, held=held, now=now),
+            payload=_summary_payload(channel=channel, held=held, now=now),
             created_at=now,
             next_attempt_at=now,
         )
@@ -234,13 +243,13 @@ def alert_summary_create(*, destination_id: int, now: datetime) -> AlertDelivery
 
 
 def alert_summaries_due(*, now: datetime) -> list[AlertDelivery]:
-    """Send a summary for every destination with held alerts whose window has passed (the beat sweep)."""
-    destination_ids = (
+    """Send a summary for every channel with held alerts whose window has passed (the beat sweep)."""
+    channel_ids = (
         AlertDelivery.objects.filter(status=Status.COALESCED, summary__isnull=True, next_attempt_at__lte=now)
-        .values_list("destination_id", flat=True)
+        .values_list("channel_id", flat=True)
         .distinct()
     )
-    summaries = [alert_summary_create(destination_id=d, now=now) for d in list(destination_ids)]
+    summaries = [alert_summary_create(channel_id=c, now=now) for c in list(channel_ids)]
     return [s for s in summaries if s is not None]
 
 

@@ -1,5 +1,5 @@
-"""Destination adapters: how one alert payload becomes a Slack, Discord, webhook or e-mail message, and the
-send.
+"""Destination adapters: how one alert payload becomes a Slack, Discord, webhook, e-mail or Telegram message or a
+PostgreSQL row, and the send.
 
 An alert payload (stored in `AlertDelivery.payload`) is a plain dict:
 `{"event", "title", "text", "pipeline": {"id", "name"}, "account": {...} | None, "feature": {...} | None,
@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+import psycopg
 import requests
 from django.conf import settings
 from django.core.mail import send_mail
 
-from .models import AlertDestination
+from .models import AlertChannel
+from .outbound_hooks import HostUnresolved
+from .postgres_sink import postgres_write
+from .telegram import telegram_body, telegram_retry_after, telegram_send_url
 
 DISCORD_MAX_FIELDS = 25
 DISCORD_MAX_TOTAL = 6000
@@ -90,6 +95,35 @@ def mask_url(url: str) -> str:
     if not match or not match.group(2):
         return url
     return f"{match.group(1)}/{MASK}{url[-4:]}"
+
+
+def mask_password(url: str) -> str:
+    """A connection URL with its password masked: `postgresql://app:••••@db.example.com:5432/warehouse`."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@]*@", lambda m: f"{m.group(1)}{MASK}@", url)
+
+
+def channel_target_shown(*, type: str, url: str = "", to: str = "", chat_id: str = "", table: str = "") -> str:
+    """Where a channel posts, fit to show back: tokens, secrets and passwords masked."""
+    if type == AlertChannel.Type.EMAIL:
+        return to
+    if type == AlertChannel.Type.TELEGRAM:
+        return f"chat {chat_id}"
+    if type == AlertChannel.Type.POSTGRES:
+        return f"{mask_password(url)} · {table}"
+    if type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD):
+        return mask_url(url)
+    return url
+
+
+def channel_url_shown(channel: AlertChannel) -> str | None:
+    """The channel's URL as the API shows it: Slack and Discord tokens masked, PostgreSQL passwords masked."""
+    if not channel.url:
+        return None
+    if channel.type == AlertChannel.Type.POSTGRES:
+        return mask_password(channel.url)
+    if channel.type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD):
+        return mask_url(channel.url)
+    return channel.url
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -223,13 +257,19 @@ def webhook_request(payload: dict, *, secret: str, now: datetime) -> tuple[bytes
     return body, headers
 
 
-def email_message(payload: dict) -> tuple[str, str]:
-    """Subject and plain-text body of an e-mail alert."""
+def email_message(payload: dict) -> tuple[str, str, str]:
+    """Subject, plain-text body and HTML body (every text escaped) of an e-mail alert."""
     title = payload.get("title") or payload.get("event") or "Uptake alert"
-    lines = [payload.get("text") or title, ""]
-    lines += [f"{name}: {value}" for name, value in message_fields(payload)]
-    lines += ["", _footer(payload)]
-    return f"[Uptake] {_truncate(title, 200)}", "\n".join(lines)
+    text = payload.get("text") or title
+    fields = message_fields(payload)
+    lines = [text, ""] + [f"{name}: {value}" for name, value in fields] + ["", _footer(payload)]
+    esc = html.escape
+    rows = "".join(f'<tr><th align="left">{esc(n)}</th><td>{esc(v)}</td></tr>' for n, v in fields)
+    html_body = (
+        f"<h2>{esc(title)}</h2><p>{esc(text).replace(chr(10), '<br>')}</p>"
+        f"<table>{rows}</table><p><small>{esc(_footer(payload))}</small></p>"
+    )
+    return f"[Uptake] {_truncate(title, 200)}", "\n".join(lines), html_body
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -298,24 +338,60 @@ def _json(body: dict) -> bytes:
     return json.dumps(body, separators=(",", ":"), default=str).encode()
 
 
-def destination_send(*, destination: AlertDestination, payload: dict, now: datetime) -> SendResult:
-    """Send one payload to one destination (one attempt, no retry here)."""
-    kind = destination.type
-    if kind == AlertDestination.Type.SLACK:
-        body = _json(slack_body(payload, mentions=destination.mentions))
-        return _post(destination.url, data=body, headers={"Content-Type": "application/json"}, now=now)
-    if kind == AlertDestination.Type.DISCORD:
-        body = _json(discord_body(payload, mentions=destination.mentions))
-        return _post(destination.url, data=body, headers={"Content-Type": "application/json"}, now=now)
-    if kind == AlertDestination.Type.WEBHOOK:
-        body, headers = webhook_request(payload, secret=destination.secret, now=now)
-        return _post(destination.url, data=body, headers=headers, now=now)
-    if kind == AlertDestination.Type.EMAIL:
-        subject, text = email_message(payload)
-        recipients = [address.strip() for address in destination.to.split(",") if address.strip()]
+def _telegram_send(channel: AlertChannel, payload: dict, now: datetime) -> SendResult:
+    title = payload.get("title") or payload.get("event") or "Uptake alert"
+    lines = [payload.get("text") or ""] if payload.get("text") and payload.get("text") != title else []
+    lines += [f"{name}: {value}" for name, value in message_fields(payload)]
+    body = telegram_body(chat_id=channel.chat_id, title=title, lines=lines, mentions=channel.mentions)
+    result = _post(
+        telegram_send_url(channel.token), data=_json(body), headers={"Content-Type": "application/json"}, now=now
+    )
+    if channel.token and channel.token in result.error:
+        result = replace(result, error=result.error.replace(channel.token, MASK))
+    if result.response_code == 429 and result.retry_after is None:
+        result = replace(result, retry_after=telegram_retry_after(result.error.split(": ", 1)[-1]))
+    return result
+
+
+def _postgres_send(channel: AlertChannel, payload: dict, delivery_id: int) -> SendResult:
+    try:
+        postgres_write(url=channel.url, table=channel.table, delivery_id=delivery_id, payload=payload)
+    except HostUnresolved as exc:
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc}")
+    except psycopg.OperationalError as exc:
+        # Connection refused, timeouts, server shutting down: worth another attempt, like an HTTP 5xx.
+        error = mask_password(str(exc)).replace(channel.url, mask_password(channel.url))
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {error}"[:500])
+    except psycopg.Error as exc:
+        # Permission denied, a table of another shape: the user must act; retrying would not help.
+        return SendResult(ok=False, retryable=False, error=f"PostgreSQL refused: {exc.__class__.__name__}: {exc}"[:500])
+    return SendResult(ok=True)
+
+
+def destination_send(*, channel: AlertChannel, payload: dict, now: datetime, delivery_id: int) -> SendResult:
+    """Send one payload to one channel (one attempt, no retry here)."""
+    kind = channel.type
+    if kind == AlertChannel.Type.SLACK:
+        body = _json(slack_body(payload, mentions=channel.mentions))
+        return _post(channel.url, data=body, headers={"Content-Type": "application/json"}, now=now)
+    if kind == AlertChannel.Type.DISCORD:
+        body = _json(discord_body(payload, mentions=channel.mentions))
+        return _post(channel.url, data=body, headers={"Content-Type": "application/json"}, now=now)
+    if kind == AlertChannel.Type.WEBHOOK:
+        body, headers = webhook_request(payload, secret=channel.secret, now=now)
+        return _post(channel.url, data=body, headers=headers, now=now)
+    if kind == AlertChannel.Type.TELEGRAM:
+        return _telegram_send(channel, payload, now)
+    if kind == AlertChannel.Type.POSTGRES:
+        return _postgres_send(channel, payload, delivery_id)
+    if kind == AlertChannel.Type.EMAIL:
+        subject, text, html_text = email_message(payload)
+        recipients = [address.strip() for address in channel.to.split(",") if address.strip()]
         try:
-            send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+            send_mail(
+                subject, text, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False, html_message=html_text
+            )
         except Exception as exc:  # noqa: BLE001 - any mail backend error is a failed, retryable attempt
             return SendResult(ok=False, retryable=True, error=f"e-mail failed: {exc.__class__.__name__}: {exc}"[:500])
         return SendResult(ok=True)
-    return SendResult(ok=False, error=f"unknown destination type {kind!r}")
+    return SendResult(ok=False, error=f"unknown channel type {kind!r}")

@@ -1,5 +1,5 @@
-"""Alert pipelines: a trigger, filters and destinations per pipeline, the delivery log, rate windows and the
-marks that make each alert go out once.
+"""Alert pipelines: a trigger, a filter and a template per pipeline, the workspace's channels they post to, the
+delivery log, rate windows per channel and the marks that make each alert go out once.
 
 These models lived in the usage app until alerts became an app of its own; the migrations moved them without
 copying rows (alerts/migrations/0001, 0002) and renamed the tables, while constraint and index names kept their
@@ -29,6 +29,13 @@ class AlertPipeline(models.Model):
     trigger_type = models.CharField(max_length=32, choices=TriggerType.choices)
     # Validated by alerts.services: features (keys), plans (labels), min_quantity, percent, days.
     trigger_config = models.JSONField(default=dict, blank=True)
+    channels = models.ManyToManyField(
+        "AlertChannel", through="AlertPipelineChannel", related_name="pipelines", blank=True
+    )
+    # Validated by alerts.filters: {"match": "all"|"any", "conditions": [{"field", "op", "value"}]}; {} = none.
+    filter = models.JSONField(default=dict, blank=True)
+    # Validated by alerts.templates: {"title", "body"} with $event.*, $account.*, $user.* placeholders; {} = none.
+    template = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -59,48 +66,92 @@ EVENT_TRIGGERS = (
 )
 
 
-class AlertDestination(models.Model):
-    """Where a pipeline's alerts go. `secret` signs webhook bodies and is never shown back in full."""
+class AlertChannel(models.Model):
+    """A workspace-level place alerts go (a Slack or Discord webhook, a signed webhook, e-mail addresses, a
+    Telegram chat, a PostgreSQL table), shared by any number of pipelines. Its rate limit is its own, whatever
+    the number of pipelines posting to it. `secret` (webhook signing), `token` (Telegram bot) and a PostgreSQL
+    URL are never shown back in full."""
 
     class Type(models.TextChoices):
         SLACK = "slack", "Slack incoming webhook"
         DISCORD = "discord", "Discord webhook"
         WEBHOOK = "webhook", "Generic webhook (HMAC-signed)"
         EMAIL = "email", "E-mail"
+        TELEGRAM = "telegram", "Telegram chat"
+        POSTGRES = "postgres", "PostgreSQL table"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    pipeline = models.ForeignKey(AlertPipeline, on_delete=models.CASCADE, related_name="destinations")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="alert_channels")
+    name = models.CharField(max_length=200)
     type = models.CharField(max_length=8, choices=Type.choices)
-    url = models.URLField(max_length=2000, blank=True)
+    # An http(s) URL, or for `postgres` the connection URL (a secret).
+    url = models.CharField(max_length=2000, blank=True)
     to = models.CharField(max_length=1000, blank=True, help_text="Comma-separated e-mail addresses.")
     secret = models.CharField(max_length=200, blank=True)
+    token = models.CharField(max_length=200, blank=True, help_text="Telegram bot token.")
+    chat_id = models.CharField(max_length=100, blank=True, help_text="Telegram chat id or @channel name.")
+    table = models.CharField(max_length=130, blank=True, help_text="PostgreSQL table ([schema.]name).")
+    # One channel per target in a workspace (sha256 of type and target, set by alerts.services), so that one
+    # Discord channel or Telegram chat has one rate budget.
+    target_key = models.CharField(max_length=64)
     rate_limit_per_minute = models.PositiveIntegerField(default=60)
     # Off by default: @everyone, @here, role and user mentions in alert text are neutralised (opt-in).
     mentions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(type__in=["slack", "discord", "webhook", "email"]), name="usage_alertdestination_type_valid"
+                condition=Q(type__in=["slack", "discord", "webhook", "email", "telegram", "postgres"]),
+                name="alerts_alertchannel_type_valid",
             ),
-            # E-mail goes to addresses, everything else to a URL: exactly one target, matching the type.
+            # Exactly the target its type uses: addresses for e-mail, a URL for webhooks, a bot token and chat for
+            # Telegram, a connection URL and table for PostgreSQL.
             models.CheckConstraint(
-                condition=(Q(type="email") & ~Q(to="") & Q(url="")) | (~Q(type="email") & ~Q(url="") & Q(to="")),
-                name="usage_alertdestination_target_matches_type",
+                condition=(Q(type="email") & ~Q(to="") & Q(url="") & Q(token="") & Q(chat_id="") & Q(table=""))
+                | (
+                    Q(type__in=["slack", "discord", "webhook"])
+                    & ~Q(url="")
+                    & Q(to="")
+                    & Q(token="")
+                    & Q(chat_id="")
+                    & Q(table="")
+                )
+                | (Q(type="telegram") & ~Q(token="") & ~Q(chat_id="") & Q(url="") & Q(to="") & Q(table=""))
+                | (Q(type="postgres") & ~Q(url="") & ~Q(table="") & Q(to="") & Q(token="") & Q(chat_id="")),
+                name="alerts_alertchannel_target_matches_type",
             ),
             models.CheckConstraint(
-                condition=Q(rate_limit_per_minute__gte=1), name="usage_alertdestination_rate_limit_positive"
+                condition=Q(rate_limit_per_minute__gte=1), name="alerts_alertchannel_rate_limit_positive"
             ),
+            models.CheckConstraint(condition=~Q(name=""), name="alerts_alertchannel_name_not_empty"),
+            models.UniqueConstraint(fields=["workspace", "name"], name="alerts_alertchannel_unique_name"),
+            models.UniqueConstraint(fields=["workspace", "target_key"], name="alerts_alertchannel_unique_target"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_type_display()} #{self.pk}"
+        return self.name
+
+
+class AlertPipelineChannel(models.Model):
+    """A pipeline posts to a channel; `position` keeps the order the pipeline lists its channels in."""
+
+    pipeline = models.ForeignKey(AlertPipeline, on_delete=models.CASCADE, related_name="channel_links")
+    # A channel in use cannot be deleted (alerts.services says by which pipelines).
+    channel = models.ForeignKey(AlertChannel, on_delete=models.PROTECT, related_name="pipeline_links")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "channel"], name="alerts_alertpipelinechannel_unique"),
+        ]
 
 
 class AlertDelivery(models.Model):
-    """One message to one destination, and what became of it (the delivery log)."""
+    """One message to one channel, and what became of it (the delivery log). `pipeline` is empty for a channel's
+    test messages and for rate-limit summaries, which may carry the alerts of several pipelines."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -114,8 +165,10 @@ class AlertDelivery(models.Model):
         TEST = "test", "Test message"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    pipeline = models.ForeignKey(AlertPipeline, on_delete=models.CASCADE, related_name="deliveries")
-    destination = models.ForeignKey(AlertDestination, on_delete=models.CASCADE, related_name="deliveries")
+    pipeline = models.ForeignKey(
+        AlertPipeline, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ALERT)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     # Makes evaluation idempotent: a retried trigger task finds its deliveries already there.
@@ -152,31 +205,31 @@ class AlertDelivery(models.Model):
                 name="usage_alertdelivery_sent_has_time",
             ),
             models.UniqueConstraint(
-                fields=["destination", "dedupe_key"],
+                fields=["pipeline", "channel", "dedupe_key"],
                 condition=~Q(dedupe_key=""),
-                name="usage_alertdelivery_unique_dedupe_key",
+                name="alerts_alertdelivery_unique_dedupe_key",
             ),
         ]
         indexes = [
             models.Index(fields=["pipeline", "-id"], name="usage_alertdelivery_pipe_idx"),
-            models.Index(fields=["destination", "status"], name="usage_alertdelivery_dest_idx"),
+            models.Index(fields=["channel", "status"], name="usage_alertdelivery_dest_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} #{self.pk} → {self.destination_id} ({self.status})"
+        return f"{self.kind} #{self.pk} → {self.channel_id} ({self.status})"
 
 
 class AlertRateWindow(models.Model):
-    """Messages sent to one destination in one fixed minute, and how many were held back for the summary."""
+    """Messages sent to one channel in one fixed minute, and how many were held back for the summary."""
 
-    destination = models.ForeignKey(AlertDestination, on_delete=models.CASCADE, related_name="+")
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="+")
     window_start = models.DateTimeField()
     sent = models.PositiveIntegerField(default=0)
     held = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["destination", "window_start"], name="usage_alertratewindow_unique_window")
+            models.UniqueConstraint(fields=["channel", "window_start"], name="usage_alertratewindow_unique_window")
         ]
 
 

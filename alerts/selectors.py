@@ -1,4 +1,4 @@
-"""Reads for alert pipelines: pipelines of a workspace, their destinations and their delivery log."""
+"""Reads for alert pipelines: pipelines and channels of a workspace, and their delivery logs."""
 
 from collections.abc import Iterable
 
@@ -7,15 +7,20 @@ from django.db.models import Prefetch, QuerySet
 from accounts.models import Workspace
 from core.errors import NotFound
 
-from .models import AlertDelivery, AlertDestination, AlertPipeline
+from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
+
+_CHANNEL_LINKS = Prefetch(
+    "channel_links", queryset=AlertPipelineChannel.objects.select_related("channel").order_by("position", "id")
+)
+
+
+def pipeline_channels(pipeline: AlertPipeline) -> list[AlertChannel]:
+    """The pipeline's channels in its order (from the prefetch of pipeline_list / pipeline_get)."""
+    return [link.channel for link in pipeline.channel_links.all()]
 
 
 def pipeline_list(*, workspace: Workspace) -> QuerySet[AlertPipeline]:
-    return (
-        AlertPipeline.objects.filter(workspace=workspace)
-        .prefetch_related(Prefetch("destinations", queryset=AlertDestination.objects.order_by("id")))
-        .order_by("id")
-    )
+    return AlertPipeline.objects.filter(workspace=workspace).prefetch_related(_CHANNEL_LINKS).order_by("id")
 
 
 def pipeline_get(*, workspace: Workspace, pipeline_id: int) -> AlertPipeline:
@@ -29,7 +34,7 @@ def pipeline_get(*, workspace: Workspace, pipeline_id: int) -> AlertPipeline:
 def pipelines_enabled(*, workspace_id: int, trigger_types: Iterable[str]) -> QuerySet[AlertPipeline]:
     return (
         AlertPipeline.objects.filter(workspace_id=workspace_id, enabled=True, trigger_type__in=list(trigger_types))
-        .prefetch_related("destinations")
+        .prefetch_related(_CHANNEL_LINKS)
         .order_by("id")
     )
 
@@ -41,7 +46,7 @@ def delivery_list(*, pipeline: AlertPipeline) -> QuerySet[AlertDelivery]:
 def delivery_page(*, pipeline: AlertPipeline, before: int | None, limit: int) -> tuple[list[AlertDelivery], int | None]:
     """One page of the delivery log, newest first: the `limit` deliveries older than id `before` (the newest
     without it), and the id to page on from when older ones exist (None on the last page)."""
-    log = delivery_list(pipeline=pipeline).select_related("destination")
+    log = delivery_list(pipeline=pipeline).select_related("channel")
     if before is not None:
         log = log.filter(pk__lt=before)
     deliveries = list(log[: limit + 1])
@@ -57,3 +62,31 @@ def pipeline_workspaces_with(*, trigger_types: Iterable[str]) -> list[int]:
         .values_list("workspace_id", flat=True)
         .distinct()
     )
+
+
+def channel_list(*, workspace: Workspace) -> QuerySet[AlertChannel]:
+    return (
+        AlertChannel.objects.filter(workspace=workspace)
+        .prefetch_related(
+            Prefetch("pipeline_links", queryset=AlertPipelineChannel.objects.select_related("pipeline").order_by("id"))
+        )
+        .order_by("name", "id")
+    )
+
+
+def channel_get(*, workspace: Workspace, channel_id: int) -> AlertChannel:
+    """A channel of this workspace; another workspace's channel is as unknown as a missing one (404)."""
+    channel = channel_list(workspace=workspace).filter(pk=channel_id).first()
+    if channel is None:
+        raise NotFound(f"No channel {channel_id} in this workspace.", field="id")
+    return channel
+
+
+def channel_pipelines(channel: AlertChannel) -> list[AlertPipeline]:
+    """The pipelines posting to a channel (from the prefetch of channel_list / channel_get)."""
+    return [link.pipeline for link in channel.pipeline_links.all()]
+
+
+def channel_delivery_page(*, channel: AlertChannel, limit: int) -> list[AlertDelivery]:
+    """The channel's latest deliveries, newest first (every pipeline's, its test messages and summaries)."""
+    return list(AlertDelivery.objects.filter(channel=channel).select_related("pipeline").order_by("-id")[:limit])

@@ -1,9 +1,13 @@
 """Input and output serializers of the pipelines API. Validation of meaning lives in services.py."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .destinations import mask_secret, mask_url
-from .models import AlertDelivery, AlertDestination, AlertPipeline
+from .destinations import channel_url_shown, mask_secret
+from .models import AlertChannel, AlertDelivery, AlertPipeline
+from .selectors import channel_pipelines, pipeline_channels
+
+CHANNEL_TYPES = AlertChannel.Type.values
 
 
 class TriggerInput(serializers.Serializer):
@@ -17,14 +21,26 @@ class TriggerInput(serializers.Serializer):
     days = serializers.IntegerField(required=False)
 
 
-class DestinationInput(serializers.Serializer):
-    id = serializers.IntegerField(required=False, help_text="Keep this existing destination (update only).")
-    type = serializers.ChoiceField(choices=AlertDestination.Type.values)
-    url = serializers.CharField(required=False)
-    to = serializers.CharField(required=False)
-    secret = serializers.CharField(required=False, write_only=True)
-    mentions = serializers.BooleanField(required=False)
-    rate_limit_per_minute = serializers.IntegerField(required=False)
+class ChannelInput(serializers.Serializer):
+    """Documents the body; the view passes the raw JSON to the service, which names the field at fault."""
+
+    name = serializers.CharField(help_text="Unique in the workspace.")
+    type = serializers.ChoiceField(choices=CHANNEL_TYPES)
+    url = serializers.CharField(
+        required=False, help_text="slack, discord, webhook: the http(s) URL; postgres: the connection URL (a secret)."
+    )
+    to = serializers.CharField(required=False, help_text="email: addresses, comma-separated (or a list).")
+    secret = serializers.CharField(required=False, write_only=True, help_text="webhook: the HMAC signing secret.")
+    token = serializers.CharField(required=False, write_only=True, help_text="telegram: the bot token.")
+    chat_id = serializers.CharField(required=False, help_text="telegram: the chat id or @channelname.")
+    table = serializers.CharField(required=False, help_text="postgres: [schema.]table, created if missing.")
+    mentions = serializers.BooleanField(required=False, help_text="Let @everyone, @here, roles and users ping.")
+    rate_limit_per_minute = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
+
+
+class DestinationInput(ChannelInput):
+    id = serializers.IntegerField(required=False, help_text="Update this channel of the pipeline (update only).")
+    name = serializers.CharField(required=False, help_text="Default: the type and target.")
 
 
 class PipelineInput(serializers.Serializer):
@@ -33,49 +49,100 @@ class PipelineInput(serializers.Serializer):
     name = serializers.CharField()
     enabled = serializers.BooleanField(required=False, default=True)
     trigger = TriggerInput()
-    destinations = DestinationInput(many=True)
+    channels = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="Ids of the workspace's channels."
+    )
+    destinations = DestinationInput(
+        many=True, required=False, help_text="Channels described inline: created, or updated when the target exists."
+    )
 
 
-class DestinationOutput(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField()
+class ChannelOutput(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="Slack and Discord tokens and PostgreSQL passwords masked.")
     to = serializers.SerializerMethodField()
     secret = serializers.SerializerMethodField(help_text="Masked: only the last 4 characters are shown.")
+    token = serializers.SerializerMethodField(help_text="Masked: only the last 4 characters are shown.")
+    chat_id = serializers.SerializerMethodField()
+    table = serializers.SerializerMethodField()
+    pipelines = serializers.SerializerMethodField(help_text="Ids of the pipelines posting to this channel.")
 
     class Meta:
-        model = AlertDestination
-        fields = ["id", "type", "url", "to", "secret", "mentions", "rate_limit_per_minute"]
+        model = AlertChannel
+        fields = [
+            "id",
+            "name",
+            "type",
+            "url",
+            "to",
+            "secret",
+            "token",
+            "chat_id",
+            "table",
+            "mentions",
+            "rate_limit_per_minute",
+            "pipelines",
+            "created_at",
+            "updated_at",
+        ]
 
-    def get_url(self, obj: AlertDestination) -> str | None:
-        if not obj.url:
-            return None
-        return (
-            mask_url(obj.url) if obj.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else obj.url
-        )
+    def get_url(self, obj: AlertChannel) -> str | None:
+        return channel_url_shown(obj)
 
-    def get_to(self, obj: AlertDestination) -> list[str] | None:
+    def get_to(self, obj: AlertChannel) -> list[str] | None:
         return obj.to.split(",") if obj.to else None
 
-    def get_secret(self, obj: AlertDestination) -> str | None:
+    def get_secret(self, obj: AlertChannel) -> str | None:
         return mask_secret(obj.secret)
+
+    def get_token(self, obj: AlertChannel) -> str | None:
+        return mask_secret(obj.token)
+
+    def get_chat_id(self, obj: AlertChannel) -> str | None:
+        return obj.chat_id or None
+
+    def get_table(self, obj: AlertChannel) -> str | None:
+        return obj.table or None
+
+    def get_pipelines(self, obj: AlertChannel) -> list[int]:
+        return [p.pk for p in channel_pipelines(obj)]
+
+
+class DestinationOutput(ChannelOutput):
+    """A pipeline's channel as shown inside the pipeline (the `destinations` of the first API version)."""
+
+    class Meta(ChannelOutput.Meta):
+        fields = [f for f in ChannelOutput.Meta.fields if f not in ("pipelines", "created_at", "updated_at")]
 
 
 class PipelineOutput(serializers.ModelSerializer):
     trigger = serializers.SerializerMethodField()
-    destinations = DestinationOutput(many=True, read_only=True)
+    channels = serializers.SerializerMethodField(help_text="Ids of the channels, in order.")
+    destinations = serializers.SerializerMethodField(help_text="The channels, in order (secrets masked).")
 
     class Meta:
         model = AlertPipeline
-        fields = ["id", "name", "enabled", "trigger", "destinations", "created_at", "updated_at"]
+        fields = ["id", "name", "enabled", "trigger", "channels", "destinations", "created_at", "updated_at"]
 
     def get_trigger(self, obj: AlertPipeline) -> dict:
         return {"type": obj.trigger_type, **obj.trigger_config}
 
+    def get_channels(self, obj: AlertPipeline) -> list[int]:
+        return [c.pk for c in pipeline_channels(obj)]
+
+    @extend_schema_field(DestinationOutput(many=True))
+    def get_destinations(self, obj: AlertPipeline) -> list[dict]:
+        return DestinationOutput(pipeline_channels(obj), many=True).data
+
 
 class DeliveryOutput(serializers.ModelSerializer):
+    destination_id = serializers.IntegerField(source="channel_id", help_text="The channel's id (first API name).")
+
     class Meta:
         model = AlertDelivery
         fields = [
             "id",
+            "pipeline_id",
+            "channel_id",
             "destination_id",
             "kind",
             "status",

@@ -1,13 +1,11 @@
-"""Writes for alert pipelines: create, update and delete pipelines with their destinations, and test
-messages."""
+"""Writes for alert pipelines: create, update and delete pipelines with their channels, and test messages.
+Channels themselves are written by alerts.channels."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -17,22 +15,13 @@ from core.errors import Conflict, DomainError
 from core.unset import UNSET
 from usage.outbox import event_subscription_set
 
-from .destinations import MASK
-from .models import EVENT_TRIGGERS, AlertDelivery, AlertDestination, AlertPipeline
+from .channels import pipeline_channels_resolve, pipeline_channels_save
+from .models import EVENT_TRIGGERS, AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 
 TriggerType = AlertPipeline.TriggerType
-DestinationType = AlertDestination.Type
-
-DEFAULT_RATE_LIMIT_PER_MINUTE = {
-    DestinationType.DISCORD: 30,  # Discord webhooks allow about 30 messages a minute per channel
-    DestinationType.SLACK: 60,  # Slack incoming webhooks: about one message a second
-    DestinationType.WEBHOOK: 120,
-    DestinationType.EMAIL: 30,
-}
 DEFAULT_THRESHOLDS = [80, 100]
 DEFAULT_FREE_PLANS = ["free"]
 MAX_DESTINATIONS = 10
-MIN_WEBHOOK_SECRET = 16
 
 # Which trigger settings each trigger type reads; anything else is refused by name.
 _TRIGGER_KEYS: dict[str, set[str]] = {
@@ -125,151 +114,6 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     return kind, config
 
 
-def _validate_destination(spec: Any, *, index: int, existing: dict[int, AlertDestination]) -> dict:
-    field = f"destinations[{index}]"
-    if not isinstance(spec, dict):
-        raise DomainError(f"{field} must be an object.", code="invalid_type", field=field)
-    known = {"id", "type", "url", "to", "secret", "mentions", "rate_limit_per_minute"}
-    for key in spec:
-        if key not in known:
-            raise DomainError(
-                f"{field}.{key} is not a destination field ({', '.join(sorted(known))}).",
-                code="unknown_field",
-                field=f"{field}.{key}",
-            )
-    previous = None
-    if spec.get("id") is not None:
-        previous = existing.get(spec["id"]) if isinstance(spec["id"], int) else None
-        if previous is None:
-            raise DomainError(
-                f"{field}.id {spec['id']!r} is not a destination of this pipeline.",
-                code="not_found",
-                field=f"{field}.id",
-            )
-    kind = spec.get("type", previous.type if previous else None)
-    if kind not in DestinationType.values:
-        raise DomainError(
-            f"{field}.type must be one of {', '.join(DestinationType.values)}; got {kind!r}.",
-            code="invalid_choice",
-            field=f"{field}.type",
-        )
-    out: dict[str, Any] = {
-        "id": previous.pk if previous else None,
-        "type": kind,
-        "url": "",
-        "to": "",
-        "secret": "",
-    }
-
-    def kept(name: str) -> str | None:
-        # A value shown back masked ("••••abcd") or left out keeps what is stored.
-        value = spec.get(name)
-        if (
-            previous is not None
-            and previous.type == kind
-            and (value is None or (isinstance(value, str) and MASK in value))
-        ):
-            return getattr(previous, name)
-        return value
-
-    if kind == DestinationType.EMAIL:
-        out["to"] = _destination_to(spec, kept("to"), field=field)
-    else:
-        out["url"] = _destination_url(spec, kept("url"), field=field, kind=kind)
-    secret = kept("secret")
-    if kind == DestinationType.WEBHOOK:
-        if not isinstance(secret, str) or len(secret) < MIN_WEBHOOK_SECRET or len(secret) > 200:
-            raise DomainError(
-                f"{field}.secret is required for webhook destinations: "
-                f"{MIN_WEBHOOK_SECRET} to 200 characters, used to sign each body with HMAC-SHA256.",
-                code="invalid_secret",
-                field=f"{field}.secret",
-            )
-        out["secret"] = secret
-    elif spec.get("secret"):
-        raise DomainError(
-            f"{field}.secret is only used by webhook destinations.",
-            code="unknown_field",
-            field=f"{field}.secret",
-        )
-    mentions = spec.get("mentions", previous.mentions if previous else False)
-    if not isinstance(mentions, bool):
-        raise DomainError(f"{field}.mentions must be true or false.", code="invalid_type", field=f"{field}.mentions")
-    out["mentions"] = mentions
-    default_limit = previous.rate_limit_per_minute if previous else DEFAULT_RATE_LIMIT_PER_MINUTE[kind]
-    out["rate_limit_per_minute"] = _int(
-        spec.get("rate_limit_per_minute", default_limit),
-        field=f"{field}.rate_limit_per_minute",
-        low=1,
-        high=10_000,
-    )
-    return out
-
-
-def _destination_to(spec: dict, to: Any, *, field: str) -> str:
-    if "url" in spec and spec["url"]:
-        raise DomainError(
-            f"{field}.url is not used by e-mail destinations; use 'to'.",
-            code="unknown_field",
-            field=f"{field}.url",
-        )
-    addresses = to if isinstance(to, list) else (to.split(",") if isinstance(to, str) else None)
-    if not addresses or not all(isinstance(a, str) and a.strip() for a in addresses):
-        raise DomainError(
-            f"{field}.to is required for e-mail destinations: one or more addresses.",
-            code="missing_field",
-            field=f"{field}.to",
-        )
-    for address in addresses:
-        try:
-            validate_email(address.strip())
-        except DjangoValidationError:
-            raise DomainError(
-                f"{field}.to: {address.strip()!r} is not an e-mail address.",
-                code="invalid_email",
-                field=f"{field}.to",
-            ) from None
-    return ",".join(a.strip() for a in addresses)
-
-
-def _destination_url(spec: dict, url: Any, *, field: str, kind: str) -> str:
-    if "to" in spec and spec["to"]:
-        raise DomainError(
-            f"{field}.to is only used by e-mail destinations; use 'url'.",
-            code="unknown_field",
-            field=f"{field}.to",
-        )
-    if not isinstance(url, str) or not url.strip():
-        raise DomainError(
-            f"{field}.url is required for {kind} destinations.",
-            code="missing_field",
-            field=f"{field}.url",
-        )
-    try:
-        URLValidator(schemes=["http", "https"])(url.strip())
-    except DjangoValidationError:
-        raise DomainError(
-            f"{field}.url must be an http(s) URL; got {url!r}.", code="invalid_url", field=f"{field}.url"
-        ) from None
-    if len(url.strip()) > 2000:
-        raise DomainError(f"{field}.url is longer than 2000 characters.", code="too_long", field=f"{field}.url")
-    return url.strip()
-
-
-def destinations_validate(specs: Any, *, existing: dict[int, AlertDestination] | None = None) -> list[dict]:
-    if not isinstance(specs, list):
-        raise DomainError("destinations must be a list.", code="invalid_type", field="destinations")
-    if not specs:
-        raise DomainError(
-            "destinations: at least one destination is required.", code="missing_field", field="destinations"
-        )
-    if len(specs) > MAX_DESTINATIONS:
-        raise DomainError(
-            f"destinations: at most {MAX_DESTINATIONS} per pipeline.", code="too_many", field="destinations"
-        )
-    return [_validate_destination(spec, index=i, existing=existing or {}) for i, spec in enumerate(specs)]
-
-
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DomainError("name is required: a non-empty string.", code="missing_field", field="name")
@@ -284,15 +128,19 @@ def _enabled(value: Any) -> bool:
     return value
 
 
-def _destinations_replace(*, pipeline: AlertPipeline, specs: list[dict]) -> None:
-    keep = {spec["id"] for spec in specs if spec["id"]}
-    pipeline.destinations.exclude(pk__in=keep).delete()
-    for spec in specs:
-        values = {k: spec[k] for k in ("type", "url", "to", "secret", "mentions", "rate_limit_per_minute")}
-        if spec["id"]:
-            AlertDestination.objects.filter(pk=spec["id"], pipeline=pipeline).update(**values)
-        else:
-            AlertDestination.objects.create(workspace_id=pipeline.workspace_id, pipeline=pipeline, **values)
+def _channels_replace(*, pipeline: AlertPipeline, resolved: list) -> None:
+    channels = pipeline_channels_save(workspace_id=pipeline.workspace_id, resolved=resolved)
+    AlertPipelineChannel.objects.filter(pipeline=pipeline).delete()
+    AlertPipelineChannel.objects.bulk_create(
+        [AlertPipelineChannel(pipeline=pipeline, channel=c, position=i) for i, c in enumerate(channels)]
+    )
+
+
+def _current_channels(pipeline: AlertPipeline) -> dict[int, AlertChannel]:
+    return {
+        link.channel.pk: link.channel
+        for link in AlertPipelineChannel.objects.filter(pipeline=pipeline).select_related("channel")
+    }
 
 
 def _save_unique(pipeline: AlertPipeline) -> None:
@@ -330,11 +178,23 @@ def alerts_subscription_sync(*, workspace_id: int) -> bool:
 
 @transaction.atomic
 def pipeline_create(
-    *, workspace: Workspace, name: str, trigger: dict, destinations: list[dict], enabled: bool = True
+    *,
+    workspace: Workspace,
+    name: str,
+    trigger: dict,
+    destinations: list[dict] | None = None,
+    channels: list[int] | None = None,
+    enabled: bool = True,
 ) -> AlertPipeline:
-    """Create a pipeline with its destinations."""
+    """Create a pipeline posting to `channels` (ids) and to the channels `destinations` describe inline."""
     kind, config = trigger_validate(trigger)
-    specs = destinations_validate(destinations)
+    resolved = pipeline_channels_resolve(
+        workspace_id=workspace.pk,
+        channel_ids=channels,
+        destinations=destinations,
+        current={},
+        max_channels=MAX_DESTINATIONS,
+    )
     pipeline = AlertPipeline(
         workspace=workspace,
         name=_name(name),
@@ -343,7 +203,7 @@ def pipeline_create(
         trigger_config=config,
     )
     _save_unique(pipeline)
-    _destinations_replace(pipeline=pipeline, specs=specs)
+    _channels_replace(pipeline=pipeline, resolved=resolved)
     alerts_subscription_sync(workspace_id=pipeline.workspace_id)
     return pipeline
 
@@ -356,9 +216,10 @@ def pipeline_update(
     enabled: Any = UNSET,
     trigger: Any = UNSET,
     destinations: Any = UNSET,
+    channels: Any = UNSET,
 ) -> AlertPipeline:
-    """Change what is given; `destinations` replaces the list (an entry with an `id` keeps that destination,
-    and a masked or omitted url/secret keeps the stored one)."""
+    """Change what is given; `channels` and `destinations` together replace the pipeline's channels (an inline
+    entry with an `id` updates that channel, and a masked or omitted url/secret/token keeps the stored one)."""
     pipeline = AlertPipeline.objects.select_for_update().get(pk=pipeline.pk)
     if name is not UNSET:
         pipeline.name = _name(name)
@@ -366,25 +227,31 @@ def pipeline_update(
         pipeline.enabled = _enabled(enabled)
     if trigger is not UNSET:
         pipeline.trigger_type, pipeline.trigger_config = trigger_validate(trigger)
-    specs = None
-    if destinations is not UNSET:
-        specs = destinations_validate(destinations, existing={d.pk: d for d in pipeline.destinations.all()})
+    resolved = None
+    if destinations is not UNSET or channels is not UNSET:
+        resolved = pipeline_channels_resolve(
+            workspace_id=pipeline.workspace_id,
+            channel_ids=None if channels is UNSET else channels,
+            destinations=None if destinations is UNSET else destinations,
+            current=_current_channels(pipeline),
+            max_channels=MAX_DESTINATIONS,
+        )
     _save_unique(pipeline)
-    if specs is not None:
-        _destinations_replace(pipeline=pipeline, specs=specs)
+    if resolved is not None:
+        _channels_replace(pipeline=pipeline, resolved=resolved)
     alerts_subscription_sync(workspace_id=pipeline.workspace_id)
     return pipeline
 
 
 @transaction.atomic
 def pipeline_delete(*, pipeline: AlertPipeline) -> None:
-    """Delete a pipeline, its destinations and their delivery log."""
+    """Delete a pipeline and its delivery log; its channels stay in the workspace."""
     pipeline.delete()
     alerts_subscription_sync(workspace_id=pipeline.workspace_id)
 
 
 def pipeline_test_send(*, pipeline: AlertPipeline, now: Any = None) -> list[AlertDelivery]:
-    """Queue a test message to every destination of the pipeline (sent after commit, like any alert)."""
+    """Queue a test message to every channel of the pipeline (sent after commit, like any alert)."""
     from .delivery import deliveries_create
 
     now = now or timezone.now()

@@ -49,14 +49,14 @@ def alert_delivery_send_task(delivery_id: int) -> str:
     if outcome.retry_in is not None:
         _later(alert_delivery_send_task, args=[delivery_id], countdown=outcome.retry_in)
     if outcome.summary_in is not None:
-        _later(alert_summary_send_task, args=[outcome.destination_id], countdown=outcome.summary_in)
+        _later(alert_summary_send_task, args=[outcome.channel_id], countdown=outcome.summary_in)
     return outcome.status
 
 
 @shared_task(name="alerts.send_summary", acks_late=True)
-def alert_summary_send_task(destination_id: int) -> int | None:
-    """Coalesce a destination's rate-limited alerts into one summary message."""
-    summary = alert_summary_create(destination_id=destination_id, now=timezone.now())
+def alert_summary_send_task(channel_id: int) -> int | None:
+    """Coalesce a channel's rate-limited alerts into one summary message."""
+    summary = alert_summary_create(channel_id=channel_id, now=timezone.now())
     return summary.pk if summary else None
 
 

@@ -89,6 +89,7 @@ def _payload(
 ) -> dict:
     return {
         "event": event,
+        "trigger": pipeline.trigger_type,
         "title": title,
         "text": text,
         "pipeline": {"id": pipeline.pk, "name": pipeline.name},

@@ -22,8 +22,9 @@ from core.errors import DomainError
 from core.views import workspace_page
 
 from . import selectors, services
-from .destinations import mask_secret, mask_url
-from .models import AlertDestination, AlertPipeline
+from .channels import channel_create, channel_delete, channel_test_send, channel_update
+from .destinations import channel_target_shown, channel_url_shown, mask_secret
+from .models import AlertChannel, AlertPipeline
 
 DELIVERY_LOG_LIMIT = 100
 BLANK_DESTINATION_ROWS = 2
@@ -67,6 +68,16 @@ class PipelineForm(forms.Form):
         help_text="threshold: percents of the allowance, e.g. 80, 100; usage drop: one percent",
     )
     days = forms.CharField(required=False, help_text="dormant (default 14), usage drop (default 7)")
+    channels = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Channels",
+        help_text="The workspace's channels this pipeline posts to (besides the ones below).",
+    )
+
+    def __init__(self, *args, channel_choices: list[tuple[int, str]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["channels"].choices = [(str(pk), label) for pk, label in channel_choices]
 
     def trigger(self) -> dict:
         data = self.cleaned_data
@@ -85,8 +96,10 @@ class PipelineForm(forms.Form):
 
 
 class DestinationForm(forms.Form):
+    """One channel described inline: an existing channel of the pipeline (with its id) or a new one."""
+
     id = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    type = forms.ChoiceField(choices=[("", "—")] + list(AlertDestination.Type.choices), required=False)
+    type = forms.ChoiceField(choices=[("", "—")] + list(AlertChannel.Type.choices), required=False)
     url = forms.CharField(required=False, max_length=4000, label="URL")
     to = forms.CharField(required=False, max_length=4000, label="To", help_text="E-mail addresses, comma-separated")
     secret = forms.CharField(
@@ -95,20 +108,32 @@ class DestinationForm(forms.Form):
         widget=forms.PasswordInput(render_value=False),
         help_text="Webhooks: signs each body (HMAC-SHA256). Leave blank to keep the stored one.",
     )
+    token = forms.CharField(
+        required=False,
+        max_length=1000,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Telegram: the bot token. Leave blank to keep the stored one.",
+    )
+    chat_id = forms.CharField(required=False, max_length=200, label="Chat", help_text="Telegram: chat id or @name")
+    table = forms.CharField(required=False, max_length=200, help_text="PostgreSQL: [schema.]table")
     mentions = forms.BooleanField(required=False, help_text="Let @everyone, @here and roles ping")
     rate_limit_per_minute = forms.CharField(required=False, label="Per minute")
 
     def is_blank(self) -> bool:
         data = self.cleaned_data
-        return not (data.get("id") or data.get("type") or data.get("url", "").strip() or data.get("to", "").strip())
+        return not (
+            data.get("id")
+            or data.get("type")
+            or any(data.get(k, "").strip() for k in ("url", "to", "token", "chat_id", "table"))
+        )
 
     def spec(self) -> dict:
         data = self.cleaned_data
         spec: dict = {"type": data["type"] or None, "mentions": data["mentions"]}
         if data["id"]:
             spec["id"] = data["id"]
-        for key in ("url", "to", "secret"):
-            if data[key].strip():
+        for key in ("url", "to", "secret", "token", "chat_id", "table"):
+            if data.get(key, "").strip():
                 spec[key] = data[key].strip()
         if data["rate_limit_per_minute"].strip():
             spec["rate_limit_per_minute"] = _number(data["rate_limit_per_minute"])
@@ -141,19 +166,19 @@ def _initial(pipeline: AlertPipeline | None) -> tuple[dict, list[dict]]:
         "percent": ", ".join(map(str, percent)) if isinstance(percent, list) else (percent or ""),
         "days": config.get("days", ""),
     }
-    destinations = []
-    for d in pipeline.destinations.all():
-        shown_url = mask_url(d.url) if d.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else d.url
-        destinations.append(
-            {
-                "id": d.pk,
-                "type": d.type,
-                "url": shown_url,
-                "to": d.to,
-                "mentions": d.mentions,
-                "rate_limit_per_minute": d.rate_limit_per_minute,
-            }
-        )
+    destinations = [
+        {
+            "id": c.pk,
+            "type": c.type,
+            "url": channel_url_shown(c) or "",
+            "to": c.to,
+            "chat_id": c.chat_id,
+            "table": c.table,
+            "mentions": c.mentions,
+            "rate_limit_per_minute": c.rate_limit_per_minute,
+        }
+        for c in selectors.pipeline_channels(pipeline)
+    ]
     return pipeline_initial, destinations
 
 
@@ -171,6 +196,9 @@ def _show_error(exc: DomainError, form: PipelineForm, formset, rows: list[int]) 
     if field in ("name", "enabled"):
         form.add_error(field, message)
         return
+    if field.startswith("channels"):
+        form.add_error("channels", message)
+        return
     match = _ERROR_FIELD.match(field)
     if match and int(match.group(1)) < len(rows):
         row = formset.forms[rows[int(match.group(1))]]
@@ -180,13 +208,23 @@ def _show_error(exc: DomainError, form: PipelineForm, formset, rows: list[int]) 
     form.add_error(None, message)
 
 
+def _channel_choices(request: HttpRequest, pipeline: AlertPipeline | None) -> list[tuple[int, str]]:
+    own = {c.pk for c in selectors.pipeline_channels(pipeline)} if pipeline else set()
+    return [
+        (c.pk, f"{c.name} ({c.get_type_display()})")
+        for c in selectors.channel_list(workspace=request.workspace)
+        if c.pk not in own
+    ]
+
+
 def _save(request: HttpRequest, pipeline: AlertPipeline | None) -> HttpResponse:
     initial, destinations = _initial(pipeline)
+    choices = _channel_choices(request, pipeline)
     if request.method == "POST":
-        form = PipelineForm(request.POST)
+        form = PipelineForm(request.POST, channel_choices=choices)
         formset = DestinationFormSet(request.POST, prefix="dest")
     else:
-        form = PipelineForm(initial=initial)
+        form = PipelineForm(initial=initial, channel_choices=choices)
         formset = DestinationFormSet(prefix="dest", initial=destinations)
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         rows = [i for i, f in enumerate(formset.forms) if not f.is_blank() and not f.cleaned_data.get("DELETE")]
@@ -194,6 +232,8 @@ def _save(request: HttpRequest, pipeline: AlertPipeline | None) -> HttpResponse:
             "name": form.cleaned_data["name"],
             "enabled": form.cleaned_data["enabled"],
             "trigger": form.trigger(),
+            # None (not []) when nothing is ticked: the service then asks for a destination, as a manager expects.
+            "channels": [int(pk) for pk in form.cleaned_data["channels"]] or None,
             "destinations": [formset.forms[i].spec() for i in rows],
         }
         try:
@@ -232,23 +272,20 @@ def _trigger_summary(pipeline: AlertPipeline) -> dict:
     return {"type": pipeline.get_trigger_type_display(), "settings": settings}
 
 
+def _channel_row(c: AlertChannel) -> dict:
+    return {
+        "id": c.pk,
+        "name": c.name,
+        "type": c.get_type_display(),
+        "target": channel_target_shown(type=c.type, url=c.url, to=c.to, chat_id=c.chat_id, table=c.table),
+        "secret": mask_secret(c.secret or c.token),
+        "mentions": c.mentions,
+        "rate_limit_per_minute": c.rate_limit_per_minute,
+    }
+
+
 def _destination_rows(pipeline: AlertPipeline) -> list[dict]:
-    rows = []
-    for d in pipeline.destinations.all():
-        target = d.to or (
-            mask_url(d.url) if d.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else d.url
-        )
-        rows.append(
-            {
-                "id": d.pk,
-                "type": d.get_type_display(),
-                "target": target,
-                "secret": mask_secret(d.secret),
-                "mentions": d.mentions,
-                "rate_limit_per_minute": d.rate_limit_per_minute,
-            }
-        )
-    return rows
+    return [_channel_row(c) for c in selectors.pipeline_channels(pipeline)]
 
 
 @alerts_page
@@ -329,7 +366,132 @@ def pipeline_delete(request: HttpRequest, pipeline_id: int) -> HttpResponse:
         {
             "title": f"Delete {pipeline.name}",
             "pipeline": pipeline,
-            "destinations": pipeline.destinations.count(),
+            "destinations": len(selectors.pipeline_channels(pipeline)),
             "deliveries": selectors.delivery_list(pipeline=pipeline).count(),
         },
     )
+
+
+# ---------------------------------------------------------------------------
+# Channels: the workspace's alert targets, shared by pipelines
+# ---------------------------------------------------------------------------
+
+
+class ChannelForm(DestinationForm):
+    name = forms.CharField(required=False, max_length=1000)
+    field_order = ["name", "type", "url", "to", "secret", "token", "chat_id", "table", "mentions"]
+
+    def spec(self) -> dict:
+        spec = super().spec()
+        spec.pop("id", None)
+        spec["name"] = self.cleaned_data["name"].strip() or None
+        return spec
+
+
+@alerts_page
+def channel_list(request: HttpRequest) -> HttpResponse:
+    rows = [
+        {**_channel_row(c), "pipelines": selectors.channel_pipelines(c)}
+        for c in selectors.channel_list(workspace=request.workspace)
+    ]
+    return _render(request, "alerts/channels.html", {"title": "Alert channels", "channels": rows})
+
+
+@alerts_page
+def channel_detail(request: HttpRequest, channel_id: int) -> HttpResponse:
+    channel = selectors.channel_get(workspace=request.workspace, channel_id=channel_id)
+    return _render(
+        request,
+        "alerts/channel_detail.html",
+        {
+            "title": channel.name,
+            "channel": channel,
+            "row": _channel_row(channel),
+            "pipelines": selectors.channel_pipelines(channel),
+            "deliveries": selectors.channel_delivery_page(channel=channel, limit=DELIVERY_LOG_LIMIT),
+        },
+    )
+
+
+def _channel_save(request: HttpRequest, channel: AlertChannel | None) -> HttpResponse:
+    if request.method == "POST":
+        form = ChannelForm(request.POST)
+    else:
+        initial = {}
+        if channel is not None:
+            initial = {
+                "name": channel.name,
+                "type": channel.type,
+                "url": channel_url_shown(channel) or "",
+                "to": channel.to,
+                "chat_id": channel.chat_id,
+                "table": channel.table,
+                "mentions": channel.mentions,
+                "rate_limit_per_minute": channel.rate_limit_per_minute,
+            }
+        form = ChannelForm(initial=initial)
+    if request.method == "POST" and form.is_valid():
+        spec = form.spec()
+        try:
+            if channel is None:
+                if spec["name"] is None:
+                    raise DomainError("Give the channel a name.", code="missing_field", field="name")
+                channel = channel_create(workspace=request.workspace, spec=spec, field="channel")
+            else:
+                channel = channel_update(channel=channel, spec=spec, field="channel")
+        except DomainError as exc:
+            key = (exc.field or "").removeprefix("channel.").split("[")[0]
+            form.add_error(key if key in form.fields else None, str(exc))
+        else:
+            return redirect("alerts:channel", channel_id=channel.pk)
+    return _render(
+        request,
+        "alerts/channel_form.html",
+        {"title": f"Edit {channel.name}" if channel else "New channel", "channel": channel, "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@alerts_page
+@editor_only
+def channel_new(request: HttpRequest) -> HttpResponse:
+    return _channel_save(request, None)
+
+
+@alerts_page
+@editor_only
+def channel_edit(request: HttpRequest, channel_id: int) -> HttpResponse:
+    return _channel_save(request, selectors.channel_get(workspace=request.workspace, channel_id=channel_id))
+
+
+@require_POST
+@alerts_page
+@editor_only
+def channel_test(request: HttpRequest, channel_id: int) -> HttpResponse:
+    channel = selectors.channel_get(workspace=request.workspace, channel_id=channel_id)
+    channel_test_send(channel=channel, now=timezone.now())
+    return redirect("alerts:channel", channel_id=channel.pk)
+
+
+@require_POST
+@alerts_page
+@editor_only
+def channel_remove(request: HttpRequest, channel_id: int) -> HttpResponse:
+    channel = selectors.channel_get(workspace=request.workspace, channel_id=channel_id)
+    try:
+        channel_delete(channel=channel)
+    except DomainError as exc:
+        return _render(
+            request,
+            "alerts/channel_detail.html",
+            {
+                "title": channel.name,
+                "channel": channel,
+                "row": _channel_row(channel),
+                "pipelines": selectors.channel_pipelines(channel),
+                "deliveries": selectors.channel_delivery_page(channel=channel, limit=DELIVERY_LOG_LIMIT),
+                "error": str(exc),
+            },
+            status=409,
+        )
+    return redirect("alerts:channels")

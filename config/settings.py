@@ -298,6 +298,8 @@ UPTAKE_ALERT_BACKOFF_BASE_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_BASE_SECONDS
 UPTAKE_ALERT_BACKOFF_MAX_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_MAX_SECONDS", default=900.0)
 UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS = env.float("UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS", default=5.0)
 UPTAKE_ALERT_RATE_WINDOW_SECONDS = env.int("UPTAKE_ALERT_RATE_WINDOW_SECONDS", default=60)
+# Telegram channels post to {base}/bot<token>/sendMessage (tests point it at a fake Bot API on 127.0.0.1).
+UPTAKE_TELEGRAM_API_BASE = env.str("UPTAKE_TELEGRAM_API_BASE", default="https://api.telegram.org")
 
 # ---------------------------------------------------------------------------
 # E-mail (alerts)

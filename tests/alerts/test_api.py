@@ -3,7 +3,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from alerts.models import AlertDelivery, AlertDestination, AlertPipeline
+from alerts.models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 
 SECRET = "whsec-api-0123456789wxyz"
 
@@ -66,7 +66,7 @@ def test_create_pipeline_masks_secrets_and_applies_defaults(api):
         },
     ]
     assert SECRET not in response.content.decode()
-    assert AlertDestination.objects.get(type="webhook").secret == SECRET
+    assert AlertChannel.objects.get(type="webhook").secret == SECRET
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_create_pipeline_masks_secrets_and_applies_defaults(api):
         (
             {"destinations": [{"type": "webhook", "url": "https://x.example.com", "secret": "short"}]},
             "destinations[0].secret",
-            "secret is required for webhook destinations",
+            "secret is required for webhook channels",
         ),
         (
             {"destinations": [{"type": "slack", "url": "ftp://x"}]},
@@ -122,7 +122,7 @@ def test_create_pipeline_refuses_bad_input_and_stores_nothing(api, change, field
     error = response.json()["error"]
     assert error["field"] == field
     assert message in error["message"]
-    assert AlertPipeline.objects.count() == 0 and AlertDestination.objects.count() == 0
+    assert AlertPipeline.objects.count() == 0 and AlertChannel.objects.count() == 0
 
 
 def test_duplicate_name_is_a_conflict(api):
@@ -153,8 +153,8 @@ def test_put_with_masked_secret_keeps_the_stored_one(api):
     # then
     assert response.status_code == 200, response.json()
     assert response.json()["name"] == "Renamed"
-    assert AlertDestination.objects.get(type="webhook").secret == SECRET
-    assert AlertDestination.objects.get(type="discord").url == "https://discord.com/api/webhooks/1/token-ABCD"
+    assert AlertChannel.objects.get(type="webhook").secret == SECRET
+    assert AlertChannel.objects.get(type="discord").url == "https://discord.com/api/webhooks/1/token-ABCD"
     assert [d["id"] for d in response.json()["destinations"]] == [d["id"] for d in created["destinations"]]
 
 
@@ -167,7 +167,9 @@ def test_patch_disables_and_delete_removes(api):
     # then
     assert patched.status_code == 200 and patched.json()["enabled"] is False
     assert deleted.status_code == 204
-    assert AlertPipeline.objects.count() == 0 and AlertDestination.objects.count() == 0
+    assert AlertPipeline.objects.count() == 0 and AlertPipelineChannel.objects.count() == 0
+    # and the channels the pipeline described inline stay in the workspace for other pipelines
+    assert sorted(AlertChannel.objects.values_list("type", flat=True)) == ["discord", "email", "webhook"]
 
 
 def test_other_workspace_pipeline_is_404(api, other_workspace, make_client):
@@ -244,9 +246,10 @@ def test_admin_action_sends_test_message(client, workspace, staff_of):
     # then
     assert response.status_code == 302
     assert list(AlertDelivery.objects.values_list("kind", "status")) == [("test", "pending")]
-    # and the change page never shows the secret field's value
-    page = client.get(f"/admin/alerts/alertpipeline/{pipeline.pk}/change/")
+    # and the channel's change page never shows the secret field's value
+    channel = pipeline.channels.get()
+    page = client.get(f"/admin/alerts/alertchannel/{channel.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
-    [secret_input] = re.findall(r'<input[^>]*name="destinations-0-secret"[^>]*>', html)
+    [secret_input] = re.findall(r'<input[^>]*name="secret"[^>]*>', html)
     assert SECRET not in html and 'type="password"' in secret_input and "value=" not in secret_input

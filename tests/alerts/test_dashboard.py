@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.services import membership_set
-from alerts.models import AlertDelivery, AlertDestination, AlertPipeline
+from alerts.models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 from alerts.services import pipeline_create, pipeline_test_send
 
 SECRET = "whsec-dashboard-0123456789"
@@ -230,7 +230,7 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
         ("email", None, ["cs@acme.com", "boss@acme.com"], False, 30),
         ("discord", "https://discord.com/••••/tok", None, True, 10),
     ]
-    assert AlertDestination.objects.get(type="webhook").secret == SECRET
+    assert AlertChannel.objects.get(type="webhook").secret == SECRET
     detail = admin_client.get(response["Location"]).content.decode()
     assert "Near limits" in detail and SECRET not in detail and "••••6789" in detail
 
@@ -268,7 +268,12 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
             ("form", "percent"),
             "trigger.percent is required for 'usage_drop': alert when usage dropped by at least this percent.",
         ),
-        ({}, [], ("form", "__all__"), "destinations: at least one destination is required."),
+        (
+            {},
+            [],
+            ("form", "__all__"),
+            "destinations: at least one destination is required (or channels: ids of the workspace's channels).",
+        ),
         (
             {},
             [
@@ -276,7 +281,7 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
                 {"type": "webhook", "url": "https://e.com/h", "secret": "short"},
             ],
             ("row", 1, "secret"),
-            "destinations[1].secret is required for webhook destinations: 16 to 200 characters, "
+            "destinations[1].secret is required for webhook channels: 16 to 200 characters, "
             "used to sign each body with HMAC-SHA256.",
         ),
         (
@@ -299,7 +304,7 @@ def test_form_errors_are_shown_next_to_their_field_and_nothing_is_stored(
     else:
         assert response.context["formset"].forms[where[1]].errors == {where[2]: [message]}
     assert message.replace("'", "&#x27;") in response.content.decode()
-    assert AlertPipeline.objects.count() == 0 and AlertDestination.objects.count() == 0
+    assert AlertPipeline.objects.count() == 0 and AlertChannel.objects.count() == 0
 
 
 def test_duplicate_name_is_refused_next_to_the_name(workspace, admin_client, pipeline):
@@ -310,12 +315,12 @@ def test_duplicate_name_is_refused_next_to_the_name(workspace, admin_client, pip
     # then
     assert response.status_code == 400
     assert response.context["form"].errors == {"name": ["A pipeline named 'Upsell' already exists in this workspace."]}
-    assert AlertPipeline.objects.count() == 1 and AlertDestination.objects.count() == 1
+    assert AlertPipeline.objects.count() == 1 and AlertChannel.objects.count() == 1
 
 
 def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, pipeline):
     # given
-    [slack] = pipeline.destinations.all()
+    [slack] = pipeline.channels.all()
     page = admin_client.get(f"/alerts/{pipeline.pk}/edit/")
     [row, *_blank] = page.context["formset"].forms
     assert row.initial["url"] == "https://hooks.slack.com/••••mnop"
@@ -340,7 +345,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
         "Upsell (big)",
         {"features": ["export"], "min_quantity": 50},
     )
-    stored = list(pipeline.destinations.order_by("id").values_list("pk", "type", "url", "secret"))
+    stored = list(pipeline.channels.order_by("id").values_list("pk", "type", "url", "secret"))
     assert stored == [
         (slack.pk, "slack", SLACK_URL, ""),
         (stored[1][0], "webhook", "https://example.com/h", SECRET),
@@ -361,7 +366,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
     )
     # then: the secret is kept, the slack destination is gone
     assert response.status_code == 302
-    assert list(pipeline.destinations.values_list("type", "secret")) == [("webhook", SECRET)]
+    assert list(pipeline.channels.values_list("type", "secret")) == [("webhook", SECRET)]
 
 
 def test_failed_edit_changes_nothing(workspace, admin_client, pipeline):
@@ -377,7 +382,7 @@ def test_failed_edit_changes_nothing(workspace, admin_client, pipeline):
     }
     pipeline.refresh_from_db()
     assert pipeline.name == "Upsell"
-    assert list(pipeline.destinations.values_list("type", "url")) == [("slack", SLACK_URL)]
+    assert list(pipeline.channels.values_list("type", "url")) == [("slack", SLACK_URL)]
 
 
 # ---------------------------------------------------------------------------
@@ -394,7 +399,8 @@ def test_delete_asks_first_then_removes_the_pipeline_its_destinations_and_log(ad
     # then it says what will go, and nothing is deleted yet
     assert confirm.status_code == 200
     assert re.search(
-        r'id="delete-summary">This deletes the pipeline, its 1 destination and its delivery log \(1 message\)',
+        r'id="delete-summary">This deletes the pipeline and its delivery log \(1 message\); its 1 channel stays in the '
+        r"workspace",
         confirm.content.decode(),
     )
     assert 'id="delete-pipeline"' in admin_client.get(f"/alerts/{pipeline.pk}/").content.decode()
@@ -404,7 +410,7 @@ def test_delete_asks_first_then_removes_the_pipeline_its_destinations_and_log(ad
     # then the pipeline, its destinations and its log are gone; the other workspace's pipeline is untouched
     assert (deleted.status_code, deleted["Location"]) == (302, "/alerts/")
     assert list(AlertPipeline.objects.values_list("name", flat=True)) == ["Globex secret pipeline"]
-    assert AlertDestination.objects.filter(pipeline_id=pipeline.pk).count() == 0
+    assert AlertPipelineChannel.objects.filter(pipeline_id=pipeline.pk).count() == 0
     assert AlertDelivery.objects.count() == 0
     assert admin_client.get(f"/alerts/{pipeline.pk}/").status_code == 404
 
@@ -486,4 +492,52 @@ def test_a_number_too_long_to_read_in_the_form_is_refused_by_name(workspace, adm
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert errors == {"min_quantity": ["trigger.min_quantity must be an integer between 1 and 1000000000."]}
-    assert AlertPipeline.objects.count() == 0 and AlertDestination.objects.count() == 0
+    assert AlertPipeline.objects.count() == 0 and AlertChannel.objects.count() == 0
+
+
+# ---------------------------------------------------------------------------
+# Channels
+# ---------------------------------------------------------------------------
+
+
+def test_admin_creates_a_channel_sends_a_test_and_cannot_delete_it_while_used(
+    workspace, admin_client, receiver, eager, django_capture_on_commit_callbacks
+):
+    # when a channel is created through its form
+    response = admin_client.post(
+        "/alerts/channels/new/",
+        {"name": "Ops", "type": "slack", "url": receiver.url(), "rate_limit_per_minute": "5"},
+    )
+    # then
+    channel = AlertChannel.objects.get()
+    assert (response.status_code, response["Location"]) == (302, f"/alerts/channels/{channel.pk}/")
+    assert (channel.name, channel.type, channel.url, channel.rate_limit_per_minute) == (
+        "Ops",
+        "slack",
+        receiver.url(),
+        5,
+    )
+    # when a test message is sent from its page
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/alerts/channels/{channel.pk}/test/")
+    page = admin_client.get(f"/alerts/channels/{channel.pk}/").content.decode()
+    # then it reached the receiver and shows in the channel's log
+    assert [r.json["blocks"][0]["text"]["text"] for r in receiver.requests] == ["Test message to 'Ops'"]
+    assert 'data-status="sent"' in page
+    # when a pipeline ticks the channel, then deleting the channel is refused with the pipeline's name
+    admin_client.post("/alerts/new/", _form(name="Uses ops", channels=[str(channel.pk)]))
+    refused = admin_client.post(f"/alerts/channels/{channel.pk}/delete/")
+    assert refused.status_code == 409
+    assert "used by the pipeline(s) &#x27;Uses ops&#x27;" in refused.content.decode()
+    assert AlertChannel.objects.count() == 1
+    assert list(AlertPipeline.objects.get().channels.values_list("pk", flat=True)) == [channel.pk]
+
+
+def test_channel_form_refusals_are_shown_next_to_the_field(workspace, admin_client):
+    # when
+    response = admin_client.post("/alerts/channels/new/", {"name": "Chat", "type": "telegram", "chat_id": "-100"})
+    # then
+    assert response.status_code == 400
+    assert list(response.context["form"].errors) == ["token"]
+    assert "the bot token BotFather gave" in response.context["form"].errors["token"][0]
+    assert AlertChannel.objects.count() == 0

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from accounts.services import membership_set
-from alerts.models import AlertDelivery, AlertDestination, AlertPipeline
+from alerts.models import AlertChannel, AlertDelivery, AlertPipeline
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -118,11 +118,11 @@ def test_create_a_webhook_pipeline_and_send_a_test_message(live_server, page, wo
     assert (
         page.locator("#delete-summary")
         .inner_text()
-        .startswith("This deletes the pipeline, its 1 destination and its delivery log (1 message).")
+        .startswith("This deletes the pipeline and its delivery log (1 message); its 1 channel stays in the workspace.")
     )
     assert AlertPipeline.objects.count() == 1
-    # when she confirms, then she is back on the empty list and the pipeline, its destination and log are gone
+    # when she confirms, then she is back on the empty list and the pipeline and its log are gone; its channel stays
     page.click("#confirm-delete")
     page.wait_for_url(f"{base}/alerts/")
     assert page.locator(".empty-state").inner_text() == "No alert pipeline in this workspace yet."
-    assert (AlertPipeline.objects.count(), AlertDestination.objects.count(), AlertDelivery.objects.count()) == (0, 0, 0)
+    assert (AlertPipeline.objects.count(), AlertChannel.objects.count(), AlertDelivery.objects.count()) == (0, 1, 0)

@@ -169,12 +169,9 @@ def test_rate_limit_coalesces_the_excess_into_one_summary(workspace, receiver, a
     window = AlertRateWindow.objects.get()
     assert (window.sent, window.held) == (3, 4)
     # when: the summary runs before the window opens, nothing is due yet
-    assert (
-        alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=30))
-        is None
-    )
+    assert alert_summary_create(channel_id=deliveries[0].channel_id, now=FROZEN_NOW + timedelta(seconds=30)) is None
     # when: the window opens
-    summary = alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=60))
+    summary = alert_summary_create(channel_id=deliveries[0].channel_id, now=FROZEN_NOW + timedelta(seconds=60))
     assert alert_delivery_attempt(delivery_id=summary.pk, now=FROZEN_NOW + timedelta(seconds=60)).status == "sent"
     # then: one message lists the 4 held alerts, and each held delivery points at it
     assert len(receiver.requests) == 4
@@ -186,10 +183,7 @@ def test_rate_limit_coalesces_the_excess_into_one_summary(workspace, receiver, a
     ]
     assert set(AlertDelivery.objects.filter(summary=summary).values_list("status", flat=True)) == {"coalesced"}
     # and a second run finds nothing more to summarise
-    assert (
-        alert_summary_create(destination_id=deliveries[0].destination_id, now=FROZEN_NOW + timedelta(seconds=61))
-        is None
-    )
+    assert alert_summary_create(channel_id=deliveries[0].channel_id, now=FROZEN_NOW + timedelta(seconds=61)) is None
 
 
 def test_email_destination_sends_through_django_mail(workspace, alert_settings):

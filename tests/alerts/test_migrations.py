@@ -1,5 +1,6 @@
-"""The move of the alert models from usage to alerts keeps every row: a database holding pipelines, destinations,
-deliveries, rate windows, marks and an outbox row at the pre-move migrations is migrated to the latest ones."""
+"""The move of the alert models from usage to alerts, and destinations becoming channels, keep every row: a
+database holding pipelines, destinations, deliveries, rate windows, marks and an outbox row at the pre-move
+migrations is migrated to the latest ones."""
 
 from datetime import UTC, date, datetime
 
@@ -8,7 +9,14 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.models import Account, Workspace
-from alerts.models import AlertDelivery, AlertDestination, AlertPipeline, AlertRateWindow, AlertWindowMark
+from alerts.models import (
+    AlertChannel,
+    AlertDelivery,
+    AlertPipeline,
+    AlertPipelineChannel,
+    AlertRateWindow,
+    AlertWindowMark,
+)
 from usage.models import EventOutbox, EventSubscription
 
 BEFORE_MOVE = [("usage", "0005_alert_events_pending"), ("alerts", None)]
@@ -52,12 +60,37 @@ def _old_rows(old) -> dict[str, int]:
         sent_at=AT,
     )
     old.get_model("usage", "AlertRateWindow").objects.create(destination=destination, window_start=AT, sent=1)
+    # a second pipeline posting to the same webhook (its own destination row then) and to a Discord webhook
+    twin = pipeline_model.objects.create(workspace=workspace, name="Imports", trigger_type="event")
+    discord = old.get_model("usage", "AlertDestination").objects.create(
+        workspace=workspace, pipeline=twin, type="discord", url="https://discord.com/api/webhooks/1/abcd"
+    )
+    same_hook = old.get_model("usage", "AlertDestination").objects.create(
+        workspace=workspace, pipeline=twin, type="webhook", url="http://127.0.0.1:9/hook", secret="s" * 16
+    )
+    old.get_model("usage", "AlertDelivery").objects.create(
+        workspace=workspace,
+        pipeline=twin,
+        destination=same_hook,
+        status="failed",
+        dedupe_key="event:1",
+        attempts=6,
+        payload={"title": "Import used"},
+        created_at=AT,
+    )
+    old.get_model("usage", "AlertRateWindow").objects.create(destination=same_hook, window_start=AT, sent=1)
     old.get_model("usage", "AlertWindowMark").objects.create(
         workspace=workspace, pipeline=events, account=account, window_start=date(2026, 11, 9), created_at=AT
     )
     old.get_model("usage", "AlertEventsPending").objects.create(workspace=workspace, event_ids=[7, 8], created_at=AT)
 
-    return {"workspace": workspace.pk, "pipeline": events.pk, "destination": destination.pk}
+    return {
+        "workspace": workspace.pk,
+        "pipeline": events.pk,
+        "twin": twin.pk,
+        "destination": destination.pk,
+        "discord": discord.pk,
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,14 +108,26 @@ def test_moving_the_alert_models_keeps_every_row():
     assert list(AlertPipeline.objects.order_by("pk").values_list("workspace__slug", "name", "trigger_type")) == [
         ("acme", "Exports", "event"),
         ("quiet", "Dormant", "dormant"),
+        ("acme", "Imports", "event"),
     ]
-    assert list(AlertDestination.objects.values_list("pipeline__name", "type", "url")) == [
-        ("Exports", "webhook", "http://127.0.0.1:9/hook")
+    # each destination became the channel of the same id; the two on one webhook merged into the oldest
+    assert list(AlertChannel.objects.order_by("pk").values_list("pk", "workspace__slug", "name", "type", "url")) == [
+        (ids["destination"], "acme", "Webhook 127.0.0.1:9", "webhook", "http://127.0.0.1:9/hook"),
+        (ids["discord"], "acme", "Discord discord.com", "discord", "https://discord.com/api/webhooks/1/abcd"),
     ]
-    assert list(AlertDelivery.objects.values_list("destination_id", "status", "dedupe_key", "payload")) == [
-        (ids["destination"], "sent", "event:1", {"title": "Export used"})
+    assert list(
+        AlertPipelineChannel.objects.order_by("pipeline_id", "position").values_list(
+            "pipeline__name", "channel_id", "position"
+        )
+    ) == [("Exports", ids["destination"], 0), ("Imports", ids["discord"], 0), ("Imports", ids["destination"], 1)]
+    # and the delivery history of both pipelines is kept, on the merged channel
+    assert list(
+        AlertDelivery.objects.order_by("pk").values_list("pipeline_id", "channel_id", "status", "dedupe_key", "payload")
+    ) == [
+        (ids["pipeline"], ids["destination"], "sent", "event:1", {"title": "Export used"}),
+        (ids["twin"], ids["destination"], "failed", "event:1", {"title": "Import used"}),
     ]
-    assert list(AlertRateWindow.objects.values_list("destination_id", "window_start", "sent")) == [
+    assert list(AlertRateWindow.objects.values_list("channel_id", "window_start", "sent")) == [
         (ids["destination"], AT, 1)
     ]
     assert list(AlertWindowMark.objects.values_list("account__external_id", "window_start")) == [

@@ -1,0 +1,62 @@
+"""Telegram destination: an alert payload as a Bot API `sendMessage` body (HTML parse mode, escaped, at most
+4096 characters with a cut marker, mentions broken unless the channel opts in), and the 429 answer's
+`parameters.retry_after`. The bot token is part of the request path only: never logged or shown."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from django.conf import settings
+
+TELEGRAM_MAX_TEXT = 4096
+CUT_MARKER = "\n… (cut; the whole alert is in Uptake's delivery log)"
+# A word joiner after "@" keeps "@name" readable but no longer a mention that notifies.
+_WORD_JOINER = "\u2060"
+
+
+def telegram_length(text: str) -> int:
+    """Telegram counts message length in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(text: str, limit: int) -> str:
+    if telegram_length(text) <= limit:
+        return text
+    room = limit - telegram_length(CUT_MARKER)
+    kept = text
+    while telegram_length(kept) > room:
+        kept = kept[: max(0, len(kept) - max(1, telegram_length(kept) - room))]
+    return kept + CUT_MARKER
+
+
+def telegram_send_url(token: str) -> str:
+    return f"{settings.UPTAKE_TELEGRAM_API_BASE.rstrip('/')}/bot{token}/sendMessage"
+
+
+def telegram_body(*, chat_id: str, title: str, lines: list[str], mentions: bool = False) -> dict:
+    """The sendMessage body: the title in bold, then the lines; every character of the text escaped for
+    Telegram's HTML parse mode, so nothing in an event is read as markup."""
+    if not mentions:
+        title = title.replace("@", "@" + _WORD_JOINER)
+        lines = [line.replace("@", "@" + _WORD_JOINER) for line in lines]
+    title = _cut(title, 256)
+    rest = _cut("\n".join(lines), TELEGRAM_MAX_TEXT - telegram_length(title) - 1)
+    text = f"<b>{html.escape(title, quote=False)}</b>\n{html.escape(rest, quote=False)}".rstrip("\n")
+    return {
+        "chat_id": chat_id,
+        "text": text,
+        "parse_mode": "HTML",
+        "link_preview_options": {"is_disabled": True},
+    }
+
+
+def telegram_retry_after(text: str) -> float | None:
+    """Seconds a 429 answer asks to wait (`{"parameters": {"retry_after": 3}}`), or None."""
+    try:
+        value = json.loads(text).get("parameters", {}).get("retry_after")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return max(0.0, float(value))
+    return None
