@@ -16,7 +16,7 @@ from usage.serializers import ErrorSerializer
 from . import channels, selectors, services
 from .serializers import ChannelInput, ChannelOutput, DeliveryOutput, PipelineInput, PipelineOutput
 
-_FIELDS = ("name", "enabled", "trigger", "channels", "destinations")
+_FIELDS = ("name", "enabled", "trigger", "channels", "destinations", "filter", "template")
 
 
 def _errors(*statuses: int) -> dict:
@@ -81,6 +81,8 @@ class PipelineListApi(APIView):
             trigger=body["trigger"],
             channels=body.get("channels"),
             destinations=body.get("destinations"),
+            filter=body.get("filter"),
+            template=body.get("template"),
         )
         pipeline = selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline.pk)
         return Response(PipelineOutput(pipeline).data, status=status.HTTP_201_CREATED)

@@ -22,6 +22,7 @@ import requests
 from django.conf import settings
 from django.core.mail import send_mail
 
+from .message_templates import escape_discord, escape_slack, template_render
 from .models import AlertChannel
 from .outbound_hooks import HostUnresolved
 from .postgres_sink import postgres_write
@@ -143,9 +144,11 @@ def slack_body(payload: dict, *, mentions: bool = False) -> dict:
     title = payload.get("title") or payload.get("event") or "Uptake alert"
     text = payload.get("text") or title
     fields = message_fields(payload)
+    # A template's text is the author's mrkdwn; only its placeholder values are escaped.
+    section = _templated(payload, "body", escape_slack) or esc(text)
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": _truncate(title, 150), "emoji": False}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(esc(text), SLACK_MAX_TEXT)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(section, SLACK_MAX_TEXT)}},
     ]
     shown = fields[:SLACK_MAX_FIELDS]
     if len(fields) > SLACK_MAX_FIELDS:
@@ -166,6 +169,14 @@ def slack_body(payload: dict, *, mentions: bool = False) -> dict:
     }
 
 
+def _templated(payload: dict, part: str, escape) -> str | None:
+    """The pipeline template's `part` rendered with values escaped for a format, or None without one."""
+    template = payload.get("template") or {}
+    if not (template.get(part) or "").strip():
+        return None
+    return template_render(template[part], payload.get("values") or {}, escape=escape)
+
+
 def _footer(payload: dict) -> str:
     pipeline = payload.get("pipeline") or {}
     return f"Uptake · {pipeline.get('name', 'alert')} · {payload.get('event', '')}".strip(" ·")
@@ -180,8 +191,13 @@ def _embed_size(embed: dict) -> int:
 def discord_body(payload: dict, *, mentions: bool = False) -> dict:
     """A Discord webhook body: one embed titled with the event, fields from the payload, within Discord's
     limits (≤ 25 fields, ≤ 6000 characters in all); what does not fit is summarised in a last field."""
-    title = _truncate(payload.get("title") or payload.get("event") or "Uptake alert", DISCORD_MAX_TITLE)
-    description = _truncate(payload.get("text") or "", DISCORD_MAX_DESCRIPTION)
+    title = (
+        _templated(payload, "title", escape_discord) or payload.get("title") or payload.get("event") or "Uptake alert"
+    )
+    title = _truncate(title, DISCORD_MAX_TITLE)
+    description = _truncate(
+        _templated(payload, "body", escape_discord) or payload.get("text") or "", DISCORD_MAX_DESCRIPTION
+    )
     fields = [
         {
             "name": _truncate(name, DISCORD_MAX_FIELD_NAME) or "—",

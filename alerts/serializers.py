@@ -19,6 +19,33 @@ class TriggerInput(serializers.Serializer):
         required=False, help_text="threshold: list of percents (default [80, 100]); usage_drop: one percent"
     )
     days = serializers.IntegerField(required=False)
+    expected_later = serializers.BooleanField(
+        required=False, help_text="Keep feature keys that are not in the catalog yet (otherwise refused)."
+    )
+
+
+class ConditionInput(serializers.Serializer):
+    field = serializers.CharField(
+        help_text="feature.key, account.id|name|plan|status|owner|domain, account.attributes.<name>, user.id, "
+        "user.email, user.email_domain, user.attributes.<name>, event.quantity, event.properties.<name>"
+    )
+    op = serializers.ChoiceField(
+        choices=["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "starts_with", "glob", "exists"]
+    )
+    value = serializers.JSONField(required=False, help_text="A value; a list for in/not_in; true/false for exists.")
+    expected_later = serializers.BooleanField(
+        required=False, help_text="feature.key: keep keys that are not in the catalog yet."
+    )
+
+
+class FilterInput(serializers.Serializer):
+    match = serializers.ChoiceField(choices=["all", "any"], required=False, default="all")
+    conditions = ConditionInput(many=True)
+
+
+class TemplateInput(serializers.Serializer):
+    title = serializers.CharField(required=False, help_text="e.g. $event.name by $account.name ($account.plan)")
+    body = serializers.CharField(required=False, help_text="$event.*, $account.*, $user.*, $feature.* placeholders")
 
 
 class ChannelInput(serializers.Serializer):
@@ -55,6 +82,8 @@ class PipelineInput(serializers.Serializer):
     destinations = DestinationInput(
         many=True, required=False, help_text="Channels described inline: created, or updated when the target exists."
     )
+    filter = FilterInput(required=False)
+    template = TemplateInput(required=False)
 
 
 class ChannelOutput(serializers.ModelSerializer):
@@ -121,7 +150,18 @@ class PipelineOutput(serializers.ModelSerializer):
 
     class Meta:
         model = AlertPipeline
-        fields = ["id", "name", "enabled", "trigger", "channels", "destinations", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "enabled",
+            "trigger",
+            "channels",
+            "destinations",
+            "filter",
+            "template",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_trigger(self, obj: AlertPipeline) -> dict:
         return {"type": obj.trigger_type, **obj.trigger_config}

@@ -16,6 +16,8 @@ from core.unset import UNSET
 from usage.outbox import event_subscription_set
 
 from .channels import pipeline_channels_resolve, pipeline_channels_save
+from .filters import filter_validate, unknown_feature_keys
+from .message_templates import template_validate
 from .models import EVENT_TRIGGERS, AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 
 TriggerType = AlertPipeline.TriggerType
@@ -25,11 +27,11 @@ MAX_DESTINATIONS = 10
 
 # Which trigger settings each trigger type reads; anything else is refused by name.
 _TRIGGER_KEYS: dict[str, set[str]] = {
-    TriggerType.EVENT: {"features", "plans", "min_quantity"},
-    TriggerType.THRESHOLD: {"features", "plans", "percent"},
-    TriggerType.PAID_FEATURE_ON_FREE_PLAN: {"features", "plans", "min_quantity"},
+    TriggerType.EVENT: {"features", "plans", "min_quantity", "expected_later"},
+    TriggerType.THRESHOLD: {"features", "plans", "percent", "expected_later"},
+    TriggerType.PAID_FEATURE_ON_FREE_PLAN: {"features", "plans", "min_quantity", "expected_later"},
     TriggerType.DORMANT: {"plans", "days"},
-    TriggerType.USAGE_DROP: {"features", "plans", "percent", "days"},
+    TriggerType.USAGE_DROP: {"features", "plans", "percent", "days", "expected_later"},
 }
 
 
@@ -60,6 +62,15 @@ def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
     return out
 
 
+def _expected_later(trigger: dict, config: dict) -> None:
+    if trigger.get("expected_later") not in (None, False, True):
+        raise DomainError(
+            "trigger.expected_later must be true or false.", code="invalid_type", field="trigger.expected_later"
+        )
+    if trigger.get("expected_later") and config.get("features"):
+        config["expected_later"] = True
+
+
 def trigger_validate(trigger: Any) -> tuple[str, dict]:
     """Check a REST-style trigger `{"type", ...settings}`; return (type, normalised config) or raise naming
     the field."""
@@ -75,14 +86,16 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     allowed = _TRIGGER_KEYS[kind]
     for key in trigger:
         if key != "type" and key not in allowed:
+            takes = ", ".join(sorted(allowed - {"expected_later"}))
             raise DomainError(
-                f"trigger.{key} is not used by '{kind}' triggers (they take: {', '.join(sorted(allowed))}).",
+                f"trigger.{key} is not used by '{kind}' triggers (they take: {takes}).",
                 code="unknown_field",
                 field=f"trigger.{key}",
             )
     config: dict[str, Any] = {}
     if "features" in trigger:
         config["features"] = _str_list(trigger["features"], field="trigger.features", key_format=True)
+    _expected_later(trigger, config)
     if "plans" in trigger:
         config["plans"] = _str_list(trigger["plans"], field="trigger.plans")
     if "min_quantity" in trigger:
@@ -112,6 +125,21 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if kind == TriggerType.PAID_FEATURE_ON_FREE_PLAN and "plans" not in config:
         config["plans"] = list(DEFAULT_FREE_PLANS)
     return kind, config
+
+
+def _trigger_features_known(*, workspace_id: int, config: dict) -> None:
+    """A mistyped key would make the pipeline never fire: keys must name catalog features unless the trigger says
+    they are expected later (a feature no event has used yet)."""
+    if config.get("expected_later") or not config.get("features"):
+        return
+    missing = unknown_feature_keys(workspace_id=workspace_id, keys=config["features"])
+    if missing:
+        raise DomainError(
+            f"trigger.features: no feature {', '.join(repr(k) for k in missing)} in the catalog. Check the spelling, "
+            'or set "expected_later": true to keep keys no event has used yet.',
+            code="unknown_feature",
+            field="trigger.features",
+        )
 
 
 def _name(value: Any) -> str:
@@ -185,9 +213,14 @@ def pipeline_create(
     destinations: list[dict] | None = None,
     channels: list[int] | None = None,
     enabled: bool = True,
+    filter: Any = None,
+    template: Any = None,
 ) -> AlertPipeline:
     """Create a pipeline posting to `channels` (ids) and to the channels `destinations` describe inline."""
     kind, config = trigger_validate(trigger)
+    _trigger_features_known(workspace_id=workspace.pk, config=config)
+    filter_spec = filter_validate(filter, workspace_id=workspace.pk, trigger_type=kind)
+    template_spec = template_validate(template)
     resolved = pipeline_channels_resolve(
         workspace_id=workspace.pk,
         channel_ids=channels,
@@ -201,6 +234,8 @@ def pipeline_create(
         enabled=_enabled(enabled),
         trigger_type=kind,
         trigger_config=config,
+        filter=filter_spec,
+        template=template_spec,
     )
     _save_unique(pipeline)
     _channels_replace(pipeline=pipeline, resolved=resolved)
@@ -217,6 +252,8 @@ def pipeline_update(
     trigger: Any = UNSET,
     destinations: Any = UNSET,
     channels: Any = UNSET,
+    filter: Any = UNSET,
+    template: Any = UNSET,
 ) -> AlertPipeline:
     """Change what is given; `channels` and `destinations` together replace the pipeline's channels (an inline
     entry with an `id` updates that channel, and a masked or omitted url/secret/token keeps the stored one)."""
@@ -227,6 +264,15 @@ def pipeline_update(
         pipeline.enabled = _enabled(enabled)
     if trigger is not UNSET:
         pipeline.trigger_type, pipeline.trigger_config = trigger_validate(trigger)
+        _trigger_features_known(workspace_id=pipeline.workspace_id, config=pipeline.trigger_config)
+    if filter is not UNSET or trigger is not UNSET:
+        # A new trigger type may know less than the old one: the filter is checked against it too.
+        raw_filter = pipeline.filter if filter is UNSET else filter
+        pipeline.filter = filter_validate(
+            raw_filter, workspace_id=pipeline.workspace_id, trigger_type=pipeline.trigger_type
+        )
+    if template is not UNSET:
+        pipeline.template = template_validate(template)
     resolved = None
     if destinations is not UNSET or channels is not UNSET:
         resolved = pipeline_channels_resolve(

@@ -17,6 +17,8 @@ from catalog.models import Feature
 from usage.models import EventOutbox, UsageEvent
 
 from .delivery import deliveries_create
+from .filters import FilterSubject, filter_matches
+from .message_templates import template_render, template_values
 from .models import EVENT_TRIGGERS, AlertDelivery, AlertPipeline, AlertThresholdMark, AlertWindowMark
 from .selectors import pipelines_enabled
 
@@ -68,7 +70,25 @@ def _feature_context(feature: Feature) -> dict:
 
 def _plan_ok(pipeline: AlertPipeline, account: Account) -> bool:
     plans = pipeline.trigger_config.get("plans")
-    return not plans or (account.plan or "").strip().lower() in {p.lower() for p in plans}
+    plan_ok = not plans or (account.plan or "").strip().lower() in {p.lower() for p in plans}
+    return plan_ok and filter_matches(pipeline.filter, FilterSubject(account=account))
+
+
+def _event_ok(pipeline: AlertPipeline, event: UsageEvent) -> bool:
+    """The trigger's features and plans, then the pipeline's filter, on what the event query already loaded."""
+    if not _feature_ok(pipeline, event.feature):
+        return False
+    plans = pipeline.trigger_config.get("plans")
+    if plans and (event.account.plan or "").strip().lower() not in {p.lower() for p in plans}:
+        return False
+    subject = FilterSubject(
+        account=event.account,
+        feature=event.feature,
+        end_user=event.end_user,
+        quantity=event.quantity,
+        properties=event.properties,
+    )
+    return filter_matches(pipeline.filter, subject)
 
 
 def _feature_ok(pipeline: AlertPipeline, feature: Feature) -> bool:
@@ -86,8 +106,9 @@ def _payload(
     feature: Feature | None,
     details: dict,
     occurred_at: datetime,
+    usage_event: UsageEvent | None = None,
 ) -> dict:
-    return {
+    payload = {
         "event": event,
         "trigger": pipeline.trigger_type,
         "title": title,
@@ -98,6 +119,39 @@ def _payload(
         "details": details,
         "occurred_at": occurred_at.isoformat(),
     }
+    if pipeline.template:
+        payload_with_template(payload, template=pipeline.template, usage_event=usage_event)
+    return payload
+
+
+def _user_context(event: UsageEvent | None) -> dict | None:
+    user = event.end_user if event is not None else None
+    return {"id": user.external_id, "email": user.email or None} if user is not None else None
+
+
+def payload_with_template(payload: dict, *, template: dict, usage_event: UsageEvent | None) -> dict:
+    """Add the template and its values to an alert payload; its title and text become the plain rendering
+    (each destination renders again with its own escaping)."""
+    values = template_values(
+        event_name=payload["event"],
+        quantity=usage_event.quantity if usage_event is not None else None,
+        occurred_at=payload["occurred_at"],
+        event_id=(usage_event.event_id or None) if usage_event is not None else None,
+        properties=usage_event.properties if usage_event is not None else None,
+        account={**(payload.get("account") or {}), "status": usage_event.account.status}
+        if usage_event
+        else payload.get("account"),
+        user=_user_context(usage_event),
+        feature=payload.get("feature"),
+        pipeline_name=(payload.get("pipeline") or {}).get("name", ""),
+    )
+    payload["template"] = template
+    payload["values"] = values
+    if template.get("title", "").strip():
+        payload["title"] = template_render(template["title"], values)
+    if template.get("body", "").strip():
+        payload["text"] = template_render(template["body"], values)
+    return payload
 
 
 def _event_details(event: UsageEvent) -> dict:
@@ -124,6 +178,7 @@ def _evaluate_event(pipeline: AlertPipeline, event: UsageEvent, now: datetime) -
         feature=feature,
         details=_event_details(event),
         occurred_at=event.occurred_at,
+        usage_event=event,
     )
     return deliveries_create(pipeline=pipeline, payload=payload, dedupe_key=f"event:{event.pk}", now=now)
 
@@ -149,6 +204,7 @@ def _evaluate_free_plan(pipeline: AlertPipeline, event: UsageEvent, now: datetim
         feature=feature,
         details=_event_details(event),
         occurred_at=event.occurred_at,
+        usage_event=event,
     )
     # One alert per account × feature × UTC day, however often the feature is used that day.
     return deliveries_create(
@@ -232,7 +288,7 @@ def alert_events_evaluate(*, workspace_id: int, event_ids: list[int], now: datet
     )
     created: list[AlertDelivery] = []
     for pipeline in pipelines:
-        matching = [e for e in events if _feature_ok(pipeline, e.feature) and _plan_ok(pipeline, e.account)]
+        matching = [e for e in events if _event_ok(pipeline, e)]
         if pipeline.trigger_type == TriggerType.EVENT:
             for event in matching:
                 created += _evaluate_event(pipeline, event, now)

@@ -51,7 +51,7 @@ def _render(request: HttpRequest, template: str, context: dict, status: int = 20
 # Form: HTML inputs → the REST body. Parsing only; every rule is the service's.
 # ---------------------------------------------------------------------------
 
-TRIGGER_FIELDS = {"features", "plans", "min_quantity", "percent", "days"}
+TRIGGER_FIELDS = {"features", "plans", "min_quantity", "percent", "days", "expected_later"}
 
 
 class PipelineForm(forms.Form):
@@ -61,6 +61,11 @@ class PipelineForm(forms.Form):
         choices=[("", "—")] + list(AlertPipeline.TriggerType.choices), required=False, label="Trigger"
     )
     features = forms.CharField(required=False, help_text="Feature keys, comma-separated (empty: all).")
+    expected_later = forms.BooleanField(
+        required=False,
+        label="Keep keys not seen yet",
+        help_text="Tick to keep feature keys no event has used yet (otherwise a key not in the catalog is refused).",
+    )
     plans = forms.CharField(required=False, help_text="Plan labels, comma-separated (empty: all).")
     min_quantity = forms.CharField(required=False, label="Minimum quantity", help_text="event, free plan")
     percent = forms.CharField(
@@ -85,6 +90,8 @@ class PipelineForm(forms.Form):
         for key in ("features", "plans"):
             if data[key].strip():
                 trigger[key] = [v.strip() for v in data[key].split(",")]
+        if data["expected_later"] and "features" in trigger:
+            trigger["expected_later"] = True
         for key in ("min_quantity", "days"):
             if data[key].strip():
                 trigger[key] = _number(data[key])
@@ -161,6 +168,7 @@ def _initial(pipeline: AlertPipeline | None) -> tuple[dict, list[dict]]:
         "enabled": pipeline.enabled,
         "trigger_type": pipeline.trigger_type,
         "features": ", ".join(config.get("features", [])),
+        "expected_later": config.get("expected_later", False),
         "plans": ", ".join(config.get("plans", [])),
         "min_quantity": config.get("min_quantity", ""),
         "percent": ", ".join(map(str, percent)) if isinstance(percent, list) else (percent or ""),

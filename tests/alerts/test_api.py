@@ -12,7 +12,13 @@ def _body(**overrides) -> dict:
     body = {
         "name": "Big exports",
         "enabled": True,
-        "trigger": {"type": "event", "features": ["export.pdf"], "plans": ["pro"], "min_quantity": 10},
+        "trigger": {
+            "type": "event",
+            "features": ["export.pdf"],
+            "plans": ["pro"],
+            "min_quantity": 10,
+            "expected_later": True,
+        },
         "destinations": [
             {"type": "discord", "url": "https://discord.com/api/webhooks/1/token-ABCD"},
             {"type": "webhook", "url": "https://hooks.example.com/uptake", "secret": SECRET},
@@ -35,6 +41,7 @@ def test_create_pipeline_masks_secrets_and_applies_defaults(api):
         "features": ["export.pdf"],
         "plans": ["pro"],
         "min_quantity": 10,
+        "expected_later": True,
     }
     assert [
         {k: d[k] for k in ("type", "url", "to", "secret", "mentions", "rate_limit_per_minute")}

@@ -21,7 +21,7 @@ def pipeline(workspace):
     return pipeline_create(
         workspace=workspace,
         name="Upsell",
-        trigger={"type": "event", "features": ["export"], "min_quantity": 5},
+        trigger={"type": "event", "features": ["export"], "min_quantity": 5, "expected_later": True},
         destinations=[{"type": "slack", "url": SLACK_URL}],
     )
 
@@ -203,6 +203,7 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
             name="Near limits",
             trigger_type="threshold",
             features="export, reports",
+            expected_later="on",
             percent="80, 100",
             destinations=[
                 {"type": "webhook", "url": "https://example.com/hook", "secret": SECRET},
@@ -222,7 +223,12 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
     assert response.status_code == 302 and response["Location"] == f"/alerts/{pipeline.pk}/"
     body = api.get(f"/api/v1/pipelines/{pipeline.pk}").json()
     assert (body["name"], body["enabled"]) == ("Near limits", True)
-    assert body["trigger"] == {"type": "threshold", "features": ["export", "reports"], "percent": [80, 100]}
+    assert body["trigger"] == {
+        "type": "threshold",
+        "features": ["export", "reports"],
+        "expected_later": True,
+        "percent": [80, 100],
+    }
     assert [
         (d["type"], d["url"], d["to"], d["mentions"], d["rate_limit_per_minute"]) for d in body["destinations"]
     ] == [
@@ -331,6 +337,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
         _form(
             name="Upsell (big)",
             features="export",
+            expected_later="on",
             min_quantity="50",
             destinations=[
                 {"id": str(slack.pk), "type": "slack", "url": row.initial["url"]},
@@ -343,7 +350,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
     pipeline.refresh_from_db()
     assert (pipeline.name, pipeline.trigger_config) == (
         "Upsell (big)",
-        {"features": ["export"], "min_quantity": 50},
+        {"features": ["export"], "min_quantity": 50, "expected_later": True},
     )
     stored = list(pipeline.channels.order_by("id").values_list("pk", "type", "url", "secret"))
     assert stored == [
@@ -357,6 +364,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
         _form(
             name="Upsell (big)",
             features="export",
+            expected_later="on",
             min_quantity="50",
             destinations=[
                 {"id": str(slack.pk), "type": "slack", "url": row.initial["url"], "DELETE": True},

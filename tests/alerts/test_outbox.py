@@ -23,7 +23,7 @@ def pipeline(workspace, receiver):
     return pipeline_create(
         workspace=workspace,
         name="Exports",
-        trigger={"type": "event", "features": ["export"]},
+        trigger={"type": "event", "features": ["export"], "expected_later": True},
         destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
     )
 

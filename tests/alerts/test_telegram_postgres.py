@@ -32,7 +32,7 @@ def _telegram_pipeline(workspace, *, mentions: bool = False, name: str = "Export
     return pipeline_create(
         workspace=workspace,
         name=name,
-        trigger={"type": "event", "features": ["export"]},
+        trigger={"type": "event", "features": ["export"], "expected_later": True},
         destinations=[{"type": "telegram", "token": TOKEN, "chat_id": CHAT, "mentions": mentions}],
     )
 

@@ -28,7 +28,7 @@ def test_event_trigger_filters_by_feature_and_min_quantity_and_enriches(ingest, 
     pipeline_create(
         workspace=workspace,
         name="Big exports",
-        trigger={"type": "event", "features": ["export"], "min_quantity": 5},
+        trigger={"type": "event", "features": ["export"], "min_quantity": 5, "expected_later": True},
         destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
     )
     # when
