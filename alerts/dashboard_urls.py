@@ -9,6 +9,7 @@ app_name = "alerts"
 urlpatterns = [
     path("", views.pipeline_list, name="list"),
     path("new/", views.pipeline_new, name="new"),
+    path("preview/", views.template_preview, name="preview"),
     path("<int:pipeline_id>/", views.pipeline_detail, name="detail"),
     path("<int:pipeline_id>/edit/", views.pipeline_edit, name="edit"),
     path("<int:pipeline_id>/toggle/", views.pipeline_toggle, name="toggle"),

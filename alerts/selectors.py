@@ -5,7 +5,9 @@ from collections.abc import Iterable
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Workspace
+from catalog.models import Feature, Lifecycle
 from core.errors import NotFound
+from usage.models import UsageEvent
 
 from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 
@@ -90,3 +92,22 @@ def channel_pipelines(channel: AlertChannel) -> list[AlertPipeline]:
 def channel_delivery_page(*, channel: AlertChannel, limit: int) -> list[AlertDelivery]:
     """The channel's latest deliveries, newest first (every pipeline's, its test messages and summaries)."""
     return list(AlertDelivery.objects.filter(channel=channel).select_related("pipeline").order_by("-id")[:limit])
+
+
+def catalog_feature_choices(*, workspace: Workspace) -> list[tuple[str, str]]:
+    """(key, "Name (key)") of the workspace's features that are not archived, for the pipeline form's picker."""
+    rows = (
+        Feature.objects.filter(workspace=workspace)
+        .exclude(status=Lifecycle.ARCHIVED)
+        .order_by("name")
+        .values_list("key", "name")
+    )
+    return [(key, f"{name} ({key})" if name and name != key else key) for key, name in rows]
+
+
+def latest_event(*, workspace: Workspace, feature_keys: list[str]) -> UsageEvent | None:
+    """The workspace's latest event (of these features, when given): what a template preview renders."""
+    events = UsageEvent.objects.filter(workspace=workspace)
+    if feature_keys:
+        events = events.filter(feature__key__in=feature_keys)
+    return events.select_related("account__owner", "feature", "end_user").order_by("-occurred_at", "-id").first()

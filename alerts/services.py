@@ -77,6 +77,10 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if not isinstance(trigger, dict):
         raise DomainError("trigger must be an object with a 'type'.", code="invalid_type", field="trigger")
     kind = trigger.get("type")
+    if kind is None:
+        raise DomainError(
+            f"trigger.type is required: one of {', '.join(_TRIGGER_KEYS)}.", code="missing_field", field="trigger.type"
+        )
     if kind not in _TRIGGER_KEYS:
         raise DomainError(
             f"trigger.type must be one of {', '.join(_TRIGGER_KEYS)}; got {kind!r}.",

@@ -154,6 +154,23 @@ def payload_with_template(payload: dict, *, template: dict, usage_event: UsageEv
     return payload
 
 
+def preview_payload(*, event: UsageEvent, template: dict, pipeline_name: str) -> dict:
+    """The payload an event alert on `event` would carry under `template` (the form's preview; nothing stored)."""
+    account, feature = event.account, event.feature
+    payload = {
+        "event": feature.key,
+        "trigger": TriggerType.EVENT,
+        "title": f"{feature.name or feature.key} used by {account.name or account.external_id}",
+        "text": f"{account.name or account.external_id} used {feature.name or feature.key} ({event.quantity}).",
+        "pipeline": {"id": None, "name": pipeline_name},
+        "account": alert_account_context(account),
+        "feature": _feature_context(feature),
+        "details": _event_details(event),
+        "occurred_at": event.occurred_at.isoformat(),
+    }
+    return payload_with_template(payload, template=template, usage_event=event) if template else payload
+
+
 def _event_details(event: UsageEvent) -> dict:
     details: dict = {"quantity": event.quantity, "occurred_at": event.occurred_at.isoformat()}
     if event.event_id:

@@ -1,9 +1,9 @@
 """Dashboard pages for alert pipelines: list, create/edit form, enable/disable, test message, delivery log.
 
-Thin views: the form only turns HTML inputs into the REST body (`{"name", "enabled", "trigger",
-"destinations"}`) and calls the same services as /api/v1/pipelines, whose DomainError names the field that is
-shown next to it. The current workspace is the dashboard's (same session key; usage cannot import
-analytics). Staff with a viewer or manager role read; owners and admins (and superusers) edit.
+Thin views: the forms (alerts.forms) only turn HTML inputs into the REST body (`{"name", "enabled",
+"trigger", "channels", "destinations", "filter", "template"}`) and call the same services as /api/v1/pipelines,
+whose DomainError names the field that is shown next to it. The current workspace is the dashboard's. Staff
+with a viewer or manager role read; owners and admins (and superusers) edit.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from functools import wraps
 
-from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,10 +23,19 @@ from core.views import workspace_page
 from . import selectors, services
 from .channels import channel_create, channel_delete, channel_test_send, channel_update
 from .destinations import channel_target_shown, channel_url_shown, mask_secret
+from .filters import PREFIXES
+from .forms import (
+    TRIGGER_FIELDS,
+    ChannelForm,
+    ConditionFormSet,
+    DestinationFormSet,
+    PipelineForm,
+)
+from .message_templates import template_validate
 from .models import AlertChannel, AlertPipeline
+from .triggers import preview_payload
 
 DELIVERY_LOG_LIMIT = 100
-BLANK_DESTINATION_ROWS = 2
 
 # The dashboard's current workspace and edit right (owners, admins, superusers); viewers and managers read.
 alerts_page = workspace_page(nav="alerts")
@@ -51,128 +59,27 @@ def _render(request: HttpRequest, template: str, context: dict, status: int = 20
 # Form: HTML inputs → the REST body. Parsing only; every rule is the service's.
 # ---------------------------------------------------------------------------
 
-TRIGGER_FIELDS = {"features", "plans", "min_quantity", "percent", "days", "expected_later"}
 
-
-class PipelineForm(forms.Form):
-    name = forms.CharField(required=False, max_length=1000)
-    enabled = forms.BooleanField(required=False, initial=True)
-    trigger_type = forms.ChoiceField(
-        choices=[("", "—")] + list(AlertPipeline.TriggerType.choices), required=False, label="Trigger"
-    )
-    features = forms.CharField(required=False, help_text="Feature keys, comma-separated (empty: all).")
-    expected_later = forms.BooleanField(
-        required=False,
-        label="Keep keys not seen yet",
-        help_text="Tick to keep feature keys no event has used yet (otherwise a key not in the catalog is refused).",
-    )
-    plans = forms.CharField(required=False, help_text="Plan labels, comma-separated (empty: all).")
-    min_quantity = forms.CharField(required=False, label="Minimum quantity", help_text="event, free plan")
-    percent = forms.CharField(
-        required=False,
-        help_text="threshold: percents of the allowance, e.g. 80, 100; usage drop: one percent",
-    )
-    days = forms.CharField(required=False, help_text="dormant (default 14), usage drop (default 7)")
-    channels = forms.MultipleChoiceField(
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        label="Channels",
-        help_text="The workspace's channels this pipeline posts to (besides the ones below).",
-    )
-
-    def __init__(self, *args, channel_choices: list[tuple[int, str]] = (), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["channels"].choices = [(str(pk), label) for pk, label in channel_choices]
-
-    def trigger(self) -> dict:
-        data = self.cleaned_data
-        trigger: dict = {"type": data["trigger_type"] or None}
-        for key in ("features", "plans"):
-            if data[key].strip():
-                trigger[key] = [v.strip() for v in data[key].split(",")]
-        if data["expected_later"] and "features" in trigger:
-            trigger["expected_later"] = True
-        for key in ("min_quantity", "days"):
-            if data[key].strip():
-                trigger[key] = _number(data[key])
-        if data["percent"].strip():
-            values = [_number(v) for v in data["percent"].split(",")]
-            is_list = data["trigger_type"] == AlertPipeline.TriggerType.THRESHOLD or len(values) > 1
-            trigger["percent"] = values if is_list else values[0]
-        return trigger
-
-
-class DestinationForm(forms.Form):
-    """One channel described inline: an existing channel of the pipeline (with its id) or a new one."""
-
-    id = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    type = forms.ChoiceField(choices=[("", "—")] + list(AlertChannel.Type.choices), required=False)
-    url = forms.CharField(required=False, max_length=4000, label="URL")
-    to = forms.CharField(required=False, max_length=4000, label="To", help_text="E-mail addresses, comma-separated")
-    secret = forms.CharField(
-        required=False,
-        max_length=1000,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Webhooks: signs each body (HMAC-SHA256). Leave blank to keep the stored one.",
-    )
-    token = forms.CharField(
-        required=False,
-        max_length=1000,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Telegram: the bot token. Leave blank to keep the stored one.",
-    )
-    chat_id = forms.CharField(required=False, max_length=200, label="Chat", help_text="Telegram: chat id or @name")
-    table = forms.CharField(required=False, max_length=200, help_text="PostgreSQL: [schema.]table")
-    mentions = forms.BooleanField(required=False, help_text="Let @everyone, @here and roles ping")
-    rate_limit_per_minute = forms.CharField(required=False, label="Per minute")
-
-    def is_blank(self) -> bool:
-        data = self.cleaned_data
-        return not (
-            data.get("id")
-            or data.get("type")
-            or any(data.get(k, "").strip() for k in ("url", "to", "token", "chat_id", "table"))
-        )
-
-    def spec(self) -> dict:
-        data = self.cleaned_data
-        spec: dict = {"type": data["type"] or None, "mentions": data["mentions"]}
-        if data["id"]:
-            spec["id"] = data["id"]
-        for key in ("url", "to", "secret", "token", "chat_id", "table"):
-            if data.get(key, "").strip():
-                spec[key] = data[key].strip()
-        if data["rate_limit_per_minute"].strip():
-            spec["rate_limit_per_minute"] = _number(data["rate_limit_per_minute"])
-        return spec
-
-
-# Blank rows for new destinations; an untouched blank row is skipped.
-DestinationFormSet = forms.formset_factory(DestinationForm, extra=BLANK_DESTINATION_ROWS, can_delete=True)
-
-
-def _number(raw: str):
-    # An integer when it reads as one; otherwise the text goes to the service, which says what is expected.
-    raw = raw.strip()
-    # ASCII digits only, and fewer than Python's int-from-text limit (4,300 digits would raise ValueError).
-    return int(raw) if re.fullmatch(r"-?[0-9]{1,4000}", raw) else raw
-
-
-def _initial(pipeline: AlertPipeline | None) -> tuple[dict, list[dict]]:
+def _initial(pipeline: AlertPipeline | None, known: set[str]) -> tuple[dict, list[dict], list[dict]]:
     if pipeline is None:
-        return {"enabled": True}, []
+        return {"enabled": True, "filter_match": "all"}, [], []
     config = pipeline.trigger_config
     percent = config.get("percent")
+    keys = config.get("features", [])
     pipeline_initial = {
         "name": pipeline.name,
         "enabled": pipeline.enabled,
         "trigger_type": pipeline.trigger_type,
-        "features": ", ".join(config.get("features", [])),
+        "features": [k for k in keys if k in known],
+        "unseen_features": ", ".join(k for k in keys if k not in known),
         "expected_later": config.get("expected_later", False),
         "plans": ", ".join(config.get("plans", [])),
         "min_quantity": config.get("min_quantity", ""),
         "percent": ", ".join(map(str, percent)) if isinstance(percent, list) else (percent or ""),
         "days": config.get("days", ""),
+        "filter_match": (pipeline.filter or {}).get("match", "all"),
+        "template_title": (pipeline.template or {}).get("title", ""),
+        "template_body": (pipeline.template or {}).get("body", ""),
     }
     destinations = [
         {
@@ -187,30 +94,58 @@ def _initial(pipeline: AlertPipeline | None) -> tuple[dict, list[dict]]:
         }
         for c in selectors.pipeline_channels(pipeline)
     ]
-    return pipeline_initial, destinations
+    return (
+        pipeline_initial,
+        destinations,
+        [_condition_initial(c) for c in (pipeline.filter or {}).get("conditions", [])],
+    )
 
 
-_ERROR_FIELD = re.compile(r"^destinations\[(\d+)\](?:\.(\w+))?$")
+def _condition_initial(condition: dict) -> dict:
+    field = condition["field"]
+    prefix = next((p for p in PREFIXES if field.startswith(p)), None)
+    value = condition.get("value")
+    shown = ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
+    return {
+        "field": prefix or field,
+        "name": field.removeprefix(prefix) if prefix else "",
+        "op": condition["op"],
+        "value": shown.lower() if isinstance(value, bool) else shown,
+        "expected_later": condition.get("expected_later", False),
+    }
 
 
-def _show_error(exc: DomainError, form: PipelineForm, formset, rows: list[int]) -> None:
-    """Put the service's error next to the input it names (`trigger.days`, `destinations[1].url`, ...)."""
+_ROW_ERROR = re.compile(r"^(destinations|filter\.conditions)\[(\d+)\](?:\.(\w+))?$")
+_FORM_FIELDS = {"name": "name", "enabled": "enabled", "filter.match": "filter_match", "filter": "filter_match"}
+
+
+def _show_error(exc: DomainError, form: PipelineForm, formsets: dict, rows: dict) -> None:
+    """Put the service's error next to the input it names (`trigger.days`, `destinations[1].url`,
+    `filter.conditions[0].value`, `template.body`, ...)."""
     field = exc.field or ""
     message = str(exc)
     if field.startswith("trigger."):
         key = re.sub(r"\[\d+\]$", "", field.removeprefix("trigger."))
-        form.add_error("trigger_type" if key == "type" else key if key in TRIGGER_FIELDS else None, message)
+        if key == "features" and form.cleaned_data.get("unseen_features", "").strip():
+            key = "unseen_features"
+        form.add_error(
+            "trigger_type" if key == "type" else key if key in TRIGGER_FIELDS | {"unseen_features"} else None, message
+        )
         return
-    if field in ("name", "enabled"):
-        form.add_error(field, message)
+    if field.startswith("template."):
+        form.add_error("template_body" if field == "template.body" else "template_title", message)
+        return
+    if field in _FORM_FIELDS:
+        form.add_error(_FORM_FIELDS[field], message)
         return
     if field.startswith("channels"):
         form.add_error("channels", message)
         return
-    match = _ERROR_FIELD.match(field)
-    if match and int(match.group(1)) < len(rows):
-        row = formset.forms[rows[int(match.group(1))]]
-        key = match.group(2)
+    match = _ROW_ERROR.match(field)
+    group = {"destinations": "dest", "filter.conditions": "cond"}.get(match.group(1)) if match else None
+    if group and int(match.group(2)) < len(rows[group]):
+        row = formsets[group].forms[rows[group][int(match.group(2))]]
+        key = match.group(3)
         row.add_error(key if key in row.fields else None, message)
         return
     form.add_error(None, message)
@@ -225,35 +160,55 @@ def _channel_choices(request: HttpRequest, pipeline: AlertPipeline | None) -> li
     ]
 
 
+def _used_rows(formset) -> list[int]:
+    return [i for i, f in enumerate(formset.forms) if not f.is_blank() and not f.cleaned_data.get("DELETE")]
+
+
+def _body(form: PipelineForm, formsets: dict, rows: dict) -> dict:
+    conditions = [formsets["cond"].forms[i].spec() for i in rows["cond"]]
+    return {
+        "name": form.cleaned_data["name"],
+        "enabled": form.cleaned_data["enabled"],
+        "trigger": form.trigger(),
+        # None (not []) when nothing is ticked: the service then asks for a destination, as a manager expects.
+        "channels": [int(pk) for pk in form.cleaned_data["channels"]] or None,
+        "destinations": [formsets["dest"].forms[i].spec() for i in rows["dest"]],
+        "filter": {"match": form.cleaned_data["filter_match"] or "all", "conditions": conditions}
+        if conditions
+        else None,
+        "template": form.template(),
+    }
+
+
 def _save(request: HttpRequest, pipeline: AlertPipeline | None) -> HttpResponse:
-    initial, destinations = _initial(pipeline)
-    choices = _channel_choices(request, pipeline)
+    features = selectors.catalog_feature_choices(workspace=request.workspace)
+    initial, destinations, conditions = _initial(pipeline, {key for key, _ in features})
+    kwargs = {"channel_choices": _channel_choices(request, pipeline), "feature_choices": features}
     if request.method == "POST":
-        form = PipelineForm(request.POST, channel_choices=choices)
-        formset = DestinationFormSet(request.POST, prefix="dest")
-    else:
-        form = PipelineForm(initial=initial, channel_choices=choices)
-        formset = DestinationFormSet(prefix="dest", initial=destinations)
-    if request.method == "POST" and form.is_valid() and formset.is_valid():
-        rows = [i for i, f in enumerate(formset.forms) if not f.is_blank() and not f.cleaned_data.get("DELETE")]
-        body = {
-            "name": form.cleaned_data["name"],
-            "enabled": form.cleaned_data["enabled"],
-            "trigger": form.trigger(),
-            # None (not []) when nothing is ticked: the service then asks for a destination, as a manager expects.
-            "channels": [int(pk) for pk in form.cleaned_data["channels"]] or None,
-            "destinations": [formset.forms[i].spec() for i in rows],
+        form = PipelineForm(request.POST, **kwargs)
+        formsets = {
+            "dest": DestinationFormSet(request.POST, prefix="dest"),
+            "cond": ConditionFormSet(request.POST, prefix="cond"),
         }
+    else:
+        form = PipelineForm(initial=initial, **kwargs)
+        formsets = {
+            "dest": DestinationFormSet(prefix="dest", initial=destinations),
+            "cond": ConditionFormSet(prefix="cond", initial=conditions),
+        }
+    valid = request.method == "POST" and all([form.is_valid(), *(f.is_valid() for f in formsets.values())])
+    if valid:
+        rows = {name: _used_rows(formset) for name, formset in formsets.items()}
+        body = _body(form, formsets, rows)
         try:
             if pipeline is None:
                 pipeline = services.pipeline_create(workspace=request.workspace, **body)
             else:
                 services.pipeline_update(pipeline=pipeline, **body)
         except DomainError as exc:
-            _show_error(exc, form, formset, rows)
+            _show_error(exc, form, formsets, rows)
         else:
             return redirect("alerts:detail", pipeline_id=pipeline.pk)
-    status = 400 if request.method == "POST" else 200
     return _render(
         request,
         "alerts/form.html",
@@ -261,10 +216,33 @@ def _save(request: HttpRequest, pipeline: AlertPipeline | None) -> HttpResponse:
             "title": f"Edit {pipeline.name}" if pipeline else "New alert pipeline",
             "pipeline": pipeline,
             "form": form,
-            "formset": formset,
+            "formset": formsets["dest"],
+            "conditions": formsets["cond"],
         },
-        status=status,
+        status=400 if request.method == "POST" else 200,
     )
+
+
+@alerts_page
+def template_preview(request: HttpRequest) -> HttpResponse:
+    """The message the form's template would give for the latest event of the chosen features (htmx fragment)."""
+    template = {"title": request.GET.get("template_title", ""), "body": request.GET.get("template_body", "")}
+    keys = [k for k in request.GET.getlist("features") if k] + [
+        k.strip() for k in request.GET.get("unseen_features", "").split(",") if k.strip()
+    ]
+    context: dict = {"error": None, "preview": None, "event": None}
+    try:
+        template = template_validate(template)
+    except DomainError as exc:
+        context["error"] = str(exc)
+    else:
+        event = selectors.latest_event(workspace=request.workspace, feature_keys=keys)
+        context["event"] = event
+        if event is not None:
+            context["preview"] = preview_payload(
+                event=event, template=template, pipeline_name=request.GET.get("name", "")
+            )
+    return render(request, "alerts/_preview.html", context)
 
 
 # ---------------------------------------------------------------------------
@@ -383,17 +361,6 @@ def pipeline_delete(request: HttpRequest, pipeline_id: int) -> HttpResponse:
 # ---------------------------------------------------------------------------
 # Channels: the workspace's alert targets, shared by pipelines
 # ---------------------------------------------------------------------------
-
-
-class ChannelForm(DestinationForm):
-    name = forms.CharField(required=False, max_length=1000)
-    field_order = ["name", "type", "url", "to", "secret", "token", "chat_id", "table", "mentions"]
-
-    def spec(self) -> dict:
-        spec = super().spec()
-        spec.pop("id", None)
-        spec["name"] = self.cleaned_data["name"].strip() or None
-        return spec
 
 
 @alerts_page

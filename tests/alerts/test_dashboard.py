@@ -52,7 +52,6 @@ def _form(name="Big exports", trigger_type="event", destinations=(), **fields) -
         "name": name,
         "enabled": "on",
         "trigger_type": trigger_type,
-        "features": "",
         "plans": "",
         "min_quantity": "",
         "percent": "",
@@ -62,6 +61,10 @@ def _form(name="Big exports", trigger_type="event", destinations=(), **fields) -
         "dest-INITIAL_FORMS": str(sum(1 for d in destinations if d.get("id"))),
         "dest-MIN_NUM_FORMS": "0",
         "dest-MAX_NUM_FORMS": "1000",
+        "cond-TOTAL_FORMS": "0",
+        "cond-INITIAL_FORMS": "0",
+        "cond-MIN_NUM_FORMS": "0",
+        "cond-MAX_NUM_FORMS": "1000",
     }
     for index, row in enumerate(destinations):
         for key, value in row.items():
@@ -202,7 +205,7 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
         _form(
             name="Near limits",
             trigger_type="threshold",
-            features="export, reports",
+            unseen_features="export, reports",
             expected_later="on",
             percent="80, 100",
             destinations=[
@@ -248,19 +251,19 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
             {"name": ""},
             [{"type": "slack", "url": SLACK_URL}],
             ("form", "name"),
-            "name is required: a non-empty string.",
+            "Give the pipeline a name.",
         ),
         (
             {"trigger_type": ""},
             [{"type": "slack", "url": SLACK_URL}],
             ("form", "trigger_type"),
-            "trigger.type must be one of event, threshold, paid_feature_on_free_plan, dormant, usage_drop; got None.",
+            "Choose what should trigger the pipeline.",
         ),
         (
-            {"days": "3"},
+            {"plans": "pro, "},
             [{"type": "slack", "url": SLACK_URL}],
-            ("form", "days"),
-            "trigger.days is not used by 'event' triggers (they take: features, min_quantity, plans).",
+            ("form", "plans"),
+            "trigger.plans[1] must not be empty.",
         ),
         (
             {"min_quantity": "lots"},
@@ -336,7 +339,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
         f"/alerts/{pipeline.pk}/edit/",
         _form(
             name="Upsell (big)",
-            features="export",
+            unseen_features="export",
             expected_later="on",
             min_quantity="50",
             destinations=[
@@ -363,7 +366,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
         f"/alerts/{pipeline.pk}/edit/",
         _form(
             name="Upsell (big)",
-            features="export",
+            unseen_features="export",
             expected_later="on",
             min_quantity="50",
             destinations=[
@@ -549,3 +552,137 @@ def test_channel_form_refusals_are_shown_next_to_the_field(workspace, admin_clie
     assert list(response.context["form"].errors) == ["token"]
     assert "the bot token BotFather gave" in response.context["form"].errors["token"][0]
     assert AlertChannel.objects.count() == 0
+
+
+# ---------------------------------------------------------------------------
+# The pipeline form a manager uses: words, catalog picker, filter builder, template preview
+# ---------------------------------------------------------------------------
+
+
+def test_an_empty_submit_answers_in_words_and_stores_nothing(workspace, admin_client):
+    # when
+    response = admin_client.post("/alerts/new/", _form(name="", trigger_type=""))
+    # then
+    assert response.status_code == 400
+    assert response.context["form"].errors == {
+        "name": ["Give the pipeline a name."],
+        "trigger_type": ["Choose what should trigger the pipeline."],
+    }
+    assert "got None" not in response.content.decode()
+    assert AlertPipeline.objects.count() == 0
+
+
+def test_features_come_from_the_catalog_and_unknown_keys_need_the_not_seen_yet_choice(workspace, admin_client, product):
+    # given
+    from catalog.services import feature_create
+
+    feature_create(workspace=workspace, key="export", name="Export", product=product)
+    page = admin_client.get("/alerts/new/")
+    assert page.context["form"].fields["features"].choices == [("export", "Export (export)")]
+    destinations = [{"type": "slack", "url": SLACK_URL}]
+    # when a mistyped key is typed without the choice
+    refused = admin_client.post(
+        "/alerts/new/", _form(features=["export"], unseen_features="exprot", destinations=destinations)
+    )
+    # then it is refused next to the input, naming the key
+    assert refused.status_code == 400
+    [message] = refused.context["form"].errors["unseen_features"]
+    assert message.startswith("trigger.features: no feature 'exprot' in the catalog.")
+    assert AlertPipeline.objects.count() == 0
+    # when the key is kept on purpose
+    kept = admin_client.post(
+        "/alerts/new/",
+        _form(features=["export"], unseen_features="ai.summary", expected_later="on", destinations=destinations),
+    )
+    assert kept.status_code == 302
+    assert AlertPipeline.objects.get().trigger_config == {"features": ["export", "ai.summary"], "expected_later": True}
+
+
+def _conditions(*rows: dict) -> dict:
+    data = {"cond-TOTAL_FORMS": str(len(rows)), "cond-INITIAL_FORMS": "0"}
+    for index, row in enumerate(rows):
+        for key, value in row.items():
+            data[f"cond-{index}-{key}"] = value
+    return data
+
+
+def test_the_filter_builder_saves_conditions_without_json_and_names_the_bad_row(workspace, admin_client):
+    destinations = [{"type": "slack", "url": SLACK_URL}]
+    # when a condition row is wrong
+    refused = admin_client.post(
+        "/alerts/new/",
+        {
+            **_form(destinations=destinations),
+            **_conditions(
+                {"field": "account.plan", "op": "in", "value": "free, starter"},
+                {"field": "event.quantity", "op": "gt", "value": "ten"},
+            ),
+        },
+    )
+    # then the message is on that row's value, and nothing is stored
+    assert refused.status_code == 400
+    assert refused.context["conditions"].forms[1].errors == {
+        "value": ["filter.conditions[1].value: 'gt' needs a number; got 'ten'."]
+    }
+    assert AlertPipeline.objects.count() == 0
+    # when the rows are right (a property picked by name, a blank row skipped)
+    saved = admin_client.post(
+        "/alerts/new/",
+        {
+            **_form(destinations=destinations, filter_match="any"),
+            **_conditions(
+                {"field": "account.plan", "op": "in", "value": "free, starter"},
+                {"field": "event.properties.", "name": "format", "op": "eq", "value": "csv"},
+                {"field": "", "op": "", "value": ""},
+            ),
+        },
+    )
+    # then
+    assert saved.status_code == 302
+    pipeline = AlertPipeline.objects.get()
+    assert pipeline.filter == {
+        "match": "any",
+        "conditions": [
+            {"field": "account.plan", "op": "in", "value": ["free", "starter"]},
+            {"field": "event.properties.format", "op": "eq", "value": "csv"},
+        ],
+    }
+    # and the edit form shows them as rows again
+    edit = admin_client.get(f"/alerts/{pipeline.pk}/edit/")
+    assert [f.initial for f in edit.context["conditions"].forms[:2]] == [
+        {"field": "account.plan", "name": "", "op": "in", "value": "free, starter", "expected_later": False},
+        {"field": "event.properties.", "name": "format", "op": "eq", "value": "csv", "expected_later": False},
+    ]
+
+
+def test_template_preview_renders_the_latest_matching_event(workspace, admin_client, ingest, customer):
+    # given
+    ingest(
+        {"account_id": "acc-1", "feature_id": "export", "quantity": 2, "properties": {"format": "csv"}},
+        {"account_id": "acc-1", "feature_id": "import", "quantity": 1},
+    )
+    # when
+    page = admin_client.get(
+        "/alerts/preview/",
+        {
+            "features": ["export"],
+            "template_title": "$event.name by $account.name",
+            "template_body": "<b>$event.format</b> $event.missing",
+        },
+    )
+    bad = admin_client.get("/alerts/preview/", {"template_title": "$account.colour"})
+    # then
+    html = page.content.decode()
+    assert '<strong id="preview-title">export by Initech</strong>' in html
+    assert '<span id="preview-body">&lt;b&gt;csv&lt;/b&gt; </span>' in html
+    assert "template.title: $account.colour is not a placeholder" in bad.content.decode()
+
+
+def test_the_form_switches_fields_by_trigger_with_a_static_script(workspace, admin_client):
+    # when
+    html = admin_client.get("/alerts/new/").content.decode()
+    # then: settings carry the trigger types that read them, and the script is a file (no inline script for CSP)
+    assert 'name="days"' in html and 'data-triggers="dormant usage_drop"' in html
+    assert 'data-trigger-select="1"' in html
+    assert re.search(r'<script src="/static/alerts/pipeline_form\.js[^"]*" defer></script>', html)
+    assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>", html)
