@@ -242,3 +242,22 @@ def test_two_pipelines_on_one_channel_share_one_budget_and_one_summary(workspace
     assert embed["description"].splitlines()[1:] == ["• B 2 — Initech", "• A 3 — Initech", "• B 3 — Initech"]
     assert (summary.pipeline_id, summary.payload["details"]["pipelines"]) == (None, ["A", "B"])
     assert AlertDelivery.objects.filter(summary=summary).count() == 3
+
+
+def test_channel_operations_are_in_the_openapi_schema_with_every_status(api):
+    # when
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    paths = schema["paths"]
+    # then
+    expected = {
+        ("/api/v1/channels", "get"): {"200", "401", "403", "429"},
+        ("/api/v1/channels", "post"): {"201", "400", "401", "403", "409", "429"},
+        ("/api/v1/channels/{channel_id}", "get"): {"200", "401", "403", "404", "429"},
+        ("/api/v1/channels/{channel_id}", "put"): {"200", "400", "401", "403", "404", "409", "429"},
+        ("/api/v1/channels/{channel_id}", "delete"): {"204", "401", "403", "404", "409", "429"},
+        ("/api/v1/channels/{channel_id}/test", "post"): {"202", "401", "403", "404", "429"},
+        ("/api/v1/pipelines", "post"): {"201", "400", "401", "403", "409", "429"},
+    }
+    assert {key: set(paths[key[0]][key[1]]["responses"]) for key in expected} == expected
+    pipeline_input = schema["components"]["schemas"]["PipelineInputRequest"]["properties"]
+    assert {"channels", "filter", "template", "destinations"} <= set(pipeline_input)
