@@ -32,6 +32,14 @@ DEFAULT_RATE_LIMIT_PER_MINUTE = {
     ChannelType.POSTGRES: 600,
 }
 MIN_WEBHOOK_SECRET = 16
+SHORT_LABELS = {
+    ChannelType.SLACK: "Slack",
+    ChannelType.DISCORD: "Discord",
+    ChannelType.WEBHOOK: "Webhook",
+    ChannelType.EMAIL: "E-mail",
+    ChannelType.TELEGRAM: "Telegram",
+    ChannelType.POSTGRES: "PostgreSQL",
+}
 MAX_RATE_LIMIT = 10_000
 CHANNEL_FIELDS = (
     "name",
@@ -282,7 +290,7 @@ def channel_validate(spec: Any, *, field: str, previous: AlertChannel | None = N
 
 
 def _default_name(workspace_id: int, values: dict) -> str:
-    label = dict(ChannelType.choices)[values["type"]].split(" ")[0]
+    label = SHORT_LABELS[values["type"]]
     target = channel_target_shown(type=values["type"], **{k: values[k] for k in ("url", "to", "chat_id", "table")})
     base = f"{label} {target}"
     base = base[:180]

@@ -10,6 +10,7 @@ import pytest
 
 from accounts.services import membership_set
 from alerts.models import AlertChannel, AlertDelivery, AlertPipeline
+from catalog.services import feature_create
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -43,9 +44,12 @@ def page(live_server):
         browser.close()
 
 
-def test_create_a_webhook_pipeline_and_send_a_test_message(live_server, page, workspace, staff_user, receiver, eager):
-    # given carol, an admin of acme, and a webhook receiver on 127.0.0.1
+def test_create_a_webhook_pipeline_and_send_a_test_message(
+    live_server, page, workspace, staff_user, receiver, eager, product
+):
+    # given carol, an admin of acme, a feature in the catalog, and a webhook receiver on 127.0.0.1
     membership_set(workspace=workspace, user=staff_user, role="admin")
+    feature_create(workspace=workspace, key="export", name="Export", product=product)
     base = live_server.url
     # when she opens the alerts page and logs in through the admin login form
     page.goto(f"{base}/alerts/")
@@ -60,15 +64,23 @@ def test_create_a_webhook_pipeline_and_send_a_test_message(live_server, page, wo
     page.click("#new-pipeline")
     page.wait_for_url(f"{base}/alerts/new/")
     page.fill("#id_name", "Browser hooks")
+    # the settings follow the trigger: dormant reads days, not a minimum quantity; event the other way round
+    page.select_option("#id_trigger_type", "dormant")
+    assert page.locator("#id_days").is_visible() and not page.locator("#id_min_quantity").is_visible()
     page.select_option("#id_trigger_type", "event")
-    page.fill("#id_features", "export")
+    assert page.locator("#id_min_quantity").is_visible() and not page.locator("#id_days").is_visible()
+    # the feature is picked from the catalog, and a filter row is built from selects
+    page.select_option("#id_features", "export")
+    page.select_option("#id_cond-0-field", "event.quantity")
+    page.select_option("#id_cond-0-op", "gte")
+    page.fill("#id_cond-0-value", "1")
     page.select_option("#id_dest-0-type", "webhook")
     page.fill("#id_dest-0-url", receiver.url("/browser"))
     page.click("#save-pipeline")
     # then the service's message is shown next to the secret input, and nothing is stored
     page.wait_for_selector(".destination-row .errorlist")
     assert (
-        "destinations[0].secret is required for webhook destinations"
+        "destinations[0].secret is required for webhook channels"
         in page.locator(".destination-row .errorlist").inner_text()
     )
     assert AlertPipeline.objects.count() == 0
@@ -78,6 +90,10 @@ def test_create_a_webhook_pipeline_and_send_a_test_message(live_server, page, wo
     page.wait_for_url(f"{base}/alerts/*/")
     [pipeline] = AlertPipeline.objects.all()
     assert page.url == f"{base}/alerts/{pipeline.pk}/"
+    assert (pipeline.trigger_config, pipeline.filter) == (
+        {"features": ["export"]},
+        {"match": "all", "conditions": [{"field": "event.quantity", "op": "gte", "value": 1}]},
+    )
     assert page.locator("#pipeline-status").inner_text() == "enabled"
     assert page.locator("#no-deliveries").is_visible()
 
@@ -98,7 +114,7 @@ def test_create_a_webhook_pipeline_and_send_a_test_message(live_server, page, wo
     assert cells[2:8] == [
         "test",
         "Test message from 'Browser hooks'",
-        "Generic webhook (HMAC-signed)",
+        f"Webhook {receiver.url('/browser')}",
         "sent",
         "1",
         "200",
