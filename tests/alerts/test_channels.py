@@ -261,3 +261,32 @@ def test_channel_operations_are_in_the_openapi_schema_with_every_status(api):
     assert {key: set(paths[key[0]][key[1]]["responses"]) for key in expected} == expected
     pipeline_input = schema["components"]["schemas"]["PipelineInputRequest"]["properties"]
     assert {"channels", "filter", "template", "destinations"} <= set(pipeline_input)
+
+
+def test_the_admin_refuses_a_bad_channel_as_a_form_error_and_masks_the_token(client, workspace, staff_of):
+    # given a superuser in the admin
+    from django.contrib.auth import get_user_model
+
+    user = staff_of(workspace)
+    user.is_superuser = True
+    user.save()
+    client.force_login(get_user_model().objects.get(pk=user.pk))
+    form = {
+        "workspace": workspace.pk,
+        "name": "Chat",
+        "type": "telegram",
+        "chat_id": "-100123",
+        "rate_limit_per_minute": "20",
+    }
+    # when the bot token is missing, then the page answers with the rule, and nothing is stored
+    refused = client.post("/admin/alerts/alertchannel/add/", form)
+    assert refused.status_code == 200
+    assert "the bot token BotFather gave" in refused.content.decode()
+    assert AlertChannel.objects.count() == 0
+    # when it is given, then the channel is stored and its page never shows the token
+    saved = client.post("/admin/alerts/alertchannel/add/", {**form, "token": TOKEN})
+    assert saved.status_code == 302
+    channel = AlertChannel.objects.get()
+    assert (channel.token, channel.chat_id) == (TOKEN, "-100123")
+    page = client.get(f"/admin/alerts/alertchannel/{channel.pk}/change/").content.decode()
+    assert TOKEN not in page and "••••abcd" in page
