@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import HasAdminScope
 from core.errors import DomainError
-from usage.serializers import ErrorSerializer
+from core.serializers import ErrorSerializer
 
 from . import channels, selectors, services
 from .serializers import ChannelInput, ChannelOutput, DeliveryOutput, PipelineInput, PipelineOutput
