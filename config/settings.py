@@ -298,6 +298,10 @@ UPTAKE_ALERT_BACKOFF_BASE_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_BASE_SECONDS
 UPTAKE_ALERT_BACKOFF_MAX_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_MAX_SECONDS", default=900.0)
 UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS = env.float("UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS", default=5.0)
 UPTAKE_ALERT_RATE_WINDOW_SECONDS = env.int("UPTAKE_ALERT_RATE_WINDOW_SECONDS", default=60)
+# Destinations resolving to loopback, private, link-local, CGNAT, metadata... addresses are refused
+# (core/outbound.py). True lifts the address checks; ALLOWED_HOSTS lifts them for those names only.
+UPTAKE_ALERTS_ALLOW_PRIVATE_NETWORKS = env.bool("UPTAKE_ALERTS_ALLOW_PRIVATE_NETWORKS", default=False)
+UPTAKE_ALERTS_ALLOWED_HOSTS = env.list("UPTAKE_ALERTS_ALLOWED_HOSTS", default=[])
 
 # ---------------------------------------------------------------------------
 # E-mail (alerts)

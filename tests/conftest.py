@@ -37,8 +37,10 @@ def database_unreachable() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
-    """Test-only settings: no rate limiting unless a test turns it on; in-memory e-mail."""
+    """Test-only settings: no rate limiting unless a test turns it on; in-memory e-mail; alert destinations
+    may be on loopback (the receivers of tests/alert_receiver.py; tests of the address policy turn it off)."""
     settings.UPTAKE_RATE_LIMIT_ENABLED = False
+    settings.UPTAKE_ALERTS_ALLOW_PRIVATE_NETWORKS = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.CELERY_TASK_ALWAYS_EAGER = False
 
