@@ -8,6 +8,8 @@ from pathlib import Path
 import environ
 import plotly
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Private runtime state (embedded PostgreSQL, filesystem broker, beat schedule); git-ignored.
@@ -105,17 +107,33 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis, cache, Celery
 # ---------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Redis is never on the critical path (core/redis_breaker.py): every call times out after this long, and after
+# a failure the cache, the rate limiter and task publishing skip Redis for UPTAKE_REDIS_BREAKER_SECONDS.
+UPTAKE_REDIS_TIMEOUT_SECONDS = env.float("UPTAKE_REDIS_TIMEOUT_SECONDS", default=0.5)
+UPTAKE_REDIS_BREAKER_SECONDS = env.float("UPTAKE_REDIS_BREAKER_SECONDS", default=5.0)
 
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.redis_breaker.FailOpenRedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {
+                "socket_connect_timeout": UPTAKE_REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": UPTAKE_REDIS_TIMEOUT_SECONDS,
+                # No retries inside redis-py: the breaker decides when to try again.
+                "retry": Retry(NoBackoff(), 0),
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+    # Publishing fails after one short attempt (kombu would otherwise retry a connection for seconds); the worker
+    # keeps reconnecting on its own (broker_connection_retry).
+    CELERY_BROKER_CONNECTION_TIMEOUT = UPTAKE_REDIS_TIMEOUT_SECONDS
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+        "max_retries": 0,
+        "socket_connect_timeout": UPTAKE_REDIS_TIMEOUT_SECONDS,
+        "socket_timeout": UPTAKE_REDIS_TIMEOUT_SECONDS,
+    }
 else:
     # No Redis: an in-process cache, and Celery's filesystem transport in .uptake/broker, so the worker and
     # beat still run scheduled and background work on a single machine.

@@ -2,8 +2,9 @@
 
 With Redis as the cache the bucket lives in Redis and is updated atomically by a Lua script (clock = Redis
 TIME, so every web process shares one bucket per key). With the in-process cache (no REDIS_URL) each process
-keeps its own buckets. The limiter FAILS OPEN: if the cache is unreachable the request goes through (and the
-cache is not asked again for a few seconds), so Redis is never on the write path.
+keeps its own buckets. The limiter FAILS OPEN: if Redis is unreachable the request goes through, and the shared
+breaker (core/redis_breaker.py) keeps every caller off Redis for a few seconds, so Redis is never on the
+request path.
 """
 
 import logging
@@ -16,6 +17,7 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from accounts.authentication import ApiPrincipal
+from core.redis_breaker import REDIS_ERRORS, redis_available, redis_failed
 
 logger = logging.getLogger(__name__)
 
@@ -42,20 +44,17 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(wait)}
 """
 
-_BACKOFF_SECONDS = 5.0
 _state_lock = threading.Lock()
 _local_buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, monotonic timestamp)
-_cache_down_until = 0.0
 _scripts: dict[str, object] = {}
 
 
 def rate_limit_take(*, key: str, burst: int, rate: float) -> tuple[bool, float]:
     """Take one token from `key`'s bucket; return (allowed, seconds until a token is available)."""
-    global _cache_down_until
     client = _redis_client()
     if client is None:
         return _local_take(key=key, burst=burst, rate=rate)
-    if time.monotonic() < _cache_down_until:
+    if not redis_available():
         return True, 0.0
     try:
         script = _scripts.get("bucket")
@@ -63,9 +62,8 @@ def rate_limit_take(*, key: str, burst: int, rate: float) -> tuple[bool, float]:
             script = _scripts["bucket"] = client.register_script(_TOKEN_BUCKET_LUA)
         allowed, wait = script(keys=[cache.make_key(f"ratelimit:{key}")], args=[rate, burst], client=client)
         return bool(int(allowed)), float(wait)
-    except Exception:  # any cache failure: fail open, never block ingestion
-        logger.warning("rate limiter: cache unreachable, letting requests through", exc_info=True)
-        _cache_down_until = time.monotonic() + _BACKOFF_SECONDS
+    except REDIS_ERRORS as exc:  # fail open, never block a request
+        redis_failed("rate limiter", exc)
         return True, 0.0
 
 
