@@ -1,4 +1,9 @@
-"""Per-API-key rate limit: a token bucket of UPTAKE_RATE_BURST requests refilled at UPTAKE_RATE_PER_SECOND.
+"""Per-API-key rate limits: a token bucket per key and bucket — `write` (every POST/PUT/PATCH/DELETE of the API,
+ingestion and the pipeline test action included), `read` (GETs) and `check` (the entitlement check, whose budget
+must allow a client's hot path) — each of `UPTAKE_RATE_<BUCKET>_BURST` requests refilled at
+`UPTAKE_RATE_<BUCKET>_PER_SECOND` (writes: UPTAKE_RATE_BURST / UPTAKE_RATE_PER_SECOND). Over the limit: 429 with
+Retry-After. Every DRF API view gets `ApiKeyRateThrottle` (REST_FRAMEWORK's default throttle); the fast paths
+of /events and the check take their token through `fast_path_principal` (config/api.py).
 
 With Redis as the cache the bucket lives in Redis and is updated atomically by a Lua script (clock = Redis
 TIME, so every web process shares one bucket per key). With the in-process cache (no REDIS_URL) each process
@@ -11,12 +16,12 @@ import logging
 import math
 import threading
 import time
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
-from accounts.authentication import ApiPrincipal
 from core.redis_breaker import REDIS_ERRORS, redis_available, redis_failed
 
 logger = logging.getLogger(__name__)
@@ -89,14 +94,40 @@ def _local_take(*, key: str, burst: int, rate: float) -> tuple[bool, float]:
         return False, (1 - tokens) / rate
 
 
-def api_key_rate_take(principal: ApiPrincipal) -> tuple[bool, float]:
-    """Take a token from the key's bucket: (allowed, seconds to wait when not). Always allowed when rate
+# Bucket → the settings of its burst and refill rate.
+RATE_BUCKETS = {
+    "write": ("UPTAKE_RATE_BURST", "UPTAKE_RATE_PER_SECOND"),
+    "read": ("UPTAKE_RATE_READ_BURST", "UPTAKE_RATE_READ_PER_SECOND"),
+    "check": ("UPTAKE_RATE_CHECK_BURST", "UPTAKE_RATE_CHECK_PER_SECOND"),
+}
+
+
+class KeyedPrincipal(Protocol):
+    """What the limiter needs of an API principal (accounts.authentication.ApiPrincipal): its key's prefix."""
+
+    api_key: Any
+
+
+def api_key_rate_take(principal: KeyedPrincipal, bucket: str = "write") -> tuple[bool, float]:
+    """Take a token from the key's `bucket`: (allowed, seconds to wait when not). Always allowed when rate
     limiting is off."""
     if not settings.UPTAKE_RATE_LIMIT_ENABLED:
         return True, 0.0
+    burst_setting, rate_setting = RATE_BUCKETS[bucket]
     return rate_limit_take(
-        key=principal.api_key.prefix, burst=settings.UPTAKE_RATE_BURST, rate=settings.UPTAKE_RATE_PER_SECOND
+        key=f"{bucket}:{principal.api_key.prefix}",
+        burst=getattr(settings, burst_setting),
+        rate=getattr(settings, rate_setting),
     )
+
+
+def rate_bucket_of(request, view) -> str:
+    """The view's own bucket (`rate_bucket`, e.g. the check), else `read` for safe methods and `write` for the
+    rest."""
+    bucket = getattr(view, "rate_bucket", None)
+    if bucket:
+        return bucket
+    return "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
 
 
 class ApiKeyRateThrottle(BaseThrottle):
@@ -104,10 +135,10 @@ class ApiKeyRateThrottle(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         principal = request.user
-        if not isinstance(principal, ApiPrincipal):
+        if getattr(principal, "api_key", None) is None:  # no API key (e.g. the schema view): nothing to count
             self._wait = 0.0
             return True
-        allowed, self._wait = api_key_rate_take(principal)
+        allowed, self._wait = api_key_rate_take(principal, rate_bucket_of(request, view))
         return allowed
 
     def wait(self) -> float | None:
