@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "config.api.AuthenticationMiddleware",
     "config.api.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.api.CSPMiddleware",
     # Last: turns a locked-out login into the lockout page (core.views.login_locked_out).
     "axes.middleware.AxesMiddleware",
 ]
