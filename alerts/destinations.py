@@ -20,7 +20,7 @@ import urllib3
 from django.conf import settings
 from django.core.mail import send_mail
 
-from core.outbound import OutboundRefused, outbound_post, outbound_target
+from core.outbound import OutboundRefused, OutboundUnresolved, outbound_post, outbound_target
 
 from .models import AlertDestination
 
@@ -284,6 +284,8 @@ def _post(url: str, *, data: bytes, headers: dict[str, str], now: datetime) -> S
         # Checked again at every send (the address policy or DNS may have changed since the save), and the
         # connection goes to the address checked here.
         target = outbound_target(url)
+    except OutboundUnresolved as exc:
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.reason}")
     except OutboundRefused as exc:
         return SendResult(ok=False, retryable=False, error=f"refused: {exc.reason}")
     try:

@@ -42,6 +42,10 @@ class OutboundRefused(Exception):
         self.reason = reason
 
 
+class OutboundUnresolved(OutboundRefused):
+    """The host does not resolve (now): at send time a network error worth retrying, not a policy refusal."""
+
+
 @dataclass(frozen=True)
 class OutboundTarget:
     scheme: str
@@ -109,10 +113,10 @@ def _resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise OutboundRefused(f"the host {host} does not resolve") from None
+        raise OutboundUnresolved(f"the host {host} does not resolve") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
-        raise OutboundRefused(f"the host {host} does not resolve")
+        raise OutboundUnresolved(f"the host {host} does not resolve")
     return addresses
 
 

@@ -29,7 +29,8 @@ def policy_on(settings):
 @pytest.fixture
 def resolve_as(monkeypatch):
     """Point host names at chosen addresses through the system resolver (socket.getaddrinfo); records the names
-    asked for. A list of addresses is handed out one per lookup (the last one repeats), like a rebinding DNS."""
+    asked for. A list of addresses is handed out one per lookup (the last one repeats), like a rebinding DNS; no
+    address means the name does not resolve."""
     real = socket.getaddrinfo
     names: dict[str, list[str]] = {}
     asked: list[str] = []
@@ -38,6 +39,8 @@ def resolve_as(monkeypatch):
         if host in names:
             asked.append(host)
             answers = names[host]
+            if not answers:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
             address = answers.pop(0) if len(answers) > 1 else answers[0]
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
             return [(family, socket.SOCK_STREAM, 6, "", (address, port or 0))]
@@ -314,3 +317,19 @@ def test_admin_pipeline_pages_follow_membership_roles(workspace, staff_of):
     admin = Client()
     admin.force_login(get_user_model().objects.get(pk=staff_of(workspace, "admin").pk))
     assert 'name="_save"' in admin.get(f"/admin/alerts/alertpipeline/{pipeline.pk}/change/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_host_that_does_not_resolve_at_send_time_is_retried(workspace, eager, alert_settings, resolve_as):
+    # given: a name that does not resolve
+    resolve_as("hooks.uptake.invalid")
+    alert_settings.UPTAKE_ALERT_MAX_ATTEMPTS = 2
+    pipeline = _webhook_pipeline(workspace, "https://hooks.uptake.invalid/x")
+    # when
+    [delivery] = deliveries_create(pipeline=pipeline, payload={"event": "x"}, dedupe_key="", now=FROZEN_NOW)
+    # then: a network error, retried, then given up
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", 2)
+    assert (
+        delivery.last_error == "attempt 2 (gave up): connection failed: the host hooks.uptake.invalid does not resolve"
+    )
