@@ -26,10 +26,12 @@ from core.redis_breaker import REDIS_ERRORS, redis_available, redis_failed
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] = bucket; ARGV = rate per second, burst. Returns {allowed (0/1), seconds to wait (string)}.
+# KEYS[1] = bucket; ARGV = rate per second, burst, tokens wanted. Takes as many of the wanted tokens as the bucket
+# holds (at least 1); returns {tokens granted (0 when none), seconds until one is back (string)}.
 _TOKEN_BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -39,8 +41,8 @@ tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
 local wait = 0
 if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
+  allowed = math.min(want, math.floor(tokens))
+  tokens = tokens - allowed
 else
   wait = (1 - tokens) / rate
 end
@@ -49,27 +51,49 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(wait)}
 """
 
+# A process takes tokens from Redis in leases of `rate × LEASE_SECONDS` (at least 1) and spends them locally: a
+# busy bucket (the check's 2,500/s) costs one Redis call per lease instead of one per request (~0.12 ms of CPU
+# each). Every token spent still comes from the shared bucket, so a key never gets more than its budget; a
+# lease not spent within LEASE_TTL_SECONDS is dropped.
+LEASE_SECONDS = 0.02
+LEASE_TTL_SECONDS = 1.0
+
 _state_lock = threading.Lock()
 _local_buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, monotonic timestamp)
+_leases: dict[str, tuple[int, float]] = {}  # key → (tokens left, monotonic expiry)
 _scripts: dict[str, object] = {}
 
 
 def rate_limit_take(*, key: str, burst: int, rate: float) -> tuple[bool, float]:
     """Take one token from `key`'s bucket; return (allowed, seconds until a token is available)."""
+    now = time.monotonic()
+    with _state_lock:
+        left, expires = _leases.get(key, (0, 0.0))
+        if left > 0 and now < expires:
+            _leases[key] = (left - 1, expires)
+            return True, 0.0
     client = _redis_client()
     if client is None:
         return _local_take(key=key, burst=burst, rate=rate)
     if not redis_available():
         return True, 0.0
+    want = max(1, min(burst, int(rate * LEASE_SECONDS)))
     try:
         script = _scripts.get("bucket")
         if script is None:
             script = _scripts["bucket"] = client.register_script(_TOKEN_BUCKET_LUA)
-        allowed, wait = script(keys=[cache.make_key(f"ratelimit:{key}")], args=[rate, burst], client=client)
-        return bool(int(allowed)), float(wait)
+        granted, wait = script(keys=[cache.make_key(f"ratelimit:{key}")], args=[rate, burst, want], client=client)
     except REDIS_ERRORS as exc:  # fail open, never block a request
         redis_failed("rate limiter", exc)
         return True, 0.0
+    granted = int(granted)
+    if granted < 1:
+        return False, float(wait)
+    if granted > 1:
+        with _state_lock:
+            left, _ = _leases.get(key, (0, 0.0))
+            _leases[key] = (max(left, 0) + granted - 1, now + LEASE_TTL_SECONDS)
+    return True, 0.0
 
 
 def _redis_client():

@@ -85,3 +85,29 @@ def test_the_check_budget_allows_the_check_benchmark_rate(settings):
     # the check is built for ≥ 1,500 checks/s from one key (bench/RESULTS.md); its bucket must not refuse that
     assert settings.UPTAKE_RATE_CHECK_PER_SECOND >= 1500
     assert settings.UPTAKE_RATE_CHECK_BURST >= settings.UPTAKE_RATE_CHECK_PER_SECOND
+
+
+def test_a_busy_bucket_takes_its_tokens_from_redis_in_leases(settings):
+    # given: a Redis-backed bucket of 1000 refilled at 1000/s (leases of 1000 × 0.02 = 20 tokens)
+    from django.core.cache import cache
+
+    from core.ratelimit import _redis_client, rate_limit_take
+
+    client = _redis_client()
+    if client is None:
+        pytest.skip("REDIS_URL is not set: buckets are in-process")
+    key = f"lease-test-{id(settings)}"
+    stored = cache.make_key(f"ratelimit:{key}")
+    client.delete(stored)
+    # when: one request
+    assert rate_limit_take(key=key, burst=1000, rate=1000.0) == (True, 0.0)
+    after_first = client.hget(stored, "tokens")
+    # then: Redis lent 20 tokens at once (980 left, plus what refilled in between)
+    assert 980 <= float(after_first) < 981
+    # when: 19 more requests
+    assert [rate_limit_take(key=key, burst=1000, rate=1000.0)[0] for _ in range(19)] == [True] * 19
+    # then: they spent the lease without asking Redis; the 21st asks again
+    assert client.hget(stored, "tokens") == after_first
+    assert rate_limit_take(key=key, burst=1000, rate=1000.0) == (True, 0.0)
+    assert client.hget(stored, "tokens") != after_first
+    client.delete(stored)
