@@ -323,7 +323,7 @@ def main() -> None:
     if args.pipeline:
         # An e-mail destination: nothing to reach; with no worker running, queued evaluations just wait.
         create = (
-            "from accounts.models import Workspace; from usage.alerts.services import pipeline_create; "
+            "from accounts.models import Workspace; from alerts.services import pipeline_create; "
             "pipeline_create(workspace=Workspace.objects.get(slug='bench'), name='Bench', "
             "trigger={'type': 'event'}, destinations=[{'type': 'email', 'to': 'cs@example.com'}])"
         )
