@@ -277,7 +277,7 @@ def main() -> None:
         default="none",
         choices=["none", "up", "down"],
         help="none: no REDIS_URL (default); up: REDIS_URL from the environment; down: a closed port on 127.0.0.1 "
-        "(cache, limiter and broker unreachable: config/redis_breaker.py)",
+        "(cache, limiter and broker unreachable: core/redis_breaker.py)",
     )
     parser.add_argument(
         "--pipeline", action="store_true", help="an enabled event pipeline: each request queues alert evaluation"
