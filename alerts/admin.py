@@ -5,25 +5,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from core.admin import WorkspaceScopedAdmin
 from core.errors import DomainError
+from core.staff import EDIT_ROLES
 
 from .channels import channel_test_send, channel_validate
 from .destinations import channel_target_shown, mask_secret
 from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
-from .services import alerts_subscription_sync, pipeline_test_send
-
-
-def _workspace_ids(request) -> list[int] | None:
-    if request.user.is_superuser:
-        return None
-    return list(request.user.memberships.values_list("workspace_id", flat=True))
-
-
-class _WorkspaceScoped:
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        ids = _workspace_ids(request)
-        return queryset if ids is None else queryset.filter(workspace_id__in=ids)
+from .services import alerts_subscription_sync, pipeline_test_send, trigger_validate
 
 
 class ChannelForm(forms.ModelForm):
@@ -86,8 +75,30 @@ class ChannelForm(forms.ModelForm):
         return data
 
 
+class PipelineForm(forms.ModelForm):
+    class Meta:
+        model = AlertPipeline
+        exclude: list[str] = []
+
+    def clean(self):
+        # The trigger rules of the REST API (types, settings, bounded lists).
+        cleaned = super().clean()
+        kind, config = cleaned.get("trigger_type"), cleaned.get("trigger_config")
+        if kind and "trigger_config" not in self.errors:
+            if not isinstance(config, dict | None):
+                self.add_error("trigger_config", "The trigger settings must be a JSON object.")
+                return cleaned
+            try:
+                _, cleaned["trigger_config"] = trigger_validate({**(config or {}), "type": kind})
+            except DomainError as exc:
+                self.add_error("trigger_config", exc.message)
+        return cleaned
+
+
 @admin.register(AlertChannel)
-class AlertChannelAdmin(_WorkspaceScoped, admin.ModelAdmin):
+class AlertChannelAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
+    """Membership roles decide: admins and owners add, edit, delete and send tests; viewers and managers read."""
+
     form = ChannelForm
     list_display = ["name", "workspace", "type", "target", "rate_limit_per_minute"]
     list_filter = ["type"]
@@ -98,11 +109,8 @@ class AlertChannelAdmin(_WorkspaceScoped, admin.ModelAdmin):
     def target(self, obj: AlertChannel) -> str:
         return channel_target_shown(type=obj.type, url=obj.url, to=obj.to, chat_id=obj.chat_id, table=obj.table)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        ids = _workspace_ids(request)
-        if db_field.name == "workspace" and ids is not None:
-            kwargs["queryset"] = db_field.related_model.objects.filter(pk__in=ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._can(request, obj, EDIT_ROLES)
 
     def delete_model(self, request, obj):
         if AlertPipelineChannel.objects.filter(channel=obj).exists():
@@ -112,38 +120,43 @@ class AlertChannelAdmin(_WorkspaceScoped, admin.ModelAdmin):
 
     @admin.action(description="Send a test message to the channel")
     def send_test_message(self, request, queryset):
+        total = 0
         for channel in queryset:
+            if not self.has_change_permission(request, channel):
+                self.message_user(request, f"{channel}: your role in its workspace is view-only.", messages.ERROR)
+                continue
             channel_test_send(channel=channel, now=timezone.now())
-        self.message_user(
-            request, f"Queued {queryset.count()} test message(s); see the delivery log.", messages.SUCCESS
-        )
+            total += 1
+        self.message_user(request, f"Queued {total} test message(s); see the delivery log.", messages.SUCCESS)
 
 
-class PipelineChannelInline(admin.TabularInline):
+class PipelineChannelInline(WorkspaceScopedAdmin, admin.TabularInline):
+    """Channel choices: those of the workspaces the user may edit (WorkspaceScopedAdmin)."""
+
     model = AlertPipelineChannel
+    workspace_lookup = "pipeline__workspace"
     extra = 0
     fields = ["channel", "position"]
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        ids = _workspace_ids(request)
-        if db_field.name == "channel" and ids is not None:
-            kwargs["queryset"] = AlertChannel.objects.filter(workspace_id__in=ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Removing a channel from a pipeline is a change of the pipeline.
+        return self._can(request, obj, self.edit_roles)
 
 
 @admin.register(AlertPipeline)
-class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
+class AlertPipelineAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
+    """Membership roles decide, as on the dashboard: admins and owners edit, delete and send tests; viewers and
+    managers read."""
+
     list_display = ["name", "workspace", "trigger_type", "enabled", "updated_at"]
     list_filter = ["enabled", "trigger_type"]
     search_fields = ["name"]
+    form = PipelineForm
     inlines = [PipelineChannelInline]
     actions = ["send_test_message"]
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        ids = _workspace_ids(request)
-        if db_field.name == "workspace" and ids is not None:
-            kwargs["queryset"] = db_field.related_model.objects.filter(pk__in=ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._can(request, obj, EDIT_ROLES)
 
     # The admin writes pipelines with the ORM: keep ingestion's subscription flag in step after each write.
     def save_related(self, request, form, formsets, change):
@@ -164,6 +177,9 @@ class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
     def send_test_message(self, request, queryset):
         total = 0
         for pipeline in queryset:
+            if not self.has_change_permission(request, pipeline):
+                self.message_user(request, f"{pipeline}: your role in its workspace is view-only.", messages.ERROR)
+                continue
             try:
                 total += len(pipeline_test_send(pipeline=pipeline, now=timezone.now()))
             except DomainError as exc:
@@ -172,7 +188,7 @@ class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
 
 
 @admin.register(AlertDelivery)
-class AlertDeliveryAdmin(_WorkspaceScoped, admin.ModelAdmin):
+class AlertDeliveryAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
     list_display = [
         "id",
         "pipeline",
@@ -188,7 +204,7 @@ class AlertDeliveryAdmin(_WorkspaceScoped, admin.ModelAdmin):
     list_select_related = ["pipeline", "channel"]
     readonly_fields = [f.name for f in AlertDelivery._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -18,13 +18,15 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 import psycopg
-import requests
+import urllib3
 from django.conf import settings
 from django.core.mail import send_mail
 
+from core.outbound import OutboundRefused, OutboundUnresolved, outbound_post, outbound_target
+
 from .message_templates import escape_discord, escape_slack, template_render
 from .models import AlertChannel
-from .outbound_hooks import HostUnresolved
+from .outbound_hooks import HostRefused, HostUnresolved
 from .postgres_sink import postgres_write
 from .telegram import telegram_body, telegram_retry_after, telegram_send_url
 
@@ -89,13 +91,18 @@ def mask_secret(secret: str) -> str | None:
     return MASK + secret[-4:] if len(secret) > 8 else MASK
 
 
-def mask_url(url: str) -> str:
-    """Slack and Discord webhook URLs carry their token in the path: show scheme, host and the last 4
-    characters."""
-    match = re.match(r"^(https?://[^/]+)(/.*)?$", url)
-    if not match or not match.group(2):
+def mask_url(url: str, *, path: bool = True) -> str:
+    """A URL fit to show back: credentials (`user:pw@`) always masked, and with `path` (Slack and Discord
+    webhook URLs carry their token in the path) only scheme, host and the last 4 characters."""
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)(.*)$", url)
+    if not match:
         return url
-    return f"{match.group(1)}/{MASK}{url[-4:]}"
+    scheme, authority, rest = match.groups()
+    if "@" in authority:
+        authority = MASK + "@" + authority.rsplit("@", 1)[1]
+    if not path or rest in ("", "/"):
+        return f"{scheme}{authority}{rest}"
+    return f"{scheme}{authority}/{MASK}{url[-4:]}"
 
 
 def mask_password(url: str) -> str:
@@ -111,9 +118,7 @@ def channel_target_shown(*, type: str, url: str = "", to: str = "", chat_id: str
         return f"chat {chat_id}"
     if type == AlertChannel.Type.POSTGRES:
         return f"{mask_password(url)} · {table}"
-    if type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD):
-        return mask_url(url)
-    return url
+    return mask_url(url, path=type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD))
 
 
 def channel_url_shown(channel: AlertChannel) -> str | None:
@@ -122,9 +127,7 @@ def channel_url_shown(channel: AlertChannel) -> str | None:
         return None
     if channel.type == AlertChannel.Type.POSTGRES:
         return mask_password(channel.url)
-    if channel.type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD):
-        return mask_url(channel.url)
-    return channel.url
+    return mask_url(channel.url, path=channel.type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -321,21 +324,24 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
 
 def _post(url: str, *, data: bytes, headers: dict[str, str], now: datetime) -> SendResult:
     headers = {"User-Agent": USER_AGENT, **headers}
+    timeout = settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS
     try:
-        response = requests.post(
-            url,
-            data=data,
-            headers=headers,
-            timeout=settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS,
-            allow_redirects=False,
-        )
-    except requests.Timeout:
-        return SendResult(
-            ok=False, retryable=True, error=f"timed out after {settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS}s"
-        )
-    except requests.RequestException as exc:
+        # Checked again at every send (the address policy or DNS may have changed since the save), and the
+        # connection goes to the address checked here.
+        target = outbound_target(url)
+    except OutboundUnresolved as exc:
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.reason}")
+    except OutboundRefused as exc:
+        return SendResult(ok=False, retryable=False, error=f"refused: {exc.reason}")
+    try:
+        response = outbound_post(target, body=data, headers=headers, timeout=timeout)
+    except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError in urllib3
         return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.__class__.__name__}: {exc}"[:500])
-    code = response.status_code
+    except urllib3.exceptions.TimeoutError:
+        return SendResult(ok=False, retryable=True, error=f"timed out after {timeout}s")
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.__class__.__name__}: {exc}"[:500])
+    code = response.status
     if 200 <= code < 300:
         return SendResult(ok=True, response_code=code)
     snippet = response.text[:300]
@@ -347,6 +353,9 @@ def _post(url: str, *, data: bytes, headers: dict[str, str], now: datetime) -> S
             retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now),
             error=f"HTTP 429 rate limited: {snippet}",
         )
+    if 300 <= code < 400:
+        # Redirects are never followed: a public URL could point the request inside.
+        return SendResult(ok=False, response_code=code, error=f"HTTP {code}: redirects are not followed")
     return SendResult(ok=False, response_code=code, retryable=code >= 500, error=f"HTTP {code}: {snippet}")
 
 
@@ -374,6 +383,8 @@ def _postgres_send(channel: AlertChannel, payload: dict, delivery_id: int) -> Se
         postgres_write(url=channel.url, table=channel.table, delivery_id=delivery_id, payload=payload)
     except HostUnresolved as exc:
         return SendResult(ok=False, retryable=True, error=f"connection failed: {exc}")
+    except HostRefused as exc:
+        return SendResult(ok=False, retryable=False, error=f"refused: {exc}")
     except psycopg.OperationalError as exc:
         # Connection refused, timeouts, server shutting down: worth another attempt, like an HTTP 5xx.
         error = mask_password(str(exc)).replace(channel.url, mask_password(channel.url))

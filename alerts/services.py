@@ -24,6 +24,7 @@ TriggerType = AlertPipeline.TriggerType
 DEFAULT_THRESHOLDS = [80, 100]
 DEFAULT_FREE_PLANS = ["free"]
 MAX_DESTINATIONS = 10
+MAX_TRIGGER_LIST = 100  # entries in trigger.features / trigger.plans
 
 # Which trigger settings each trigger type reads; anything else is refused by name.
 _TRIGGER_KEYS: dict[str, set[str]] = {
@@ -46,7 +47,11 @@ def _int(value: Any, *, field: str, low: int, high: int) -> int:
 def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise DomainError(f"{field} must be a list of strings.", code="invalid_type", field=field)
-    out: list[str] = []
+    if len(value) > MAX_TRIGGER_LIST:
+        raise DomainError(
+            f"{field} has {len(value)} entries; at most {MAX_TRIGGER_LIST}.", code="too_many", field=field
+        )
+    out: dict[str, None] = {}  # ordered and deduplicated in one pass
     for index, raw in enumerate(value):
         item = raw.strip()
         if not item:
@@ -57,9 +62,8 @@ def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
                 code="invalid_key",
                 field=f"{field}[{index}]",
             )
-        if item not in out:
-            out.append(item)
-    return out
+        out[item] = None
+    return list(out)
 
 
 def _expected_later(trigger: dict, config: dict) -> None:

@@ -68,9 +68,20 @@ def _feature_context(feature: Feature) -> dict:
     return {"id": feature.key, "name": feature.name}
 
 
+def _trigger_sets(pipeline: AlertPipeline) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """The pipeline's plans (lower-cased) and features as sets, built once per loaded pipeline, so matching
+    many events costs one lookup each."""
+    sets = getattr(pipeline, "_trigger_sets", None)
+    if sets is None:
+        plans, features = pipeline.trigger_config.get("plans"), pipeline.trigger_config.get("features")
+        sets = (frozenset(p.lower() for p in plans) if plans else None, frozenset(features) if features else None)
+        pipeline._trigger_sets = sets
+    return sets
+
+
 def _plan_ok(pipeline: AlertPipeline, account: Account) -> bool:
-    plans = pipeline.trigger_config.get("plans")
-    plan_ok = not plans or (account.plan or "").strip().lower() in {p.lower() for p in plans}
+    plans = _trigger_sets(pipeline)[0]
+    plan_ok = plans is None or (account.plan or "").strip().lower() in plans
     return plan_ok and filter_matches(pipeline.filter, FilterSubject(account=account))
 
 
@@ -78,8 +89,8 @@ def _event_ok(pipeline: AlertPipeline, event: UsageEvent) -> bool:
     """The trigger's features and plans, then the pipeline's filter, on what the event query already loaded."""
     if not _feature_ok(pipeline, event.feature):
         return False
-    plans = pipeline.trigger_config.get("plans")
-    if plans and (event.account.plan or "").strip().lower() not in {p.lower() for p in plans}:
+    plans = _trigger_sets(pipeline)[0]
+    if plans is not None and (event.account.plan or "").strip().lower() not in plans:
         return False
     subject = FilterSubject(
         account=event.account,
@@ -92,8 +103,8 @@ def _event_ok(pipeline: AlertPipeline, event: UsageEvent) -> bool:
 
 
 def _feature_ok(pipeline: AlertPipeline, feature: Feature) -> bool:
-    features = pipeline.trigger_config.get("features")
-    return not features or feature.key in features
+    features = _trigger_sets(pipeline)[1]
+    return features is None or feature.key in features
 
 
 def _payload(
