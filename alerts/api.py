@@ -4,7 +4,8 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,6 +13,7 @@ from accounts.authentication import HasAdminScope
 from core.errors import DomainError
 
 from . import selectors, services
+from .models import AlertDelivery, AlertPipeline
 from .serializers import DeliveryOutput, PipelineInput, PipelineOutput
 
 _FIELDS = ("name", "enabled", "trigger", "destinations")
@@ -30,16 +32,17 @@ def _body(request) -> dict:
     return request.data
 
 
-class PipelineListApi(APIView):
+class PipelineListApi(ListModelMixin, GenericAPIView):
+    queryset = AlertPipeline.objects.none()  # the model, for the schema; rows come from get_queryset
     permission_classes = [HasAdminScope]
+    serializer_class = PipelineOutput
 
-    @extend_schema(responses=PipelineOutput(many=True), operation_id="pipelines_list")
+    def get_queryset(self):
+        return selectors.pipeline_list(workspace=self.request.user.workspace)
+
+    @extend_schema(operation_id="pipelines_list")
     def get(self, request):
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(
-            selectors.pipeline_list(workspace=request.user.workspace), request, view=self
-        )
-        return paginator.get_paginated_response(PipelineOutput(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(request=PipelineInput, responses={201: PipelineOutput}, operation_id="pipelines_create")
     def post(self, request):
@@ -100,15 +103,18 @@ class PipelineDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PipelineDeliveriesApi(APIView):
+class PipelineDeliveriesApi(ListModelMixin, GenericAPIView):
+    queryset = AlertDelivery.objects.none()  # the model, for the schema; rows come from get_queryset
     permission_classes = [HasAdminScope]
+    serializer_class = DeliveryOutput
 
-    @extend_schema(responses=DeliveryOutput(many=True), operation_id="pipelines_deliveries")
+    def get_queryset(self):
+        pipeline = selectors.pipeline_get(workspace=self.request.user.workspace, pipeline_id=self.kwargs["pipeline_id"])
+        return selectors.delivery_list(pipeline=pipeline)
+
+    @extend_schema(operation_id="pipelines_deliveries")
     def get(self, request, pipeline_id: int):
-        pipeline = selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(selectors.delivery_list(pipeline=pipeline), request, view=self)
-        return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)
+        return self.list(request)
 
 
 class PipelineTestApi(APIView):

@@ -7,7 +7,7 @@ from .models import AlertDelivery, AlertDestination, AlertPipeline
 
 
 class TriggerInput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=AlertPipeline.TriggerType.values)
+    type = serializers.ChoiceField(choices=AlertPipeline.TriggerType.choices)
     features = serializers.ListField(child=serializers.CharField(), required=False)
     plans = serializers.ListField(child=serializers.CharField(), required=False)
     min_quantity = serializers.IntegerField(required=False)
@@ -19,7 +19,7 @@ class TriggerInput(serializers.Serializer):
 
 class DestinationInput(serializers.Serializer):
     id = serializers.IntegerField(required=False, help_text="Keep this existing destination (update only).")
-    type = serializers.ChoiceField(choices=AlertDestination.Type.values)
+    type = serializers.ChoiceField(choices=AlertDestination.Type.choices)
     url = serializers.CharField(required=False)
     to = serializers.CharField(required=False)
     secret = serializers.CharField(required=False, write_only=True)

@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.UptakeAutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -249,6 +249,23 @@ SPECTACULAR_SETTINGS = {
             "maxLength": 64,
             "description": "Free text without control characters; percent-encode it whole (`org/1` → `org%2F1`).",
         }
+    },
+    # Operation ids read `features_list`, `features_retrieve`, `features_activate` (no `v1_` in front).
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    # One named enum per choice set, wherever it appears (drf-spectacular would otherwise invent names like
+    # `StatusC6aEnum` for sets that share a field name).
+    "ENUM_NAME_OVERRIDES": {
+        "LifecycleEnum": "catalog.models.Lifecycle",
+        "FeatureTypeEnum": "catalog.models.Feature.Type",
+        "ResetPeriodEnum": "catalog.models.Feature.ResetPeriod",
+        "ResetAnchorEnum": "catalog.models.Feature.ResetAnchor",
+        "ItemTypeEnum": "catalog.models.Item.Type",
+        "AccountStatusEnum": "accounts.models.Account.Status",
+        "SubscriptionStatusEnum": "entitlements.models.Subscription.Status",
+        "TriggerTypeEnum": "alerts.models.AlertPipeline.TriggerType",
+        "DestinationTypeEnum": "alerts.models.AlertDestination.Type",
+        "DeliveryStatusEnum": "alerts.models.AlertDelivery.Status",
+        "DeliveryKindEnum": "alerts.models.AlertDelivery.Kind",
     },
 }
 # The entitlement check and POST /api/v1/events serve their common case below DRF (config.api fast paths);

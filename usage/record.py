@@ -204,6 +204,7 @@ class UsageRecordView(APIView):
     permission_classes = [HasIngestScope]
 
     @extend_schema(
+        operation_id="usage_record",
         request=UsageRecordInput,
         responses={
             200: inline_serializer(
