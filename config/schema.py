@@ -67,13 +67,10 @@ class UptakeAutoSchema(AutoSchema):
 
     def _error_statuses(self, operation: dict) -> dict[int, str]:
         permission_classes = [p for p in self.view.get_permissions() if not isinstance(p, permissions.AllowAny)]
-        parameters = operation.get("parameters", [])
-        has_path_variables = any(p["in"] == "path" for p in parameters)
-        has_query = any(p["in"] == "query" for p in parameters)
+        has_path_variables = any(p["in"] == "path" for p in operation.get("parameters", []))
         has_body = "requestBody" in operation
-        statuses: dict[int, str] = {}
-        if has_body or has_query or has_path_variables:
-            statuses[400] = "Invalid input: `error.field` names the field or parameter at fault."
+        # 400 on every operation: any path or query can carry what no id may hold (control characters, NUL).
+        statuses: dict[int, str] = {400: "Invalid input: the error names the field, parameter or path at fault."}
         if self.get_auth():
             statuses[401] = "Missing, invalid, expired or revoked API key."
         if permission_classes:
@@ -86,6 +83,8 @@ class UptakeAutoSchema(AutoSchema):
         if self.method in _BODY_METHODS and manages:
             statuses[409] = "Conflicts with the current state: a key or name taken, a lifecycle move not allowed."
         if has_body:
+            statuses[411] = "A chunked body without `Content-Length` that cannot be read whole."
+            statuses[413] = "The body is over the request size limit; nothing was changed."
             statuses[415] = "The body is not `application/json`."
         statuses[429] = "Over the API key's rate limit; see `Retry-After`."
         statuses[503] = "The database is unreachable; nothing was changed. See `Retry-After`."
