@@ -77,7 +77,7 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if not isinstance(trigger, dict):
         raise DomainError("trigger must be an object with a 'type'.", code="invalid_type", field="trigger")
     kind = trigger.get("type")
-    if kind not in _TRIGGER_KEYS:
+    if not isinstance(kind, str) or kind not in _TRIGGER_KEYS:
         raise DomainError(
             f"trigger.type must be one of {', '.join(_TRIGGER_KEYS)}; got {kind!r}.",
             code="invalid_choice",

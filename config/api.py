@@ -8,6 +8,7 @@ from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -142,3 +143,18 @@ def database_unavailable_response(*, allow: str) -> HttpResponse:
     response = fast_json_response(_DATABASE_UNAVAILABLE, allow=allow, status=503)
     response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
     return response
+
+
+_NO_ENDPOINT_BODY = {
+    "code": "not_found",
+    "message": "No such endpoint: check the path against /api/docs/ (ids in paths are percent-encoded).",
+}
+
+
+def not_found(request, exception=None) -> HttpResponse:
+    """handler404: an API path that matches no route answers the API's JSON error; other paths get
+    Django's page."""
+    if request.path_info.startswith(API_PATH_PREFIX):
+        payload = {"error": _NO_ENDPOINT_BODY, "errors": [_NO_ENDPOINT_BODY]}
+        return HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=404)
+    return page_not_found(request, exception)
