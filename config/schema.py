@@ -2,36 +2,17 @@
 
 drf-spectacular documents the answers a view declares (200, 201, 204); the errors come from the request
 cycle around the view (authentication, scopes, rate limits, content negotiation, parsing, lookups, the
-database) and are the same for every view, so they are added here once, with one error schema (`Error`, the
-payload of `config.api.exception_handler`), instead of by hand on every view. A view declares only the
-errors of its own domain (e.g. 402 on analytics) in `extend_schema(responses=...)`; declared answers win.
+database) and are the same for every view, so they are added here once, with the one error schema (`Error`,
+core/schema.py: the payload of `config.api.exception_handler`), instead of by hand on every view. A view
+declares only the errors of its own domain (e.g. 402 on analytics); declared answers win.
 """
 
 import uritemplate
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
-from rest_framework import permissions, serializers
+from rest_framework import permissions
 
 from accounts.authentication import HasAdminScope, ReadOrAdminScope
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable machine-readable code, e.g. `invalid`, `not_found`.")
-    message = serializers.CharField(help_text="What is wrong, in words.")
-    field = serializers.CharField(required=False, help_text="The field, parameter or path at fault, if one is.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every 4xx and 5xx of the API: the first error, and all of them."""
-
-    error = ErrorBodySerializer()
-    errors = ErrorBodySerializer(many=True)
-
-
-def error_response(description: str) -> OpenApiResponse:
-    """An error answer with the shared error schema, for a view's own `extend_schema(responses=...)`."""
-    return OpenApiResponse(ErrorSerializer, description=description)
-
+from core.schema import error_response
 
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _RETRY_AFTER = {
