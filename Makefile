@@ -29,9 +29,9 @@ run: install
 test: install
 	@$(PY) scripts/uptake_dev.py test $(PYTEST_ARGS)
 
-# The quick loop: everything but the headless-browser and real-Celery-worker tests.
+# The quick loop: everything but the headless-browser, real-Celery-worker and API fuzz tests.
 test-fast: install
-	@$(PY) scripts/uptake_dev.py test -m "not browser and not celery" $(PYTEST_ARGS)
+	@$(PY) scripts/uptake_dev.py test -m "not browser and not celery and not fuzz" $(PYTEST_ARGS)
 
 lint: install
 	@$(VENV)/bin/ruff check .

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from usage.models import AlertPipeline
+from alerts.models import AlertPipeline
 
 pytestmark = pytest.mark.django_db
 

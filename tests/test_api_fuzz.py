@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts.models import Account, EndUser
 from accounts.services import api_key_create, workspace_create
+from alerts.services import pipeline_create, pipeline_test_send
 from analytics.services import rollup_pending
 from catalog.services import (
     feature_activate,
@@ -41,7 +42,6 @@ from catalog.services import (
 )
 from config.wsgi import application
 from entitlements.services import item_entitlement_set, subscription_create
-from usage.alerts.services import pipeline_create, pipeline_test_send
 from usage.services import events_ingest
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
