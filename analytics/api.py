@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasReadScope
-from core.schema import error_response
+from core.serializers import error_response
 from usage.ratelimit import ApiKeyRateThrottle
 from usage.selectors import end_user_usage
 

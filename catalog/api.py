@@ -2,7 +2,7 @@
 `admin` to write. Thin views: an input serializer parses, one service writes, an output serializer renders."""
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin
@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import ReadOrAdminScope
 from core.errors import DomainError, NotFound
-from core.serializers import ErrorSerializer
+from core.serializers import error_response
 
 from . import selectors, services
 from .models import Feature, Item, Lifecycle, Module, Product
@@ -89,18 +89,14 @@ def _status_not_patchable(lifecycle_path: str, key: str) -> DomainError:
 
 
 def _detail_schema(output) -> dict:
-    """OpenAPI of PATCH/PUT on a feature or item: what each refusal answers."""
+    """OpenAPI of PATCH/PUT on a feature or item: its own refusals (config/schema.py adds the shared ones)."""
     return {
         200: output,
-        400: OpenApiResponse(
-            ErrorSerializer,
-            description="A field is invalid, or the body sets `status` (`status_read_only`): statuses move only "
-            "through `POST .../activate`, `.../archive` and `.../reactivate`. Nothing is changed.",
+        400: error_response(
+            "A field is invalid, or the body sets `status` (`status_read_only`): statuses move only "
+            "through `POST .../activate`, `.../archive` and `.../reactivate`. Nothing is changed."
         ),
-        401: OpenApiResponse(ErrorSerializer, description="Missing, invalid, expired or revoked API key."),
-        403: OpenApiResponse(ErrorSerializer, description="The key lacks the `admin` scope."),
-        404: OpenApiResponse(ErrorSerializer, description="No such key in the workspace."),
-        409: OpenApiResponse(ErrorSerializer, description="Another feature or item already has this name."),
+        409: error_response("Another feature or item already has this name."),
     }
 
 

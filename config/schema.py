@@ -3,7 +3,7 @@
 drf-spectacular documents the answers a view declares (200, 201, 204); the errors come from the request
 cycle around the view (authentication, scopes, rate limits, content negotiation, parsing, lookups, the
 database) and are the same for every view, so they are added here once, with the one error schema (`Error`,
-core/schema.py: the payload of `config.api.exception_handler`), instead of by hand on every view. A view
+core/serializers.py: the payload of `config.api.exception_handler`), instead of by hand on every view. A view
 declares only the errors of its own domain (e.g. 402 on analytics); declared answers win.
 """
 
@@ -12,7 +12,7 @@ from drf_spectacular.openapi import AutoSchema
 from rest_framework import permissions
 
 from accounts.authentication import HasAdminScope, ReadOrAdminScope
-from core.schema import error_response
+from core.serializers import error_response
 
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _RETRY_AFTER = {

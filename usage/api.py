@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
-from core.schema import error_response
+from core.serializers import error_response
 
 from .body import read_body
 from .feature_used import feature_used_ingest
