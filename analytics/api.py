@@ -3,7 +3,7 @@
 from datetime import UTC
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -286,11 +286,8 @@ class EndUserUsageApi(APIView):
         parameters=[*_WINDOW_PARAMS, OpenApiParameter("feature_id", str, description="Keep one feature.")],
         responses={
             200: EndUserUsageOutput,
-            400: OpenApiResponse(description="Bad date, `to` before `from`, or a window over the maximum."),
-            401: OpenApiResponse(description="Missing, invalid, expired or revoked API key."),
-            403: OpenApiResponse(description="The key lacks the `read` scope."),
-            404: OpenApiResponse(description="Unknown account, end user or feature."),
-            429: OpenApiResponse(description="Per-key rate limit; see `Retry-After`."),
+            400: error_response("Bad date, `to` before `from`, or a window over the maximum."),
+            404: error_response("Unknown account, end user or feature."),
         },
     )
     def get(self, request, account_id: str, user_id: str):

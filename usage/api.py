@@ -174,8 +174,8 @@ class FeatureUsedView(APIView):
         request={"application/json": EventBatchSerializer},
         responses={
             200: IngestResultSerializer,
-            413: OpenApiResponse(ErrorSerializer, description="Too many events or body too large; nothing stored."),
-            **_ERRORS,
+            400: error_response("Not JSON, or not events (`invalid_json`, `invalid_body`); nothing stored."),
+            413: error_response("Too many events or body too large; nothing stored."),
         },
         examples=[
             OpenApiExample(
