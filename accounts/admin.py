@@ -17,7 +17,7 @@ from core.admin import (
 from core.errors import DomainError
 from core.staff import StaffRole
 
-from .ids import external_id_reverse
+from .ids import external_id_check, external_id_reverse
 from .models import Account, ApiKey, EndUser, Membership, Workspace
 from .services import api_key_create, api_key_revoke, membership_set, workspace_create, workspace_update
 
@@ -34,6 +34,18 @@ constraint_messages_register(
 
 class ConstraintMessagesForm(ConstraintMessagesFormMixin, forms.ModelForm):
     """The plain admin form, with constraint errors as sentences."""
+
+
+class ExternalIdForm(ConstraintMessagesForm):
+    """Accounts and end users: an external id is printable text, as over the API (accounts.ids)."""
+
+    def clean_external_id(self) -> str:
+        value = self.cleaned_data["external_id"]
+        try:
+            external_id_check(value, field="external_id")
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return value
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -257,7 +269,7 @@ class EndUserInline(WorkspaceScopedAdmin, admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
-    form = ConstraintMessagesForm
+    form = ExternalIdForm
     list_display = ("external_id", "name", "domain", "plan", "owner", "status", "workspace", "last_seen_at")
     list_filter = (
         "status",
@@ -282,7 +294,7 @@ class AccountAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdm
 
 @admin.register(EndUser)
 class EndUserAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
-    form = ConstraintMessagesForm
+    form = ExternalIdForm
     list_display = ("external_id", "email", "account", "workspace", "last_seen_at")
     list_filter = (("workspace", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("external_id", "email", "account__external_id", "account__name")

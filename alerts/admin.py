@@ -5,24 +5,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from core.admin import WorkspaceScopedAdmin
 from core.errors import DomainError
+from core.staff import EDIT_ROLES
 
 from .destinations import mask_secret
 from .models import AlertDelivery, AlertDestination, AlertPipeline
-from .services import alerts_subscription_sync, pipeline_test_send
-
-
-def _workspace_ids(request) -> list[int] | None:
-    if request.user.is_superuser:
-        return None
-    return list(request.user.memberships.values_list("workspace_id", flat=True))
-
-
-class _WorkspaceScoped:
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        ids = _workspace_ids(request)
-        return queryset if ids is None else queryset.filter(workspace_id__in=ids)
+from .services import alerts_subscription_sync, destinations_validate, pipeline_test_send, trigger_validate
 
 
 class DestinationForm(forms.ModelForm):
@@ -44,26 +33,67 @@ class DestinationForm(forms.ModelForm):
     def clean_secret(self) -> str:
         return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else "")
 
+    def clean(self):
+        # The rules of the REST API and the dashboard form (addresses that may not be reached included).
+        cleaned = super().clean()
+        if self.errors or cleaned.get("DELETE"):
+            return cleaned
+        spec = {k: cleaned.get(k) for k in ("type", "mentions", "rate_limit_per_minute")}
+        for key in ("url", "to", "secret"):
+            if cleaned.get(key):
+                spec[key] = cleaned[key]
+        try:
+            destinations_validate([spec])
+        except DomainError as exc:
+            name = (exc.field or "").rsplit(".", 1)[-1]
+            self.add_error(name if name in self.fields else None, exc.message)
+        return cleaned
 
-class DestinationInline(admin.TabularInline):
+
+class PipelineForm(forms.ModelForm):
+    class Meta:
+        model = AlertPipeline
+        exclude: list[str] = []
+
+    def clean(self):
+        # The trigger rules of the REST API (types, settings, bounded lists).
+        cleaned = super().clean()
+        kind, config = cleaned.get("trigger_type"), cleaned.get("trigger_config")
+        if kind and "trigger_config" not in self.errors:
+            if not isinstance(config, dict | None):
+                self.add_error("trigger_config", "The trigger settings must be a JSON object.")
+                return cleaned
+            try:
+                _, cleaned["trigger_config"] = trigger_validate({**(config or {}), "type": kind})
+            except DomainError as exc:
+                self.add_error("trigger_config", exc.message)
+        return cleaned
+
+
+class DestinationInline(WorkspaceScopedAdmin, admin.TabularInline):
     model = AlertDestination
     form = DestinationForm
     extra = 0
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Removing a destination is a change of its pipeline.
+        return self._can(request, obj, self.edit_roles)
+
 
 @admin.register(AlertPipeline)
-class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
+class AlertPipelineAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
+    """Membership roles decide, as on the dashboard: admins and owners edit, delete and send tests; viewers and
+    managers read."""
+
     list_display = ["name", "workspace", "trigger_type", "enabled", "updated_at"]
     list_filter = ["enabled", "trigger_type"]
     search_fields = ["name"]
+    form = PipelineForm
     inlines = [DestinationInline]
     actions = ["send_test_message"]
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        ids = _workspace_ids(request)
-        if db_field.name == "workspace" and ids is not None:
-            kwargs["queryset"] = db_field.related_model.objects.filter(pk__in=ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._can(request, obj, EDIT_ROLES)
 
     # The admin writes pipelines with the ORM: keep ingestion's subscription flag in step after each write.
     def save_related(self, request, form, formsets, change):
@@ -91,6 +121,9 @@ class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
     def send_test_message(self, request, queryset):
         total = 0
         for pipeline in queryset:
+            if not self.has_change_permission(request, pipeline):
+                self.message_user(request, f"{pipeline}: your role in its workspace is view-only.", messages.ERROR)
+                continue
             try:
                 total += len(pipeline_test_send(pipeline=pipeline, now=timezone.now()))
             except DomainError as exc:
@@ -99,7 +132,7 @@ class AlertPipelineAdmin(_WorkspaceScoped, admin.ModelAdmin):
 
 
 @admin.register(AlertDelivery)
-class AlertDeliveryAdmin(_WorkspaceScoped, admin.ModelAdmin):
+class AlertDeliveryAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
     list_display = [
         "id",
         "pipeline",
@@ -115,7 +148,7 @@ class AlertDeliveryAdmin(_WorkspaceScoped, admin.ModelAdmin):
     list_select_related = ["pipeline", "destination"]
     readonly_fields = [f.name for f in AlertDelivery._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
+from core.redis_breaker import task_publish
+
 from .destinations import destination_send
 from .models import AlertDelivery, AlertDestination, AlertPipeline, AlertRateWindow
 
@@ -56,10 +58,8 @@ def deliveries_enqueue(delivery_ids: Iterable[int]) -> None:
     from .tasks import alert_delivery_send_task
 
     for delivery_id in delivery_ids:
-        try:
-            alert_delivery_send_task.apply_async(args=[delivery_id], retry=False)
-        except Exception:  # noqa: BLE001 - broker trouble must not fail the caller; the sweep catches up
-            logger.exception("could not queue alert delivery %s; the sweep will retry", delivery_id)
+        if not task_publish(alert_delivery_send_task, args=[delivery_id]):
+            logger.info("alert delivery %s not queued; the sweep will queue it again", delivery_id)
 
 
 def deliveries_create(

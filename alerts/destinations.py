@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-import requests
+import urllib3
 from django.conf import settings
 from django.core.mail import send_mail
+
+from core.outbound import OutboundRefused, OutboundUnresolved, outbound_post, outbound_target
 
 from .models import AlertDestination
 
@@ -83,13 +85,25 @@ def mask_secret(secret: str) -> str | None:
     return MASK + secret[-4:] if len(secret) > 8 else MASK
 
 
-def mask_url(url: str) -> str:
-    """Slack and Discord webhook URLs carry their token in the path: show scheme, host and the last 4
-    characters."""
-    match = re.match(r"^(https?://[^/]+)(/.*)?$", url)
-    if not match or not match.group(2):
+def mask_url(url: str, *, path: bool = True) -> str:
+    """A URL fit to show back: credentials (`user:pw@`) always masked, and with `path` (Slack and Discord
+    webhook URLs carry their token in the path) only scheme, host and the last 4 characters."""
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)(.*)$", url)
+    if not match:
         return url
-    return f"{match.group(1)}/{MASK}{url[-4:]}"
+    scheme, authority, rest = match.groups()
+    if "@" in authority:
+        authority = MASK + "@" + authority.rsplit("@", 1)[1]
+    if not path or rest in ("", "/"):
+        return f"{scheme}{authority}{rest}"
+    return f"{scheme}{authority}/{MASK}{url[-4:]}"
+
+
+def destination_url_shown(destination: AlertDestination) -> str:
+    """The destination's URL as shown back (API, dashboard): Slack and Discord tokens masked, credentials
+    never shown."""
+    tokened = destination.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD)
+    return mask_url(destination.url, path=tokened)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -265,21 +279,24 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
 
 def _post(url: str, *, data: bytes, headers: dict[str, str], now: datetime) -> SendResult:
     headers = {"User-Agent": USER_AGENT, **headers}
+    timeout = settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS
     try:
-        response = requests.post(
-            url,
-            data=data,
-            headers=headers,
-            timeout=settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS,
-            allow_redirects=False,
-        )
-    except requests.Timeout:
-        return SendResult(
-            ok=False, retryable=True, error=f"timed out after {settings.UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS}s"
-        )
-    except requests.RequestException as exc:
+        # Checked again at every send (the address policy or DNS may have changed since the save), and the
+        # connection goes to the address checked here.
+        target = outbound_target(url)
+    except OutboundUnresolved as exc:
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.reason}")
+    except OutboundRefused as exc:
+        return SendResult(ok=False, retryable=False, error=f"refused: {exc.reason}")
+    try:
+        response = outbound_post(target, body=data, headers=headers, timeout=timeout)
+    except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError in urllib3
         return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.__class__.__name__}: {exc}"[:500])
-    code = response.status_code
+    except urllib3.exceptions.TimeoutError:
+        return SendResult(ok=False, retryable=True, error=f"timed out after {timeout}s")
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc.__class__.__name__}: {exc}"[:500])
+    code = response.status
     if 200 <= code < 300:
         return SendResult(ok=True, response_code=code)
     snippet = response.text[:300]
@@ -291,6 +308,9 @@ def _post(url: str, *, data: bytes, headers: dict[str, str], now: datetime) -> S
             retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now),
             error=f"HTTP 429 rate limited: {snippet}",
         )
+    if 300 <= code < 400:
+        # Redirects are never followed: a public URL could point the request inside.
+        return SendResult(ok=False, response_code=code, error=f"HTTP {code}: redirects are not followed")
     return SendResult(ok=False, response_code=code, retryable=code >= 500, error=f"HTTP {code}: {snippet}")
 
 

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from .destinations import mask_secret, mask_url
+from .destinations import destination_url_shown, mask_secret
 from .models import AlertDelivery, AlertDestination, AlertPipeline
 
 
@@ -48,9 +48,7 @@ class DestinationOutput(serializers.ModelSerializer):
     def get_url(self, obj: AlertDestination) -> str | None:
         if not obj.url:
             return None
-        return (
-            mask_url(obj.url) if obj.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else obj.url
-        )
+        return destination_url_shown(obj)
 
     def get_to(self, obj: AlertDestination) -> list[str] | None:
         return obj.to.split(",") if obj.to else None

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from catalog.models import KEY_MAX_LENGTH, KEY_REGEX
 from core.errors import Conflict, DomainError
+from core.outbound import OutboundRefused, outbound_check_url
 from core.unset import UNSET
 from usage.outbox import event_subscription_set
 
@@ -33,6 +34,7 @@ DEFAULT_THRESHOLDS = [80, 100]
 DEFAULT_FREE_PLANS = ["free"]
 MAX_DESTINATIONS = 10
 MIN_WEBHOOK_SECRET = 16
+MAX_TRIGGER_LIST = 100  # entries in trigger.features / trigger.plans
 
 # Which trigger settings each trigger type reads; anything else is refused by name.
 _TRIGGER_KEYS: dict[str, set[str]] = {
@@ -55,7 +57,11 @@ def _int(value: Any, *, field: str, low: int, high: int) -> int:
 def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise DomainError(f"{field} must be a list of strings.", code="invalid_type", field=field)
-    out: list[str] = []
+    if len(value) > MAX_TRIGGER_LIST:
+        raise DomainError(
+            f"{field} has {len(value)} entries; at most {MAX_TRIGGER_LIST}.", code="too_many", field=field
+        )
+    out: dict[str, None] = {}  # ordered and deduplicated in one pass
     for index, raw in enumerate(value):
         item = raw.strip()
         if not item:
@@ -66,9 +72,8 @@ def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
                 code="invalid_key",
                 field=f"{field}[{index}]",
             )
-        if item not in out:
-            out.append(item)
-    return out
+        out[item] = None
+    return list(out)
 
 
 def trigger_validate(trigger: Any) -> tuple[str, dict]:
@@ -253,6 +258,12 @@ def _destination_url(spec: dict, url: Any, *, field: str, kind: str) -> str:
         ) from None
     if len(url.strip()) > 2000:
         raise DomainError(f"{field}.url is longer than 2000 characters.", code="too_long", field=f"{field}.url")
+    try:
+        outbound_check_url(url.strip())
+    except OutboundRefused as exc:
+        raise DomainError(
+            f"{field}.url is refused: {exc.reason}.", code="destination_refused", field=f"{field}.url"
+        ) from None
     return url.strip()
 
 

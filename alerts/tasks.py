@@ -10,6 +10,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from core.redis_breaker import task_publish
 from usage.outbox import EVENTS_COMMITTED_TASK
 
 from .delivery import alert_deliveries_due, alert_delivery_attempt, alert_summaries_due, alert_summary_create
@@ -25,7 +26,8 @@ def _later(task, *, args: list, countdown: float) -> None:
         time.sleep(min(max(countdown, 0.0), EAGER_MAX_WAIT_SECONDS))
         task.apply(args=args)
         return
-    task.apply_async(args=args, countdown=max(countdown, 0.0))
+    # Not queued (broker down): the delivery stays pending and the alerts sweep queues it again.
+    task_publish(task, args=args, countdown=countdown)
 
 
 @shared_task(name=EVENTS_COMMITTED_TASK, acks_late=True)

@@ -66,14 +66,25 @@ def _feature_context(feature: Feature) -> dict:
     return {"id": feature.key, "name": feature.name}
 
 
+def _trigger_sets(pipeline: AlertPipeline) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """The pipeline's plans (lower-cased) and features as sets, built once per loaded pipeline, so matching
+    many events costs one lookup each."""
+    sets = getattr(pipeline, "_trigger_sets", None)
+    if sets is None:
+        plans, features = pipeline.trigger_config.get("plans"), pipeline.trigger_config.get("features")
+        sets = (frozenset(p.lower() for p in plans) if plans else None, frozenset(features) if features else None)
+        pipeline._trigger_sets = sets
+    return sets
+
+
 def _plan_ok(pipeline: AlertPipeline, account: Account) -> bool:
-    plans = pipeline.trigger_config.get("plans")
-    return not plans or (account.plan or "").strip().lower() in {p.lower() for p in plans}
+    plans = _trigger_sets(pipeline)[0]
+    return plans is None or (account.plan or "").strip().lower() in plans
 
 
 def _feature_ok(pipeline: AlertPipeline, feature: Feature) -> bool:
-    features = pipeline.trigger_config.get("features")
-    return not features or feature.key in features
+    features = _trigger_sets(pipeline)[1]
+    return features is None or feature.key in features
 
 
 def _payload(

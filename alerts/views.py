@@ -22,7 +22,7 @@ from core.errors import DomainError
 from core.views import workspace_page
 
 from . import selectors, services
-from .destinations import mask_secret, mask_url
+from .destinations import destination_url_shown, mask_secret
 from .models import AlertDestination, AlertPipeline
 
 DELIVERY_LOG_LIMIT = 100
@@ -143,7 +143,7 @@ def _initial(pipeline: AlertPipeline | None) -> tuple[dict, list[dict]]:
     }
     destinations = []
     for d in pipeline.destinations.all():
-        shown_url = mask_url(d.url) if d.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else d.url
+        shown_url = destination_url_shown(d)
         destinations.append(
             {
                 "id": d.pk,
@@ -235,9 +235,7 @@ def _trigger_summary(pipeline: AlertPipeline) -> dict:
 def _destination_rows(pipeline: AlertPipeline) -> list[dict]:
     rows = []
     for d in pipeline.destinations.all():
-        target = d.to or (
-            mask_url(d.url) if d.type in (AlertDestination.Type.SLACK, AlertDestination.Type.DISCORD) else d.url
-        )
+        target = d.to or (destination_url_shown(d))
         rows.append(
             {
                 "id": d.pk,

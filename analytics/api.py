@@ -9,8 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasReadScope
+from core.ratelimit import ApiKeyRateThrottle
 from core.serializers import error_response
-from usage.ratelimit import ApiKeyRateThrottle
 from usage.selectors import end_user_usage
 
 from . import selectors

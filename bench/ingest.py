@@ -39,6 +39,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
+import psycopg.sql
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -48,10 +49,10 @@ FEATURES = 50
 USERS_PER_ACCOUNT = 5
 
 
-def admin_url() -> str:
+def admin_url(database: str = BENCH_DB) -> str:
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/uptake")
     parsed = urlparse(base)
-    return parsed._replace(path="/postgres").geturl(), parsed._replace(path=f"/{BENCH_DB}").geturl()
+    return parsed._replace(path="/postgres").geturl(), parsed._replace(path=f"/{database}").geturl()
 
 
 def make_event(n: int, rng_seed: int) -> dict:
@@ -250,6 +251,15 @@ def copy_ceiling(*, db_url: str, rows: int) -> dict:
     return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed, 1)}
 
 
+def _closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15)
@@ -261,12 +271,24 @@ def main() -> None:
     parser.add_argument("--single-connections", type=int, default=16, help="connections per process")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--segment", action="store_true", help="compare /api/segment/v1/batch with /api/v1/events")
+    parser.add_argument("--database", default=BENCH_DB, help="the database to drop and recreate")
+    parser.add_argument(
+        "--redis",
+        default="none",
+        choices=["none", "up", "down"],
+        help="none: no REDIS_URL (default); up: REDIS_URL from the environment; down: a closed port on 127.0.0.1 "
+        "(cache, limiter and broker unreachable: core/redis_breaker.py)",
+    )
+    parser.add_argument(
+        "--pipeline", action="store_true", help="an enabled event pipeline: each request queues alert evaluation"
+    )
     args = parser.parse_args()
 
-    admin, db_url = admin_url()
+    admin, db_url = admin_url(args.database)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+        name = psycopg.sql.Identifier(args.database)
+        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(name))
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -276,6 +298,10 @@ def main() -> None:
         "CONN_MAX_AGE": "600",
     }
     env.pop("REDIS_URL", None)  # Redis is never on the write path; rate limiting is off for the bench
+    if args.redis == "up":
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    elif args.redis == "down":
+        env["REDIS_URL"] = f"redis://127.0.0.1:{_closed_port()}/0"
     manage = [PY, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
     subprocess.run(
@@ -294,6 +320,14 @@ def main() -> None:
         text=True,
     ).stdout
     key = out.strip().splitlines()[-1]
+    if args.pipeline:
+        # An e-mail destination: nothing to reach; with no worker running, queued evaluations just wait.
+        create = (
+            "from accounts.models import Workspace; from alerts.services import pipeline_create; "
+            "pipeline_create(workspace=Workspace.objects.get(slug='bench'), name='Bench', "
+            "trigger={'type': 'event'}, destinations=[{'type': 'email', 'to': 'cs@example.com'}])"
+        )
+        subprocess.run([*manage, "shell", "-c", create], env=env, check=True, cwd=ROOT)
 
     gunicorn = [
         str(Path(PY).parent / "gunicorn"),
@@ -344,6 +378,7 @@ def main() -> None:
             f"gunicorn: 2 workers, {args.worker_class}"
             + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
         )
+        print(f"redis: {args.redis}, event pipeline: {'on' if args.pipeline else 'off'}")
         print(f"load average before: {os.getloadavg()}")
         batch = run_mode(
             port=args.port,

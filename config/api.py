@@ -2,6 +2,7 @@
 that lets /api/v1/ requests skip what only browser pages need, and the helpers of the hot endpoints' fast
 paths (answered below DRF's request cycle, see fast_path_principal)."""
 
+from csp import middleware as _csp_middleware
 from django.conf import settings
 from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages import middleware as _messages_middleware
@@ -95,6 +96,10 @@ class AuthenticationMiddleware(_SkippedForApi, _auth_middleware.AuthenticationMi
 
 class MessageMiddleware(_SkippedForApi, _messages_middleware.MessageMiddleware):
     """Django's MessageMiddleware, except on /api/v1/."""
+
+
+class CSPMiddleware(_SkippedForApi, _csp_middleware.CSPMiddleware):
+    """django-csp's Content-Security-Policy header, except on /api/v1/ (JSON answers run no script)."""
 
 
 # ---------------------------------------------------------------------------

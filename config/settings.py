@@ -3,11 +3,14 @@
 See README.md ("Environment variables") for the list and the production values `check --deploy` wants.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 import plotly
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Private runtime state (embedded PostgreSQL, filesystem broker, beat schedule); git-ignored.
@@ -36,6 +39,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "core",
     "accounts",
     "catalog",
@@ -59,6 +64,9 @@ MIDDLEWARE = [
     "config.api.AuthenticationMiddleware",
     "config.api.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.api.CSPMiddleware",
+    # Last: turns a locked-out login into the lockout page (core.views.login_locked_out).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -107,17 +115,33 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis, cache, Celery
 # ---------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Redis is never on the critical path (core/redis_breaker.py): every call times out after this long, and after
+# a failure the cache, the rate limiter and task publishing skip Redis for UPTAKE_REDIS_BREAKER_SECONDS.
+UPTAKE_REDIS_TIMEOUT_SECONDS = env.float("UPTAKE_REDIS_TIMEOUT_SECONDS", default=0.5)
+UPTAKE_REDIS_BREAKER_SECONDS = env.float("UPTAKE_REDIS_BREAKER_SECONDS", default=5.0)
 
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.redis_breaker.FailOpenRedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {
+                "socket_connect_timeout": UPTAKE_REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": UPTAKE_REDIS_TIMEOUT_SECONDS,
+                # No retries inside redis-py: the breaker decides when to try again.
+                "retry": Retry(NoBackoff(), 0),
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+    # Publishing fails after one short attempt (kombu would otherwise retry a connection for seconds); the worker
+    # keeps reconnecting on its own (broker_connection_retry).
+    CELERY_BROKER_CONNECTION_TIMEOUT = UPTAKE_REDIS_TIMEOUT_SECONDS
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+        "max_retries": 0,
+        "socket_connect_timeout": UPTAKE_REDIS_TIMEOUT_SECONDS,
+        "socket_timeout": UPTAKE_REDIS_TIMEOUT_SECONDS,
+    }
 else:
     # No Redis: an in-process cache, and Celery's filesystem transport in .uptake/broker, so the worker and
     # beat still run scheduled and background work on a single machine.
@@ -174,6 +198,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# Login throttling (django-axes): a username + client address pair is locked after LOGIN_FAILURE_LIMIT failed
+# logins in a row, for LOGIN_COOLOFF_MINUTES; the login page explains it. Unlock: `manage.py axes_reset_username
+# USER` (or `axes_reset_ip_username IP USER`, `axes_reset` for everyone). Attempts are kept in PostgreSQL.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("UPTAKE_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("UPTAKE_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "core.views.login_locked_out"
+AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
@@ -205,6 +243,24 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Content-Security-Policy (django-csp) on every page: scripts only from our own static files (no inline
+# scripts or handlers: charts read their figures from JSON data blocks), no eval. Styles allow inline: plotly
+# adds <style> rules at run time (without them its charts break; a style cannot run code). The Redoc page
+# relaxes it (config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 
 # ---------------------------------------------------------------------------
@@ -216,6 +272,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["config.jsonio.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config.jsonio.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # Every API view: per-key buckets for writes, reads and the entitlement check (core/ratelimit.py).
+    "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "config.schema.UptakeAutoSchema",
@@ -290,10 +348,16 @@ UPTAKE_INGEST_COALESCE_MAX_EVENTS = env.int("UPTAKE_INGEST_COALESCE_MAX_EVENTS",
 UPTAKE_DIRTY_SHARDS = env.int("UPTAKE_DIRTY_SHARDS", default=16)
 if not 1 <= UPTAKE_DIRTY_SHARDS <= 1024:
     raise ImproperlyConfigured("UPTAKE_DIRTY_SHARDS must be between 1 and 1024.")
-# Per-API-key rate limit: a token bucket of RATE_BURST requests refilled at RATE_PER_SECOND.
+# Per-API-key rate limits (core/ratelimit.py): token buckets of BURST requests refilled at PER_SECOND, one per
+# key for writes (every POST/PUT/PATCH/DELETE), one for reads (GETs) and one for the entitlement check, whose
+# budget is above the rate the check is built for (≥ 1,500/s from one key: bench/RESULTS.md).
 UPTAKE_RATE_LIMIT_ENABLED = env.bool("UPTAKE_RATE_LIMIT_ENABLED", default=True)
 UPTAKE_RATE_BURST = env.int("UPTAKE_RATE_BURST", default=200)
 UPTAKE_RATE_PER_SECOND = env.float("UPTAKE_RATE_PER_SECOND", default=100.0)
+UPTAKE_RATE_READ_BURST = env.int("UPTAKE_RATE_READ_BURST", default=100)
+UPTAKE_RATE_READ_PER_SECOND = env.float("UPTAKE_RATE_READ_PER_SECOND", default=50.0)
+UPTAKE_RATE_CHECK_BURST = env.int("UPTAKE_RATE_CHECK_BURST", default=4000)
+UPTAKE_RATE_CHECK_PER_SECOND = env.float("UPTAKE_RATE_CHECK_PER_SECOND", default=2500.0)
 UPTAKE_RETRY_AFTER_SECONDS = env.int("UPTAKE_RETRY_AFTER_SECONDS", default=5)
 # API keys (with their workspace) are cached in each web process for this long: a key revoked or a workspace
 # changed in another process is seen within this delay (0 turns the cache off).
@@ -317,6 +381,10 @@ UPTAKE_ALERT_BACKOFF_BASE_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_BASE_SECONDS
 UPTAKE_ALERT_BACKOFF_MAX_SECONDS = env.float("UPTAKE_ALERT_BACKOFF_MAX_SECONDS", default=900.0)
 UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS = env.float("UPTAKE_ALERT_HTTP_TIMEOUT_SECONDS", default=5.0)
 UPTAKE_ALERT_RATE_WINDOW_SECONDS = env.int("UPTAKE_ALERT_RATE_WINDOW_SECONDS", default=60)
+# Destinations resolving to loopback, private, link-local, CGNAT, metadata... addresses are refused
+# (core/outbound.py). True lifts the address checks; ALLOWED_HOSTS lifts them for those names only.
+UPTAKE_ALERTS_ALLOW_PRIVATE_NETWORKS = env.bool("UPTAKE_ALERTS_ALLOW_PRIVATE_NETWORKS", default=False)
+UPTAKE_ALERTS_ALLOWED_HOSTS = env.list("UPTAKE_ALERTS_ALLOWED_HOSTS", default=[])
 
 # ---------------------------------------------------------------------------
 # E-mail (alerts)

@@ -6,24 +6,28 @@ add, change and run lifecycle actions. Objects of a workspace the user cannot se
 choices offer only the workspaces the user may edit. Writes go through services; a `DomainError` they raise is
 shown as a form error (`ServiceErrorsAdminMixin`) or, for actions, as one admin message per refused object.
 A database constraint the form or the save runs into is shown with the sentence its app registered
-(`constraint_messages_register`), never as Django's `Constraint "…" is violated.` nor as a 500.
+(`constraint_messages_register`), never as Django's `Constraint "…" is violated.` nor as a 500. JSON fields are
+`StorableJSONField`s: what jsonb cannot store (NUL, lone surrogates, non-finite numbers, nesting past
+core.text.JSON_MAX_DEPTH) is a form error naming the place.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError
-from django.db.models import Model, QuerySet
+from django.db.models import JSONField, Model, QuerySet
 from django.http import Http404, HttpRequest
 
 from .errors import DomainError
 from .staff import EDIT_ROLES, VIEW_ROLES, staff_directory
+from .text import JSON_MAX_DEPTH, json_text_problem
 
 
 def _roles(request: HttpRequest) -> dict[int, str]:
@@ -112,6 +116,62 @@ class ServiceModelForm(ConstraintMessagesFormMixin, forms.ModelForm):
         return cleaned
 
 
+class _NotStorable(ValueError):
+    pass
+
+
+def _refuse_number(literal: str) -> float:
+    """json.loads hook for floats and NaN/Infinity: a number that is not finite has no jsonb form."""
+    value = float(literal)
+    if value in (float("inf"), float("-inf")) or value != value:
+        raise _NotStorable(literal)
+    return value
+
+
+class StorableJSONField(forms.JSONField):
+    """forms.JSONField for what jsonb can store, each refusal naming its place (`attributes.note`): NUL, lone
+    surrogates, non-finite numbers and nesting past JSON_MAX_DEPTH (however deep: no RecursionError). With
+    `require_object`, the document must be an object."""
+
+    def __init__(self, *, name: str, require_object: bool = False, **kwargs):
+        self.name = name
+        self.require_object = require_object
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if self.disabled or value in self.empty_values or not isinstance(value, str):
+            return super().to_python(value)
+        try:
+            decoded = json.loads(value, cls=self.decoder, parse_float=_refuse_number, parse_constant=_refuse_number)
+        except _NotStorable as exc:
+            raise ValidationError(f"'{self.name}' holds a number jsonb cannot store ({exc}).", code="invalid") from exc
+        except RecursionError:
+            raise self._too_deep() from None
+        except json.JSONDecodeError as exc:
+            raise ValidationError(self.error_messages["invalid"], code="invalid", params={"value": value}) from exc
+        # Wrapped in {name: …} so that paths start with the field's name.
+        if found := json_text_problem({self.name: decoded}, max_depth=JSON_MAX_DEPTH + 1):
+            path, problem = found
+            if problem.code == "too_deep":
+                raise self._too_deep()
+            raise ValidationError(f"'{path}' {problem.phrase}.", code=problem.code)
+        if self.require_object and not isinstance(decoded, dict):
+            raise ValidationError(f"'{self.name}' must be a JSON object.", code="invalid_type")
+        return decoded
+
+    def _too_deep(self) -> ValidationError:
+        return ValidationError(f"'{self.name}' nests JSON deeper than {JSON_MAX_DEPTH} levels.", code="too_deep")
+
+    def bound_data(self, data, initial):
+        # A refused document is shown again as it was typed (decoding it again could fail the same way).
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        try:
+            return self.to_python(data)
+        except ValidationError:
+            return forms.fields.InvalidJSONInput(data)
+
+
 class WorkspaceScopedAdmin:
     """Mixin for ModelAdmin and InlineModelAdmin classes of workspace-owned models."""
 
@@ -167,6 +227,15 @@ class WorkspaceScopedAdmin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self.allow_delete and request.user.is_superuser
+
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        if isinstance(db_field, JSONField):
+            # A JSON field whose default is an empty object holds an object.
+            require_object = db_field.default is dict
+            return db_field.formfield(
+                form_class=StorableJSONField, name=db_field.name, require_object=require_object, **kwargs
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     # --- choices limited to what the user may edit --------------------------------------------------------
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 
 from .errors import NotFound
@@ -21,34 +22,41 @@ SESSION_KEY = "dashboard_workspace_id"
 
 
 def workspace_page(view=None, *, nav: str | None = None):
-    """Login and staff required; resolves the session's workspace (else the first the user may see)."""
+    """Login and staff required; resolves the session's workspace (else the first the user may see). Every
+    answer is `Cache-Control: private, no-store`: customer data, never kept by a browser or shared cache."""
 
     def decorate(view):
         @login_required
         @wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not request.user.is_staff:
-                raise PermissionDenied("The dashboard is for staff users.")
-            directory = staff_directory()
-            workspaces = list(directory.workspaces_for_user(user=request.user).order_by("name", "slug"))
-            if not workspaces:
-                return render(request, "dashboard/no_workspace.html", {"title": "No workspace"}, status=403)
-            current = next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])
-            request.workspace = current
-            request.can_edit = (
-                request.user.is_superuser or directory.membership_roles(user=request.user).get(current.pk) in EDIT_ROLES
-            )
-            request.dashboard = {"workspaces": workspaces, "workspace": current, "can_edit": request.can_edit}
-            if nav:
-                request.dashboard["nav"] = nav
-            try:
-                return view(request, *args, **kwargs)
-            except NotFound as exc:
-                raise Http404(str(exc)) from exc
+            response = _workspace_view(view, request, nav, *args, **kwargs)
+            patch_cache_control(response, private=True, no_store=True)
+            return response
 
         return wrapped
 
     return decorate(view) if view is not None else decorate
+
+
+def _workspace_view(view, request: HttpRequest, nav: str | None, *args, **kwargs) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDenied("The dashboard is for staff users.")
+    directory = staff_directory()
+    workspaces = list(directory.workspaces_for_user(user=request.user).order_by("name", "slug"))
+    if not workspaces:
+        return render(request, "dashboard/no_workspace.html", {"title": "No workspace"}, status=403)
+    current = next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])
+    request.workspace = current
+    request.can_edit = (
+        request.user.is_superuser or directory.membership_roles(user=request.user).get(current.pk) in EDIT_ROLES
+    )
+    request.dashboard = {"workspaces": workspaces, "workspace": current, "can_edit": request.can_edit}
+    if nav:
+        request.dashboard["nav"] = nav
+    try:
+        return view(request, *args, **kwargs)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
 
 
 @login_required
@@ -61,3 +69,29 @@ def switch_workspace(request: HttpRequest) -> HttpResponse:
         raise Http404(f"No workspace '{slug}' among yours.")
     request.session[SESSION_KEY] = workspace.pk
     return redirect("dashboard:overview")
+
+
+def login_locked_out(request: HttpRequest, original_response=None, credentials: dict | None = None) -> HttpResponse:
+    """What a login answers while its username + address pair is locked (django-axes): the login page, saying
+    why, for how long, and who can unlock it; 429 with Retry-After."""
+    from django.conf import settings
+    from django.contrib import admin
+    from django.contrib.admin.forms import AdminAuthenticationForm
+
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    cooloff_seconds = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    context = {
+        **admin.site.each_context(request),
+        "title": "Log in",
+        "app_path": request.get_full_path(),
+        "form": AdminAuthenticationForm(request, initial={"username": username}),
+        "next": request.POST.get("next") or request.GET.get("next", ""),
+        "lockout": {
+            "username": username,
+            "limit": settings.AXES_FAILURE_LIMIT,
+            "minutes": max(1, round(cooloff_seconds / 60)),
+        },
+    }
+    response = render(request, "admin/login.html", context, status=429)
+    response["Retry-After"] = str(cooloff_seconds)
+    return response

@@ -18,6 +18,7 @@ from catalog.models import KEY_MAX_LENGTH, Item
 from catalog.selectors import feature_get, item_get
 from config.api import fast_json_response, fast_path_principal
 from core.errors import DomainError
+from core.ratelimit import api_key_rate_take
 
 from . import selectors, services
 from .models import MAX_QUANTITY, SUBSCRIPTION_ID_MAX_LENGTH, Subscription
@@ -46,6 +47,7 @@ class CheckQuerySerializer(serializers.Serializer):
 
 class EntitlementCheckView(APIView):
     permission_classes = [HasReadScope]
+    rate_bucket = "check"  # its own budget, sized for a client's hot path (core/ratelimit.py)
 
     @extend_schema(
         operation_id="entitlements_check",
@@ -97,7 +99,8 @@ def _check_fast(request) -> dict | None:
     else:
         return None
     principal = fast_path_principal(request, method="GET", scope=HasReadScope.scope)
-    if principal is None:
+    # Over the limit: EntitlementCheckView answers the 429 (its throttle finds the bucket empty too).
+    if principal is None or not api_key_rate_take(principal, "check")[0]:
         return None
     try:
         return selectors.entitlement_check(

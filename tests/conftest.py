@@ -1,5 +1,7 @@
 """Shared fixtures. Tests run on real PostgreSQL (DATABASE_URL, or the embedded server `make test` starts)."""
 
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey, Workspace
 from accounts.services import api_key_create, membership_set, workspace_create
 from catalog.models import Product
+from core.redis_breaker import redis_breaker_reset
 
 # Alert test fixtures (a real HTTP receiver, fast retry settings), shared by tests/usage and tests/analytics.
 pytest_plugins = ["tests.alert_receiver", "tests.live_gunicorn"]
@@ -35,10 +38,64 @@ def database_unreachable() -> Iterator[None]:
         conn.settings_dict["PORT"] = port
 
 
+class DeadRedis:
+    """A TCP listener on 127.0.0.1 that accepts connections and closes them at once, counting them: Redis as an
+    outage looks to a client (every command fails), with the number of connection attempts observable."""
+
+    def __init__(self) -> None:
+        self.accepts = 0
+        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self.url = f"redis://127.0.0.1:{self._server.getsockname()[1]}/0"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self.accepts += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._server.close()
+
+
+@contextmanager
+def redis_unreachable(settings) -> Iterator[DeadRedis]:
+    """A real Redis outage for the cache, the rate limiter and Celery publishing: all pointed at a `DeadRedis`,
+    the shared breaker closed at the start; everything restored afterwards."""
+    from config.celery import app
+
+    dead = DeadRedis()
+    cache_before, broker_before = settings.CACHES, app.conf.broker_url
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": dead.url}}
+    app.conf.broker_url = dead.url
+    app._pool = None
+    app.amqp._producer_pool = None
+    redis_breaker_reset()
+    try:
+        yield dead
+    finally:
+        settings.CACHES = cache_before
+        app.conf.broker_url = broker_before
+        app._pool = None
+        app.amqp._producer_pool = None
+        redis_breaker_reset()
+        dead.close()
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
-    """Test-only settings: no rate limiting unless a test turns it on; in-memory e-mail."""
+    """Test-only settings: no rate limiting unless a test turns it on; in-memory e-mail; alert destinations
+    may be on loopback (the receivers of tests/alert_receiver.py; tests of the address policy turn it off)."""
     settings.UPTAKE_RATE_LIMIT_ENABLED = False
+    settings.UPTAKE_ALERTS_ALLOW_PRIVATE_NETWORKS = True
+    # A test that saw Redis fail must not leave the shared breaker open for the next one.
+    redis_breaker_reset()
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.CELERY_TASK_ALWAYS_EAGER = False
 

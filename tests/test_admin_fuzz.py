@@ -41,9 +41,9 @@ pairs = st.lists(st.tuples(st.sampled_from(KEYS) | st.text(max_size=10), values)
 @pytest.fixture
 def superuser(db) -> tuple[Client, dict]:
     built = build()
-    get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
     client = Client()
-    assert client.login(username="root", password="pw-root-123")
+    client.force_login(root)  # the login form itself is django-axes' (tests/accounts/test_login_security.py)
     ids = {
         "account": built.workspace.accounts.order_by("pk").first().pk,
         "feature": built.product.features.order_by("pk").first().pk,

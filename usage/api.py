@@ -12,11 +12,11 @@ from rest_framework.views import APIView
 from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
+from core.ratelimit import api_key_rate_take
 from core.serializers import error_response
 
 from .body import read_body
 from .feature_used import feature_used_ingest
-from .ratelimit import ApiKeyRateThrottle, api_key_rate_take
 from .serializers import (
     AccountInputSerializer,
     AccountOutputSerializer,
@@ -77,7 +77,6 @@ def _body_error(exc: BodyError) -> dict:
 
 class EventsView(APIView):
     permission_classes = [HasIngestScope]
-    throttle_classes = [ApiKeyRateThrottle]
 
     @extend_schema(
         operation_id="events_ingest",
@@ -160,7 +159,6 @@ events.initkwargs = _events_view.initkwargs
 
 class FeatureUsedView(APIView):
     permission_classes = [HasIngestScope]
-    throttle_classes = [ApiKeyRateThrottle]
 
     @extend_schema(
         operation_id="events_feature_used",
@@ -197,7 +195,6 @@ class FeatureUsedView(APIView):
 
 class AccountView(APIView):
     permission_classes = [HasIngestScope]
-    throttle_classes = [ApiKeyRateThrottle]
 
     @extend_schema(
         operation_id="account_upsert",
@@ -226,7 +223,6 @@ class AccountView(APIView):
 
 class EndUserView(APIView):
     permission_classes = [HasIngestScope]
-    throttle_classes = [ApiKeyRateThrottle]
 
     @extend_schema(
         operation_id="end_user_upsert",

@@ -13,6 +13,8 @@ from datetime import datetime
 
 from celery import current_app
 
+from core.redis_breaker import task_publish
+
 from .models import EventOutbox, EventSubscription
 
 logger = logging.getLogger(__name__)
@@ -29,15 +31,17 @@ def events_outbox_add(*, workspace_id: int, event_ids: list[int], now: datetime)
 def events_outbox_publish(*, outbox_id: int) -> None:
     """Publish an outbox row to its subscriber (call inside `transaction.on_commit`). Never raises: a broker
     error is logged and the row waits for the subscriber's sweep."""
+    app = current_app
+    if not app.conf.task_always_eager:
+        # Skipped at once while Redis is known to be down (core/redis_breaker.py): ingestion never waits on it.
+        if not task_publish(EVENTS_COMMITTED_TASK, args=[outbox_id]):
+            logger.info("events outbox row %s not published; the subscriber's sweep will process it", outbox_id)
+        return
     try:
-        app = current_app
-        if app.conf.task_always_eager:
-            # send_task ignores eager mode (debugging, tests): run the task registered under the name in-process.
-            if EVENTS_COMMITTED_TASK not in app.tasks:
-                app.loader.import_default_modules()
-            app.tasks[EVENTS_COMMITTED_TASK].apply_async(args=[outbox_id])
-        else:
-            app.send_task(EVENTS_COMMITTED_TASK, args=[outbox_id], retry=False)
+        # send_task ignores eager mode (debugging, tests): run the task registered under the name in-process.
+        if EVENTS_COMMITTED_TASK not in app.tasks:
+            app.loader.import_default_modules()
+        app.tasks[EVENTS_COMMITTED_TASK].apply_async(args=[outbox_id])
     except Exception:  # noqa: BLE001 - subscribers must never fail or slow ingestion
         logger.exception("could not publish events outbox row %s; the subscriber's sweep will process it", outbox_id)
 

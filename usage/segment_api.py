@@ -24,9 +24,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal, HasIngestScope
+from core.ratelimit import api_key_rate_take
 
 from .body import read_body
-from .ratelimit import api_key_rate_take
 from .segment import segment_body_parse, segment_messages_ingest
 from .validation import BodyError
 

@@ -12,5 +12,9 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
+  // <select data-submit-on-change> submits its form (no inline handlers under the Content-Security-Policy).
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("[data-submit-on-change]")) event.target.form.submit();
+  });
   document.addEventListener("htmx:afterSettle", function (event) { draw(event.detail.elt); });
 })();

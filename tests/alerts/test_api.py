@@ -111,6 +111,16 @@ def test_create_pipeline_masks_secrets_and_applies_defaults(api):
             "destinations[0].type must be one of slack, discord, webhook, email",
         ),
         ({"name": ""}, "name", "name is required"),
+        (
+            {"trigger": {"type": "event", "features": [f"f{i}" for i in range(101)]}},
+            "trigger.features",
+            "trigger.features has 101 entries; at most 100.",
+        ),
+        (
+            {"trigger": {"type": "event", "plans": ["free"] * 5000}},
+            "trigger.plans",
+            "trigger.plans has 5000 entries; at most 100.",
+        ),
         ({"colour": "red"}, "colour", "Unknown field 'colour'"),
     ],
 )

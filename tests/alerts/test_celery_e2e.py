@@ -42,6 +42,7 @@ def test_ingested_event_is_delivered_by_a_real_worker(workspace, make_client, re
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "UPTAKE_ALERT_BACKOFF_BASE_SECONDS": "0.2",
+        "UPTAKE_ALERTS_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on loopback
     }
     Account.objects.create(
         workspace=workspace,

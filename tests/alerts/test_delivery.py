@@ -141,7 +141,7 @@ def test_unreachable_destination_is_retried_then_failed(workspace, eager, alert_
     # then
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_code) == ("failed", 2, None)
-    assert delivery.last_error.startswith("attempt 2 (gave up): connection failed: ConnectionError")
+    assert delivery.last_error.startswith("attempt 2 (gave up): connection failed: NewConnectionError")
 
 
 def test_backoff_doubles_with_bounded_jitter(alert_settings):

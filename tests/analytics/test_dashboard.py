@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.services import membership_set, workspace_create
@@ -23,7 +24,7 @@ def built(db):
 @pytest.fixture
 def carol_client(built) -> Client:
     client = Client()
-    assert client.login(username="carol", password="pw-carol-123")
+    client.force_login(get_user_model().objects.get(username="carol"))
     return client
 
 
@@ -167,7 +168,7 @@ def test_switching_workspace_scopes_every_page(built, db):
     dave.set_password("pw-dave-123")
     dave.save()
     client = Client()
-    client.login(username="dave", password="pw-dave-123")
+    client.force_login(get_user_model().objects.get(username="dave"))
     # when he switches to globex
     response = client.post("/switch-workspace/", {"workspace": "globex"})
     # then lists show globex's accounts only, and acme's account pages are 404
@@ -231,7 +232,7 @@ def test_free_workspace_sees_an_upgrade_notice(db, staff_user):
     free = workspace_create(slug="freebie", name="Freebie", tier="free")
     membership_set(workspace=free, user=staff_user, role="viewer")
     client = Client()
-    client.login(username="carol", password="pw-carol-123")
+    client.force_login(get_user_model().objects.get(username="carol"))
     # when the overview and a list are opened
     overview = client.get("/")
     listing = client.get("/lists/dormant/")
@@ -245,7 +246,7 @@ def test_new_workspace_shows_how_to_send_a_first_event(db, staff_user, workspace
     # given a paid workspace without any event
     staff_of(workspace)
     client = Client()
-    client.login(username="carol", password="pw-carol-123")
+    client.force_login(get_user_model().objects.get(username="carol"))
     # when the overview is opened
     html = client.get("/").content.decode()
     # then it shows a curl example with the events URL of this server

@@ -6,6 +6,7 @@ example; 800 derandomized examples take ~20 s on 2 idle cores, ~30–40 s under 
 from urllib.parse import quote, urlencode
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -53,7 +54,7 @@ def member(db):
         destinations=[{"type": "email", "to": "ops@example.com"}],
     )
     client = Client()
-    assert client.login(username="carol", password="pw-carol-123")
+    client.force_login(get_user_model().objects.get(username="carol"))
     return client, pipeline.pk
 
 

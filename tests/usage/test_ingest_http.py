@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from accounts.models import Account
 from accounts.services import api_key_revoke
 from catalog.models import Feature, Product
-from tests.conftest import database_unreachable
+from tests.conftest import database_unreachable, redis_unreachable
 from usage.models import UsageEvent
 from usage.services import events_ingest
 
@@ -202,25 +202,15 @@ def test_a_refused_body_takes_one_token_like_any_request(workspace, make_client,
 
 
 def test_rate_limit_fails_open_when_the_cache_is_unreachable(workspace, make_client, settings):
-    # given a Redis cache on a port where nothing listens
-    import usage.ratelimit
-
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        }
-    }
+    # given Redis (cache and limiter) unreachable and a bucket of one request
     settings.UPTAKE_RATE_LIMIT_ENABLED = True
     settings.UPTAKE_RATE_BURST = 1
     client = make_client(workspace, "ingest")
-    try:
+    with redis_unreachable(settings) as dead:
         # when
         responses = [client.post("/api/v1/events", GOOD, format="json") for _ in range(3)]
-    finally:
-        usage.ratelimit._cache_down_until = 0.0
-    # then ingestion goes on
+        # then ingestion goes on, and Redis was tried once
+        assert dead.accepts == 1
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert UsageEvent.objects.count() == 3
 

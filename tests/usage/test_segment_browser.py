@@ -9,7 +9,8 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
-from tests.analytics.browser.test_dashboard_browser import ARGS, CHROMIUM, _login
+from tests.analytics.browser.test_dashboard_browser import _login
+from tests.browser_support import ARGS, CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

@@ -1,0 +1,109 @@
+"""The admin's account and end-user forms refuse what the REST upserts refuse, on the form, never with a 500:
+attributes that PostgreSQL cannot store (NUL, lone surrogates, non-finite numbers), JSON nested past
+core.text.JSON_MAX_DEPTH or deep enough to break the decoder, attributes that are not an object, and external ids
+that are not printable text."""
+
+import pytest
+from django.test import Client
+
+from accounts.models import Account, EndUser
+
+
+@pytest.fixture
+def admin_client(workspace, staff_of) -> Client:
+    client = Client(raise_request_exception=False)
+    client.force_login(staff_of(workspace, "admin"))
+    return client
+
+
+def _account_form(workspace, **fields) -> dict:
+    form = {
+        "workspace": str(workspace.pk),
+        "external_id": "acct_1",
+        "name": "Acme",
+        "domain": "",
+        "plan": "",
+        "owner": "",
+        "status": "active",
+        "attributes": "{}",
+        "users-TOTAL_FORMS": "0",
+        "users-INITIAL_FORMS": "0",
+        "users-MIN_NUM_FORMS": "0",
+        "users-MAX_NUM_FORMS": "1000",
+    }
+    form.update(fields)
+    return form
+
+
+def _errors(response) -> str:
+    return response.content.decode()
+
+
+ATTRIBUTES = [
+    ('{"note": "a\\u0000b"}', "&#x27;attributes.note&#x27; contains the NUL character."),
+    ('{"note": "\\ud800"}', "&#x27;attributes.note&#x27; contains an unpaired surrogate (invalid Unicode)."),
+    ("[" * 65 + "]" * 65, "&#x27;attributes&#x27; nests JSON deeper than 64 levels."),
+    ("[" * 50_000 + "]" * 50_000, "&#x27;attributes&#x27; nests JSON deeper than 64 levels."),
+    ('{"n": 1e999}', "&#x27;attributes&#x27; holds a number jsonb cannot store (1e999)."),
+    ('{"n": NaN}', "&#x27;attributes&#x27; holds a number jsonb cannot store (NaN)."),
+    ("[1, 2]", "&#x27;attributes&#x27; must be a JSON object."),
+    ('"text"', "&#x27;attributes&#x27; must be a JSON object."),
+]
+
+
+@pytest.mark.parametrize("attributes, message", ATTRIBUTES)
+def test_account_attributes_postgresql_cannot_store_are_a_form_error(admin_client, workspace, attributes, message):
+    # when
+    response = admin_client.post("/admin/accounts/account/add/", _account_form(workspace, attributes=attributes))
+    # then
+    assert response.status_code == 200
+    assert message in _errors(response)
+    assert Account.objects.count() == 0
+
+
+@pytest.mark.parametrize("attributes, message", ATTRIBUTES)
+def test_end_user_attributes_postgresql_cannot_store_are_a_form_error(admin_client, workspace, attributes, message):
+    # given
+    account = Account.objects.create(workspace=workspace, external_id="acct_1")
+    form = {"account": str(account.pk), "external_id": "u_1", "email": "", "attributes": attributes}
+    # when
+    response = admin_client.post("/admin/accounts/enduser/add/", form)
+    # then
+    assert response.status_code == 200
+    assert message in _errors(response)
+    assert EndUser.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "external_id, message",
+    [
+        ("a\nb", "&#x27;external_id&#x27; contains the control character U+000A; ids are printable text."),
+        ("a\tb", "&#x27;external_id&#x27; contains the control character U+0009; ids are printable text."),
+        ("a\x7fb", "&#x27;external_id&#x27; contains the control character U+007F; ids are printable text."),
+    ],
+)
+def test_external_ids_with_control_characters_are_a_form_error(admin_client, workspace, external_id, message):
+    # given
+    account = Account.objects.create(workspace=workspace, external_id="acct_0")
+    user_form = {"account": str(account.pk), "external_id": external_id, "email": "", "attributes": "{}"}
+    # when
+    account_response = admin_client.post(
+        "/admin/accounts/account/add/", _account_form(workspace, external_id=external_id)
+    )
+    user_response = admin_client.post("/admin/accounts/enduser/add/", user_form)
+    # then
+    assert account_response.status_code == user_response.status_code == 200
+    assert message in _errors(account_response)
+    assert message in _errors(user_response)
+    assert list(Account.objects.values_list("external_id", flat=True)) == ["acct_0"]
+    assert EndUser.objects.count() == 0
+
+
+def test_valid_attributes_and_an_id_with_a_slash_are_saved(admin_client, workspace):
+    # when
+    response = admin_client.post(
+        "/admin/accounts/account/add/", _account_form(workspace, external_id="org/1", attributes='{"n": 1.5}')
+    )
+    # then
+    assert response.status_code == 302
+    assert list(Account.objects.values_list("external_id", "attributes")) == [("org/1", {"n": 1.5})]
