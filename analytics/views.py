@@ -291,6 +291,19 @@ LISTS: dict[str, dict] = {
 LIST_PAGE_SIZE = 100
 # The owner filter's choice for accounts without an owner (parentheses never occur in a username).
 UNASSIGNED = "(unassigned)"
+# How the page formats each column (core.templatetags.uptake_format); the CSV keeps the raw values.
+COLUMN_KINDS = {
+    "used": "num",
+    "limit": "num",
+    "uses": "num",
+    "prior_uses": "num",
+    "days_quiet": "num",
+    "used_pct": "pct",
+    "change_pct": "pct",
+    "resets_at": "when",
+    "last_used_at": "ago",
+    "last_used_on": "when",
+}
 
 
 class ListForm(WindowForm):
@@ -401,7 +414,7 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
             links["page"] = str(number)
             page_links[name] = f"?{links.urlencode()}"
     context.update(
-        rows=[[r.get(k) for k, _ in spec["columns"]] for r in shown],
+        rows=[[(r.get(k), COLUMN_KINDS.get(k, "text")) for k, _ in spec["columns"]] for r in shown],
         headers=headers,
         count=len(rows),
         page=page,

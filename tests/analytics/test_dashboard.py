@@ -106,10 +106,11 @@ def test_feature_and_account_pages_equal_the_daily_apis(built, carol_client, mak
     assert _total(feature_html, "accounts") == feature_api["accounts"] == 3
     assert _total(feature_html, "users") == feature_api["users"]
     assert _total(account_html, "uses") == account_api["uses"] == 14 * 2 + 90
-    # and the account page shows the allowance with its reset date and its owner and plan
+    # and the account page shows the allowance with its reset date (in the workspace's timezone, UTC here) and its
+    # owner and plan
     assert re.search(
         r'data-feature="api.calls">.*?90.0 %.*?<td class="num">90</td><td class="num">100</td>'
-        r"<td>\d{4}-\d\d-01T00:00:00Z",
+        r'<td><time datetime="\d{4}-\d\d-01T00:00:00\+00:00" title="\d{4}-\d\d-01 00:00 UTC">\d{4}-\d\d-01 00:00</time>',
         account_html,
         re.S,
     )
