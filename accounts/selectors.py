@@ -6,11 +6,12 @@ import time
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import Case, F, Q, QuerySet, When
+from django.db.models.functions import Upper
 
 from core.errors import NotFound
 
-from .models import ApiKey, EndUser, Membership, Workspace
+from .models import SEARCHED_COLUMNS, Account, ApiKey, EndUser, Membership, Workspace
 
 
 def workspace_get(*, slug: str) -> Workspace:
@@ -88,3 +89,27 @@ def api_key_cache_forget(*, prefix: str | None = None) -> None:
     for digest, (_, api_key) in list(_API_KEY_CACHE.items()):
         if api_key.prefix == prefix:
             _API_KEY_CACHE.pop(digest, None)
+
+
+# Queries shorter than this match prefixes only: the trigram indexes need three characters to answer a substring.
+SEARCH_SUBSTRING_MIN_LENGTH = 3
+
+
+def account_search(*, workspace: Workspace, query: str, limit: int = 20) -> list[Account]:
+    """Accounts whose name, domain or external id contains the query (case-insensitive), best first: the exact
+    external id, then prefixes, then substrings; ties by name. Index-backed (accounts_acct_*_trgm / _prefix)."""
+    query = query.strip()
+    if not query:
+        return []
+    lookup = "icontains" if len(query) >= SEARCH_SUBSTRING_MIN_LENGTH else "istartswith"
+    matches = Q()
+    prefix = Q()
+    for column in SEARCHED_COLUMNS:
+        matches |= Q(**{f"{column}__{lookup}": query})
+        prefix |= Q(**{f"{column}__istartswith": query})
+    return list(
+        Account.objects.filter(matches, workspace=workspace)
+        .select_related("owner")
+        .annotate(rank=Case(When(external_id__iexact=query, then=0), When(prefix, then=1), default=2))
+        .order_by("rank", Upper("name"), "external_id")[:limit]
+    )

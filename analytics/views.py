@@ -137,6 +137,35 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------
+# Search
+# ---------------------------------------------------------------------------
+
+SEARCH_SUGGESTIONS = 8
+SEARCH_PAGE_RESULTS = 50
+
+
+@dashboard_page
+def search(request: HttpRequest) -> HttpResponse:
+    """Accounts and features matching ?q=; htmx asks for the header's suggestions, the form for the whole page."""
+    from accounts.selectors import account_search
+    from catalog.selectors import feature_search
+
+    query = request.GET.get("q", "").strip()[:200]
+    suggest = request.headers.get("HX-Request") == "true" and request.GET.get("suggest") == "1"
+    limit = SEARCH_SUGGESTIONS if suggest else SEARCH_PAGE_RESULTS
+    context = {
+        "title": f"Search: {query}" if query else "Search",
+        "nav": "search",
+        "query": query,
+        "accounts": account_search(workspace=request.workspace, query=query, limit=limit),
+        "features": feature_search(workspace=request.workspace, query=query, limit=limit),
+        "limit": limit,
+    }
+    template = "dashboard/partials/search_suggestions.html" if suggest else "dashboard/search.html"
+    return _render(request, template, context)
+
+
+# ---------------------------------------------------------------------------
 # Feature page
 # ---------------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Index expressions with operator classes (the account search's trigram indexes) and pg_trgm lookups.
+    "django.contrib.postgres",
     "rest_framework",
     "django_filters",
     "drf_spectacular",

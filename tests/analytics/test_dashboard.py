@@ -110,7 +110,8 @@ def test_feature_and_account_pages_equal_the_daily_apis(built, carol_client, mak
     # owner and plan
     assert re.search(
         r'data-feature="api.calls">.*?90.0 %.*?<td class="num">90</td><td class="num">100</td>'
-        r'<td><time datetime="\d{4}-\d\d-01T00:00:00\+00:00" title="\d{4}-\d\d-01 00:00 UTC">\d{4}-\d\d-01 00:00</time>',
+        r'<td><time datetime="\d{4}-\d\d-01T00:00:00\+00:00" title="\d{4}-\d\d-01 00:00 UTC">'
+        r"\d{4}-\d\d-01 00:00</time>",
         account_html,
         re.S,
     )
