@@ -104,3 +104,28 @@ def test_substring_search_uses_the_trigram_indexes(built):
         plan = queryset.explain()
     # then it reads the name's trigram index
     assert "accounts_acct_name_trgm" in plan
+
+
+def test_admin_change_pages_link_to_the_dashboard_and_back(built, carol_client):
+    from django.contrib.auth import get_user_model
+
+    from catalog.models import Feature
+
+    # given a superuser on the admin's account and feature change pages
+    admin_user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+    client = Client()
+    client.force_login(admin_user)
+    account = Account.objects.get(workspace=built.workspace, external_id="a1")
+    feature = Feature.objects.get(workspace=built.workspace, key="reports.view")
+    account_page = client.get(f"/admin/accounts/account/{account.pk}/change/").content.decode()
+    feature_page = client.get(f"/admin/catalog/feature/{feature.pk}/change/").content.decode()
+    # then their dashboard links open the dashboard pages in their workspace
+    assert 'href="/accounts/a1/?workspace=acme"' in account_page
+    assert 'href="/features/reports.view/?workspace=acme"' in feature_page
+    # and the dashboard pages, opened from there, are acme's and link back to the admin for those who may edit
+    dashboard = client.get("/accounts/a1/?workspace=acme").content.decode()
+    assert f'href="/admin/accounts/account/{account.pk}/change/" id="admin-link"' in dashboard
+    feature_dashboard = client.get("/features/reports.view/").content.decode()
+    assert f'href="/admin/catalog/feature/{feature.pk}/change/" id="admin-link"' in feature_dashboard
+    # but not for carol, a manager (who may not edit)
+    assert 'id="admin-link"' not in carol_client.get("/features/reports.view/").content.decode()
