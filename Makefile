@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-fast lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard bench-sdk clean
+.PHONY: install run test test-fast lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard bench-sdk screenshots clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,10 @@ db-start: install
 
 db-stop: install
 	@$(PY) scripts/uptake_dev.py pg stop
+
+# Every dashboard page and the main admin pages at 1400 px and 390 px, into .uptake/screenshots/ (demo data).
+screenshots: install
+	@$(PY) scripts/screenshots.py
 
 bench-analytics: install
 	@$(PY) bench/analytics/run.py $(BENCH_ARGS)

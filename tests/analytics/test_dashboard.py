@@ -266,3 +266,19 @@ def test_overview_module_and_plan_filters(built, carol_client):
     assert _total(module, "events") == 56 + 3 + 1 + 1 + 4
     assert _total(plan, "events") == 3 + 4 and _total(plan, "unique_accounts") == 1
     assert _total(plan, "active_accounts") == 1
+
+
+def test_top_features_chart_opens_on_a_log_axis_when_values_spread_widely():
+    from analytics import charts
+
+    # given one heavy feature and small ones
+    wide = charts.top_features_bar(names=["Heavy", "Small"], current=[44735, 172], prior=[49227, 166])
+    close = charts.top_features_bar(names=["A", "B"], current=[120, 100], prior=[90, 0])
+    # then the wide spread opens on a log axis, the close one on a linear axis, both with the toggle
+    assert (wide["layout"]["xaxis"]["type"], close["layout"]["xaxis"]["type"]) == ("log", "linear")
+    labels = [b["label"] for b in wide["layout"]["updatemenus"][0]["buttons"]]
+    assert labels == ["Linear", "Log scale"]
+    # and every bar carries its value with thousands separators, largest on top
+    assert wide["data"][1]["text"] == ["172", "44,735"]
+    # and the heatmap's colour bar is titled
+    assert charts.heatmap(grid=[[0] * 24] * 7, timezone="UTC")["data"][0]["colorbar"]["title"]["text"] == "Net uses"
