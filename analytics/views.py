@@ -169,6 +169,29 @@ def search(request: HttpRequest) -> HttpResponse:
 # Feature page
 # ---------------------------------------------------------------------------
 
+# Rows per page of the feature page's account tables (accounts using it, entitled but not using it).
+FEATURE_PAGE_SIZE = 25
+
+
+def _page_number(request: HttpRequest, param: str) -> int:
+    try:
+        return max(1, min(int(request.GET.get(param) or 1), 10_000))
+    except ValueError:
+        return 1
+
+
+def _pages(request: HttpRequest, param: str, page: int, count: int, size: int) -> dict:
+    """Paging of one table on a page with several: its page, how many, and the previous/next links (the other
+    parameters kept)."""
+    pages = max(1, -(-count // size))
+    links = {}
+    params = request.GET.copy()
+    for name, number in (("previous", page - 1), ("next", page + 1)):
+        if 1 <= number <= pages:
+            params[param] = str(number)
+            links[name] = f"?{params.urlencode()}"
+    return {"page": min(page, pages), "pages": pages, "first": (page - 1) * size + 1, "links": links}
+
 
 @dashboard_page
 def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
@@ -182,28 +205,46 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
     if window is None:
         return _window_error_page(request, "dashboard/feature.html", form, context)
     now = _now()
+    using_page = _page_number(request, "using_page")
     series, using, using_count, using_ids, by_plan = selectors.dashboard_feature_usage(
-        workspace=workspace, feature=feature, window=window, top=selectors.FEATURE_PAGE_TOP_ACCOUNTS
+        workspace=workspace, feature=feature, window=window, top=using_page * FEATURE_PAGE_SIZE
     )
     active = selectors.active_accounts_count(workspace=workspace, by=window.end)
     days = [d["day"] for d in series["days"]]
+    prior = selectors.feature_daily_series(workspace=workspace, feature=feature, window=window.prior)
     entitled = selectors.feature_entitled_accounts(workspace=workspace, feature=feature, now=now)
     near = [r for r in entitled if r["limit_state"] is not None]
+    gap = [r for r in entitled if r["id"] not in using_ids]
+    gap_page = _page_number(request, "gap_page")
     context.update(
         form=form,
         window=window,
         series=series,
+        prior_uses=prior["uses"],
         active_accounts=active,
         adoption_pct=selectors.percent_of(series["accounts"], active),
-        using=using,
+        using=using[(using_page - 1) * FEATURE_PAGE_SIZE :],
         using_count=using_count,
-        using_more=using_count - len(using),
-        entitled_unused=[r for r in entitled if r["id"] not in using_ids],
+        using_pages=_pages(request, "using_page", using_page, using_count, FEATURE_PAGE_SIZE),
+        entitled_count=len(entitled),
+        entitled_unused=gap[(gap_page - 1) * FEATURE_PAGE_SIZE : gap_page * FEATURE_PAGE_SIZE],
+        entitled_unused_count=len(gap),
+        gap_pages=_pages(request, "gap_page", gap_page, len(gap), FEATURE_PAGE_SIZE),
         near_limit=near,
         by_plan=by_plan,
         near_pct=selectors.NEAR_LIMIT_PCT,
         trend_chart=charts.daily_lines(
-            days=days, series={"Uses": [d["uses"] for d in series["days"]]}, y_title="Net uses"
+            days=days,
+            series={
+                "This window": [d["uses"] for d in series["days"]],
+                "Prior window": [d["uses"] for d in prior["days"]],
+            },
+            y_title="Net uses",
+            dashed=["Prior window"],
+        ),
+        heatmap_chart=charts.heatmap(
+            grid=selectors.usage_pattern(workspace=workspace, feature_ids=[feature.pk], window=window),
+            timezone=workspace.timezone or "UTC",
         ),
         adoption_chart=charts.daily_lines(
             days=days,

@@ -118,27 +118,48 @@ def test_feature_and_account_pages_equal_the_daily_apis(built, carol_client, mak
     assert re.search(r"plan <strong>team</strong> · owner <strong>carol</strong>", account_html)
 
 
-def test_feature_page_lists_the_top_accounts_and_the_plan_split_of_all_users(built, carol_client, monkeypatch):
-    # given a page that shows the 2 accounts with the most uses
-    from analytics import selectors
+def test_feature_page_pages_the_accounts_using_it_and_splits_all_of_them_by_plan(built, carol_client, monkeypatch):
+    # given pages of 2 rows
+    from analytics import views
 
-    monkeypatch.setattr(selectors, "FEATURE_PAGE_TOP_ACCOUNTS", 2)
-    # when the feature page is opened for the default window (30 days)
+    monkeypatch.setattr(views, "FEATURE_PAGE_SIZE", 2)
+    # when the feature page is opened for the default window (30 days), then its second page
     html = carol_client.get("/features/reports.view/").content.decode()
-    # then a1 (28 days x 2) and a2 (3) are listed, a3 and a4 (1 each) are counted, and the plan split covers all 4
-    using = re.search(r'<table class="data" id="using">.*?</table>', html, re.S).group(0)
-    row = r'<tr><td><a href="/accounts/(\w+)/">[^<]*</a></td><td>(\w*)</td><td class="num">(\d+)</td>'
-    assert re.findall(row, using) == [
-        ("a1", "team", "56"),
-        ("a2", "free", "3"),
-    ]
+    second = carol_client.get("/features/reports.view/", {"using_page": "2"}).content.decode()
+    # then a1 (28 days x 2) and a2 (3) are on the first page with plan and owner, a3 and a4 (1 each) on the second
+    row = (
+        r'<tr><td><a href="/accounts/(\w+)/">[^<]*</a></td><td>([\w—]*)</td><td>([\w—]*)</td>'
+        r'<td class="num">(\d+)</td><td><time '
+    )
+
+    def using(page: str) -> list[tuple]:
+        return re.findall(row, re.search(r'<table class="data" id="using">.*?</table>', page, re.S).group(0))
+
+    assert using(html) == [("a1", "team", "carol", "56"), ("a2", "free", "carol", "3")]
+    assert using(second) == [("a3", "team", "dave", "1"), ("a4", "team", "—", "1")]
     assert "Accounts using it (4)" in html
-    assert "The 2 with the most uses are shown; the other 2 used it less." in html
+    assert 'page 1 of 2 <a href="?using_page=2"' in html
+    # and the plan split covers all 4
     by_plan = re.search(r'<table class="data" id="by-plan">.*?</table>', html, re.S).group(0)
     assert re.findall(r'<tr><td>(\w+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td></tr>', by_plan) == [
         ("team", "3", "58"),
         ("free", "1", "3"),
     ]
+    # and the page draws its own heatmap and the trend against the prior window
+    assert 'id="heatmap" data-figure="heatmap-data"' in html
+    assert '"name": "Prior window"' in html
+
+
+def test_feature_page_shows_the_accounts_entitled_but_not_using_it(built, carol_client):
+    # given export.pdf, granted by the team plan (a1, a3, a4) and used only by a2 (free, not granted)
+    # when its page is opened
+    html = carol_client.get("/features/export.pdf/").content.decode()
+    # then the adoption gap lists the three team accounts with plan, owner and value
+    gap = re.search(r'<table class="data" id="entitled-unused">.*?</table>', html, re.S).group(0)
+    rows = re.findall(r'<a href="/accounts/(\w+)/">[^<]*</a></td><td>(\w+)</td><td>([\w—]+)</td><td>(\w+)</td>', gap)
+    assert rows == [("a1", "team", "carol", "true"), ("a3", "team", "dave", "true"), ("a4", "team", "—", "true")]
+    assert "Entitled but not using it (3 of 3 entitled)" in html
+    assert _total(html, "entitled_unused") == 3
 
 
 def test_a_user_of_workspace_a_cannot_open_b_pages(built, carol_client):
