@@ -126,6 +126,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         form=form,
         usage=usage,
         window=window,
+        never_used=selectors.features_never_used(workspace=workspace, product=product),
         top_chart=charts.top_features_bar(
             names=[r["name"] for r in top], current=[r["events"] for r in top], prior=[r["prior_events"] for r in top]
         ),
@@ -466,6 +467,7 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
                 "title": title,
                 "url": f"?{params.urlencode()}",
                 "sorted": "asc" if current == key else "desc" if current == f"-{key}" else "",
+                "numeric": COLUMN_KINDS.get(key) in ("num", "pct"),
             }
         )
     csv_params = request.GET.copy()

@@ -47,6 +47,7 @@ from .dashboard_pages import (
     dashboard_has_usage,
     dashboard_overview,
     feature_entitled_accounts,
+    features_never_used,
 )
 from .feature_usage import (
     AccountSums,
@@ -111,6 +112,7 @@ __all__ = [
     "feature_daily_series",
     "feature_daily_uses",
     "feature_entitled_accounts",
+    "features_never_used",
     "feature_usage",
     "feature_usage_cached",
     "feature_use_granted",

@@ -44,6 +44,28 @@ def dashboard_overview(
     )
 
 
+def features_never_used(*, workspace: Workspace, product: Product | None) -> list[dict]:
+    """Active features of the product (or of every product) without a single day of positive net uses in the
+    rollups, by name. There is no activation date to count from: a feature used only before it was activated
+    counts as used. One index probe of the feature × day rollup per feature."""
+    features = {f["id"]: f for f in analytics_features(workspace=workspace, product=product)}
+    active = Feature.objects.filter(workspace=workspace, pk__in=list(features), status="active")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT f.id FROM unnest(%s::bigint[]) AS f(id)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM analytics_featureday d
+                WHERE d.workspace_id = %s AND d.feature_id = f.id AND d.uses > 0
+            )
+            """,
+            [list(active.values_list("id", flat=True)), workspace.pk],
+        )
+        never = {row[0] for row in cursor.fetchall()}
+    rows = [{"feature_id": features[fid]["key"], "name": features[fid]["name"]} for fid in never]
+    return sorted(rows, key=lambda r: (r["name"].lower(), r["feature_id"]))
+
+
 def dashboard_feature_get(*, workspace: Workspace, key: str) -> Feature:
     feature = Feature.objects.filter(workspace=workspace, key=key).select_related("product", "module").first()
     if feature is None:

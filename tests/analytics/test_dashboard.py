@@ -303,3 +303,19 @@ def test_top_features_chart_opens_on_a_log_axis_when_values_spread_widely():
     assert wide["data"][1]["text"] == ["172", "44,735"]
     # and the heatmap's colour bar is titled
     assert charts.heatmap(grid=[[0] * 24] * 7, timezone="UTC")["data"][0]["colorbar"]["title"]["text"] == "Net uses"
+
+
+def test_overview_lists_active_features_that_were_never_used(built, carol_client):
+    from catalog.services import feature_activate, feature_create
+
+    # given an active feature nobody used, and a draft one nobody used
+    feature_activate(
+        feature=feature_create(workspace=built.workspace, key="sso.login", name="Single sign-on", product=built.product)
+    )
+    feature_create(workspace=built.workspace, key="beta.thing", name="Beta thing", product=built.product)
+    # when the overview is opened
+    html = carol_client.get("/").content.decode()
+    # then only the active one is listed as never used, beside the quiet features
+    never = re.search(r'<table class="data" id="never-used">.*?</table>', html, re.S).group(0)
+    assert re.findall(r'<a href="/features/([\w.]+)/">([^<]+)</a>', never) == [("sso.login", "Single sign-on")]
+    assert "Never used (1)" in html
