@@ -69,7 +69,7 @@ class OverviewForm(WindowForm):
 
     def __init__(self, *args, choices: dict, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["product"].choices = list(choices["products"])
+        self.fields["product"].choices = [*choices["products"], (selectors.ALL_PRODUCTS, "All products")]
         self.fields["module"].choices = [("", "All modules")] + [(k, f"{n} ({p})") for k, n, p in choices["modules"]]
         self.fields["plan"].choices = [("", "All plans")] + [(p, p) for p in choices["plans"]]
 
@@ -111,13 +111,20 @@ def overview(request: HttpRequest) -> HttpResponse:
     window = form.window()
     if window is None:
         return _window_error_page(request, "dashboard/overview.html", form, context)
-    product = selectors.analytics_product_get(workspace=workspace, key=form.cleaned_data["product"])
+    product = (
+        None
+        if form.cleaned_data["product"] == selectors.ALL_PRODUCTS
+        else selectors.analytics_product_get(workspace=workspace, key=form.cleaned_data["product"])
+    )
+    # The adoption table lists every used feature, TOP_FEATURES a page (?features_page=).
+    features_page = _page_number(request, "features_page")
     usage = selectors.dashboard_overview(
         workspace=workspace,
         product=product,
         window=window,
         module_key=form.cleaned_data.get("module") or None,
         plan=form.cleaned_data.get("plan") or None,
+        features_offset=(features_page - 1) * selectors.TOP_FEATURES,
     ).as_json()
     top = usage["top_features"]
     for row in top:
@@ -127,6 +134,11 @@ def overview(request: HttpRequest) -> HttpResponse:
         usage=usage,
         window=window,
         never_used=selectors.features_never_used(workspace=workspace, product=product),
+        features_pages=_pages(
+            request, "features_page", features_page, usage["totals"]["unique_features"], selectors.TOP_FEATURES
+        ),
+        features_first=(features_page - 1) * selectors.TOP_FEATURES + 1,
+        features_last=(features_page - 1) * selectors.TOP_FEATURES + len(usage["top_features"]),
         top_chart=charts.top_features_bar(
             names=[r["name"] for r in top], current=[r["events"] for r in top], prior=[r["prior_events"] for r in top]
         ),

@@ -50,6 +50,8 @@ from .dashboard_pages import (
     features_never_used,
 )
 from .feature_usage import (
+    ALL_PRODUCTS,
+    TOP_FEATURES,
     AccountSums,
     FeatureSums,
     FeatureUsage,
@@ -69,6 +71,8 @@ from .verification import rollup_differences
 from .windows import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, Window, analytics_window
 
 __all__ = [
+    "ALL_PRODUCTS",
+    "TOP_FEATURES",
     "DEFAULT_WINDOW_DAYS",
     "DORMANT_DAYS",
     "FEATURE_PAGE_TOP_ACCOUNTS",

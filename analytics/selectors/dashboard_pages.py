@@ -31,16 +31,22 @@ def dashboard_has_usage(*, workspace: Workspace) -> bool:
 def dashboard_overview(
     *,
     workspace: Workspace,
-    product: Product,
+    product: Product | None,
     window: Window,
     module_key: str | None = None,
     plan: str | None = None,
+    features_offset: int = 0,
 ) -> FeatureUsage:
     """feature_usage (one code path with the analytics API), narrowed to one module's features and/or the
     accounts on one plan label, cached like the API's answer: computed once per rollup generation for every
     viewer. With a plan filter the heatmap is left out (`usage_pattern` None)."""
     return feature_usage_cached(
-        workspace=workspace, product=product, window=window, module_key=module_key or None, plan=plan or None
+        workspace=workspace,
+        product=product,
+        window=window,
+        module_key=module_key or None,
+        plan=plan or None,
+        features_offset=features_offset,
     )
 
 

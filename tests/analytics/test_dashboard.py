@@ -319,3 +319,51 @@ def test_overview_lists_active_features_that_were_never_used(built, carol_client
     never = re.search(r'<table class="data" id="never-used">.*?</table>', html, re.S).group(0)
     assert re.findall(r'<a href="/features/([\w.]+)/">([^<]+)</a>', never) == [("sso.login", "Single sign-on")]
     assert "Never used (1)" in html
+
+
+def _feature_rows(html: str) -> list[tuple[str, int]]:
+    return [
+        (f, int(e.replace(",", "")))
+        for f, e in re.findall(r'data-feature="([^"]+)">.*?data-col="events">([-\d,]+)<', html, re.S)
+    ]
+
+
+def test_overview_pages_through_every_used_feature_and_says_how_many(built, carol_client, monkeypatch):
+    # given pages of 2 features (4 used in the window: reports.view 62, api.calls 90, export.pdf 4, legacy.import 0)
+    from analytics import selectors
+
+    monkeypatch.setattr(selectors, "TOP_FEATURES", 2)
+    # when the overview's adoption table is opened, then its second page
+    first = carol_client.get("/").content.decode()
+    second = carol_client.get("/", {"features_page": "2"}).content.decode()
+    # then the used features are split over two pages, largest first, and the page says how many there are
+    assert _feature_rows(first) == [("api.calls", 90), ("reports.view", 61)]
+    assert _feature_rows(second) == [("export.pdf", 4)]
+    assert "1–2 of 3 used features, by uses" in first
+    assert "3–3 of 3 used features, by uses" in second
+    assert 'page 1 of 2 <a href="?features_page=2"' in first
+
+
+def test_overview_has_an_all_products_choice(built, carol_client):
+    from analytics.services import rollup_pending
+    from usage.services import events_ingest
+
+    # given uses of a feature of a second product
+    events_ingest(
+        workspace=built.workspace,
+        payload=[{"account_id": "a1", "feature_id": "chat.send", "product_id": "chat", "quantity": 7}],
+        now=built.now,
+    )
+    rollup_pending(now=built.now + timedelta(seconds=2))
+    # when the overview is opened for the default product and for all products
+    default = carol_client.get("/", {"product": "default"}).content.decode()
+    every = carol_client.get("/", {"product": "*"}).content.decode()
+    # then "All products" adds the second product's uses and feature, and keeps the accounts distinct
+    assert '<option value="*" selected>All products</option>' in every
+    assert _total(every, "events") == _total(default, "events") + 7
+    assert _total(every, "unique_features") == _total(default, "unique_features") + 1
+    assert _total(every, "unique_accounts") == _total(default, "unique_accounts") == 4
+    assert ("chat.send", 7) in _feature_rows(every)
+    assert "chat.send" not in default
+    # and its heatmap is drawn from every product's buckets
+    assert 'id="heatmap" data-figure="heatmap-data"' in every
