@@ -143,7 +143,9 @@ def daily_lines(
         )
     return {
         "data": data,
-        "layout": _layout(height=260, yaxis={"title": {"text": y_title}, "rangemode": "tozero", "tickformat": ","}),
+        "layout": _layout(
+            height=260, yaxis={"title": {"text": y_title}, "rangemode": "tozero", "tickformat": ",", "automargin": True}
+        ),
     }
 
 
@@ -158,7 +160,7 @@ def plan_bars(*, plans: Sequence[str], accounts: Sequence[int]) -> dict:
                 "name": "Accounts",
             }
         ],
-        "layout": _layout(height=220, yaxis={"title": {"text": "Accounts"}, "tickformat": ","}),
+        "layout": _layout(height=220, yaxis={"title": {"text": "Accounts"}, "tickformat": ",", "automargin": True}),
     }
 
 

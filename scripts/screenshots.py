@@ -132,6 +132,15 @@ def shoot(base: str) -> list[str]:
                 say(f"{target.relative_to(ROOT)}{note}")
                 if wide > 0 and width < 1000:
                     overflowing.append(f"{name} ({path}) at {width}px: {wide}px")
+        # The header's suggestions as the user types (htmx).
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{base}/")
+            page.fill("#site-search-q", "nor")
+            page.wait_for_selector("#search-suggestions a")
+            target = OUT / f"search-suggestions-{width}.png"
+            page.screenshot(path=str(target))
+            say(f"{target.relative_to(ROOT)}")
         context.close()
         browser.close()
     return overflowing
