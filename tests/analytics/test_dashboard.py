@@ -2,6 +2,7 @@
 another workspace in lists or exports), numbers equal to the analytics API's, CSV export, free tier, empty state."""
 
 import csv
+import importlib
 import io
 import re
 from datetime import timedelta
@@ -332,7 +333,10 @@ def test_overview_pages_through_every_used_feature_and_says_how_many(built, caro
     # given pages of 2 features (4 used in the window: reports.view 62, api.calls 90, export.pdf 4, legacy.import 0)
     from analytics import selectors
 
+    feature_usage = importlib.import_module("analytics.selectors.feature_usage")
+
     monkeypatch.setattr(selectors, "TOP_FEATURES", 2)
+    monkeypatch.setattr(feature_usage, "TOP_FEATURES", 2)
     # when the overview's adoption table is opened, then its second page
     first = carol_client.get("/").content.decode()
     second = carol_client.get("/", {"features_page": "2"}).content.decode()
