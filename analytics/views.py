@@ -224,7 +224,9 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
     )
     active = selectors.active_accounts_count(workspace=workspace, by=window.end)
     days = [d["day"] for d in series["days"]]
-    prior = selectors.feature_daily_series(workspace=workspace, feature=feature, window=window.prior)
+    # The prior window's daily uses from the feature × day rollup (its users and accounts are not shown).
+    prior_days = selectors.feature_daily_uses(workspace=workspace, feature_ids=[feature.pk], window=window.prior)
+    prior = [prior_days[feature.pk].get(day, 0) for day in window.prior.days]
     entitled = selectors.feature_entitled_accounts(workspace=workspace, feature=feature, now=now)
     near = [r for r in entitled if r["limit_state"] is not None]
     gap = [r for r in entitled if r["id"] not in using_ids]
@@ -233,7 +235,7 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
         form=form,
         window=window,
         series=series,
-        prior_uses=prior["uses"],
+        prior_uses=sum(prior),
         active_accounts=active,
         adoption_pct=selectors.percent_of(series["accounts"], active),
         using=using[(using_page - 1) * FEATURE_PAGE_SIZE :],
@@ -250,7 +252,7 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
             days=days,
             series={
                 "This window": [d["uses"] for d in series["days"]],
-                "Prior window": [d["uses"] for d in prior["days"]],
+                "Prior window": prior,
             },
             y_title="Net uses",
             dashed=["Prior window"],
