@@ -6,8 +6,10 @@ import os
 
 import pytest
 
+from tests.browser_support import CHROMIUM, chromium_page
+
 from .data import build
-from .test_dashboard_browser import ARGS, CHROMIUM, _login
+from .test_dashboard_browser import _login
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,24 +33,19 @@ PAGES = [
 
 
 @pytest.fixture
-def browser_context(live_server):
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
+def page(live_server):
+    with chromium_page() as page:
+        yield page
 
 
 def _sideways(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
-def test_no_page_scrolls_sideways_at_390_px_and_the_navigation_collapses(live_server, browser_context):
+def test_no_page_scrolls_sideways_at_390_px_and_the_navigation_collapses(live_server, page):
     # given the scenario data and carol on a phone-sized screen
     build()
-    page = browser_context.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
     _login(page, live_server.url)
     # when she opens every dashboard page
     overflowing = {}
@@ -66,12 +63,13 @@ def test_no_page_scrolls_sideways_at_390_px_and_the_navigation_collapses(live_se
     page.click(".nav-toggle")
     assert page.locator("#dashboard-nav a", has_text="Dormant").is_visible()
     assert page.get_attribute(".nav-toggle", "aria-expanded") == "true"
+    # and nothing broke the Content-Security-Policy
+    assert page.csp_violations == []
 
 
-def test_search_finds_an_account_by_part_of_its_name_as_you_type(live_server, browser_context):
+def test_search_finds_an_account_by_part_of_its_name_as_you_type(live_server, page):
     # given the scenario data (a1 "Alpha", a4 "Delta") and carol on the overview
     build()
-    page = browser_context.new_context(viewport={"width": 1400, "height": 900}).new_page()
     _login(page, live_server.url)
     # when she types part of a name into the header's box
     page.fill("#site-search-q", "elt")
@@ -88,12 +86,12 @@ def test_search_finds_an_account_by_part_of_its_name_as_you_type(live_server, br
     page.wait_for_url(f"{live_server.url}/search/?q=alp")
     assert page.locator("#search-accounts tbody tr").count() == 1
     assert "Globex" not in page.content()
+    assert page.csp_violations == []
 
 
-def test_a_feature_page_draws_its_heatmap(live_server, browser_context):
+def test_a_feature_page_draws_its_heatmap(live_server, page):
     # given the scenario data and carol
     build()
-    page = browser_context.new_context(viewport={"width": 1400, "height": 900}).new_page()
     _login(page, live_server.url)
     # when she opens a feature page
     page.goto(f"{live_server.url}/features/reports.view/")
@@ -102,3 +100,4 @@ def test_a_feature_page_draws_its_heatmap(live_server, browser_context):
     assert page.locator("#heatmap .heatmaplayer").count() == 1
     assert "Hour (UTC)" in page.locator("#heatmap").inner_text()
     assert "Net uses" in page.locator("#heatmap .colorbar").text_content()
+    assert page.csp_violations == []
