@@ -5,6 +5,7 @@ queries are answered from the search indexes."""
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 
@@ -23,7 +24,7 @@ def built(db):
 @pytest.fixture
 def carol_client(built) -> Client:
     client = Client()
-    assert client.login(username="carol", password="pw-carol-123")
+    client.force_login(get_user_model().objects.get(username="carol"))
     return client
 
 
@@ -107,8 +108,6 @@ def test_substring_search_uses_the_trigram_indexes(built):
 
 
 def test_admin_change_pages_link_to_the_dashboard_and_back(built, carol_client):
-    from django.contrib.auth import get_user_model
-
     from catalog.models import Feature
 
     # given a superuser on the admin's account and feature change pages
