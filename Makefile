@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-fast lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard bench-sdk clean
+.PHONY: install run test test-fast lint db-start db-stop bench-ingest bench-analytics bench-entitlements bench-dashboard bench-sdk screenshots clean
 
 install: $(VENV)/.installed
 
@@ -29,9 +29,9 @@ run: install
 test: install
 	@$(PY) scripts/uptake_dev.py test $(PYTEST_ARGS)
 
-# The quick loop: everything but the headless-browser and real-Celery-worker tests.
+# The quick loop: everything but the headless-browser, real-Celery-worker and API fuzz tests.
 test-fast: install
-	@$(PY) scripts/uptake_dev.py test -m "not browser and not celery" $(PYTEST_ARGS)
+	@$(PY) scripts/uptake_dev.py test -m "not browser and not celery and not fuzz" $(PYTEST_ARGS)
 
 lint: install
 	@$(VENV)/bin/ruff check .
@@ -42,6 +42,10 @@ db-start: install
 
 db-stop: install
 	@$(PY) scripts/uptake_dev.py pg stop
+
+# Every dashboard page and the main admin pages at 1400 px and 390 px, into .uptake/screenshots/ (demo data).
+screenshots: install
+	@$(PY) scripts/screenshots.py
 
 bench-analytics: install
 	@$(PY) bench/analytics/run.py $(BENCH_ARGS)

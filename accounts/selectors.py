@@ -2,15 +2,18 @@
 
 import hmac
 import time
+from functools import reduce
+from operator import or_
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
+from psycopg import sql
 
 from core.errors import NotFound
 
-from .models import ApiKey, EndUser, Membership, Workspace
+from .models import SEARCHED_COLUMNS, Account, ApiKey, EndUser, Membership, Workspace
 
 
 def workspace_get(*, slug: str) -> Workspace:
@@ -88,3 +91,49 @@ def api_key_cache_forget(*, prefix: str | None = None) -> None:
     for digest, (_, api_key) in list(_API_KEY_CACHE.items()):
         if api_key.prefix == prefix:
             _API_KEY_CACHE.pop(digest, None)
+
+
+# Queries shorter than this match prefixes only: the trigram indexes need three characters to answer a substring.
+SEARCH_SUBSTRING_MIN_LENGTH = 3
+# Candidates read per rank (prefix, substring) before ordering: a broad query ("acc-0" over 100,000 accounts)
+# then stops after this many rows instead of reading and sorting every match.
+SEARCH_CANDIDATES = 200
+
+
+def _search_order(account: Account) -> tuple:
+    return (len(account.name or account.external_id), (account.name or "").upper(), account.external_id)
+
+
+def _prefix_match_ids(*, workspace: Workspace, query: str, limit: int) -> list[int]:
+    """Ids of accounts with a column starting with the query, up to `limit` per column, each read in the order
+    of its pattern-ops index so the scan stops at the limit (a plain LIMIT lets the planner scan the table hoping
+    for early matches, which a clustered prefix such as "acc-05" defeats)."""
+    pattern = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    parts = [
+        sql.SQL(
+            "(SELECT id FROM accounts_account WHERE upper({column}::text) LIKE upper(%s) AND workspace_id = %s "
+            "ORDER BY upper({column}::text) USING ~<~ LIMIT %s)"
+        ).format(column=sql.Identifier(column))
+        for column in SEARCHED_COLUMNS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL(" UNION ").join(parts), [pattern, workspace.pk, limit] * len(parts))
+        return [row[0] for row in cursor.fetchall()]
+
+
+def account_search(*, workspace: Workspace, query: str, limit: int = 20) -> list[Account]:
+    """Accounts whose name, domain or external id contains the query (case-insensitive), best first: the exact
+    external id, then prefixes, then substrings; within a rank the shortest names first (closest to the query),
+    among the first SEARCH_CANDIDATES matches. Each rank reads the accounts_acct_* indexes."""
+    query = query.strip()
+    if not query or limit < 1:
+        return []
+    accounts = Account.objects.filter(workspace=workspace).select_related("owner")
+    found = list(accounts.filter(external_id__iexact=query)[:1])
+    prefixed = accounts.filter(pk__in=_prefix_match_ids(workspace=workspace, query=query, limit=SEARCH_CANDIDATES))
+    found += sorted((a for a in prefixed if a not in found), key=_search_order)
+    if len(found) < limit and len(query) >= SEARCH_SUBSTRING_MIN_LENGTH:
+        inside = reduce(or_, (Q(**{f"{column}__icontains": query}) for column in SEARCHED_COLUMNS))
+        candidates = accounts.filter(inside).exclude(pk__in=[a.pk for a in found])[:SEARCH_CANDIDATES]
+        found += sorted(candidates, key=_search_order)
+    return found[:limit]

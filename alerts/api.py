@@ -5,7 +5,8 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +15,7 @@ from core.errors import DomainError
 from core.serializers import ErrorSerializer
 
 from . import channels, selectors, services
+from .models import AlertChannel, AlertDelivery, AlertPipeline
 from .serializers import ChannelInput, ChannelOutput, DeliveryOutput, PipelineInput, PipelineOutput
 
 _FIELDS = ("name", "enabled", "trigger", "channels", "destinations", "filter", "template")
@@ -54,16 +56,17 @@ def _required_channels(body: dict, hint: str = "") -> None:
         )
 
 
-class PipelineListApi(APIView):
+class PipelineListApi(ListModelMixin, GenericAPIView):
+    queryset = AlertPipeline.objects.none()  # the model, for the schema; rows come from get_queryset
     permission_classes = [HasAdminScope]
+    serializer_class = PipelineOutput
+
+    def get_queryset(self):
+        return selectors.pipeline_list(workspace=self.request.user.workspace)
 
     @extend_schema(responses={200: PipelineOutput(many=True), **_errors()}, operation_id="pipelines_list")
     def get(self, request):
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(
-            selectors.pipeline_list(workspace=request.user.workspace), request, view=self
-        )
-        return paginator.get_paginated_response(PipelineOutput(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(
         request=PipelineInput, responses={201: PipelineOutput, **_errors(400, 409)}, operation_id="pipelines_create"
@@ -139,15 +142,18 @@ class PipelineDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PipelineDeliveriesApi(APIView):
+class PipelineDeliveriesApi(ListModelMixin, GenericAPIView):
+    queryset = AlertDelivery.objects.none()  # the model, for the schema; rows come from get_queryset
     permission_classes = [HasAdminScope]
+    serializer_class = DeliveryOutput
+
+    def get_queryset(self):
+        pipeline = selectors.pipeline_get(workspace=self.request.user.workspace, pipeline_id=self.kwargs["pipeline_id"])
+        return selectors.delivery_list(pipeline=pipeline)
 
     @extend_schema(responses={200: DeliveryOutput(many=True), **_errors(404)}, operation_id="pipelines_deliveries")
     def get(self, request, pipeline_id: int):
-        pipeline = selectors.pipeline_get(workspace=request.user.workspace, pipeline_id=pipeline_id)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(selectors.delivery_list(pipeline=pipeline), request, view=self)
-        return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)
+        return self.list(request)
 
 
 class PipelineTestApi(APIView):
@@ -165,14 +171,17 @@ class PipelineTestApi(APIView):
 _CHANNEL_FIELDS = channels.CHANNEL_FIELDS
 
 
-class ChannelListApi(APIView):
+class ChannelListApi(ListModelMixin, GenericAPIView):
+    queryset = AlertChannel.objects.none()  # the model, for the schema; rows come from get_queryset
     permission_classes = [HasAdminScope]
+    serializer_class = ChannelOutput
+
+    def get_queryset(self):
+        return selectors.channel_list(workspace=self.request.user.workspace)
 
     @extend_schema(responses={200: ChannelOutput(many=True), **_errors()}, operation_id="channels_list")
     def get(self, request):
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(selectors.channel_list(workspace=request.user.workspace), request, view=self)
-        return paginator.get_paginated_response(ChannelOutput(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(
         request=ChannelInput, responses={201: ChannelOutput, **_errors(400, 409)}, operation_id="channels_create"

@@ -11,7 +11,7 @@ CHANNEL_TYPES = AlertChannel.Type.values
 
 
 class TriggerInput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=AlertPipeline.TriggerType.values)
+    type = serializers.ChoiceField(choices=AlertPipeline.TriggerType.choices)
     features = serializers.ListField(child=serializers.CharField(), required=False)
     plans = serializers.ListField(child=serializers.CharField(), required=False)
     min_quantity = serializers.IntegerField(required=False)

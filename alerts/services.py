@@ -85,7 +85,7 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
         raise DomainError(
             f"trigger.type is required: one of {', '.join(_TRIGGER_KEYS)}.", code="missing_field", field="trigger.type"
         )
-    if kind not in _TRIGGER_KEYS:
+    if not isinstance(kind, str) or kind not in _TRIGGER_KEYS:
         raise DomainError(
             f"trigger.type must be one of {', '.join(_TRIGGER_KEYS)}; got {kind!r}.",
             code="invalid_choice",

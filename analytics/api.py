@@ -3,13 +3,14 @@
 from datetime import UTC
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import HasReadScope
 from core.ratelimit import ApiKeyRateThrottle
+from core.serializers import error_response
 from usage.selectors import end_user_usage
 
 from . import selectors
@@ -43,6 +44,8 @@ def _window(data: dict) -> selectors.Window:
         date_from=data.get("from"), date_to=data.get("to"), today=timezone.now().astimezone(UTC).date()
     )
 
+
+PAID_ONLY = error_response("Analytics are for paid workspaces (`payment_required`); this one is on the free tier.")
 
 _WINDOW_PARAMS = [
     OpenApiParameter("from", str, description="First UTC date (YYYY-MM-DD), inclusive. Default: `to` − 29 days."),
@@ -176,7 +179,7 @@ class FeatureUsageApi(APIView):
             OpenApiParameter("event", str, description="Keep features whose key contains this (case-insensitive)."),
             OpenApiParameter("account_id", str, description="Keep one account (its external id)."),
         ],
-        responses={200: FeatureUsageOutput},
+        responses={200: FeatureUsageOutput, 402: PAID_ONLY},
     )
     def get(self, request, product_id: str):
         workspace = request.user.workspace
@@ -203,7 +206,7 @@ class FeatureDailyApi(APIView):
     @extend_schema(
         summary="Daily series of one feature",
         parameters=[*_WINDOW_PARAMS, OpenApiParameter("account_id", str, description="Keep one account.")],
-        responses={200: FeatureDailyOutput},
+        responses={200: FeatureDailyOutput, 402: PAID_ONLY},
     )
     def get(self, request, product_id: str, feature_id: str):
         workspace = request.user.workspace
@@ -227,7 +230,7 @@ class AccountDailyApi(APIView):
         summary="Daily series of one account",
         description="Net uses, events and features used per UTC day, and when each feature was last used.",
         parameters=[*_WINDOW_PARAMS, OpenApiParameter("product_id", str, description="Keep one product.")],
-        responses={200: AccountDailyOutput},
+        responses={200: AccountDailyOutput, 402: PAID_ONLY},
     )
     def get(self, request, account_id: str):
         workspace = request.user.workspace
@@ -283,11 +286,8 @@ class EndUserUsageApi(APIView):
         parameters=[*_WINDOW_PARAMS, OpenApiParameter("feature_id", str, description="Keep one feature.")],
         responses={
             200: EndUserUsageOutput,
-            400: OpenApiResponse(description="Bad date, `to` before `from`, or a window over the maximum."),
-            401: OpenApiResponse(description="Missing, invalid, expired or revoked API key."),
-            403: OpenApiResponse(description="The key lacks the `read` scope."),
-            404: OpenApiResponse(description="Unknown account, end user or feature."),
-            429: OpenApiResponse(description="Per-key rate limit; see `Retry-After`."),
+            400: error_response("Bad date, `to` before `from`, or a window over the maximum."),
+            404: error_response("Unknown account, end user or feature."),
         },
     )
     def get(self, request, account_id: str, user_id: str):

@@ -33,30 +33,68 @@ def label(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
+# The top-features chart opens on a log axis when the largest bar is this many times the smallest, so one heavy
+# feature does not flatten the rest; buttons on the chart switch between the two scales either way.
+LOG_SCALE_SPREAD = 20
+
+
+def _scale_buttons(*, axis: str, log: bool) -> list[dict]:
+    return [
+        {
+            "type": "buttons",
+            "direction": "left",
+            "showactive": True,
+            "active": 1 if log else 0,
+            "x": 1,
+            "xanchor": "right",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "pad": {"r": 0, "t": 0},
+            "font": {"size": 11},
+            "buttons": [
+                {"label": "Linear", "method": "relayout", "args": [{f"{axis}.type": "linear", f"{axis}.dtick": None}]},
+                {"label": "Log scale", "method": "relayout", "args": [{f"{axis}.type": "log", f"{axis}.dtick": 1}]},
+            ],
+        }
+    ]
+
+
 def top_features_bar(*, names: Sequence[str], current: Sequence[int], prior: Sequence[int]) -> dict:
-    """Horizontal bars: uses in the window beside uses in the prior window, largest on top."""
+    """Horizontal bars: uses in the window beside uses in the prior window, largest on top, each labelled with
+    its value; a log axis when the values spread widely (see LOG_SCALE_SPREAD), with a Linear / Log toggle."""
     names, current, prior = [label(n) for n in reversed(names)], list(reversed(current)), list(reversed(prior))
+    positive = [v for v in (*current, *prior) if v > 0]
+    log = bool(positive) and max(positive) >= LOG_SCALE_SPREAD * min(positive)
+
+    def bars(name: str, values: list[int], color: str) -> dict:
+        return {
+            "type": "bar",
+            "orientation": "h",
+            "name": name,
+            "y": names,
+            "x": values,
+            "text": [f"{v:,}" for v in values],
+            "textposition": "outside",
+            "cliponaxis": False,
+            "marker": {"color": color},
+            "hovertemplate": "%{y}: %{x:,} uses<extra>" + name + "</extra>",
+        }
+
     return {
-        "data": [
-            {
-                "type": "bar",
-                "orientation": "h",
-                "name": "Prior window",
-                "y": names,
-                "x": prior,
-                "marker": {"color": PRIOR},
-            },
-            {
-                "type": "bar",
-                "orientation": "h",
-                "name": "This window",
-                "y": names,
-                "x": current,
-                "marker": {"color": PRIMARY},
-            },
-        ],
+        "data": [bars("Prior window", prior, PRIOR), bars("This window", current, PRIMARY)],
         "layout": _layout(
-            barmode="group", height=max(220, 34 * len(names) + 80), margin={"l": 150, "r": 10, "t": 10, "b": 40}
+            barmode="group",
+            height=max(240, 34 * len(names) + 100),
+            margin={"l": 150, "r": 40, "t": 30, "b": 40},
+            # On the log axis one tick per power of ten (1, 10, 100, …); plotly's 2 and 5 ticks crowd the labels.
+            xaxis={
+                "type": "log" if log else "linear",
+                "dtick": 1 if log else None,
+                "tickformat": ",",
+                "title": {"text": "Net uses"},
+            },
+            yaxis={"automargin": True},
+            updatemenus=_scale_buttons(axis="xaxis", log=log),
         ),
     }
 
@@ -72,11 +110,14 @@ def heatmap(*, grid: Sequence[Sequence[int]], timezone: str) -> dict:
                 "y": WEEKDAYS,
                 "colorscale": [[0, "#f8f8f8"], [1, PRIMARY]],
                 "hoverongaps": False,
-                "hovertemplate": "%{y} %{x}:00 — %{z} uses<extra></extra>",
+                "hovertemplate": "%{y} %{x}:00 — %{z:,} uses<extra></extra>",
+                "colorbar": {"title": {"text": "Net uses", "side": "right"}, "thickness": 12},
             }
         ],
         "layout": _layout(
-            height=260, yaxis={"autorange": "reversed"}, xaxis={"title": {"text": label(f"Hour ({timezone})")}}
+            height=280,
+            yaxis={"autorange": "reversed", "fixedrange": True},
+            xaxis={"title": {"text": label(f"Hour ({timezone})")}, "fixedrange": True},
         ),
     }
 
@@ -100,7 +141,12 @@ def daily_lines(
                 },
             }
         )
-    return {"data": data, "layout": _layout(height=260, yaxis={"title": {"text": y_title}, "rangemode": "tozero"})}
+    return {
+        "data": data,
+        "layout": _layout(
+            height=260, yaxis={"title": {"text": y_title}, "rangemode": "tozero", "tickformat": ",", "automargin": True}
+        ),
+    }
 
 
 def plan_bars(*, plans: Sequence[str], accounts: Sequence[int]) -> dict:
@@ -114,7 +160,7 @@ def plan_bars(*, plans: Sequence[str], accounts: Sequence[int]) -> dict:
                 "name": "Accounts",
             }
         ],
-        "layout": _layout(height=220, yaxis={"title": {"text": "Accounts"}}),
+        "layout": _layout(height=220, yaxis={"title": {"text": "Accounts"}, "tickformat": ",", "automargin": True}),
     }
 
 

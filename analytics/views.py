@@ -69,7 +69,7 @@ class OverviewForm(WindowForm):
 
     def __init__(self, *args, choices: dict, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["product"].choices = list(choices["products"])
+        self.fields["product"].choices = [*choices["products"], (selectors.ALL_PRODUCTS, "All products")]
         self.fields["module"].choices = [("", "All modules")] + [(k, f"{n} ({p})") for k, n, p in choices["modules"]]
         self.fields["plan"].choices = [("", "All plans")] + [(p, p) for p in choices["plans"]]
 
@@ -111,13 +111,20 @@ def overview(request: HttpRequest) -> HttpResponse:
     window = form.window()
     if window is None:
         return _window_error_page(request, "dashboard/overview.html", form, context)
-    product = selectors.analytics_product_get(workspace=workspace, key=form.cleaned_data["product"])
+    product = (
+        None
+        if form.cleaned_data["product"] == selectors.ALL_PRODUCTS
+        else selectors.analytics_product_get(workspace=workspace, key=form.cleaned_data["product"])
+    )
+    # The adoption table lists every used feature, TOP_FEATURES a page (?features_page=).
+    features_page = _page_number(request, "features_page")
     usage = selectors.dashboard_overview(
         workspace=workspace,
         product=product,
         window=window,
         module_key=form.cleaned_data.get("module") or None,
         plan=form.cleaned_data.get("plan") or None,
+        features_offset=(features_page - 1) * selectors.TOP_FEATURES,
     ).as_json()
     top = usage["top_features"]
     for row in top:
@@ -126,6 +133,12 @@ def overview(request: HttpRequest) -> HttpResponse:
         form=form,
         usage=usage,
         window=window,
+        never_used=selectors.features_never_used(workspace=workspace, product=product),
+        features_pages=_pages(
+            request, "features_page", features_page, usage["totals"]["unique_features"], selectors.TOP_FEATURES
+        ),
+        features_first=(features_page - 1) * selectors.TOP_FEATURES + 1,
+        features_last=(features_page - 1) * selectors.TOP_FEATURES + len(usage["top_features"]),
         top_chart=charts.top_features_bar(
             names=[r["name"] for r in top], current=[r["events"] for r in top], prior=[r["prior_events"] for r in top]
         ),
@@ -137,8 +150,60 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------
+# Search
+# ---------------------------------------------------------------------------
+
+SEARCH_SUGGESTIONS = 8
+SEARCH_PAGE_RESULTS = 50
+
+
+@dashboard_page
+def search(request: HttpRequest) -> HttpResponse:
+    """Accounts and features matching ?q=; htmx asks for the header's suggestions, the form for the whole page."""
+    from accounts.selectors import account_search
+    from catalog.selectors import feature_search
+
+    query = request.GET.get("q", "").strip()[:200]
+    suggest = request.headers.get("HX-Request") == "true" and request.GET.get("suggest") == "1"
+    limit = SEARCH_SUGGESTIONS if suggest else SEARCH_PAGE_RESULTS
+    context = {
+        "title": f"Search: {query}" if query else "Search",
+        "nav": "search",
+        "query": query,
+        "accounts": account_search(workspace=request.workspace, query=query, limit=limit),
+        "features": feature_search(workspace=request.workspace, query=query, limit=limit),
+        "limit": limit,
+    }
+    template = "dashboard/partials/search_suggestions.html" if suggest else "dashboard/search.html"
+    return _render(request, template, context)
+
+
+# ---------------------------------------------------------------------------
 # Feature page
 # ---------------------------------------------------------------------------
+
+# Rows per page of the feature page's account tables (accounts using it, entitled but not using it).
+FEATURE_PAGE_SIZE = 25
+
+
+def _page_number(request: HttpRequest, param: str) -> int:
+    try:
+        return max(1, min(int(request.GET.get(param) or 1), 10_000))
+    except ValueError:
+        return 1
+
+
+def _pages(request: HttpRequest, param: str, page: int, count: int, size: int) -> dict:
+    """Paging of one table on a page with several: its page, how many, and the previous/next links (the other
+    parameters kept)."""
+    pages = max(1, -(-count // size))
+    links = {}
+    params = request.GET.copy()
+    for name, number in (("previous", page - 1), ("next", page + 1)):
+        if 1 <= number <= pages:
+            params[param] = str(number)
+            links[name] = f"?{params.urlencode()}"
+    return {"page": min(page, pages), "pages": pages, "first": (page - 1) * size + 1, "links": links}
 
 
 @dashboard_page
@@ -153,28 +218,48 @@ def feature_detail(request: HttpRequest, key: str) -> HttpResponse:
     if window is None:
         return _window_error_page(request, "dashboard/feature.html", form, context)
     now = _now()
+    using_page = _page_number(request, "using_page")
     series, using, using_count, using_ids, by_plan = selectors.dashboard_feature_usage(
-        workspace=workspace, feature=feature, window=window, top=selectors.FEATURE_PAGE_TOP_ACCOUNTS
+        workspace=workspace, feature=feature, window=window, top=using_page * FEATURE_PAGE_SIZE
     )
     active = selectors.active_accounts_count(workspace=workspace, by=window.end)
     days = [d["day"] for d in series["days"]]
+    # The prior window's daily uses from the feature × day rollup (its users and accounts are not shown).
+    prior_days = selectors.feature_daily_uses(workspace=workspace, feature_ids=[feature.pk], window=window.prior)
+    prior = [prior_days[feature.pk].get(day, 0) for day in window.prior.days]
     entitled = selectors.feature_entitled_accounts(workspace=workspace, feature=feature, now=now)
     near = [r for r in entitled if r["limit_state"] is not None]
+    gap = [r for r in entitled if r["id"] not in using_ids]
+    gap_page = _page_number(request, "gap_page")
     context.update(
         form=form,
         window=window,
         series=series,
+        prior_uses=sum(prior),
         active_accounts=active,
         adoption_pct=selectors.percent_of(series["accounts"], active),
-        using=using,
+        using=using[(using_page - 1) * FEATURE_PAGE_SIZE :],
         using_count=using_count,
-        using_more=using_count - len(using),
-        entitled_unused=[r for r in entitled if r["id"] not in using_ids],
+        using_pages=_pages(request, "using_page", using_page, using_count, FEATURE_PAGE_SIZE),
+        entitled_count=len(entitled),
+        entitled_unused=gap[(gap_page - 1) * FEATURE_PAGE_SIZE : gap_page * FEATURE_PAGE_SIZE],
+        entitled_unused_count=len(gap),
+        gap_pages=_pages(request, "gap_page", gap_page, len(gap), FEATURE_PAGE_SIZE),
         near_limit=near,
         by_plan=by_plan,
         near_pct=selectors.NEAR_LIMIT_PCT,
         trend_chart=charts.daily_lines(
-            days=days, series={"Uses": [d["uses"] for d in series["days"]]}, y_title="Net uses"
+            days=days,
+            series={
+                "This window": [d["uses"] for d in series["days"]],
+                "Prior window": prior,
+            },
+            y_title="Net uses",
+            dashed=["Prior window"],
+        ),
+        heatmap_chart=charts.heatmap(
+            grid=selectors.usage_pattern(workspace=workspace, feature_ids=[feature.pk], window=window),
+            timezone=workspace.timezone or "UTC",
         ),
         adoption_chart=charts.daily_lines(
             days=days,
@@ -291,6 +376,19 @@ LISTS: dict[str, dict] = {
 LIST_PAGE_SIZE = 100
 # The owner filter's choice for accounts without an owner (parentheses never occur in a username).
 UNASSIGNED = "(unassigned)"
+# How the page formats each column (core.templatetags.uptake_format); the CSV keeps the raw values.
+COLUMN_KINDS = {
+    "used": "num",
+    "limit": "num",
+    "uses": "num",
+    "prior_uses": "num",
+    "days_quiet": "num",
+    "used_pct": "pct",
+    "change_pct": "pct",
+    "resets_at": "when",
+    "last_used_at": "ago",
+    "last_used_on": "when",
+}
 
 
 class ListForm(WindowForm):
@@ -383,6 +481,7 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
                 "title": title,
                 "url": f"?{params.urlencode()}",
                 "sorted": "asc" if current == key else "desc" if current == f"-{key}" else "",
+                "numeric": COLUMN_KINDS.get(key) in ("num", "pct"),
             }
         )
     csv_params = request.GET.copy()
@@ -401,7 +500,7 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
             links["page"] = str(number)
             page_links[name] = f"?{links.urlencode()}"
     context.update(
-        rows=[[r.get(k) for k, _ in spec["columns"]] for r in shown],
+        rows=[[(r.get(k), COLUMN_KINDS.get(k, "text")) for k, _ in spec["columns"]] for r in shown],
         headers=headers,
         count=len(rows),
         page=page,

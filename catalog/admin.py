@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from core.admin import (
     ConstraintMessagesFormMixin,
@@ -304,7 +305,8 @@ class FeatureAdmin(CatalogAdmin):
 
     @admin.display(description="dashboard")
     def dashboard(self, obj: Feature):
-        url = reverse("dashboard:feature", kwargs={"key": obj.key})
+        # ?workspace= makes the feature's workspace the dashboard's current one (else another workspace's page 404s).
+        url = f"{reverse('dashboard:feature', kwargs={'key': obj.key})}?{urlencode({'workspace': obj.workspace.slug})}"
         return format_html('<a href="{}">Usage of {} on the dashboard</a>', url, obj.name)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):

@@ -2,17 +2,18 @@
 `admin` to write. Thin views: an input serializer parses, one service writes, an output serializer renders."""
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 
 from accounts.authentication import ReadOrAdminScope
 from core.errors import DomainError, NotFound
-from core.serializers import ErrorSerializer
+from core.serializers import error_response
 
 from . import selectors, services
-from .models import Feature, Item, Lifecycle, Module
+from .models import Feature, Item, Lifecycle, Module, Product
 from .serializers import (
     FeatureInput,
     FeatureOutput,
@@ -28,7 +29,7 @@ from .serializers import (
 )
 
 
-class _CatalogList(GenericAPIView):
+class _CatalogList(ListModelMixin, GenericAPIView):
     """GET lists (filtered, paginated); POST creates."""
 
     permission_classes = [ReadOrAdminScope]
@@ -39,8 +40,7 @@ class _CatalogList(GenericAPIView):
         return type(self).selector(workspace=self.request.user.workspace)
 
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
     def post(self, request):
         data = self.input_class(data=request.data)
@@ -89,18 +89,14 @@ def _status_not_patchable(lifecycle_path: str, key: str) -> DomainError:
 
 
 def _detail_schema(output) -> dict:
-    """OpenAPI of PATCH/PUT on a feature or item: what each refusal answers."""
+    """OpenAPI of PATCH/PUT on a feature or item: its own refusals (config/schema.py adds the shared ones)."""
     return {
         200: output,
-        400: OpenApiResponse(
-            ErrorSerializer,
-            description="A field is invalid, or the body sets `status` (`status_read_only`): statuses move only "
-            "through `POST .../activate`, `.../archive` and `.../reactivate`. Nothing is changed.",
+        400: error_response(
+            "A field is invalid, or the body sets `status` (`status_read_only`): statuses move only "
+            "through `POST .../activate`, `.../archive` and `.../reactivate`. Nothing is changed."
         ),
-        401: OpenApiResponse(ErrorSerializer, description="Missing, invalid, expired or revoked API key."),
-        403: OpenApiResponse(ErrorSerializer, description="The key lacks the `admin` scope."),
-        404: OpenApiResponse(ErrorSerializer, description="No such key in the workspace."),
-        409: OpenApiResponse(ErrorSerializer, description="Another feature or item already has this name."),
+        409: error_response("Another feature or item already has this name."),
     }
 
 
@@ -125,6 +121,7 @@ def _module(workspace, key: str | None):
 
 @extend_schema(tags=["catalog"])
 class ProductListView(_CatalogList):
+    queryset = Product.objects.none()  # the model, for the schema; rows come from `selector`
     serializer_class = ProductOutput
     input_class = ProductInput
     selector = selectors.product_list
@@ -162,6 +159,7 @@ class ModuleFilter(django_filters.FilterSet):
 
 @extend_schema(tags=["catalog"])
 class ModuleListView(_CatalogList):
+    queryset = Module.objects.none()  # the model, for the schema; rows come from `selector`
     serializer_class = ModuleOutput
     input_class = ModuleInput
     selector = selectors.module_list
@@ -208,6 +206,7 @@ class FeatureFilter(django_filters.FilterSet):
 
 @extend_schema(tags=["catalog"])
 class FeatureListView(_CatalogList):
+    queryset = Feature.objects.none()  # the model, for the schema; rows come from `selector`
     serializer_class = FeatureOutput
     input_class = FeatureInput
     selector = selectors.feature_list
@@ -258,6 +257,7 @@ class ItemFilter(django_filters.FilterSet):
 
 @extend_schema(tags=["catalog"])
 class ItemListView(_CatalogList):
+    queryset = Item.objects.none()  # the model, for the schema; rows come from `selector`
     serializer_class = ItemOutput
     input_class = ItemInput
     selector = selectors.item_list

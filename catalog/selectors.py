@@ -1,6 +1,7 @@
 """Reads for the catalog."""
 
-from django.db.models import QuerySet
+from django.db.models import Case, Q, QuerySet, When
+from django.db.models.functions import Upper
 
 from accounts.models import Workspace
 from core.errors import NotFound
@@ -55,3 +56,23 @@ def item_get(*, workspace: Workspace, key: str) -> Item:
     if item is None:
         raise NotFound(f"No item '{key}'.", code="unknown_item")
     return item
+
+
+def feature_search(*, workspace: Workspace, query: str, limit: int = 10) -> list[Feature]:
+    """Features whose key or name contains the query (case-insensitive), best first: the exact key, then
+    prefixes, then substrings. A workspace has at most a few hundred features, so no index is needed."""
+    query = query.strip()
+    if not query:
+        return []
+    return list(
+        Feature.objects.filter(Q(key__icontains=query) | Q(name__icontains=query), workspace=workspace)
+        .select_related("product", "module")
+        .annotate(
+            rank=Case(
+                When(key__iexact=query, then=0),
+                When(Q(key__istartswith=query) | Q(name__istartswith=query), then=1),
+                default=2,
+            )
+        )
+        .order_by("rank", Upper("name"), "key")[:limit]
+    )

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from .models import KEY_MAX_LENGTH, Feature, Item
+from .models import KEY_MAX_LENGTH, Feature, Item, Lifecycle
 
 
 class ProductOutput(serializers.Serializer):
@@ -43,14 +43,14 @@ class FeatureOutput(serializers.Serializer):
     description = serializers.CharField()
     product_id = serializers.CharField(source="product.key")
     module_id = serializers.CharField(source="module.key", allow_null=True, default=None)
-    status = serializers.CharField()
-    type = serializers.CharField()
+    status = serializers.ChoiceField(choices=Lifecycle.choices)
+    type = serializers.ChoiceField(choices=Feature.Type.choices)
     unit = serializers.CharField()
     unit_plural = serializers.CharField()
     levels = LevelSerializer(many=True)
     metered = serializers.BooleanField()
-    reset_period = serializers.CharField()
-    reset_anchor = serializers.CharField()
+    reset_period = serializers.ChoiceField(choices=Feature.ResetPeriod.choices)
+    reset_anchor = serializers.ChoiceField(choices=Feature.ResetAnchor.choices)
     resource_version = serializers.IntegerField()
 
 
@@ -66,31 +66,31 @@ class FeatureInput(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     product_id = serializers.CharField(max_length=KEY_MAX_LENGTH)
     module_id = serializers.CharField(max_length=KEY_MAX_LENGTH, required=False, allow_null=True, default=None)
-    type = serializers.ChoiceField(choices=Feature.Type.values, default=Feature.Type.SWITCH)
+    type = serializers.ChoiceField(choices=Feature.Type.choices, default=Feature.Type.SWITCH)
     unit = serializers.CharField(required=False, allow_blank=True, default="")
     levels = LevelSerializer(many=True, required=False, default=list)
     metered = serializers.BooleanField(required=False, default=False)
-    reset_period = serializers.ChoiceField(choices=Feature.ResetPeriod.values, default=Feature.ResetPeriod.NONE)
-    reset_anchor = serializers.ChoiceField(choices=Feature.ResetAnchor.values, default=Feature.ResetAnchor.CALENDAR)
+    reset_period = serializers.ChoiceField(choices=Feature.ResetPeriod.choices, default=Feature.ResetPeriod.NONE)
+    reset_anchor = serializers.ChoiceField(choices=Feature.ResetAnchor.choices, default=Feature.ResetAnchor.CALENDAR)
 
 
 class FeatureUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
-    type = serializers.ChoiceField(choices=Feature.Type.values, required=False)
+    type = serializers.ChoiceField(choices=Feature.Type.choices, required=False)
     unit = serializers.CharField(required=False, allow_blank=True)
     levels = LevelSerializer(many=True, required=False)
     metered = serializers.BooleanField(required=False)
-    reset_period = serializers.ChoiceField(choices=Feature.ResetPeriod.values, required=False)
-    reset_anchor = serializers.ChoiceField(choices=Feature.ResetAnchor.values, required=False)
+    reset_period = serializers.ChoiceField(choices=Feature.ResetPeriod.choices, required=False)
+    reset_anchor = serializers.ChoiceField(choices=Feature.ResetAnchor.choices, required=False)
 
 
 class ItemOutput(serializers.Serializer):
     id = serializers.CharField(source="key")
     name = serializers.CharField()
     description = serializers.CharField()
-    type = serializers.CharField()
-    status = serializers.CharField()
+    type = serializers.ChoiceField(choices=Item.Type.choices)
+    status = serializers.ChoiceField(choices=Lifecycle.choices)
     resource_version = serializers.IntegerField()
 
 
@@ -98,7 +98,7 @@ class ItemInput(serializers.Serializer):
     id = serializers.CharField(max_length=200)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    type = serializers.ChoiceField(choices=Item.Type.values, default=Item.Type.PLAN)
+    type = serializers.ChoiceField(choices=Item.Type.choices, default=Item.Type.PLAN)
 
 
 class ItemUpdateInput(ProductUpdateInput):

@@ -9,7 +9,7 @@ from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse
-from django.middleware import csrf as _csrf_middleware
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -72,9 +72,10 @@ def exception_handler(exc, context):
 
 
 # ---------------------------------------------------------------------------
-# Middleware: the browser-only middleware (sessions, CSRF, user from the session, messages) does nothing
-# for the key-authenticated APIs but costs on every request, so it passes their requests straight through. DRF's
-# views are CSRF-exempt anyway and set request.user from the API key.
+# Middleware: the browser-only middleware (sessions, user from the session, messages) does nothing for the
+# key-authenticated APIs but costs on every request, so it passes their requests straight through; DRF sets
+# request.user from the API key. CSRF stays Django's own middleware everywhere (settings.MIDDLEWARE): the API
+# views are CSRF-exempt, and `check --deploy` recognises the middleware only by its own name.
 # ---------------------------------------------------------------------------
 
 
@@ -87,10 +88,6 @@ class _SkippedForApi:
 
 class SessionMiddleware(_SkippedForApi, _session_middleware.SessionMiddleware):
     """Django's SessionMiddleware, except on /api/v1/."""
-
-
-class CsrfViewMiddleware(_SkippedForApi, _csrf_middleware.CsrfViewMiddleware):
-    """Django's CsrfViewMiddleware, except on /api/v1/ (process_view still sees DRF's csrf_exempt views)."""
 
 
 class AuthenticationMiddleware(_SkippedForApi, _auth_middleware.AuthenticationMiddleware):
@@ -151,3 +148,18 @@ def database_unavailable_response(*, allow: str) -> HttpResponse:
     response = fast_json_response(_DATABASE_UNAVAILABLE, allow=allow, status=503)
     response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
     return response
+
+
+_NO_ENDPOINT_BODY = {
+    "code": "not_found",
+    "message": "No such endpoint: check the path against /api/docs/ (ids in paths are percent-encoded).",
+}
+
+
+def not_found(request, exception=None) -> HttpResponse:
+    """handler404: an API path that matches no route answers the API's JSON error; other paths get
+    Django's page."""
+    if request.path_info.startswith(API_PATH_PREFIX):
+        payload = {"error": _NO_ENDPOINT_BODY, "errors": [_NO_ENDPOINT_BODY]}
+        return HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=404)
+    return page_not_found(request, exception)

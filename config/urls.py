@@ -7,6 +7,9 @@ admin.site.site_header = "Uptake"
 admin.site.site_title = "Uptake"
 admin.site.index_title = "Catalog and workspaces"
 
+# An API path that matches no route answers JSON like every other API error.
+handler404 = "config.api.not_found"
+
 # The hot endpoints first (the check, then events): URL resolution tries includes in order.
 api_v1 = [
     path("", include("entitlements.urls")),

@@ -7,11 +7,13 @@ is kept in the session and is always one the user may see (core.staff's director
 from __future__ import annotations
 
 from functools import wraps
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 
@@ -19,6 +21,13 @@ from .errors import NotFound
 from .staff import EDIT_ROLES, staff_directory
 
 SESSION_KEY = "dashboard_workspace_id"
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def workspace_page(view=None, *, nav: str | None = None):
@@ -45,7 +54,11 @@ def _workspace_view(view, request: HttpRequest, nav: str | None, *args, **kwargs
     workspaces = list(directory.workspaces_for_user(user=request.user).order_by("name", "slug"))
     if not workspaces:
         return render(request, "dashboard/no_workspace.html", {"title": "No workspace"}, status=403)
-    current = next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])
+    # ?workspace=<slug> (the admin's dashboard links) makes one of the user's workspaces current.
+    asked = next((w for w in workspaces if w.slug == request.GET.get("workspace")), None)
+    if asked is not None:
+        request.session[SESSION_KEY] = asked.pk
+    current = asked or next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])
     request.workspace = current
     request.can_edit = (
         request.user.is_superuser or directory.membership_roles(user=request.user).get(current.pk) in EDIT_ROLES
@@ -54,7 +67,9 @@ def _workspace_view(view, request: HttpRequest, nav: str | None, *args, **kwargs
     if nav:
         request.dashboard["nav"] = nav
     try:
-        return view(request, *args, **kwargs)
+        # Pages show times in the workspace's timezone (core.templatetags.uptake_format).
+        with timezone.override(_zone(current.timezone)):
+            return view(request, *args, **kwargs)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
 

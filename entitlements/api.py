@@ -8,6 +8,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -49,6 +50,7 @@ class EntitlementCheckView(APIView):
     rate_bucket = "check"  # its own budget, sized for a client's hot path (core/ratelimit.py)
 
     @extend_schema(
+        operation_id="entitlements_check",
         parameters=[CheckQuerySerializer],
         responses=EntitlementCheckSerializer,
         description="May this account use this feature, and how much is left. With `quantity`, `entitled` "
@@ -204,7 +206,7 @@ class ItemEntitlementView(APIView):
 class SubscriptionOutput(serializers.Serializer):
     id = serializers.CharField(source="external_id")
     account_id = serializers.CharField(source="account.external_id")
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Subscription.Status.choices)
     items = serializers.SerializerMethodField()
     current_term_start = serializers.DateTimeField(allow_null=True)
     current_term_end = serializers.DateTimeField(allow_null=True)
@@ -216,14 +218,14 @@ class SubscriptionOutput(serializers.Serializer):
 class SubscriptionInput(serializers.Serializer):
     id = serializers.CharField(max_length=SUBSCRIPTION_ID_MAX_LENGTH)
     account_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
-    status = serializers.ChoiceField(choices=Subscription.Status.values, default=Subscription.Status.ACTIVE)
+    status = serializers.ChoiceField(choices=Subscription.Status.choices, default=Subscription.Status.ACTIVE)
     items = serializers.ListField(child=serializers.CharField(max_length=KEY_MAX_LENGTH), default=list)
     current_term_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
     current_term_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
 class SubscriptionUpdateInput(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Subscription.Status.values, required=False)
+    status = serializers.ChoiceField(choices=Subscription.Status.choices, required=False)
     items = serializers.ListField(child=serializers.CharField(max_length=KEY_MAX_LENGTH), required=False)
     current_term_start = serializers.DateTimeField(required=False, allow_null=True)
     current_term_end = serializers.DateTimeField(required=False, allow_null=True)
@@ -247,7 +249,8 @@ class SubscriptionFilter(django_filters.FilterSet):
         fields = ["status", "account_id", "item"]
 
 
-class SubscriptionListView(GenericAPIView):
+class SubscriptionListView(ListModelMixin, GenericAPIView):
+    queryset = Subscription.objects.none()  # the model, for the schema; rows come from get_queryset
     permission_classes = [ReadOrAdminScope]
     serializer_class = SubscriptionOutput
     filterset_class = SubscriptionFilter
@@ -256,8 +259,7 @@ class SubscriptionListView(GenericAPIView):
         return selectors.subscription_list(workspace=self.request.user.workspace)
 
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(SubscriptionOutput(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(request=SubscriptionInput, responses={201: SubscriptionOutput})
     def post(self, request):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,7 +13,7 @@ from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
 from core.ratelimit import api_key_rate_take
-from core.serializers import ErrorSerializer
+from core.serializers import error_response
 
 from .body import read_body
 from .feature_used import feature_used_ingest
@@ -60,14 +60,6 @@ An `event_id` seen before in the workspace (or earlier in the same batch) counts
 unreachable (never a 2xx unless the events are committed).
 """
 
-_ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Body not JSON / wrong shape; nothing stored."),
-    401: OpenApiResponse(ErrorSerializer, description="Missing, invalid, expired or revoked API key."),
-    403: OpenApiResponse(ErrorSerializer, description="The key lacks the `ingest` scope."),
-    429: OpenApiResponse(ErrorSerializer, description="Per-key rate limit; see `Retry-After`."),
-    503: OpenApiResponse(ErrorSerializer, description="Database unreachable; see `Retry-After`."),
-}
-
 
 def _events_payload(request) -> list:
     """The request's events; BodyError (400/413/415) says what is wrong with the body as a whole."""
@@ -93,17 +85,12 @@ class EventsView(APIView):
         request={"application/json": EventBatchSerializer},
         responses={
             200: IngestResultSerializer,
-            413: OpenApiResponse(
-                ErrorSerializer,
-                description="Too many events, or the body (decompressed) too large; nothing stored.",
+            400: error_response(
+                "Not JSON, not events (`invalid_json`, `invalid_body`), or a corrupt gzip stream (`invalid_gzip`); "
+                "nothing stored."
             ),
-            415: OpenApiResponse(
-                ErrorSerializer, description="A Content-Encoding other than gzip (`unsupported_encoding`)."
-            ),
-            **_ERRORS,
-            400: OpenApiResponse(
-                ErrorSerializer, description="Body not JSON / wrong shape, or a corrupt gzip stream; nothing stored."
-            ),
+            413: error_response("Too many events, or the body (decompressed) too large; nothing stored."),
+            415: error_response("A Content-Encoding other than gzip (`unsupported_encoding`)."),
         },
         examples=[
             OpenApiExample(
@@ -185,8 +172,8 @@ class FeatureUsedView(APIView):
         request={"application/json": EventBatchSerializer},
         responses={
             200: IngestResultSerializer,
-            413: OpenApiResponse(ErrorSerializer, description="Too many events or body too large; nothing stored."),
-            **_ERRORS,
+            400: error_response("Not JSON, or not events (`invalid_json`, `invalid_body`); nothing stored."),
+            413: error_response("Too many events or body too large; nothing stored."),
         },
         examples=[
             OpenApiExample(
@@ -219,7 +206,7 @@ class AccountView(APIView):
         "the "
         "stored attributes. Unknown fields → 400 naming them. 201 when created, 200 when updated.",
         request=AccountInputSerializer,
-        responses={200: AccountOutputSerializer, 201: AccountOutputSerializer, **_ERRORS},
+        responses={200: AccountOutputSerializer, 201: AccountOutputSerializer},
         tags=["ingestion"],
     )
     def put(self, request, account_id: str):
@@ -244,7 +231,7 @@ class EndUserView(APIView):
         "Unknown "
         "fields → 400 naming them. 201 when created, 200 when updated.",
         request=EndUserInputSerializer,
-        responses={200: EndUserOutputSerializer, 201: EndUserOutputSerializer, **_ERRORS},
+        responses={200: EndUserOutputSerializer, 201: EndUserOutputSerializer},
         tags=["ingestion"],
     )
     def put(self, request, account_id: str, user_id: str):

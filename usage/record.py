@@ -9,7 +9,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +19,7 @@ from accounts.models import EXTERNAL_ID_MAX_LENGTH, Account, Workspace
 from accounts.selectors import account_external_id_for_user
 from catalog.models import KEY_MAX_LENGTH, Feature
 from core.errors import DomainError
+from core.serializers import error_response
 from entitlements.api import EntitlementCheckSerializer
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY, RecordOutcome
 from entitlements.periods import Period
@@ -204,6 +205,7 @@ class UsageRecordView(APIView):
     permission_classes = [HasIngestScope]
 
     @extend_schema(
+        operation_id="usage_record",
         request=UsageRecordInput,
         responses={
             200: inline_serializer(
@@ -217,13 +219,10 @@ class UsageRecordView(APIView):
                     "entitlement": EntitlementCheckSerializer(),
                 },
             ),
-            400: OpenApiResponse(
-                description="A field the ingestion rules refuse (its code), `conflicting_fields` (an alias next to "
+            400: error_response(
+                "A field the ingestion rules refuse (its code), `conflicting_fields` (an alias next to "
                 "its field), `unknown_user` (no account_id and no end user with that id), `unknown_field`."
             ),
-            401: OpenApiResponse(description="Missing, invalid, expired or revoked API key."),
-            403: OpenApiResponse(description="The key lacks the `ingest` scope."),
-            503: OpenApiResponse(description="Database unreachable; see `Retry-After`."),
         },
         description="Record usage with enforcement. Refusals answer 200 with `recorded: false` and a reason; "
         "replaying an `event_id` returns the original answer and records nothing new. Kana's "

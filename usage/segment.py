@@ -19,7 +19,7 @@ from django.db import DataError, connection, transaction
 from accounts.models import Workspace
 from accounts.services import account_upsert, end_user_upsert
 from core.errors import DomainError
-from core.text import json_text_problem
+from core.text import json_text_problem, text_problem
 
 from .models import IngestionProblem, SegmentMapping, SegmentUser
 from .problems import Problem, ingestion_problems_record
@@ -293,6 +293,8 @@ def _last_groups(*, workspace: Workspace, messages: list[dict]) -> dict[str, str
     """user id → external id of the account it was last grouped with, for the users of the batch's tracks."""
     # Tracks naming their account in context.groupId need no lookup (the common case of a busy batch).
     users = {_user_key(m) for m in messages if m.get("type") == "track" and _context_group(m) is None} - {None}
+    # An id PostgreSQL cannot take (NUL, a lone surrogate) names no stored user; its track is refused later.
+    users = {user for user in users if text_problem(user) is None}
     if not users:
         return {}
     return dict(

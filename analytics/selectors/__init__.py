@@ -47,8 +47,11 @@ from .dashboard_pages import (
     dashboard_has_usage,
     dashboard_overview,
     feature_entitled_accounts,
+    features_never_used,
 )
 from .feature_usage import (
+    ALL_PRODUCTS,
+    TOP_FEATURES,
     AccountSums,
     FeatureSums,
     FeatureUsage,
@@ -68,6 +71,8 @@ from .verification import rollup_differences
 from .windows import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, Window, analytics_window
 
 __all__ = [
+    "ALL_PRODUCTS",
+    "TOP_FEATURES",
     "DEFAULT_WINDOW_DAYS",
     "DORMANT_DAYS",
     "FEATURE_PAGE_TOP_ACCOUNTS",
@@ -111,6 +116,7 @@ __all__ = [
     "feature_daily_series",
     "feature_daily_uses",
     "feature_entitled_accounts",
+    "features_never_used",
     "feature_usage",
     "feature_usage_cached",
     "feature_use_granted",

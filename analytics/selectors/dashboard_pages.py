@@ -31,17 +31,45 @@ def dashboard_has_usage(*, workspace: Workspace) -> bool:
 def dashboard_overview(
     *,
     workspace: Workspace,
-    product: Product,
+    product: Product | None,
     window: Window,
     module_key: str | None = None,
     plan: str | None = None,
+    features_offset: int = 0,
 ) -> FeatureUsage:
     """feature_usage (one code path with the analytics API), narrowed to one module's features and/or the
     accounts on one plan label, cached like the API's answer: computed once per rollup generation for every
     viewer. With a plan filter the heatmap is left out (`usage_pattern` None)."""
     return feature_usage_cached(
-        workspace=workspace, product=product, window=window, module_key=module_key or None, plan=plan or None
+        workspace=workspace,
+        product=product,
+        window=window,
+        module_key=module_key or None,
+        plan=plan or None,
+        features_offset=features_offset,
     )
+
+
+def features_never_used(*, workspace: Workspace, product: Product | None) -> list[dict]:
+    """Active features of the product (or of every product) without a single day of positive net uses in the
+    rollups, by name. There is no activation date to count from: a feature used only before it was activated
+    counts as used. One index probe of the feature × day rollup per feature."""
+    features = {f["id"]: f for f in analytics_features(workspace=workspace, product=product)}
+    active = Feature.objects.filter(workspace=workspace, pk__in=list(features), status="active")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT f.id FROM unnest(%s::bigint[]) AS f(id)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM analytics_featureday d
+                WHERE d.workspace_id = %s AND d.feature_id = f.id AND d.uses > 0
+            )
+            """,
+            [list(active.values_list("id", flat=True)), workspace.pk],
+        )
+        never = {row[0] for row in cursor.fetchall()}
+    rows = [{"feature_id": features[fid]["key"], "name": features[fid]["name"]} for fid in never]
+    return sorted(rows, key=lambda r: (r["name"].lower(), r["feature_id"]))
 
 
 def dashboard_feature_get(*, workspace: Workspace, key: str) -> Feature:

@@ -17,6 +17,9 @@ from .common import active_accounts_count, analytics_features, features_cover_al
 from .windows import Window
 
 TOP = 12  # rows of the top features, accounts and domains
+# Rows of a page of the top features (the dashboard's adoption table pages through every used feature).
+TOP_FEATURES = TOP
+ALL_PRODUCTS = "*"  # the product key meaning every product of the workspace
 
 
 def usage_pattern(
@@ -26,14 +29,25 @@ def usage_pattern(
     window: Window,
     account: Account | None = None,
     whole_product: Product | None = None,
+    whole_workspace: bool = False,
 ) -> list[list[int]]:
     """7×24 net uses by local weekday (0 = Sunday) and hour in the workspace's timezone. `whole_product`: the
-    caller's feature_ids are every feature of that product, so its per-product buckets can be read."""
+    caller's feature_ids are every feature of that product, so its per-product buckets can be read;
+    `whole_workspace`: they are every feature of the workspace, so every product's buckets are summed."""
     grid = [[0] * 24 for _ in range(7)]
     if not feature_ids:
         return grid
     with connection.cursor() as cursor:
-        if account is None and whole_product is not None:
+        if account is None and whole_workspace:
+            cursor.execute(
+                """
+                SELECT bucket, sum(uses) FROM analytics_productquarterhour
+                WHERE workspace_id = %s AND bucket >= %s AND bucket < %s
+                GROUP BY bucket
+                """,
+                [workspace.pk, window.start_at, window.end_before],
+            )
+        elif account is None and whole_product is not None:
             cursor.execute(
                 """
                 SELECT bucket, uses FROM analytics_productquarterhour
@@ -183,25 +197,27 @@ class FeatureUsage:
 def feature_usage(
     *,
     workspace: Workspace,
-    product: Product,
+    product: Product | None,
     window: Window,
     event: str | None = None,
     account: Account | None = None,
     module_key: str | None = None,
     plan: str | None = None,
+    features_offset: int = 0,
 ) -> FeatureUsage:
-    """The feature usage of one product over a window (the API's answer, also the dashboard overview).
+    """The feature usage of one product (None: every product) over a window (the API's answer, also the
+    dashboard overview). `top_features` are the TOP_FEATURES used features with the most uses from
+    `features_offset` on (the dashboard pages through all of them; `totals.unique_features` says how many).
 
     The dashboard's filters: `module_key` keeps the features of that module, `plan` the accounts with that plan
     label (active accounts and adoption too). With `plan` the heatmap is None: its rollups are per feature
     across accounts and cannot be split by plan."""
     features = analytics_features(workspace=workspace, product=product, event=event)
     if module_key:
-        in_module = set(
-            Feature.objects.filter(workspace=workspace, product=product, module__key=module_key).values_list(
-                "id", flat=True
-            )
-        )
+        in_product = Feature.objects.filter(workspace=workspace, module__key=module_key)
+        if product is not None:
+            in_product = in_product.filter(product=product)
+        in_module = set(in_product.values_list("id", flat=True))
         features = [f for f in features if f["id"] in in_module]
     account_ids: list[int] | None = None
     if plan:
@@ -226,6 +242,7 @@ def feature_usage(
             accounts=_account_sums(
                 workspace=workspace,
                 product=product if whole else None,
+                all_products=whole and product is None,
                 feature_ids=feature_ids,
                 window=window,
                 account_ids=account_ids,
@@ -241,7 +258,7 @@ def feature_usage(
     used_features = sorted(
         (fid for fid, uses in feature_net.items() if uses > 0), key=lambda fid: (-feature_net[fid], by_id[fid]["key"])
     )
-    top_ids = used_features[:TOP]
+    top_ids = used_features[features_offset : features_offset + TOP_FEATURES]
     used_accounts = sorted(
         (aid for aid, uses in account_net.items() if uses > 0),
         key=lambda aid: (-account_net[aid], sums.accounts.external_ids[aid]),
@@ -259,7 +276,7 @@ def feature_usage(
         workspace=workspace, feature_ids=top_ids, window=window, account=account, account_ids=account_ids
     )
     return FeatureUsage(
-        product_id=product.key,
+        product_id=product.key if product is not None else ALL_PRODUCTS,
         window=window,
         timezone=workspace.timezone or "UTC",
         totals=UsageTotals(
@@ -281,6 +298,7 @@ def feature_usage(
             window=window,
             account=account,
             whole_product=product if whole else None,
+            whole_workspace=whole and product is None,
         ),
         top_accounts=_top_accounts(sums, account_ids=used_accounts[:TOP]),
         top_domains=_top_domains(sums.accounts.domains),
@@ -442,15 +460,27 @@ def _account_sums(
     feature_ids: list[int],
     window: Window,
     account_ids: list[int] | None = None,
+    all_products: bool = False,
 ) -> AccountSums:
     """Per account: net uses of the features in the window (with its external id); per domain (lower-cased,
     trimmed, non-empty): the sum over its accounts. `product`: feature_ids are all of its features, so the
-    account × product × day rollup is read instead of (feature, account) pairs. `account_ids`: only those."""
+    account × product × day rollup is read instead of (feature, account) pairs (`all_products`: feature_ids are
+    every feature, so that rollup is summed over every product). `account_ids`: only those."""
     account_sql = " AND r.account_id = ANY(%s)" if account_ids is not None else ""
     account_params = [account_ids] if account_ids is not None else []
     sums = AccountSums()
     with connection.cursor() as cursor:
-        if product is not None:
+        if all_products:
+            cursor.execute(
+                f"""
+                SELECT r.account_id, a.external_id, lower(btrim(a.domain)), sum(r.uses)
+                FROM analytics_accountproductday r JOIN accounts_account a ON a.id = r.account_id
+                WHERE r.workspace_id = %s AND r.day >= %s AND r.day <= %s{account_sql}
+                GROUP BY 1, 2, 3
+                """,
+                [workspace.pk, window.start, window.end, *account_params],
+            )
+        elif product is not None:
             cursor.execute(
                 f"""
                 SELECT r.account_id, a.external_id, lower(btrim(a.domain)), sum(r.uses)
@@ -538,12 +568,13 @@ def _top_pair_counts(
 def feature_usage_cached(
     *,
     workspace: Workspace,
-    product: Product,
+    product: Product | None,
     window: Window,
     event: str | None = None,
     account: Account | None = None,
     module_key: str | None = None,
     plan: str | None = None,
+    features_offset: int = 0,
 ) -> FeatureUsage:
     """feature_usage, cached under the workspace's rollup generation (any rollup makes a new key) for at most
     FEATURE_USAGE_CACHE_SECONDS, which bounds how long account metadata (names, domains, status, plan labels)
@@ -556,10 +587,11 @@ def feature_usage_cached(
         "account": account,
         "module_key": module_key or None,
         "plan": plan or None,
+        "features_offset": features_offset,
     }
     parts = [
         "feature-usage:typed-2",  # not what earlier versions cached (dicts; TopAccount without customer_email)
-        str(product.pk),
+        str(product.pk) if product is not None else ALL_PRODUCTS,
         window.start.isoformat(),
         window.end.isoformat(),
         event or "",
@@ -568,6 +600,7 @@ def feature_usage_cached(
         "|".join(workspace.reserved_prefixes or ()),
         module_key or "",
         plan or "",
+        str(features_offset),
     ]
     return rollup_cached(workspace=workspace, parts=parts, compute=lambda: feature_usage(**args))
 

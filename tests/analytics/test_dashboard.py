@@ -2,6 +2,7 @@
 another workspace in lists or exports), numbers equal to the analytics API's, CSV export, free tier, empty state."""
 
 import csv
+import importlib
 import io
 import re
 from datetime import timedelta
@@ -106,37 +107,60 @@ def test_feature_and_account_pages_equal_the_daily_apis(built, carol_client, mak
     assert _total(feature_html, "accounts") == feature_api["accounts"] == 3
     assert _total(feature_html, "users") == feature_api["users"]
     assert _total(account_html, "uses") == account_api["uses"] == 14 * 2 + 90
-    # and the account page shows the allowance with its reset date and its owner and plan
+    # and the account page shows the allowance with its reset date (in the workspace's timezone, UTC here) and its
+    # owner and plan
     assert re.search(
         r'data-feature="api.calls">.*?90.0 %.*?<td class="num">90</td><td class="num">100</td>'
-        r"<td>\d{4}-\d\d-01T00:00:00Z",
+        r'<td><time datetime="\d{4}-\d\d-01T00:00:00\+00:00" title="\d{4}-\d\d-01 00:00 UTC">'
+        r"\d{4}-\d\d-01 00:00</time>",
         account_html,
         re.S,
     )
     assert re.search(r"plan <strong>team</strong> · owner <strong>carol</strong>", account_html)
 
 
-def test_feature_page_lists_the_top_accounts_and_the_plan_split_of_all_users(built, carol_client, monkeypatch):
-    # given a page that shows the 2 accounts with the most uses
-    from analytics import selectors
+def test_feature_page_pages_the_accounts_using_it_and_splits_all_of_them_by_plan(built, carol_client, monkeypatch):
+    # given pages of 2 rows
+    from analytics import views
 
-    monkeypatch.setattr(selectors, "FEATURE_PAGE_TOP_ACCOUNTS", 2)
-    # when the feature page is opened for the default window (30 days)
+    monkeypatch.setattr(views, "FEATURE_PAGE_SIZE", 2)
+    # when the feature page is opened for the default window (30 days), then its second page
     html = carol_client.get("/features/reports.view/").content.decode()
-    # then a1 (28 days x 2) and a2 (3) are listed, a3 and a4 (1 each) are counted, and the plan split covers all 4
-    using = re.search(r'<table class="data" id="using">.*?</table>', html, re.S).group(0)
-    row = r'<tr><td><a href="/accounts/(\w+)/">[^<]*</a></td><td>(\w*)</td><td class="num">(\d+)</td>'
-    assert re.findall(row, using) == [
-        ("a1", "team", "56"),
-        ("a2", "free", "3"),
-    ]
+    second = carol_client.get("/features/reports.view/", {"using_page": "2"}).content.decode()
+    # then a1 (28 days x 2) and a2 (3) are on the first page with plan and owner, a3 and a4 (1 each) on the second
+    row = (
+        r'<tr><td><a href="/accounts/(\w+)/">[^<]*</a></td><td>([\w—]*)</td><td>([\w—]*)</td>'
+        r'<td class="num">(\d+)</td><td><time '
+    )
+
+    def using(page: str) -> list[tuple]:
+        return re.findall(row, re.search(r'<table class="data" id="using">.*?</table>', page, re.S).group(0))
+
+    assert using(html) == [("a1", "team", "carol", "56"), ("a2", "free", "carol", "3")]
+    assert using(second) == [("a3", "team", "dave", "1"), ("a4", "team", "—", "1")]
     assert "Accounts using it (4)" in html
-    assert "The 2 with the most uses are shown; the other 2 used it less." in html
+    assert 'page 1 of 2 <a href="?using_page=2"' in html
+    # and the plan split covers all 4
     by_plan = re.search(r'<table class="data" id="by-plan">.*?</table>', html, re.S).group(0)
     assert re.findall(r'<tr><td>(\w+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td></tr>', by_plan) == [
         ("team", "3", "58"),
         ("free", "1", "3"),
     ]
+    # and the page draws its own heatmap and the trend against the prior window
+    assert 'id="heatmap" data-figure="heatmap-data"' in html
+    assert '"name": "Prior window"' in html
+
+
+def test_feature_page_shows_the_accounts_entitled_but_not_using_it(built, carol_client):
+    # given export.pdf, granted by the team plan (a1, a3, a4) and used only by a2 (free, not granted)
+    # when its page is opened
+    html = carol_client.get("/features/export.pdf/").content.decode()
+    # then the adoption gap lists the three team accounts with plan, owner and value
+    gap = re.search(r'<table class="data" id="entitled-unused">.*?</table>', html, re.S).group(0)
+    rows = re.findall(r'<a href="/accounts/(\w+)/">[^<]*</a></td><td>(\w+)</td><td>([\w—]+)</td><td>(\w+)</td>', gap)
+    assert rows == [("a1", "team", "carol", "true"), ("a3", "team", "dave", "true"), ("a4", "team", "—", "true")]
+    assert "Entitled but not using it (3 of 3 entitled)" in html
+    assert _total(html, "entitled_unused") == 3
 
 
 def test_a_user_of_workspace_a_cannot_open_b_pages(built, carol_client):
@@ -264,3 +288,86 @@ def test_overview_module_and_plan_filters(built, carol_client):
     assert _total(module, "events") == 56 + 3 + 1 + 1 + 4
     assert _total(plan, "events") == 3 + 4 and _total(plan, "unique_accounts") == 1
     assert _total(plan, "active_accounts") == 1
+
+
+def test_top_features_chart_opens_on_a_log_axis_when_values_spread_widely():
+    from analytics import charts
+
+    # given one heavy feature and small ones
+    wide = charts.top_features_bar(names=["Heavy", "Small"], current=[44735, 172], prior=[49227, 166])
+    close = charts.top_features_bar(names=["A", "B"], current=[120, 100], prior=[90, 0])
+    # then the wide spread opens on a log axis, the close one on a linear axis, both with the toggle
+    assert (wide["layout"]["xaxis"]["type"], close["layout"]["xaxis"]["type"]) == ("log", "linear")
+    labels = [b["label"] for b in wide["layout"]["updatemenus"][0]["buttons"]]
+    assert labels == ["Linear", "Log scale"]
+    # and every bar carries its value with thousands separators, largest on top
+    assert wide["data"][1]["text"] == ["172", "44,735"]
+    # and the heatmap's colour bar is titled
+    assert charts.heatmap(grid=[[0] * 24] * 7, timezone="UTC")["data"][0]["colorbar"]["title"]["text"] == "Net uses"
+
+
+def test_overview_lists_active_features_that_were_never_used(built, carol_client):
+    from catalog.services import feature_activate, feature_create
+
+    # given an active feature nobody used, and a draft one nobody used
+    feature_activate(
+        feature=feature_create(workspace=built.workspace, key="sso.login", name="Single sign-on", product=built.product)
+    )
+    feature_create(workspace=built.workspace, key="beta.thing", name="Beta thing", product=built.product)
+    # when the overview is opened
+    html = carol_client.get("/").content.decode()
+    # then only the active one is listed as never used, beside the quiet features
+    never = re.search(r'<table class="data" id="never-used">.*?</table>', html, re.S).group(0)
+    assert re.findall(r'<a href="/features/([\w.]+)/">([^<]+)</a>', never) == [("sso.login", "Single sign-on")]
+    assert "Never used (1)" in html
+
+
+def _feature_rows(html: str) -> list[tuple[str, int]]:
+    return [
+        (f, int(e.replace(",", "")))
+        for f, e in re.findall(r'data-feature="([^"]+)">.*?data-col="events">([-\d,]+)<', html, re.S)
+    ]
+
+
+def test_overview_pages_through_every_used_feature_and_says_how_many(built, carol_client, monkeypatch):
+    # given pages of 2 features (4 used in the window: reports.view 62, api.calls 90, export.pdf 4, legacy.import 0)
+    from analytics import selectors
+
+    feature_usage = importlib.import_module("analytics.selectors.feature_usage")
+
+    monkeypatch.setattr(selectors, "TOP_FEATURES", 2)
+    monkeypatch.setattr(feature_usage, "TOP_FEATURES", 2)
+    # when the overview's adoption table is opened, then its second page
+    first = carol_client.get("/").content.decode()
+    second = carol_client.get("/", {"features_page": "2"}).content.decode()
+    # then the used features are split over two pages, largest first, and the page says how many there are
+    assert _feature_rows(first) == [("api.calls", 90), ("reports.view", 61)]
+    assert _feature_rows(second) == [("export.pdf", 4)]
+    assert "1–2 of 3 used features, by uses" in first
+    assert "3–3 of 3 used features, by uses" in second
+    assert 'page 1 of 2 <a href="?features_page=2"' in first
+
+
+def test_overview_has_an_all_products_choice(built, carol_client):
+    from analytics.services import rollup_pending
+    from usage.services import events_ingest
+
+    # given uses of a feature of a second product
+    events_ingest(
+        workspace=built.workspace,
+        payload=[{"account_id": "a1", "feature_id": "chat.send", "product_id": "chat", "quantity": 7}],
+        now=built.now,
+    )
+    rollup_pending(now=built.now + timedelta(seconds=2))
+    # when the overview is opened for the default product and for all products
+    default = carol_client.get("/", {"product": "default"}).content.decode()
+    every = carol_client.get("/", {"product": "*"}).content.decode()
+    # then "All products" adds the second product's uses and feature, and keeps the accounts distinct
+    assert '<option value="*" selected>All products</option>' in every
+    assert _total(every, "events") == _total(default, "events") + 7
+    assert _total(every, "unique_features") == _total(default, "unique_features") + 1
+    assert _total(every, "unique_accounts") == _total(default, "unique_accounts") == 4
+    assert ("chat.send", 7) in _feature_rows(every)
+    assert "chat.send" not in default
+    # and its heatmap is drawn from every product's buckets
+    assert 'id="heatmap" data-figure="heatmap-data"' in every

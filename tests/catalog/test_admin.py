@@ -502,4 +502,7 @@ def test_versions_read_as_date_times_modules_name_their_product_and_features_lin
     assert [label for _, label in add_form.fields["module"].choices] == ["---------", "Mobile › Export"]
     assert module.pk in [choice.value for choice, _ in list(add_form.fields["module"].choices)[1:]]
     assert "2025-12-01 14:00:00.123 UTC (1764597600123)" in page
-    assert '<a href="/features/pdf:export/">Usage of PDF export on the dashboard</a>' in page
+    # (in the feature's workspace: ?workspace= makes it the dashboard's current one)
+    assert (
+        f'<a href="/features/pdf:export/?workspace={workspace.slug}">Usage of PDF export on the dashboard</a>' in page
+    )

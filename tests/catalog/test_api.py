@@ -317,6 +317,19 @@ def test_the_schema_documents_the_status_refusal_of_feature_and_item_patches(cli
     for path in ("/api/v1/features/{key}", "/api/v1/items/{key}"):
         for method in ("patch", "put"):
             responses = schema["paths"][path][method]["responses"]
-            assert sorted(responses) == ["200", "400", "401", "403", "404", "409"]
+            assert sorted(responses) == [
+                "200",
+                "400",
+                "401",
+                "403",
+                "404",
+                "406",
+                "409",
+                "411",
+                "413",
+                "415",
+                "429",
+                "503",
+            ]
             assert "status_read_only" in responses["400"]["description"]
             assert responses["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}

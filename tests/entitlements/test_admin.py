@@ -278,4 +278,4 @@ def test_the_account_page_links_to_its_dashboard_page_with_the_id_as_one_segment
     # when
     page = admin_client.get(f"/admin/accounts/account/{acct.pk}/change/").content.decode()
     # then
-    assert '<a href="/accounts/org%2F1%20a%25b/">' in page
+    assert f'<a href="/accounts/org%2F1%20a%25b/?workspace={workspace.slug}">' in page

@@ -527,7 +527,7 @@ def test_the_schema_documents_every_endpoint(client):
     # then
     for endpoint in ("batch", "track", "identify", "group", "page", "screen", "alias"):
         operation = schema["paths"][f"/api/segment/v1/{endpoint}"]["post"]
-        assert sorted(operation["responses"]) == ["200", "400", "401", "403", "415", "429", "503"]
+        assert sorted(operation["responses"]) == ["200", "400", "401", "403", "406", "411", "413", "415", "429", "503"]
         assert operation["security"] == [{"SegmentWriteKey": []}]
     assert schema["components"]["securitySchemes"]["SegmentWriteKey"]["scheme"] == "basic"
 
