@@ -31,7 +31,7 @@ def _errors(*statuses: int) -> dict:
         409: "Conflicts with what exists (a name or target already taken, a channel in use).",
         429: "Per-key rate limit; see `Retry-After`.",
     }
-    return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in (401, 403, 429, *statuses)}
+    return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in (401, 403, *statuses)}
 
 
 def _body(request, fields: tuple[str, ...] = _FIELDS, noun: str = "a pipeline") -> dict:

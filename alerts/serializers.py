@@ -7,8 +7,6 @@ from .destinations import channel_url_shown, mask_secret
 from .models import AlertChannel, AlertDelivery, AlertPipeline
 from .selectors import channel_pipelines, pipeline_channels
 
-CHANNEL_TYPES = AlertChannel.Type.values
-
 
 class TriggerInput(serializers.Serializer):
     type = serializers.ChoiceField(choices=AlertPipeline.TriggerType.choices)
@@ -52,7 +50,7 @@ class ChannelInput(serializers.Serializer):
     """Documents the body; the view passes the raw JSON to the service, which names the field at fault."""
 
     name = serializers.CharField(help_text="Unique in the workspace.")
-    type = serializers.ChoiceField(choices=CHANNEL_TYPES)
+    type = serializers.ChoiceField(choices=AlertChannel.Type.choices)
     url = serializers.CharField(
         required=False, help_text="slack, discord, webhook: the http(s) URL; postgres: the connection URL (a secret)."
     )

@@ -325,7 +325,7 @@ SPECTACULAR_SETTINGS = {
         "AccountStatusEnum": "accounts.models.Account.Status",
         "SubscriptionStatusEnum": "entitlements.models.Subscription.Status",
         "TriggerTypeEnum": "alerts.models.AlertPipeline.TriggerType",
-        "DestinationTypeEnum": "alerts.models.AlertDestination.Type",
+        "ChannelTypeEnum": "alerts.models.AlertChannel.Type",
         "DeliveryStatusEnum": "alerts.models.AlertDelivery.Status",
         "DeliveryKindEnum": "alerts.models.AlertDelivery.Kind",
     },

@@ -151,6 +151,7 @@ def seeded(settings, in_test_transaction) -> str:
         user_id="user-1",
         subscription_id="sub-1",
         pipeline_id=pipeline.pk,
+        channel_id=pipeline.channel_links.get().channel_id,
     )
     return raw_key
 
