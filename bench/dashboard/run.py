@@ -233,6 +233,10 @@ def main() -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     if created or not Workspace.objects.filter(slug="bench").exists():
         _build(args, now)
+    else:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)  # a reused database gets the migrations added since it was built
     today = now.date()
     pages = {
         "overview (30 days)": "/",
