@@ -27,7 +27,7 @@ from .validation import (
     IngestWarning,
     Rejection,
     ValidEvent,
-    validate_event,
+    event_validator,
 )
 
 # Batches up to this size are inserted with one INSERT … SELECT FROM unnest(...); larger ones through COPY.
@@ -85,16 +85,9 @@ def events_ingest(*, workspace: Workspace, payload: list[dict], now: datetime) -
     """Validate and store a batch of events; valid events are stored even when others are rejected."""
     result = IngestResult()
     valid: list[ValidEvent] = []
+    validate = event_validator(workspace=workspace, now=now)
     for index, event in enumerate(payload):
-        checked = validate_event(
-            event,
-            index=index,
-            now=now,
-            late_event_policy=workspace.late_event_policy,
-            late_event_window_days=workspace.late_event_window_days,
-            max_future_seconds=settings.UPTAKE_INGEST_MAX_FUTURE_SECONDS,
-            max_properties_bytes=settings.UPTAKE_INGEST_MAX_PROPERTIES_BYTES,
-        )
+        checked = validate(event, index=index)
         if isinstance(checked, Rejection):
             result.rejected.append(checked)
             continue
