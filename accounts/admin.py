@@ -6,7 +6,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.utils.html import format_html
-from django.utils.http import urlencode
 
 from core.admin import (
     ConstraintMessagesFormMixin,
@@ -18,6 +17,7 @@ from core.admin import (
 )
 from core.errors import DomainError
 from core.staff import StaffRole
+from core.views import workspace_url
 
 from .ids import external_id_check, external_id_reverse
 from .models import Account, ApiKey, EndUser, Membership, Workspace
@@ -284,9 +284,9 @@ class AccountAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdm
 
     @admin.display(description="dashboard")
     def dashboard(self, obj: Account):
-        # ?workspace= makes the account's workspace the dashboard's current one (else another workspace's page 404s).
-        url = external_id_reverse("dashboard:account", external_id=obj.external_id)
-        url = f"{url}?{urlencode({'workspace': obj.workspace.slug})}"
+        url = workspace_url(
+            external_id_reverse("dashboard:account", external_id=obj.external_id), workspace=obj.workspace
+        )
         return format_html('<a href="{}">Usage and entitlements of {} on the dashboard</a>', url, obj)
 
 

@@ -217,6 +217,11 @@ def _text(value: object, *, field: str, max_length: int) -> str:
     return value
 
 
+def _account_max_length(field: str) -> int:
+    """The length the Account column allows (the model is the one place that says it)."""
+    return Account._meta.get_field(field).max_length
+
+
 def _email(value: object, *, field: str) -> str:
     """An e-mail address ("" clears it); anything else is refused by name."""
     from django.core.exceptions import ValidationError
@@ -282,11 +287,11 @@ def account_upsert(
     external_id = _external_id(external_id, field="account_id")
     changes: dict = {}
     if name is not UNSET:
-        changes["name"] = _text(name, field="name", max_length=200)
+        changes["name"] = _text(name, field="name", max_length=_account_max_length("name"))
     if domain is not UNSET:
-        changes["domain"] = _text(domain, field="domain", max_length=253).lower()
+        changes["domain"] = _text(domain, field="domain", max_length=_account_max_length("domain")).lower()
     if plan is not UNSET:
-        changes["plan"] = _text(plan, field="plan", max_length=100)
+        changes["plan"] = _text(plan, field="plan", max_length=_account_max_length("plan"))
     if customer_email is not UNSET:
         changes["customer_email"] = _email(customer_email, field="customer_email")
     if status is not UNSET:

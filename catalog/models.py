@@ -127,9 +127,7 @@ class Feature(models.Model):
             # PostgreSQL compares text case-sensitively, so "Export" and "export" are two names.
             models.UniqueConstraint(fields=["workspace", "name"], name="catalog_feature_unique_name"),
             models.CheckConstraint(condition=Q(key__regex=KEY_REGEX), name="catalog_feature_key_format"),
-            models.CheckConstraint(
-                condition=Q(status__in=Lifecycle.values), name="catalog_feature_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=Lifecycle.values), name="catalog_feature_status_valid"),
             models.CheckConstraint(
                 condition=Q(type__in=["switch", "custom", "quantity", "range"]), name="catalog_feature_type_valid"
             ),
@@ -201,9 +199,7 @@ class Item(models.Model):
             models.UniqueConstraint(fields=["workspace", "name"], name="catalog_item_unique_name"),
             models.CheckConstraint(condition=Q(key__regex=KEY_REGEX), name="catalog_item_key_format"),
             models.CheckConstraint(condition=Q(type__in=["plan", "addon"]), name="catalog_item_type_valid"),
-            models.CheckConstraint(
-                condition=Q(status__in=Lifecycle.values), name="catalog_item_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=Lifecycle.values), name="catalog_item_status_valid"),
         ]
 
     def __str__(self) -> str:

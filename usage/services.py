@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 from accounts.models import Account, EndUser, Workspace
 from catalog.services import catalog_features_resolve
+from entitlements.models import EVENT_ID_MAX_LENGTH
 from entitlements.services import (
     ALLOWANCE_COUNTING_LOCK_PREFIX,
     ALLOWANCE_COUNTING_LOCK_SLOTS,
@@ -428,7 +429,8 @@ _EVENT_COLUMNS = "account_id, end_user_id, feature_id, occurred_at, quantity, ev
 _STAGE_SQL = (
     "SET CONSTRAINTS ALL IMMEDIATE; "
     "CREATE TEMP TABLE IF NOT EXISTS usage_ingest_stage (ord integer, account_id bigint, end_user_id bigint, "
-    "feature_id bigint, occurred_at timestamptz, quantity bigint, event_id varchar(128), properties jsonb) "
+    f"feature_id bigint, occurred_at timestamptz, quantity bigint, event_id varchar({EVENT_ID_MAX_LENGTH}), "
+    "properties jsonb) "
     "ON COMMIT DELETE ROWS"
 )
 # Rows are inserted in event_id order, so two batches sharing ids take their unique-index locks in one order
