@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts.ids import external_id_problem
 from accounts.models import EXTERNAL_ID_MAX_LENGTH, Workspace
 from catalog.models import KEY_PATTERN
 from catalog.services import key_from_display_name
@@ -265,8 +266,8 @@ def _id(event: dict, name: str, index: int, warnings: list[IngestWarning], *, re
     value = value.strip()
     if not value:
         raise _Reject(Code.INVALID_VALUE, f"'{name}' must not be empty.", name)
-    if problem := text_problem(value, controls=True):
-        raise _Reject(Code.INVALID_ID, f"'{name}' {problem.phrase}; ids are printable text.", name)
+    if message := external_id_problem(value, field=name):
+        raise _Reject(Code.INVALID_ID, message, name)
     if len(value) > EXTERNAL_ID_MAX_LENGTH:
         value = value[:EXTERNAL_ID_MAX_LENGTH].rstrip()
         warnings.append(
