@@ -22,6 +22,7 @@ from .common import (
     ids_digest,
     percent_of,
     rollup_cached,
+    window_and_prior_sums,
 )
 from .windows import Window
 
@@ -378,24 +379,9 @@ def _account_window_and_prior(
     """Account → (net uses of the features in `window`, in the prior window), accounts with rows in either.
     When the features are every feature of the workspace, the account × product × day rollup holds the sums."""
     if features_cover_all(workspace=workspace, product=None, feature_ids=feature_ids):
-        table, feature_sql = "analytics_accountproductday", ""
+        table, where = "analytics_accountproductday", ""
     else:
-        table, feature_sql = "analytics_featureaccountday", " AND feature_id = ANY(%(features)s)"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
-                   COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
-            FROM {table}
-            WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{feature_sql}
-            GROUP BY account_id
-            """,
-            {
-                "ws": workspace.pk,
-                "features": feature_ids,
-                "start": window.start,
-                "prior_start": window.prior.start,
-                "end": window.end,
-            },
-        )
-        return {account: (int(current), int(prior)) for account, current, prior in cursor.fetchall()}
+        table, where = "analytics_featureaccountday", " AND feature_id = ANY(%(features)s)"
+    return window_and_prior_sums(
+        workspace=workspace, window=window, table=table, key="account_id", where=where, params={"features": feature_ids}
+    )
