@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
+from django.conf import settings as django_settings
+from psycopg import sql
 
 from accounts.models import Account
 
@@ -31,3 +34,36 @@ def ingest(api, django_capture_on_commit_callbacks):
         return response.json()
 
     return post
+
+
+@pytest.fixture
+def bot_api(receiver, settings):
+    """The fake Bot API: the receiver, with UPTAKE_TELEGRAM_API_BASE pointing at it."""
+    settings.UPTAKE_TELEGRAM_API_BASE = receiver.url("")
+    return receiver
+
+
+@pytest.fixture
+def sink_url():
+    """A database of its own on the machine's PostgreSQL, dropped afterwards."""
+    db = django_settings.DATABASES["default"]
+    name = f"{db['NAME'].removeprefix('test_')}_sink"[:63]
+    admin = psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", autocommit=True
+    )
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield f"postgresql://{db['USER']}:sink-Password1@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()
+
+
+def sink_rows(url: str, table: str = "uptake.alerts") -> list[tuple]:
+    """The rows a PostgreSQL channel wrote (the documented columns; the payload's title for the whole payload)."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            sql.SQL(
+                "SELECT delivery_id, pipeline, trigger, event, account_id, account_name, plan, owner, feature, "
+                "quantity, occurred_at, payload->>'title', created_at IS NOT NULL FROM {} ORDER BY delivery_id"
+            ).format(sql.Identifier(*table.split(".")))
+        ).fetchall()

@@ -31,7 +31,7 @@ def test_create_channel_answers_201_with_secrets_masked(api):
         {
             "name": "Warehouse",
             "type": "postgres",
-            "url": "postgresql://app:pw-Secret1@db.example.com/dw",
+            "url": "postgresql://dw_writer:pw-Secret1@db.example.com/dw",
             "table": "a.t",
         },
         format="json",
@@ -52,9 +52,10 @@ def test_create_channel_answers_201_with_secrets_masked(api):
         "pipelines": [],
     }
     assert (tg.json()["token"], tg.json()["chat_id"], tg.json()["rate_limit_per_minute"]) == ("••••abcd", "-100123", 20)
-    assert (pg.json()["url"], pg.json()["table"]) == ("postgresql://app:••••@db.example.com/dw", "a.t")
+    assert (pg.json()["url"], pg.json()["table"]) == ("postgresql://••••@db.example.com/dw", "a.t")
     body = hook.content + tg.content + pg.content
-    assert SECRET.encode() not in body and TOKEN.encode() not in body and b"pw-Secret1" not in body
+    assert SECRET.encode() not in body and TOKEN.encode() not in body
+    assert b"pw-Secret1" not in body and b"dw_writer" not in body
     assert AlertChannel.objects.get(name="Sales chat").token == TOKEN
 
 

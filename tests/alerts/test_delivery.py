@@ -195,7 +195,7 @@ def test_email_destination_sends_through_django_mail(workspace, alert_settings):
     # then
     assert outcome.status == "sent"
     [message] = mail.outbox
-    assert message.subject == "[Uptake] Alert 1"
+    assert message.subject == "Alert 1"
     assert message.to == ["cs@example.com", "lead@example.com"]
     assert "Account: Initech (acc-1)\nPlan: free\nOwner: —\nDomain: initech.com" in message.body
 

@@ -304,7 +304,7 @@ def test_templates_render_escaped_for_each_format():
     assert tg["text"] == title + "\n*&lt;@\u2060everyone&gt; *Evil* &amp; Co* (free) exported ; "
     # HTML e-mail
     subject, _text, body = email_message(payload)
-    assert subject == "[Uptake] export by <@everyone> *Evil* & Co"
+    assert subject == "export by <@everyone> *Evil* & Co"
     assert "<h2>export by &lt;@everyone&gt; *Evil* &amp; Co</h2>" in body and "<@everyone>" not in body
 
 

@@ -89,7 +89,10 @@ def test_free_plan_account_using_an_ungranted_feature_alerts_once_a_day(
     # then
     [request] = receiver.requests
     embed = request.json["embeds"][0]
-    assert embed["title"] == "Initech (free) used SSO"
+    assert (embed["title"], embed["description"]) == (
+        "paid_feature_on_free_plan",
+        "Initech (free) used SSO, which its plan does not grant: an upsell opportunity.",
+    )
     assert request.json["allowed_mentions"] == {"parse": []}
     assert AlertDelivery.objects.count() == 1
 
@@ -228,8 +231,8 @@ def test_dormant_alerts_once_per_dormant_spell(workspace, customer, receiver, al
     )
     # then
     assert len(first) == 1 and again == [] and len(later) == 1
-    assert first[0].payload["title"] == "Initech has gone dormant"
-    assert first[0].payload["text"] == "No usage for 20 days (threshold: 14 days)."
+    assert first[0].payload["title"] == "account.dormant"
+    assert first[0].payload["text"] == "Initech has gone dormant: no usage for 20 days (threshold: 14 days)."
     assert first[0].payload["details"] == {
         "days": 14,
         "last_used_on": (today - timedelta(days=20)).isoformat(),
@@ -265,10 +268,10 @@ def test_usage_drop_alerts_once_per_window(workspace, customer, alert_settings, 
     # then
     assert repeat == []
     [delivery] = big
-    assert delivery.payload["title"] == "Initech: usage down 70%"
-    assert (
-        delivery.payload["text"]
-        == "30 uses in the last 7 days against 100 in the 7 days before (threshold: at least 50%)."
+    assert delivery.payload["title"] == "usage.drop"
+    assert delivery.payload["text"] == (
+        "Initech: usage down 70%, 30 uses in the last 7 days against 100 in the 7 days before "
+        "(threshold: at least 50%)."
     )
     assert delivery.payload["details"] == {"current": 30, "prior": 100, "drop_percent": 70.0, "days": 7}
     assert AlertDelivery.objects.count() == 1
