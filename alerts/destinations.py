@@ -63,9 +63,25 @@ def _display(value) -> str:
     return str(value)
 
 
+# A payload read back from jsonb has lost its key order: the details are shown in this one (other keys after them
+# by name, the event's properties last, by name).
+_DETAIL_ORDER = {
+    key: rank
+    for rank, key in enumerate(
+        ("quantity", "occurred_at", "event_id", "user", "threshold_percent", "used", "limit", "period_start")
+        + ("resets_at", "current", "prior", "drop_percent", "days", "last_used_on")
+    )
+}
+
+
+def _detail_rank(item: tuple[str, object]) -> tuple[bool, int, str]:
+    key = item[0]
+    return key == "properties", _DETAIL_ORDER.get(key, len(_DETAIL_ORDER)), key
+
+
 def _flattened(data: dict, prefix: str = "") -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
-    for key, value in data.items():
+    for key, value in sorted(data.items()):
         if isinstance(value, dict) and value:
             out += _flattened(value, f"{prefix}{key}.")
         else:
@@ -88,7 +104,7 @@ def message_fields(payload: dict) -> list[tuple[str, str]]:
     feature = payload.get("feature") or {}
     if feature:
         fields.append(("Feature", f"{feature.get('name') or feature.get('id')} ({feature.get('id')})"))
-    for key, value in (payload.get("details") or {}).items():
+    for key, value in sorted((payload.get("details") or {}).items(), key=_detail_rank):
         if key == "properties" and isinstance(value, dict):
             fields += [(name, _display(item)) for name, item in _flattened(value)]
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +23,7 @@ TELEGRAM_PRIVATE_PER_MINUTE = 60
 CUT_MARKER = "\n… (cut; the whole alert is in Uptake's delivery log)"
 # A word joiner after "@" keeps "@name" readable but no longer a mention that notifies.
 _WORD_JOINER = "\u2060"
+_MENTION = re.compile(r"(?<!\w)@(?=\w)")
 
 
 def telegram_length(text: str) -> int:
@@ -39,6 +41,11 @@ def _cut(text: str, limit: int) -> str:
     return kept + CUT_MARKER
 
 
+def _unmention(text: str) -> str:
+    # Only an "@" that starts a word is a mention: an e-mail address (carol@example.com) is left as it is.
+    return _MENTION.sub("@" + _WORD_JOINER, text)
+
+
 def telegram_send_url(token: str) -> str:
     return f"{settings.UPTAKE_TELEGRAM_API_BASE.rstrip('/')}/bot{token}/sendMessage"
 
@@ -47,8 +54,8 @@ def telegram_body(*, chat_id: str, title: str, lines: list[str], mentions: bool 
     """The sendMessage body: the title in bold, then the lines; every character of the text escaped for
     Telegram's HTML parse mode, so nothing in an event is read as markup."""
     if not mentions:
-        title = title.replace("@", "@" + _WORD_JOINER)
-        lines = [line.replace("@", "@" + _WORD_JOINER) for line in lines]
+        title = _unmention(title)
+        lines = [_unmention(line) for line in lines]
     title = _cut(title, 256)
     rest = _cut("\n".join(lines), TELEGRAM_MAX_TEXT - telegram_length(title) - 1)
     text = f"<b>{html.escape(title, quote=False)}</b>\n{html.escape(rest, quote=False)}".rstrip("\n")
