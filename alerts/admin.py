@@ -9,7 +9,7 @@ from core.admin import WorkspaceScopedAdmin
 from core.errors import DomainError
 from core.staff import EDIT_ROLES
 
-from .channels import channel_test_send, channel_validate
+from .channels import CHANNEL_FIELDS, channel_test_send, channel_validate
 from .destinations import channel_target_shown, channel_url_shown, mask_secret
 from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 from .services import alerts_subscription_sync, pipeline_test_send, trigger_validate
@@ -31,19 +31,7 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = AlertChannel
-        fields = [
-            "workspace",
-            "name",
-            "type",
-            "url",
-            "to",
-            "secret",
-            "token",
-            "chat_id",
-            "table",
-            "mentions",
-            "rate_limit_per_minute",
-        ]
+        fields = ["workspace", *CHANNEL_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -57,10 +45,7 @@ class ChannelForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        spec = {
-            k: data.get(k)
-            for k in ("type", "url", "to", "secret", "token", "chat_id", "table", "mentions", "rate_limit_per_minute")
-        }
+        spec = {k: data.get(k) for k in CHANNEL_FIELDS if k != "name"}
         spec = {k: v for k, v in spec.items() if v not in (None, "")}
         spec["mentions"] = bool(data.get("mentions"))
         try:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -55,6 +57,8 @@ CHANNEL_FIELDS = (
     "mentions",
     "rate_limit_per_minute",
 )
+# What channel_validate returns besides the name: the values a channel row stores.
+STORED_FIELDS = (*CHANNEL_FIELDS[1:], "target_key")
 # Which target fields each type takes; the others must be absent or empty.
 _TARGET_FIELDS = {
     ChannelType.SLACK: {"url"},
@@ -90,7 +94,8 @@ def _err(message: str, *, code: str, field: str) -> DomainError:
     return DomainError(message, code=code, field=field)
 
 
-def _int(value: Any, *, field: str, low: int, high: int) -> int:
+def int_between(value: Any, *, field: str, low: int, high: int) -> int:
+    """`value` when it is an integer from `low` to `high`; otherwise a DomainError naming `field`."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise _err(f"{field} must be an integer between {low} and {high}.", code="invalid_type", field=field)
     if not low <= value <= high:
@@ -264,7 +269,9 @@ def _rate_limit(spec: dict, *, kind: str, chat_id: str, previous: AlertChannel |
     if "rate_limit_per_minute" not in spec:
         stored = previous.rate_limit_per_minute if previous and previous.type == kind else None
         return min(stored or DEFAULT_RATE_LIMIT_PER_MINUTE[kind], ceiling)
-    limit = _int(spec["rate_limit_per_minute"], field=f"{field}.rate_limit_per_minute", low=1, high=MAX_RATE_LIMIT)
+    limit = int_between(
+        spec["rate_limit_per_minute"], field=f"{field}.rate_limit_per_minute", low=1, high=MAX_RATE_LIMIT
+    )
     if limit > ceiling:
         where = "a group or channel" if telegram_is_group(chat_id) else "a private chat"
         raise _err(
@@ -341,45 +348,46 @@ def _default_name(workspace_id: int, values: dict) -> str:
     return name
 
 
-def _save(channel: AlertChannel) -> AlertChannel:
+def save_or_conflict(obj: Model, conflicts: dict[str, Callable[[], Conflict]]) -> None:
+    """Save `obj`; a unique constraint it breaks (named in `conflicts`) is answered with that Conflict."""
     try:
         with transaction.atomic():
-            channel.save()
+            obj.save()
     except IntegrityError as exc:
-        if "alerts_alertchannel_unique_name" in str(exc):
-            raise Conflict(
-                f"A channel named {channel.name!r} already exists in this workspace.",
-                code="duplicate_name",
-                field="name",
-            ) from None
-        if "alerts_alertchannel_unique_target" in str(exc):
-            other = AlertChannel.objects.filter(
-                workspace_id=channel.workspace_id, target_key=channel.target_key
-            ).first()
-            raise Conflict(
-                f"Channel {other.name!r} (id {other.pk}) already posts to this target; use it instead."
-                if other
-                else "Another channel already posts to this target.",
-                code="duplicate_target",
-                field="url" if channel.url else "to" if channel.to else "chat_id",
-            ) from None
+        for constraint, conflict in conflicts.items():
+            if constraint in str(exc):
+                raise conflict() from None
         raise
+
+
+def name_taken(noun: str, name: str) -> Conflict:
+    return Conflict(f"A {noun} named {name!r} already exists in this workspace.", code="duplicate_name", field="name")
+
+
+def _target_taken(channel: AlertChannel) -> Conflict:
+    other = AlertChannel.objects.filter(workspace_id=channel.workspace_id, target_key=channel.target_key).first()
+    return Conflict(
+        f"Channel {other.name!r} (id {other.pk}) already posts to this target; use it instead."
+        if other
+        else "Another channel already posts to this target.",
+        code="duplicate_target",
+        field="url" if channel.url else "to" if channel.to else "chat_id",
+    )
+
+
+def _save(channel: AlertChannel) -> AlertChannel:
+    save_or_conflict(
+        channel,
+        {
+            "alerts_alertchannel_unique_name": lambda: name_taken("channel", channel.name),
+            "alerts_alertchannel_unique_target": lambda: _target_taken(channel),
+        },
+    )
     return channel
 
 
 def _apply(channel: AlertChannel, values: dict) -> None:
-    for key in (
-        "type",
-        "url",
-        "to",
-        "secret",
-        "token",
-        "chat_id",
-        "table",
-        "mentions",
-        "rate_limit_per_minute",
-        "target_key",
-    ):
+    for key in STORED_FIELDS:
         setattr(channel, key, values[key])
     if values.get("name"):
         channel.name = values["name"]

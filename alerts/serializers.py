@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .channels import CHANNEL_FIELDS
 from .destinations import channel_url_shown, mask_secret
 from .models import AlertChannel, AlertDelivery, AlertPipeline
 from .selectors import channel_pipelines, pipeline_channels
@@ -95,22 +96,7 @@ class ChannelOutput(serializers.ModelSerializer):
 
     class Meta:
         model = AlertChannel
-        fields = [
-            "id",
-            "name",
-            "type",
-            "url",
-            "to",
-            "secret",
-            "token",
-            "chat_id",
-            "table",
-            "mentions",
-            "rate_limit_per_minute",
-            "pipelines",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *CHANNEL_FIELDS, "pipelines", "created_at", "updated_at"]
 
     def get_url(self, obj: AlertChannel) -> str | None:
         return channel_url_shown(obj)

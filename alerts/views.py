@@ -372,9 +372,9 @@ def channel_list(request: HttpRequest) -> HttpResponse:
     return _render(request, "alerts/channels.html", {"title": "Alert channels", "channels": rows})
 
 
-@alerts_page
-def channel_detail(request: HttpRequest, channel_id: int) -> HttpResponse:
-    channel = selectors.channel_get(workspace=request.workspace, channel_id=channel_id)
+def _channel_page(request: HttpRequest, channel: AlertChannel, *, error: str | None = None) -> HttpResponse:
+    """The channel's page: its target (masked), the pipelines posting to it, its delivery log; with the error
+    that refused a delete (409)."""
     return _render(
         request,
         "alerts/channel_detail.html",
@@ -384,8 +384,15 @@ def channel_detail(request: HttpRequest, channel_id: int) -> HttpResponse:
             "row": _channel_row(channel),
             "pipelines": selectors.channel_pipelines(channel),
             "deliveries": selectors.channel_delivery_page(channel=channel, limit=DELIVERY_LOG_LIMIT),
+            "error": error,
         },
+        status=409 if error else 200,
     )
+
+
+@alerts_page
+def channel_detail(request: HttpRequest, channel_id: int) -> HttpResponse:
+    return _channel_page(request, selectors.channel_get(workspace=request.workspace, channel_id=channel_id))
 
 
 def _channel_save(request: HttpRequest, channel: AlertChannel | None) -> HttpResponse:
@@ -456,17 +463,5 @@ def channel_remove(request: HttpRequest, channel_id: int) -> HttpResponse:
     try:
         channel_delete(channel=channel)
     except DomainError as exc:
-        return _render(
-            request,
-            "alerts/channel_detail.html",
-            {
-                "title": channel.name,
-                "channel": channel,
-                "row": _channel_row(channel),
-                "pipelines": selectors.channel_pipelines(channel),
-                "deliveries": selectors.channel_delivery_page(channel=channel, limit=DELIVERY_LOG_LIMIT),
-                "error": str(exc),
-            },
-            status=409,
-        )
+        return _channel_page(request, channel, error=str(exc))
     return redirect("alerts:channels")

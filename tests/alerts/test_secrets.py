@@ -222,6 +222,8 @@ def test_a_masked_value_is_no_secret_for_a_new_channel(api):
         ("postgresql://app@db.example.com/dw", False, "postgresql://••••@db.example.com/dw"),
         ("postgresql://db.example.com/dw", False, "postgresql://db.example.com/dw"),
         ("https://u:p@discord.com/api/webhooks/1/tok-XYZW", True, "https://••••@discord.com/••••XYZW"),
+        ("https://discord.com/api/webhooks/123/tok-XYZW", True, "https://discord.com/••••XYZW"),
+        ("https://user:pw@example.com", True, "https://••••@example.com"),
         ("https://hooks.example.com/u?a=1", False, "https://hooks.example.com/u?a=1"),
     ],
 )

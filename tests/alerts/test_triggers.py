@@ -1,5 +1,6 @@
 from datetime import date, timedelta
 
+import pytest
 from django.utils import timezone
 
 from alerts.models import AlertDelivery, AlertThresholdMark
@@ -113,29 +114,40 @@ def test_paid_plan_account_does_not_trigger_the_free_plan_alert(ingest, workspac
     assert receiver.requests == [] and AlertDelivery.objects.count() == 0
 
 
-def test_threshold_alerts_once_per_threshold_per_period(ingest, workspace, product, customer, receiver, eager):
-    # given: 100 API calls a calendar month
-    calls = feature_activate(
-        feature=feature_create(
-            workspace=workspace,
-            key="api.calls",
-            name="API calls",
-            product=product,
-            type="quantity",
-            unit="call",
-            levels=[{"value": "100", "name": "100 calls"}],
-            metered=True,
-            reset_period="month",
-            reset_anchor="calendar",
+@pytest.fixture
+def limits(workspace, product, customer, receiver):
+    """`limits(calls)`: a metered "api.calls" allowance of `calls` a calendar month for the customer (a level of
+    0 or 100), and a threshold pipeline at 80 % and 100 % posting to the receiver."""
+
+    def make(allowance: str) -> None:
+        calls = feature_activate(
+            feature=feature_create(
+                workspace=workspace,
+                key="api.calls",
+                name="API calls",
+                product=product,
+                type="quantity",
+                unit="call",
+                levels=[{"value": "0", "name": "No calls"}, {"value": "100", "name": "100 calls"}],
+                metered=True,
+                reset_period="month",
+                reset_anchor="calendar",
+            )
         )
-    )
-    _subscribe(workspace, customer, {calls: "100"})
-    pipeline_create(
-        workspace=workspace,
-        name="Limits",
-        trigger={"type": "threshold", "percent": [80, 100]},
-        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
-    )
+        _subscribe(workspace, customer, {calls: allowance})
+        pipeline_create(
+            workspace=workspace,
+            name="Limits",
+            trigger={"type": "threshold", "percent": [80, 100]},
+            destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
+        )
+
+    return make
+
+
+def test_threshold_alerts_once_per_threshold_per_period(ingest, limits, receiver, eager):
+    # given: 100 API calls a calendar month
+    limits("100")
     # when: 50, 85, 95, 105, 110 used
     for quantity in (50, 35, 10, 10, 5):
         ingest({"account_id": "acc-1", "feature_id": "api.calls", "quantity": quantity})
@@ -147,29 +159,9 @@ def test_threshold_alerts_once_per_threshold_per_period(ingest, workspace, produ
     assert sorted(AlertThresholdMark.objects.values_list("threshold", flat=True)) == [80, 100]
 
 
-def test_threshold_never_alerts_on_a_limit_of_zero(ingest, workspace, product, customer, receiver, eager):
+def test_threshold_never_alerts_on_a_limit_of_zero(ingest, limits, receiver, eager):
     # given: a metered allowance of 0 calls, which means "not entitled" (never near a limit)
-    calls = feature_activate(
-        feature=feature_create(
-            workspace=workspace,
-            key="api.calls",
-            name="API calls",
-            product=product,
-            type="quantity",
-            unit="call",
-            levels=[{"value": "0", "name": "No calls"}, {"value": "100", "name": "100 calls"}],
-            metered=True,
-            reset_period="month",
-            reset_anchor="calendar",
-        )
-    )
-    _subscribe(workspace, customer, {calls: "0"})
-    pipeline_create(
-        workspace=workspace,
-        name="Limits",
-        trigger={"type": "threshold", "percent": [80, 100]},
-        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
-    )
+    limits("0")
     # when
     ingest({"account_id": "acc-1", "feature_id": "api.calls", "quantity": 5})
     # then: the use is stored, and nothing alerts
