@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account, EndUser
 from alerts.destinations import destination_send, discord_body, email_message, slack_body
-from alerts.filters import FilterSubject, filter_matches
+from alerts.filters import OPS, FilterSubject, filter_matches
 from alerts.models import AlertChannel, AlertDelivery, AlertPipeline
 from alerts.services import pipeline_create
 from alerts.telegram import telegram_body
@@ -114,6 +114,53 @@ def test_a_filtered_event_pipeline_alerts_on_the_matching_event_only(ingest, wor
     # then
     assert [r.json["details"]["event_id"] for r in receiver.requests] == ["hit"]
     assert AlertDelivery.objects.count() == 1
+
+
+# Each operator: the condition's value, an event property that matches it and one that does not (None: absent).
+EVENT_OPERATOR_CASES = {
+    "eq": ("pdf", "PDF", "csv"),
+    "ne": ("pdf", "csv", "pdf"),
+    "in": (["csv", "xlsx"], "xlsx", "pdf"),
+    "not_in": (["pdf"], "csv", "pdf"),
+    "gt": (10, 11, 10),
+    "gte": (10, 10, 9),
+    "lt": (10, 9, 10),
+    "lte": (10, 10, 11),
+    "contains": ("port", "Report", "page"),
+    "starts_with": ("rep", "Report", "page"),
+    "glob": ("r*t", "report", "reports"),
+    "exists": (True, "anything", None),
+}
+
+
+def test_every_operator_alerts_on_its_matching_event_and_not_on_the_other(ingest, workspace, customer, receiver, eager):
+    # given one pipeline per operator, each posting to its own path of the receiver
+    for op, (value, _, _) in EVENT_OPERATOR_CASES.items():
+        pipeline_create(
+            workspace=workspace,
+            name=f"op {op}",
+            trigger={"type": "event"},
+            filter={
+                "conditions": [
+                    {"field": "event.properties.case", "op": "eq", "value": op},
+                    {"field": "event.properties.v", "op": op, "value": value},
+                ]
+            },
+            destinations=[{"type": "webhook", "url": receiver.url(f"/{op}"), "secret": SECRET}],
+        )
+    # when a matching and a non-matching event of each operator are ingested
+    events = []
+    for op, (_, matching, other) in EVENT_OPERATOR_CASES.items():
+        for outcome, v in (("match", matching), ("other", other)):
+            properties = {"case": op} | ({} if v is None else {"v": v})
+            events.append(
+                {"account_id": "acc-1", "feature_id": "export", "event_id": f"{op}-{outcome}", "properties": properties}
+            )
+    ingest(*events)
+    # then each operator's pipeline alerted on its matching event only
+    got = sorted((r.path, r.json["details"]["event_id"]) for r in receiver.requests)
+    assert got == sorted((f"/{op}", f"{op}-match") for op in EVENT_OPERATOR_CASES)
+    assert set(EVENT_OPERATOR_CASES) == set(OPS)  # every operator
 
 
 def _pipeline_body(**extra) -> dict:
