@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import transaction
 
-from accounts.models import Account
+from accounts.models import Account, Workspace
 from analytics.selectors import allowance_reached
 from catalog.models import Feature
 from usage.models import EventOutbox, UsageEvent
@@ -20,7 +20,7 @@ from .delivery import deliveries_create
 from .filters import FilterSubject, filter_matches
 from .message_templates import template_render, template_values
 from .models import EVENT_TRIGGERS, AlertDelivery, AlertPipeline, AlertThresholdMark, AlertWindowMark
-from .selectors import pipelines_enabled
+from .selectors import latest_events, pipelines_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +165,22 @@ def payload_with_template(payload: dict, *, template: dict, usage_event: UsageEv
     return payload
 
 
-def preview_payload(*, event: UsageEvent, template: dict, pipeline_name: str) -> dict:
-    """The payload an event alert on `event` would carry under `template` (the form's preview; nothing stored)."""
-    pipeline = AlertPipeline(name=pipeline_name, trigger_type=TriggerType.EVENT, template=template)
+# How many of the latest events of its features a preview looks through for one its pipeline would alert on.
+PREVIEW_SCAN = 500
+
+
+def preview_event(*, workspace: Workspace, pipeline: AlertPipeline) -> UsageEvent | None:
+    """The latest event (of the last PREVIEW_SCAN of its features) that the unsaved `pipeline` would alert on:
+    its features, plans, minimum quantity and filter. What the form's template preview renders."""
+    keys = pipeline.trigger_config.get("features") or []
+    for event in latest_events(workspace=workspace, feature_keys=keys, limit=PREVIEW_SCAN):
+        if event.quantity >= pipeline.trigger_config.get("min_quantity", 1) and _event_ok(pipeline, event):
+            return event
+    return None
+
+
+def preview_payload(*, event: UsageEvent, pipeline: AlertPipeline) -> dict:
+    """The payload an event alert on `event` would carry for the unsaved `pipeline` (nothing stored)."""
     return _event_payload(pipeline, event)
 
 

@@ -656,6 +656,36 @@ def test_template_preview_renders_the_latest_matching_event(workspace, admin_cli
     assert "template.title: $account.colour is not a placeholder" in bad.content.decode()
 
 
+def test_the_preview_picks_the_latest_event_the_form_would_alert_on(workspace, admin_client, ingest, customer):
+    # given a big csv export, then a small csv export and a big pdf export (the latest)
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 9, "properties": {"format": "csv"}})
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 1, "properties": {"format": "csv"}})
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 8, "properties": {"format": "pdf"}})
+    form = dashboard_form(
+        trigger_type="event",
+        features=["export"],
+        min_quantity="5",
+        template_title="$event.format × $event.quantity",
+        template_body="",
+    ) | {
+        "cond-TOTAL_FORMS": "1",
+        "cond-0-field": "event.properties.",
+        "cond-0-name": "format",
+        "cond-0-op": "eq",
+        "cond-0-value": "csv",
+    }
+    # when the whole form is sent to the preview (as its button does), with the filter and without it
+    filtered = admin_client.get("/alerts/preview/", form).content.decode()
+    unfiltered = admin_client.get("/alerts/preview/", form | {"cond-TOTAL_FORMS": "0"}).content.decode()
+    half_done = admin_client.get("/alerts/preview/", form | {"min_quantity": "lots"}).content.decode()
+    # then the preview uses the latest event that passes the trigger and the filter
+    assert '<strong id="preview-title">csv × 9</strong>' in filtered and "preview-note" not in filtered
+    assert '<strong id="preview-title">pdf × 8</strong>' in unfiltered
+    # and while a setting is not valid yet, the preview takes the chosen features alone, and says why
+    assert '<strong id="preview-title">pdf × 8</strong>' in half_done
+    assert "Not applied yet: trigger.min_quantity must be an integer between 1 and 1000000000." in half_done
+
+
 def test_the_form_switches_fields_by_trigger_with_a_static_script(workspace, admin_client):
     # when
     html = admin_client.get("/alerts/new/").content.decode()
