@@ -238,3 +238,20 @@ def test_mask_url_in_masks_the_url_and_its_credentials_in_a_message():
         'connection to postgresql://••••@db.example.com/dw failed: password authentication failed for user "••••" '
         "(••••)"
     )
+
+
+def test_a_telegram_send_logs_no_token_even_at_debug_level(workspace, bot_api, alert_settings, caplog):
+    # given a Telegram channel and a message to it
+    channel = AlertChannel.objects.create(
+        workspace=workspace, name="TG", type="telegram", token=TOKEN, chat_id="4242", target_key="tg"
+    )
+    delivery = AlertDelivery.objects.create(
+        workspace=workspace, channel=channel, kind="test", payload={"title": "Hello"}, created_at=FROZEN_NOW
+    )
+    # when it is sent with every logger at DEBUG
+    with caplog.at_level(logging.DEBUG):
+        outcome = alert_delivery_attempt(delivery_id=delivery.pk, now=FROZEN_NOW)
+    # then the Bot API got it at the token's path, and no log line shows the token
+    assert outcome.status == "sent" and bot_api.requests[0].path == f"/bot{TOKEN}/sendMessage"
+    assert _clean(caplog.text) == []
+
