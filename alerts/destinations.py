@@ -139,12 +139,15 @@ def mask_url(url: str, *, path: bool = True) -> str:
     return f"{scheme}{authority}/{MASK}{url[-4:]}"
 
 
-def mask_url_in(text: str, url: str) -> str:
+def mask_url_in(text: str, url: str, *, path: bool = False) -> str:
     """`text` (an error message, a log line) with `url` shown as mask_url shows it, and its user name and password
-    masked wherever they stand alone (a driver's `password authentication failed for user "app"`)."""
+    (and with `path`, its path) masked wherever they stand alone (a driver's `authentication failed for user
+    "app"`)."""
     parts = urlsplit(url)
-    text = text.replace(url, mask_url(url, path=False))
+    text = text.replace(url, mask_url(url, path=path))
     secrets = {unquote(parts.password or ""), unquote(parts.username or "")} - {""}
+    if path and len(parts.path) > 1:
+        secrets.add(parts.path)
     for secret in sorted(secrets, key=len, reverse=True):
         text = re.sub(rf"(?<![\w.-]){re.escape(secret)}(?![\w.-])", MASK, text)
     return text
@@ -430,8 +433,6 @@ def _telegram_send(channel: AlertChannel, payload: dict, now: datetime) -> SendR
     result = _post(
         telegram_send_url(channel.token), data=_json(body), headers={"Content-Type": "application/json"}, now=now
     )
-    if channel.token and channel.token in result.error:
-        result = replace(result, error=result.error.replace(channel.token, MASK))
     if result.response_code == 429 and result.retry_after is None:
         result = replace(result, retry_after=telegram_retry_after(result.error.split(": ", 1)[-1]))
     return result
@@ -445,18 +446,28 @@ def _postgres_send(channel: AlertChannel, payload: dict, delivery_id: int) -> Se
     except HostRefused as exc:
         return SendResult(ok=False, retryable=False, error=f"refused: {exc}")
     except psycopg.OperationalError as exc:
-        # Connection refused, timeouts, server shutting down: worth another attempt, like an HTTP 5xx.
-        error = mask_url_in(str(exc), channel.url)
-        return SendResult(ok=False, retryable=True, error=f"connection failed: {error}"[:500])
+        # Connection refused, timeouts, server shutting down: worth another attempt, like an HTTP 5xx. (The
+        # driver's words may name the user: destination_send masks them before anything is stored.)
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc}")
     except psycopg.Error as exc:
         # Permission denied, a table of another shape: the user must act; retrying would not help.
-        error = mask_url_in(f"{exc.__class__.__name__}: {exc}", channel.url)
-        return SendResult(ok=False, retryable=False, error=f"PostgreSQL refused: {error}"[:500])
+        return SendResult(ok=False, retryable=False, error=f"PostgreSQL refused: {exc.__class__.__name__}: {exc}")
     return SendResult(ok=True)
 
 
 def destination_send(*, channel: AlertChannel, payload: dict, now: datetime, delivery_id: int) -> SendResult:
-    """Send one payload to one channel (one attempt, no retry here)."""
+    """Send one payload to one channel (one attempt, no retry here). The error it reports, which the delivery log
+    keeps, never shows the channel's credentials, URL token, bot token or signing secret."""
+    result = _send(channel=channel, payload=payload, now=now, delivery_id=delivery_id)
+    if not result.error:
+        return result
+    error = mask_url_in(result.error, channel.url, path=_masks_path(channel.type)) if channel.url else result.error
+    for secret in (channel.token, channel.secret):
+        error = error.replace(secret, MASK) if secret else error
+    return replace(result, error=error[:500])
+
+
+def _send(*, channel: AlertChannel, payload: dict, now: datetime, delivery_id: int) -> SendResult:
     kind = channel.type
     if kind == AlertChannel.Type.SLACK:
         body = _json(slack_body(payload, mentions=channel.mentions))

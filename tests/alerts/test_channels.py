@@ -276,3 +276,32 @@ def test_the_admin_refuses_a_bad_channel_as_a_form_error_and_masks_the_token(cli
     assert (channel.token, channel.chat_id) == (TOKEN, "-100123")
     page = client.get(f"/admin/alerts/alertchannel/{channel.pk}/change/").content.decode()
     assert TOKEN not in page and "••••abcd" in page
+
+
+def test_the_admin_sends_a_test_message_per_channel(
+    client, workspace, staff_of, receiver, eager, django_capture_on_commit_callbacks
+):
+    # given two channels, and an admin of the workspace in the channel admin
+    channels = [
+        AlertChannel.objects.create(
+            workspace=workspace, name=name, type="slack", url=receiver.url(f"/{name}"), target_key=name
+        )
+        for name in ("ops", "sales")
+    ]
+    client.force_login(staff_of(workspace, "admin"))
+    # when the action runs on both
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/alerts/alertchannel/",
+            {"action": "send_test_message", "_selected_action": [c.pk for c in channels]},
+        )
+    # then each channel's target got its test message, logged as sent
+    assert response.status_code == 302
+    assert sorted((r.path, r.json["blocks"][0]["text"]["text"]) for r in receiver.requests) == [
+        ("/ops", "Test message to 'ops'"),
+        ("/sales", "Test message to 'sales'"),
+    ]
+    assert sorted(AlertDelivery.objects.values_list("channel__name", "kind", "status")) == [
+        ("ops", "test", "sent"),
+        ("sales", "test", "sent"),
+    ]

@@ -255,3 +255,20 @@ def test_a_telegram_send_logs_no_token_even_at_debug_level(workspace, bot_api, a
     assert outcome.status == "sent" and bot_api.requests[0].path == f"/bot{TOKEN}/sendMessage"
     assert _clean(caplog.text) == []
 
+
+def test_an_error_echoing_a_webhook_url_token_is_logged_masked(workspace, receiver, alert_settings):
+    # given a Slack channel (its URL's path is its token) whose server echoes the path in a 500
+    path = "/services/T000/B000/hook-Token-XYZW"
+    receiver.respond((500, {}, f"no hook at {receiver.url(path)} ({path})"))
+    channel = AlertChannel.objects.create(
+        workspace=workspace, name="Slack", type="slack", url=receiver.url(path), target_key="s"
+    )
+    delivery = AlertDelivery.objects.create(
+        workspace=workspace, channel=channel, kind="test", payload={"title": "Hello"}, created_at=FROZEN_NOW
+    )
+    # when
+    outcome = alert_delivery_attempt(delivery_id=delivery.pk, now=FROZEN_NOW)
+    # then the attempt is retried, and the log keeps the answer with the token masked
+    delivery.refresh_from_db()
+    assert outcome.status == "retry"
+    assert delivery.last_error == f"attempt 1: HTTP 500: no hook at http://127.0.0.1:{receiver.port}/••••XYZW (••••)"
