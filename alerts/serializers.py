@@ -86,7 +86,9 @@ class PipelineInput(serializers.Serializer):
 
 
 class ChannelOutput(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField(help_text="Slack and Discord tokens and PostgreSQL passwords masked.")
+    url = serializers.SerializerMethodField(
+        help_text="Slack and Discord tokens and URL credentials (user name and password) masked."
+    )
     to = serializers.SerializerMethodField()
     secret = serializers.SerializerMethodField(help_text="Masked: only the last 4 characters are shown.")
     token = serializers.SerializerMethodField(help_text="Masked: only the last 4 characters are shown.")
