@@ -54,8 +54,10 @@ class EntitlementCheckView(APIView):
         parameters=[CheckQuerySerializer],
         responses=EntitlementCheckSerializer,
         description="May this account use this feature, and how much is left. With `quantity`, `entitled` "
-        "also requires used + quantity ≤ limit (metered) or quantity ≤ value (quantity/range). Unknown "
-        "accounts and features answer `entitled: false` with reason `unknown_account` / `unknown_feature`.",
+        "also requires used + quantity ≤ limit (metered) or quantity ≤ value (quantity/range); "
+        "`POST /api/v1/usage/record` applies the same rule. A metered allowance of 0 grants nothing: "
+        "`entitled: false`, reason `not_entitled`, `limit: 0`. Unknown accounts and features answer "
+        "`entitled: false` with reason `unknown_account` / `unknown_feature`.",
     )
     def get(self, request):
         query = CheckQuerySerializer(data=request.query_params)
