@@ -217,18 +217,28 @@ class SubscriptionOutput(serializers.Serializer):
         return sorted(item.key for item in obj.items.all())
 
 
+ITEMS_HELP = (
+    "Item keys. An item joins a subscription only while active (400 `item_not_active` names a draft or archived "
+    "one); archived items the subscription already has may stay, and keep granting. Draft items grant nothing."
+)
+
+
 class SubscriptionInput(serializers.Serializer):
     id = serializers.CharField(max_length=SUBSCRIPTION_ID_MAX_LENGTH)
     account_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
     status = serializers.ChoiceField(choices=Subscription.Status.choices, default=Subscription.Status.ACTIVE)
-    items = serializers.ListField(child=serializers.CharField(max_length=KEY_MAX_LENGTH), default=list)
+    items = serializers.ListField(
+        child=serializers.CharField(max_length=KEY_MAX_LENGTH), default=list, help_text=ITEMS_HELP
+    )
     current_term_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
     current_term_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
 class SubscriptionUpdateInput(serializers.Serializer):
     status = serializers.ChoiceField(choices=Subscription.Status.choices, required=False)
-    items = serializers.ListField(child=serializers.CharField(max_length=KEY_MAX_LENGTH), required=False)
+    items = serializers.ListField(
+        child=serializers.CharField(max_length=KEY_MAX_LENGTH), required=False, help_text=ITEMS_HELP
+    )
     current_term_start = serializers.DateTimeField(required=False, allow_null=True)
     current_term_end = serializers.DateTimeField(required=False, allow_null=True)
 

@@ -2,7 +2,8 @@
 
 Resolution: over the account's active and in-trial subscriptions, each
 subscription gives a feature either its override (if one exists and has not expired) or the highest value any
-of its items grants; the account gets the highest value over its subscriptions. Draft features grant nothing.
+of its items grants; the account gets the highest value over its subscriptions. Draft features and draft items
+grant nothing; archived ones keep granting where they already are.
 """
 
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ _GRANTS_SQL = """
 SELECT s.account_id, ie.feature_id, s.id, s.current_term_start, ie.value, false
 FROM entitlements_subscription s
 JOIN entitlements_subscription_items si ON si.subscription_id = s.id
+JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
 JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
 WHERE s.account_id = ANY(%(accounts)s) AND s.status IN ('active', 'in_trial') {item_feature}
 UNION ALL
@@ -329,7 +331,8 @@ SELECT f.id, f.type, f.status, f.metered, f.reset_period, f.reset_anchor, a.id,
   (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), ie.value, 'i'])
      FROM entitlements_subscription s
      JOIN entitlements_subscription_items si ON si.subscription_id = s.id
-          JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id AND ie.feature_id = f.id
+     JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
+     JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id AND ie.feature_id = f.id
     WHERE s.account_id = a.id AND s.status IN ('active', 'in_trial')),
   (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), se.value, 'o'])
      FROM entitlements_subscription s

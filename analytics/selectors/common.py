@@ -149,6 +149,7 @@ def accounts_with_grants(
             f"""
             SELECT DISTINCT s.account_id, f.id FROM entitlements_subscription s
             JOIN entitlements_subscription_items si ON si.subscription_id = s.id
+            JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
             JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
             JOIN catalog_feature f ON f.id = ie.feature_id
             WHERE s.workspace_id = %(ws)s AND s.status IN ('active', 'in_trial'){feature_sql}{metered_sql}
