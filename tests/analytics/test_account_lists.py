@@ -156,6 +156,25 @@ def test_usage_drop_list_at_exactly_percent(usage):
     assert dropped(51) == gone
 
 
+def test_the_usage_drop_query_names_its_rollup_table_as_a_quoted_identifier(usage, request):
+    # given
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    expected = (
+        "analytics_accountproductday"
+        if request.node.callspec.params["usage"] == "every feature"
+        else "analytics_featureaccountday"
+    )
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        accounts_usage_dropped(workspace=usage, window=WEEK, percent=50)
+    # then: the table comes from the fixed mapping of model tables, composed with psycopg.sql.Identifier
+    sums = [q["sql"] for q in queries.captured_queries if "sum(uses) FILTER" in q["sql"]]
+    assert len(sums) == 1
+    assert f'FROM "{expected}"' in sums[0]
+
+
 @time_machine.travel(FROZEN_NOW, tick=False)
 def test_the_dormant_and_usage_drop_alerts_name_the_accounts_of_their_lists(
     usage, receiver, eager, staff_of, django_capture_on_commit_callbacks
