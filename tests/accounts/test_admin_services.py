@@ -10,6 +10,7 @@ from django.test import Client
 from accounts.models import Account, EndUser
 from accounts.services import account_upsert, end_user_upsert, membership_set
 from core.errors import Conflict, DomainError
+from tests.accounts.admin_forms import account_form
 
 pytestmark = pytest.mark.django_db
 
@@ -35,26 +36,6 @@ def dave(other_workspace):
     return user
 
 
-def _account_form(workspace, **fields) -> dict:
-    form = {
-        "workspace": str(workspace.pk),
-        "external_id": "acct_1",
-        "name": "Acme",
-        "domain": "",
-        "plan": "",
-        "customer_email": "",
-        "owner": "",
-        "status": "active",
-        "attributes": "{}",
-        "users-TOTAL_FORMS": "0",
-        "users-INITIAL_FORMS": "0",
-        "users-MIN_NUM_FORMS": "0",
-        "users-MAX_NUM_FORMS": "1000",
-    }
-    form.update(fields)
-    return form
-
-
 def _errors(response) -> dict[str, list[str]]:
     return {field: list(errors) for field, errors in response.context["adminform"].form.errors.items()}
 
@@ -69,7 +50,7 @@ def test_a_new_account_is_normalised_as_over_the_api(admin_client, workspace, st
     # when
     response = admin_client.post(
         ACCOUNT_ADD,
-        _account_form(workspace, external_id="  acct_1 ", name=" Acme ", domain=" ACME.Example ", owner=staff_user.pk),
+        account_form(workspace, external_id="  acct_1 ", name=" Acme ", domain=" ACME.Example ", owner=staff_user.pk),
     )
     # then
     assert response.status_code == 302
@@ -82,7 +63,7 @@ def test_an_owner_from_another_workspace_is_refused_on_the_new_account_form_and_
     admin_client, workspace, dave
 ):
     # when
-    response = admin_client.post(ACCOUNT_ADD, _account_form(workspace, owner=dave.pk))
+    response = admin_client.post(ACCOUNT_ADD, account_form(workspace, owner=dave.pk))
     # then
     assert response.status_code == 200
     assert _errors(response) == {"owner": [OWNER_REFUSED]}
@@ -95,7 +76,7 @@ def test_an_owner_from_another_workspace_is_refused_on_the_change_form_and_the_a
     # given
     account, _ = account_upsert(workspace=workspace, external_id="acct_1", name="Acme", owner=staff_user)
     url = f"/admin/accounts/account/{account.pk}/change/"
-    form = _account_form(workspace, name="Renamed", domain="renamed.example", owner=dave.pk)
+    form = account_form(workspace, name="Renamed", domain="renamed.example", owner=dave.pk)
     del form["workspace"], form["external_id"]
     # when
     response = admin_client.post(url, form)
@@ -110,7 +91,7 @@ def test_an_existing_account_id_is_refused_on_the_new_account_form(admin_client,
     # given
     account_upsert(workspace=workspace, external_id="acct_1", name="First")
     # when
-    response = admin_client.post(ACCOUNT_ADD, _account_form(workspace, name="Second"))
+    response = admin_client.post(ACCOUNT_ADD, account_form(workspace, name="Second"))
     # then
     assert response.status_code == 200
     assert _errors(response) == {"external_id": ["Another account has this external id."]}
@@ -150,7 +131,7 @@ def test_end_users_edited_on_the_account_page_are_saved_through_the_service(admi
     # given
     user, _ = end_user_upsert(workspace=workspace, account_external_id="acct_1", external_id="u_1")
     account = user.account
-    form = _account_form(
+    form = account_form(
         workspace,
         **{
             "users-TOTAL_FORMS": "1",

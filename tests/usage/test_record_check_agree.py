@@ -16,6 +16,8 @@ ACCOUNT_ENTITLEMENTS = "/api/v1/accounts/acct-1/entitlements"
 
 NUMBERS = [{"value": "0", "name": "None"}, {"value": "5", "name": "Five"}, {"value": "10", "name": "Ten"}]
 UNLIMITED = [*NUMBERS, {"value": "unlimited", "name": "Unlimited", "is_unlimited": True}]
+RANGE = [{"value": "1", "name": "min"}, {"value": "50", "name": "max"}]
+TIERS = [{"value": "basic", "name": "Basic"}, {"value": "pro", "name": "Pro"}]
 
 
 @pytest.fixture
@@ -28,22 +30,10 @@ def catalog(workspace, product):
         feature(workspace, product, "seats", type="quantity", levels=NUMBERS): "5",
         feature(workspace, product, "guests", type="quantity", levels=NUMBERS): "0",
         feature(workspace, product, "projects", type="quantity", levels=UNLIMITED): "unlimited",
-        feature(
-            workspace,
-            product,
-            "storage",
-            type="range",
-            levels=[{"value": "1", "name": "min"}, {"value": "50", "name": "max"}],
-        ): "20",
+        feature(workspace, product, "storage", type="range", levels=RANGE): "20",
         feature(workspace, product, "sso"): "true",
         feature(workspace, product, "audit"): "false",
-        feature(
-            workspace,
-            product,
-            "support",
-            type="custom",
-            levels=[{"value": "basic", "name": "B"}, {"value": "pro", "name": "P"}],
-        ): "basic",
+        feature(workspace, product, "support", type="custom", levels=TIERS): "basic",
     }
     feature(workspace, product, "webhooks")  # granted by nothing
     acct = account(workspace)
