@@ -6,16 +6,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.utils.html import format_html
-from django.utils.http import urlencode
 
 from core.admin import (
     ServiceErrorsAdminMixin,
     ServiceModelForm,
     WorkspaceScopedAdmin,
     constraint_messages_register,
+    report_each,
 )
 from core.errors import DomainError
 from core.staff import StaffRole
+from core.views import workspace_url
 
 from .ids import external_id_check, external_id_reverse
 from .models import Account, ApiKey, EndUser, Membership, Workspace
@@ -240,22 +241,16 @@ class ApiKeyAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmi
 
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request, queryset):
-        def revoke(api_key: ApiKey) -> None:
-            api_key_revoke(workspace=api_key.workspace, prefix=api_key.prefix)
-
-        succeeded = 0
-        for api_key in queryset.select_related("workspace"):
-            if not self._can(request, api_key, self.edit_roles):
-                self.message_user(request, f"You may not revoke key {api_key.prefix}.", messages.ERROR)
-                continue
-            try:
-                revoke(api_key)
-            except DomainError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                succeeded += 1
-        if succeeded:
-            self.message_user(request, f"{succeeded} API key(s) revoked.", messages.SUCCESS)
+        report_each(
+            self,
+            request,
+            queryset.select_related("workspace"),
+            lambda api_key: api_key_revoke(workspace=api_key.workspace, prefix=api_key.prefix),
+            done="API key(s) revoked",
+            # Keys have no change permission (they are read-only once created); revoking takes an edit role.
+            may=lambda api_key: self._can(request, api_key, self.edit_roles),
+            refusal=lambda api_key: f"You may not revoke key {api_key.prefix}.",
+        )
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -331,9 +326,9 @@ class AccountAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdm
 
     @admin.display(description="dashboard")
     def dashboard(self, obj: Account):
-        # ?workspace= makes the account's workspace the dashboard's current one (else another workspace's page 404s).
-        url = external_id_reverse("dashboard:account", external_id=obj.external_id)
-        url = f"{url}?{urlencode({'workspace': obj.workspace.slug})}"
+        url = workspace_url(
+            external_id_reverse("dashboard:account", external_id=obj.external_id), workspace=obj.workspace
+        )
         return format_html('<a href="{}">Usage and entitlements of {} on the dashboard</a>', url, obj)
 
 

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from core.errors import Conflict, DomainError, NotFound
 from core.staff import StaffRole
+from core.unset import UNSET
 
 from .ids import external_id_check
 from .models import EXTERNAL_ID_MAX_LENGTH, Account, ApiKey, EndUser, Membership, Workspace
@@ -192,8 +193,6 @@ def api_key_touch(*, api_key: ApiKey, now: datetime) -> None:
 # Customer accounts and their end users (PUT /api/v1/accounts/...; ingestion registers them on first sight)
 # ---------------------------------------------------------------------------
 
-_KEEP: object = object()
-
 
 def _external_id(value: object, *, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
@@ -216,6 +215,11 @@ def _text(value: object, *, field: str, max_length: int) -> str:
     if len(value) > max_length:
         raise DomainError(f"'{field}' is at most {max_length} characters.", code="invalid_value", field=field)
     return value
+
+
+def _account_max_length(field: str) -> int:
+    """The length the Account column allows (the model is the one place that says it)."""
+    return Account._meta.get_field(field).max_length
 
 
 def _email(value: object, *, field: str) -> str:
@@ -283,14 +287,14 @@ def account_upsert(
     *,
     workspace: Workspace,
     external_id: str,
-    name: object = _KEEP,
-    domain: object = _KEEP,
-    plan: object = _KEEP,
-    customer_email: object = _KEEP,
-    owner_email: object = _KEEP,
-    owner: object = _KEEP,
-    status: object = _KEEP,
-    attributes: object = _KEEP,
+    name: object = UNSET,
+    domain: object = UNSET,
+    plan: object = UNSET,
+    customer_email: object = UNSET,
+    owner_email: object = UNSET,
+    owner: object = UNSET,
+    status: object = UNSET,
+    attributes: object = UNSET,
     merge_attributes: bool = False,
     create_only: bool = False,
 ) -> tuple[Account, bool]:
@@ -300,25 +304,25 @@ def account_upsert(
     key). `create_only` refuses an id that exists (409 `account_exists`). Returns (account, created)."""
     external_id = _external_id(external_id, field="account_id")
     changes: dict = {}
-    if name is not _KEEP:
-        changes["name"] = _text(name, field="name", max_length=200)
-    if domain is not _KEEP:
-        changes["domain"] = _text(domain, field="domain", max_length=253).lower()
-    if plan is not _KEEP:
-        changes["plan"] = _text(plan, field="plan", max_length=100)
-    if customer_email is not _KEEP:
+    if name is not UNSET:
+        changes["name"] = _text(name, field="name", max_length=_account_max_length("name"))
+    if domain is not UNSET:
+        changes["domain"] = _text(domain, field="domain", max_length=_account_max_length("domain")).lower()
+    if plan is not UNSET:
+        changes["plan"] = _text(plan, field="plan", max_length=_account_max_length("plan"))
+    if customer_email is not UNSET:
         changes["customer_email"] = _email(customer_email, field="customer_email")
-    if status is not _KEEP:
+    if status is not UNSET:
         if status not in Account.Status.values:
             raise DomainError(
                 f"Unknown status {status!r}: use active or churned.", code="invalid_value", field="status"
             )
         changes["status"] = status
-    if attributes is not _KEEP:
+    if attributes is not UNSET:
         changes["attributes"] = _attributes(attributes)
-    if owner_email is not _KEEP:
+    if owner_email is not UNSET:
         changes["owner"] = _owner(workspace=workspace, email=owner_email)
-    if owner is not _KEEP:
+    if owner is not UNSET:
         changes["owner"] = _owner_member(workspace=workspace, user=owner)
     # INSERT … ON CONFLICT DO NOTHING (or, to create only, a plain INSERT), then lock the row: safe against
     # concurrent upserts and ingestion.
@@ -361,8 +365,8 @@ def end_user_upsert(
     workspace: Workspace,
     account_external_id: str,
     external_id: str,
-    email: object = _KEEP,
-    attributes: object = _KEEP,
+    email: object = UNSET,
+    attributes: object = UNSET,
     merge_attributes: bool = False,
     create_only: bool = False,
 ) -> tuple[EndUser, bool]:
@@ -371,9 +375,9 @@ def end_user_upsert(
     account_external_id = _external_id(account_external_id, field="account_id")
     external_id = _external_id(external_id, field="user_id")
     changes: dict = {}
-    if email is not _KEEP:
+    if email is not UNSET:
         changes["email"] = _email(email, field="email")
-    if attributes is not _KEEP:
+    if attributes is not UNSET:
         changes["attributes"] = _attributes(attributes)
     Account.objects.bulk_create([Account(workspace=workspace, external_id=account_external_id)], ignore_conflicts=True)
     account = Account.objects.get(workspace=workspace, external_id=account_external_id)

@@ -14,7 +14,7 @@ core.text.JSON_MAX_DEPTH) is a form error naming the place.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
@@ -291,14 +291,27 @@ class ServiceErrorsAdminMixin:
         return type(form.__name__, (form,), {"domain_error": error})
 
 
-def report_each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action, *, done: str) -> None:
-    """Run a service on each selected object; report successes once and every refusal by name."""
+def report_each(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    action,
+    *,
+    done: str,
+    may: Callable[[Model], bool] | None = None,
+    refusal: Callable[[Model], str] | None = None,
+) -> None:
+    """Run a service on each selected object; report successes once and every refusal by name. An object is
+    skipped (and named) unless `may(obj)`, by default the admin's change permission."""
     succeeded = 0
     for obj in queryset:
-        if not modeladmin.has_change_permission(request, obj):
-            modeladmin.message_user(
-                request, f"You may not change '{obj}': your role in its workspace is view-only.", messages.ERROR
+        if not (may(obj) if may is not None else modeladmin.has_change_permission(request, obj)):
+            message = (
+                refusal(obj)
+                if refusal is not None
+                else f"You may not change '{obj}': your role in its workspace is view-only."
             )
+            modeladmin.message_user(request, message, messages.ERROR)
             continue
         try:
             action(obj)

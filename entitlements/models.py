@@ -49,8 +49,8 @@ class Subscription(models.Model):
         IN_TRIAL = "in_trial", "In trial"
         CANCELLED = "cancelled", "Cancelled"
 
-    # Only these statuses grant anything.
-    GRANTING = ("active", "in_trial")
+    # Only these statuses grant anything (GRANTING_SQL below spells them for raw queries).
+    GRANTING = (Status.ACTIVE, Status.IN_TRIAL)
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="subscriptions")
@@ -86,6 +86,10 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+# Subscription.GRANTING as an SQL list, `('active', 'in_trial')`: `s.status IN {GRANTING_SQL}` in raw queries.
+GRANTING_SQL = "(" + ", ".join(f"'{status}'" for status in Subscription.GRANTING) + ")"
 
 
 class SubscriptionEntitlement(models.Model):

@@ -20,23 +20,23 @@ from accounts.models import Account, Workspace
 from catalog.models import Feature, Item, Lifecycle, level_number
 from core.errors import NotFound
 
-from .models import ItemEntitlement, Subscription, SubscriptionEntitlement
+from .models import GRANTING_SQL, ItemEntitlement, Subscription, SubscriptionEntitlement
 from .periods import Period, period_containing
 from .values import UNLIMITED, feature_use_granted, value_rank
 
-_GRANTS_SQL = """
+_GRANTS_SQL = f"""
 SELECT s.account_id, ie.feature_id, s.id, s.current_term_start, ie.value, false
 FROM entitlements_subscription s
 JOIN entitlements_subscription_items si ON si.subscription_id = s.id
 JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
 JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
-WHERE s.account_id = ANY(%(accounts)s) AND s.status IN ('active', 'in_trial') {item_feature}
+WHERE s.account_id = ANY(%(accounts)s) AND s.status IN {GRANTING_SQL} {{item_feature}}
 UNION ALL
 SELECT s.account_id, se.feature_id, s.id, s.current_term_start, se.value, true
 FROM entitlements_subscription s
 JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id
-WHERE s.account_id = ANY(%(accounts)s) AND s.status IN ('active', 'in_trial')
-  AND (se.expires_at IS NULL OR se.expires_at > %(now)s) {override_feature}
+WHERE s.account_id = ANY(%(accounts)s) AND s.status IN {GRANTING_SQL}
+  AND (se.expires_at IS NULL OR se.expires_at > %(now)s) {{override_feature}}
 """
 
 # Net allowance use per (account, period): each period is [start, end) cut into whole UTC days (from the daily
@@ -317,7 +317,7 @@ def refusal_payload(*, feature_key: str, reason: str, feature: Feature | None = 
     }
 
 
-_CHECK_SQL = """
+_CHECK_SQL = f"""
 WITH f AS (
     SELECT id, type, status, metered, reset_period, reset_anchor FROM catalog_feature
     WHERE workspace_id = %(workspace)s AND key = %(feature_key)s
@@ -333,11 +333,11 @@ SELECT f.id, f.type, f.status, f.metered, f.reset_period, f.reset_anchor, a.id,
      JOIN entitlements_subscription_items si ON si.subscription_id = s.id
      JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
      JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id AND ie.feature_id = f.id
-    WHERE s.account_id = a.id AND s.status IN ('active', 'in_trial')),
+    WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}),
   (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), se.value, 'o'])
      FROM entitlements_subscription s
      JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id AND se.feature_id = f.id
-    WHERE s.account_id = a.id AND s.status IN ('active', 'in_trial')
+    WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}
       AND (se.expires_at IS NULL OR se.expires_at > %(now)s))
 FROM f LEFT JOIN a ON true
 """

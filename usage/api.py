@@ -1,5 +1,7 @@
 """Usage API: `POST /api/v1/events` and the account / end-user upserts (scope `ingest`)."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
@@ -12,6 +14,7 @@ from rest_framework.views import APIView
 from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
+from core.errors import error_body, error_payload
 from core.ratelimit import api_key_rate_take
 from core.serializers import error_response
 
@@ -26,7 +29,7 @@ from .serializers import (
     EventSerializer,
     IngestResultSerializer,
 )
-from .services import events_ingest
+from .services import IngestResult, events_ingest
 from .validation import BodyError, parse_body
 
 EVENTS_DESCRIPTION = """
@@ -71,8 +74,17 @@ def _events_payload(request) -> list:
 
 
 def _body_error(exc: BodyError) -> dict:
-    body = {"code": exc.code, "message": exc.message}
-    return {"error": body, "errors": [body]}
+    return error_payload(error_body(exc.code, exc.message))
+
+
+def _ingested(request, ingest: Callable[..., IngestResult]) -> Response:
+    """The DRF answer of an events endpoint: the body's events through `ingest`, or the body's BodyError."""
+    try:
+        payload = _events_payload(request)
+    except BodyError as exc:
+        return Response(_body_error(exc), status=exc.status)
+    result = ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
+    return Response(result.as_dict(), status=status.HTTP_200_OK)
 
 
 class EventsView(APIView):
@@ -118,13 +130,7 @@ class EventsView(APIView):
         tags=["ingestion"],
     )
     def post(self, request):
-        try:
-            payload = _events_payload(request)
-        except BodyError as exc:
-            return Response(_body_error(exc), status=exc.status)
-        result = events_ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
-        # After-commit triggers (alert pipelines) take `result.stored` here.
-        return Response(result.as_dict(), status=status.HTTP_200_OK)
+        return _ingested(request, events_ingest)
 
 
 _events_view = EventsView.as_view()
@@ -185,12 +191,7 @@ class FeatureUsedView(APIView):
         tags=["ingestion"],
     )
     def post(self, request):
-        try:
-            payload = _events_payload(request)
-        except BodyError as exc:
-            return Response(_body_error(exc), status=exc.status)
-        result = feature_used_ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
-        return Response(result.as_dict(), status=status.HTTP_200_OK)
+        return _ingested(request, feature_used_ingest)
 
 
 class AccountView(APIView):

@@ -6,7 +6,6 @@ record")."""
 import re
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -28,7 +27,7 @@ from entitlements.selectors import Effective, effective_entitlement, entitlement
 from .allowances import allowance_counters_current, allowance_used_from_events
 from .models import UsageEvent
 from .services import usage_events_store
-from .validation import Rejection, validate_event
+from .validation import Rejection, event_validator
 
 RECORD_FIELDS = ("event_id", "account_id", "user_id", "feature_id", "quantity", "timestamp", "properties")
 
@@ -87,15 +86,7 @@ def usage_record(*, workspace: Workspace, payload: dict, now: datetime) -> dict:
             code="unknown_field",
             field=str(unknown[0])[:100],
         )
-    checked = validate_event(
-        payload,
-        index=0,
-        now=now,
-        late_event_policy=workspace.late_event_policy,
-        late_event_window_days=workspace.late_event_window_days,
-        max_future_seconds=settings.UPTAKE_INGEST_MAX_FUTURE_SECONDS,
-        max_properties_bytes=settings.UPTAKE_INGEST_MAX_PROPERTIES_BYTES,
-    )
+    checked = event_validator(workspace=workspace, now=now)(payload, index=0)
     if isinstance(checked, Rejection):
         raise DomainError(checked.message, code=checked.code, field=checked.field)
     if checked.quantity == 0:

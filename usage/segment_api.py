@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal, HasIngestScope
+from core.errors import DATABASE_UNAVAILABLE, error_body, error_payload
 from core.ratelimit import api_key_rate_take
 
 from .body import read_body
@@ -73,8 +74,8 @@ class SegmentErrorSerializer(serializers.Serializer):
 
 
 def _error(status: int, code: str, message: str, *, retry_after: int | None = None) -> Response:
-    body = {"code": code, "message": message}
-    response = Response({"success": False, **body, "error": body, "errors": [body]}, status=status)
+    body = error_body(code, message)
+    response = Response({"success": False, **body, **error_payload(body)}, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response
@@ -83,8 +84,8 @@ def _error(status: int, code: str, message: str, *, retry_after: int | None = No
 def _database_unavailable() -> Response:
     return _error(
         503,
-        "database_unavailable",
-        "The database is unreachable; retry later.",
+        DATABASE_UNAVAILABLE["code"],
+        DATABASE_UNAVAILABLE["message"],
         retry_after=settings.UPTAKE_RETRY_AFTER_SECONDS,
     )
 

@@ -10,10 +10,8 @@ from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection, transaction
-from psycopg import sql
 
 from accounts.models import Account, Workspace
-from analytics.models import AccountProductDay, FeatureAccountDay
 from catalog.models import Feature, Product
 from entitlements.values import feature_use_granted
 
@@ -25,6 +23,7 @@ from .common import (
     ids_digest,
     percent_of,
     rollup_cached,
+    window_and_prior_sums,
 )
 from .windows import Window
 
@@ -361,38 +360,15 @@ def accounts_usage_dropped(
     return sorted(out, key=lambda r: (r["change_pct"], r["external_id"]))
 
 
-# The rollup tables _account_window_and_prior may read, by whether the query covers every feature: a fixed
-# mapping of model tables, composed as identifiers (no text from a caller ever names a table).
-_WINDOW_TABLES = {True: AccountProductDay._meta.db_table, False: FeatureAccountDay._meta.db_table}
-
-_WINDOW_AND_PRIOR_SQL = """
-SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
-       COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
-FROM {table}
-WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s {feature_filter}
-GROUP BY account_id
-"""
-
-
 def _account_window_and_prior(
     *, workspace: Workspace, feature_ids: list[int], window: Window
 ) -> dict[int, tuple[int, int]]:
     """Account → (net uses of the features in `window`, in the prior window), accounts with rows in either.
     When the features are every feature of the workspace, the account × product × day rollup holds the sums."""
-    every_feature = features_cover_all(workspace=workspace, product=None, feature_ids=feature_ids)
-    query = sql.SQL(_WINDOW_AND_PRIOR_SQL).format(
-        table=sql.Identifier(_WINDOW_TABLES[every_feature]),
-        feature_filter=sql.SQL("" if every_feature else "AND feature_id = ANY(%(features)s)"),
+    if features_cover_all(workspace=workspace, product=None, feature_ids=feature_ids):
+        table, where = "analytics_accountproductday", ""
+    else:
+        table, where = "analytics_featureaccountday", " AND feature_id = ANY(%(features)s)"
+    return window_and_prior_sums(
+        workspace=workspace, window=window, table=table, key="account_id", where=where, params={"features": feature_ids}
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            query,
-            {
-                "ws": workspace.pk,
-                "features": feature_ids,
-                "start": window.start,
-                "prior_start": window.prior.start,
-                "end": window.end,
-            },
-        )
-        return {account: (int(current), int(prior)) for account, current, prior in cursor.fetchall()}

@@ -13,10 +13,14 @@ from typing import TypeVar
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Q
+from psycopg import sql
 
 from accounts.models import Account, Workspace
 from catalog.models import Feature, Product
 from core.errors import NotFound, PaymentRequired
+from entitlements.models import GRANTING_SQL
+
+from .windows import Window
 
 T = TypeVar("T")
 
@@ -152,12 +156,12 @@ def accounts_with_grants(
             JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
             JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
             JOIN catalog_feature f ON f.id = ie.feature_id
-            WHERE s.workspace_id = %(ws)s AND s.status IN ('active', 'in_trial'){feature_sql}{metered_sql}
+            WHERE s.workspace_id = %(ws)s AND s.status IN {GRANTING_SQL}{feature_sql}{metered_sql}
             UNION
             SELECT DISTINCT s.account_id, f.id FROM entitlements_subscription s
             JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id
             JOIN catalog_feature f ON f.id = se.feature_id
-            WHERE s.workspace_id = %(ws)s AND s.status IN ('active', 'in_trial')
+            WHERE s.workspace_id = %(ws)s AND s.status IN {GRANTING_SQL}
               AND (se.expires_at IS NULL OR se.expires_at > %(now)s){feature_sql}{metered_sql}
             """,
             {"ws": workspace.pk, "now": now, "feature": feature_id},
@@ -166,3 +170,31 @@ def accounts_with_grants(
         for account_id, fid in cursor.fetchall():
             out[account_id].append(fid)
     return out
+
+
+def window_and_prior_sums(
+    *, workspace: Workspace, window: Window, table: str, key: str, where: str = "", params: dict | None = None
+) -> dict[int, tuple[int, int]]:
+    """`key` → (net uses in `window`, in the prior window of equal length), read from the daily rollup `table`,
+    for the keys with rows in either. `where` narrows the rows (" AND …" with %(name)s parameters from `params`)."""
+    query = sql.SQL(
+        """
+        SELECT {key}, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
+               COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
+        FROM {table}
+        WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{where}
+        GROUP BY {key}
+        """
+    ).format(key=sql.Identifier(key), table=sql.Identifier(table), where=sql.SQL(where))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            query,
+            {
+                **(params or {}),
+                "ws": workspace.pk,
+                "start": window.start,
+                "prior_start": window.prior.start,
+                "end": window.end,
+            },
+        )
+        return {row_key: (int(current), int(prior)) for row_key, current, prior in cursor.fetchall()}
