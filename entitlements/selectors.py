@@ -20,7 +20,7 @@ from accounts.models import Account, Workspace
 from catalog.models import Feature, Item, Lifecycle, level_number
 from core.errors import NotFound
 
-from .models import GRANTING_SQL, ItemEntitlement, Subscription, SubscriptionEntitlement
+from .models import GRANTING_ITEMS_JOIN_SQL, GRANTING_SQL, ItemEntitlement, Subscription, SubscriptionEntitlement
 from .periods import Period, period_containing
 from .values import UNLIMITED, feature_use_granted, value_rank
 
@@ -28,7 +28,7 @@ _GRANTS_SQL = f"""
 SELECT s.account_id, ie.feature_id, s.id, s.current_term_start, ie.value, false
 FROM entitlements_subscription s
 JOIN entitlements_subscription_items si ON si.subscription_id = s.id
-JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
+{GRANTING_ITEMS_JOIN_SQL}
 JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
 WHERE s.account_id = ANY(%(accounts)s) AND s.status IN {GRANTING_SQL} {{item_feature}}
 UNION ALL
@@ -331,7 +331,7 @@ SELECT f.id, f.type, f.status, f.metered, f.reset_period, f.reset_anchor, a.id,
   (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), ie.value, 'i'])
      FROM entitlements_subscription s
      JOIN entitlements_subscription_items si ON si.subscription_id = s.id
-     JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
+     {GRANTING_ITEMS_JOIN_SQL}
      JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id AND ie.feature_id = f.id
     WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}),
   (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), se.value, 'o'])

@@ -18,7 +18,7 @@ from psycopg import sql
 from accounts.models import Account, Workspace
 from catalog.models import Feature, Product
 from core.errors import NotFound, PaymentRequired
-from entitlements.models import GRANTING_SQL
+from entitlements.models import GRANTING_ITEMS_JOIN_SQL, GRANTING_SQL
 
 from .windows import Window
 
@@ -153,7 +153,7 @@ def accounts_with_grants(
             f"""
             SELECT DISTINCT s.account_id, f.id FROM entitlements_subscription s
             JOIN entitlements_subscription_items si ON si.subscription_id = s.id
-            JOIN catalog_item i ON i.id = si.item_id AND i.status <> 'draft'
+            {GRANTING_ITEMS_JOIN_SQL}
             JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
             JOIN catalog_feature f ON f.id = ie.feature_id
             WHERE s.workspace_id = %(ws)s AND s.status IN {GRANTING_SQL}{feature_sql}{metered_sql}
