@@ -366,9 +366,7 @@ def _account_window_and_prior(
     """Account → (net uses of the features in `window`, in the prior window), accounts with rows in either.
     When the features are every feature of the workspace, the account × product × day rollup holds the sums."""
     if features_cover_all(workspace=workspace, product=None, feature_ids=feature_ids):
-        table, where = "analytics_accountproductday", ""
+        table, among = "analytics_accountproductday", None
     else:
-        table, where = "analytics_featureaccountday", " AND feature_id = ANY(%(features)s)"
-    return window_and_prior_sums(
-        workspace=workspace, window=window, table=table, key="account_id", where=where, params={"features": feature_ids}
-    )
+        table, among = "analytics_featureaccountday", ("feature_id", feature_ids)
+    return window_and_prior_sums(workspace=workspace, window=window, table=table, key="account_id", among=among)
