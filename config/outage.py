@@ -9,20 +9,17 @@ raises, the common case, and `server_error` (handler500) for one raised outside 
 import logging
 import sys
 
-import psycopg
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils.cache import patch_cache_control
 from django.views.defaults import server_error as django_server_error
 
+from core.errors import DATABASE_UNAVAILABLE_ERRORS
+
 from .http import API_PATH_PREFIX
 
 logger = logging.getLogger(__name__)
-
-# Django wraps the driver's errors in its own; code that uses a psycopg cursor directly may raise psycopg's.
-DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def _is_page_outage(request: HttpRequest, exception: BaseException | None) -> bool:
