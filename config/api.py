@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
@@ -16,7 +16,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal
-from core.errors import DATABASE_UNAVAILABLE, DomainError, error_body, error_payload
+from core.errors import DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_ERRORS, DomainError, error_body, error_payload
 from core.text import echo
 
 from .http import API_PATH_PREFIX
@@ -51,7 +51,7 @@ def exception_handler(exc, context):
     """Errors answer `{"error": {"code", "message", "field"?}, "errors": [...]}`."""
     if isinstance(exc, DomainError):
         return Response(error_payload(exc.as_dict()), status=exc.status_code)
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
         response = Response(_DATABASE_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
         return response

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "config.api.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.api.CSPMiddleware",
+    # A page whose view cannot reach PostgreSQL answers 503 with Retry-After (config/outage.py; not the API).
+    "config.outage.DatabaseUnavailableMiddleware",
     # Last: turns a locked-out login into the lockout page (core.views.login_locked_out).
     "axes.middleware.AxesMiddleware",
 ]

@@ -1,6 +1,9 @@
 """Domain errors raised by services, and the one JSON shape of API errors. The API turns domain errors into
 JSON errors; the admin into messages."""
 
+import psycopg
+from django.db import InterfaceError, OperationalError
+
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
     """One API error: `{"code", "message", "field"?}`."""
@@ -16,6 +19,9 @@ def error_payload(*errors: dict) -> dict:
 
 
 DATABASE_UNAVAILABLE = error_body("database_unavailable", "The database is unreachable; retry later.")
+# The errors that mean the database cannot be reached now (503 with Retry-After, API and pages): Django's, and
+# psycopg's as a psycopg cursor used directly raises them.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 class DomainError(Exception):

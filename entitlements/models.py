@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from accounts.models import Account, Workspace
-from catalog.models import Feature, Item
+from catalog.models import Feature, Item, Lifecycle
 
 # The largest |quantity| one usage event or record carries, and the largest quantity a check asks about.
 MAX_QUANTITY = 1_000_000_000
@@ -90,6 +90,15 @@ class Subscription(models.Model):
 
 # Subscription.GRANTING as an SQL list, `('active', 'in_trial')`: `s.status IN {GRANTING_SQL}` in raw queries.
 GRANTING_SQL = "(" + ", ".join(f"'{status}'" for status in Subscription.GRANTING) + ")"
+
+# Items grant what they hold unless they are drafts (archived ones keep granting to the subscriptions that have
+# them): the join every raw grant query makes from a subscription's items (`si`) to the items that grant.
+ITEM_GRANTING = (Lifecycle.ACTIVE, Lifecycle.ARCHIVED)
+GRANTING_ITEMS_JOIN_SQL = (
+    "JOIN catalog_item i ON i.id = si.item_id AND i.status IN ("
+    + ", ".join(f"'{status}'" for status in ITEM_GRANTING)
+    + ")"
+)
 
 
 class SubscriptionEntitlement(models.Model):

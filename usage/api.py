@@ -3,7 +3,6 @@
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -14,7 +13,7 @@ from rest_framework.views import APIView
 from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
-from core.errors import error_body, error_payload
+from core.errors import DATABASE_UNAVAILABLE_ERRORS, error_body, error_payload
 from core.ratelimit import api_key_rate_take
 from core.serializers import error_response
 
@@ -153,7 +152,7 @@ def events(request):
         return fast_json_response(_body_error(exc), allow=_EVENTS_ALLOW, status=exc.status)
     try:
         result = events_ingest(workspace=principal.workspace, payload=payload, now=timezone.now())
-    except (OperationalError, InterfaceError):
+    except DATABASE_UNAVAILABLE_ERRORS:
         return database_unavailable_response(allow=_EVENTS_ALLOW)
     return fast_json_response(result.as_dict(), allow=_EVENTS_ALLOW)
 

@@ -1,9 +1,9 @@
 """`POST /api/v1/usage/record`: record usage with enforcement (service and view). Unknown accounts or features,
-accounts not entitled and metered allowances that would be passed are refused (`recorded: false` with a
-reason); recording goes through `usage_events_store`. Locks and idempotency: docs/internals.md ("Usage record")."""
+and quantities the check would refuse (entitlements.selectors.usage_refusal) are refused (`recorded: false` with
+a reason); recording goes through `usage_events_store`. Locks and idempotency: docs/internals.md ("Usage
+record")."""
 
 import re
-from collections.abc import Callable
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -22,15 +22,7 @@ from core.serializers import error_response
 from entitlements.api import EntitlementCheckSerializer
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY, RecordOutcome
 from entitlements.periods import Period
-from entitlements.selectors import (
-    Effective,
-    allowance_period,
-    allowance_used,
-    effective_entitlement,
-    entitlement_payload,
-    refusal_payload,
-)
-from entitlements.values import UNLIMITED, value_grants
+from entitlements.selectors import Effective, effective_entitlement, entitlement_payload, refusal_payload
 
 from .allowances import allowance_counters_current, allowance_used_from_events
 from .models import UsageEvent
@@ -152,13 +144,18 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
         _lock(f"uptake:allowance:{account_id}:{feature.pk}")
     effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
     if event.quantity > 0:
-        if not value_grants(feature_type=feature.type, value=effective.value):
-            return _refusal(reason="not_entitled", entitlement=payload(effective))
-        if feature.metered and effective.value != UNLIMITED:
-            period = allowance_period(feature=feature, effective=effective, at=event.occurred_at)
-            used = (used_in or _counted_in(account_id=account_id, feature_id=feature.pk))(period)
-            if used + event.quantity > int(effective.value):
-                return _refusal(reason="limit_exceeded", entitlement=payload(effective))
+        # The check's own answer for this quantity, in the period of the event's timestamp, decides.
+        verdict = entitlement_payload(
+            feature=feature,
+            effective=effective,
+            account_id=account_id,
+            now=now,
+            quantity=event.quantity,
+            at=event.occurred_at,
+            used=used_in,
+        )
+        if not verdict["entitled"]:
+            return _refusal(reason=verdict["reason"], entitlement=verdict)
     result = usage_events_store(
         workspace=workspace, events=[event], now=now, source=UsageEvent.Source.RECORD, register=False
     )
@@ -166,10 +163,6 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
         rejection = result.rejected[0]
         raise DomainError(rejection.message, code=rejection.code, field=rejection.field)
     return {"recorded": True, "entitlement": payload(effective)}
-
-
-def _counted_in(*, account_id: int, feature_id: int) -> Callable[[Period], int]:
-    return lambda period: allowance_used(account_id=account_id, feature_id=feature_id, period=period)
 
 
 class UsageRecordInput(serializers.Serializer):
@@ -215,7 +208,9 @@ class UsageRecordView(APIView):
                 "its field), `unknown_user` (no account_id and no end user with that id), `unknown_field`."
             ),
         },
-        description="Record usage with enforcement. Refusals answer 200 with `recorded: false` and a reason; "
+        description="Record usage with enforcement: recorded when `GET /api/v1/entitlements/check` would "
+        "answer `entitled: true` for this quantity (metered: in the period of the event's timestamp). Refusals "
+        "answer 200 with `recorded: false`, the check's reason, and its answer as `entitlement`; "
         "replaying an `event_id` returns the original answer and records nothing new. Kana's "
         "`{userId, featureId, delta}` is accepted as is: without `account_id` the account is the end user's "
         "(400 `unknown_user` when no end user has that id).",

@@ -16,7 +16,6 @@ import binascii
 import math
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
@@ -24,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal, HasIngestScope
-from core.errors import DATABASE_UNAVAILABLE, error_body, error_payload
+from core.errors import DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_ERRORS, error_body, error_payload
 from core.ratelimit import api_key_rate_take
 
 from .body import read_body
@@ -148,7 +147,7 @@ def segment_handle(request, *, endpoint: str) -> Response:
     except exceptions.APIException as exc:
         code = exc.get_codes()
         return _error(exc.status_code, code if isinstance(code, str) else exc.default_code, str(exc.detail))
-    except (OperationalError, InterfaceError):
+    except DATABASE_UNAVAILABLE_ERRORS:
         return _database_unavailable()
     allowed, wait = api_key_rate_take(principal)
     if not allowed:
@@ -159,7 +158,7 @@ def segment_handle(request, *, endpoint: str) -> Response:
         segment_messages_ingest(
             workspace=principal.workspace, messages=messages, sent_at=body.get("sentAt"), received_at=timezone.now()
         )
-    except (OperationalError, InterfaceError):
+    except DATABASE_UNAVAILABLE_ERRORS:
         return _database_unavailable()
     return Response({"success": True})
 

@@ -430,17 +430,10 @@ def _feature_sums(
     the (workspace, account, day) covering index and grouped by feature; the features are picked from the
     groups: a `feature_id = ANY(200 ids)` test on each of ~1M rows cost more than the aggregate)."""
     if account_ids is None:
-        table, where = "analytics_featureday", " AND feature_id = ANY(%(features)s)"
+        table, among = "analytics_featureday", ("feature_id", feature_ids)
     else:
-        table, where = "analytics_featureaccountday", " AND account_id = ANY(%(accounts)s)"
-    totals = window_and_prior_sums(
-        workspace=workspace,
-        window=window,
-        table=table,
-        key="feature_id",
-        where=where,
-        params={"features": feature_ids, "accounts": account_ids},
-    )
+        table, among = "analytics_featureaccountday", ("account_id", account_ids)
+    totals = window_and_prior_sums(workspace=workspace, window=window, table=table, key="feature_id", among=among)
     wanted = set(feature_ids)
     sums = FeatureSums()
     for feature_id, (now_uses, prior_uses) in totals.items():
