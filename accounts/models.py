@@ -67,6 +67,12 @@ class Workspace(models.Model):
     def is_paid(self) -> bool:
         return self.tier == self.Tier.PAID
 
+    def key_is_reserved(self, key: str) -> bool:
+        """Whether a feature key starts with one of the reserved prefixes: stored, but left out of analytics
+        and of the alerts that speak of feature use."""
+        prefixes = tuple(self.reserved_prefixes or ())
+        return bool(prefixes) and key.startswith(prefixes)
+
 
 class Membership(models.Model):
     """A staff user's role in one workspace."""

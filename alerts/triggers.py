@@ -219,13 +219,15 @@ def _evaluate_event(pipeline: AlertPipeline, event: UsageEvent, now: datetime) -
 
 def _evaluate_free_plan(pipeline: AlertPipeline, event: UsageEvent, now: datetime) -> list[AlertDelivery]:
     from entitlements.selectors import effective_entitlement
-    from entitlements.values import value_grants
+    from entitlements.values import feature_use_granted
 
     if event.quantity < pipeline.trigger_config.get("min_quantity", 1):
         return []
     account, feature = event.account, event.feature
+    if account.workspace.key_is_reserved(feature.key):  # license./update./… events are not feature use
+        return []
     effective = effective_entitlement(account_id=account.pk, feature=feature, now=event.occurred_at)
-    if value_grants(feature_type=feature.type, value=effective.value):
+    if feature_use_granted(feature=feature, value=effective.value):
         return []
     day = event.occurred_at.astimezone(UTC).date()
     payload = _payload(
@@ -252,12 +254,12 @@ def _evaluate_threshold(
     pipeline: AlertPipeline, account: Account, feature: Feature, at: datetime, now: datetime
 ) -> list[AlertDelivery]:
     from entitlements.selectors import allowance_period, allowance_used, effective_entitlement
-    from entitlements.values import value_grants
+    from entitlements.values import feature_use_granted
 
     if not feature.metered:
         return []
     effective = effective_entitlement(account_id=account.pk, feature=feature, now=at)
-    if not value_grants(feature_type=feature.type, value=effective.value) or effective.value == "unlimited":
+    if not feature_use_granted(feature=feature, value=effective.value) or effective.value == "unlimited":
         return []
     try:
         limit = int(effective.value)
@@ -316,7 +318,7 @@ def alert_events_evaluate(*, workspace_id: int, event_ids: list[int], now: datet
         return []
     events = list(
         UsageEvent.objects.filter(workspace_id=workspace_id, pk__in=event_ids)
-        .select_related("account__owner", "feature", "end_user")
+        .select_related("account__owner", "account__workspace", "feature", "end_user")
         .order_by("pk")
     )
     created: list[AlertDelivery] = []

@@ -120,12 +120,6 @@ def feature_use_granted(*, feature: Feature, value: str | None) -> bool:
     return _grants(feature_type=feature.type, metered=feature.metered, value=value)
 
 
-def value_grants(*, feature_type: str, value: str | None) -> bool:
-    """feature_use_granted without metering (a metered allowance of 0 counts as granted). Kept only for
-    alerts/triggers.py until its call sites pass the feature to feature_use_granted."""
-    return _grants(feature_type=feature_type, metered=False, value=value)
-
-
 def _grants(*, feature_type: str, metered: bool, value: str | None) -> bool:
     if value is None:
         return False

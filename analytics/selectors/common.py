@@ -58,7 +58,6 @@ def analytics_feature_get(*, workspace: Workspace, product: Product, key: str) -
 
 def analytics_features(*, workspace: Workspace, product: Product | None, event: str | None = None) -> list[dict]:
     """The features that analytics cover: the product's (or all), minus reserved prefixes, matching `event`."""
-    prefixes = tuple(workspace.reserved_prefixes or ())
     needle = (event or "").lower()
     qs = Feature.objects.filter(workspace=workspace)
     if product is not None:
@@ -66,7 +65,7 @@ def analytics_features(*, workspace: Workspace, product: Product | None, event: 
     return [
         row
         for row in qs.order_by("key").values("id", "key", "name")
-        if not (prefixes and row["key"].startswith(prefixes)) and needle in row["key"].lower()
+        if not workspace.key_is_reserved(row["key"]) and needle in row["key"].lower()
     ]
 
 

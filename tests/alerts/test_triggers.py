@@ -114,6 +114,35 @@ def test_paid_plan_account_does_not_trigger_the_free_plan_alert(ingest, workspac
     assert receiver.requests == [] and AlertDelivery.objects.count() == 0
 
 
+def test_free_plan_alert_shares_the_lists_granted_rule(ingest, workspace, product, customer, receiver, eager):
+    # given: the free plan holds a metered allowance of 0 exports (grants nothing) and the workspace reserves
+    # the "license." prefix
+    exports = feature_activate(
+        feature=feature_create(
+            workspace=workspace,
+            key="exports",
+            name="Exports",
+            product=product,
+            type="quantity",
+            levels=[{"value": "0", "name": "None"}, {"value": "10", "name": "Ten"}],
+            metered=True,
+            reset_period="month",
+            reset_anchor="calendar",
+        )
+    )
+    _subscribe(workspace, customer, {exports: "0"})
+    pipeline_create(
+        workspace=workspace,
+        name="Upsell",
+        trigger={"type": "paid_feature_on_free_plan"},
+        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
+    )
+    # when
+    ingest({"account_id": "acc-1", "feature_id": "license.check"}, {"account_id": "acc-1", "feature_id": "exports"})
+    # then: the zero allowance alerts (as the dashboard's free-plan list counts it), the reserved event does not
+    assert [r.json["feature"]["id"] for r in receiver.requests] == ["exports"]
+
+
 @pytest.fixture
 def limits(workspace, product, customer, receiver):
     """`limits(calls)`: a metered "api.calls" allowance of `calls` a calendar month for the customer (a level of
