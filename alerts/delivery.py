@@ -18,7 +18,7 @@ from core.redis_breaker import task_publish
 
 from .destinations import destination_send
 from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel, AlertRateWindow
-from .pacing import channel_pace, send_slot_reserve
+from .pacing import channel_pace, send_slot_free, send_slot_reserve
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,12 @@ def _wait_for_slot(*, delivery: AlertDelivery, channel: AlertChannel, now: datet
         delivery.send_after = send_slot_reserve(channel=channel, pace=pace, now=now)
     wait = (delivery.send_after - now).total_seconds()
     if wait <= PACE_TOLERANCE_SECONDS:
-        return None
+        if send_slot_free(channel=channel, pace=pace, now=now, delivery_id=delivery.pk):
+            delivery.send_after = now  # the moment it really leaves, which the next slot keeps its distance from
+            return None
+        # An earlier slot was sent late and now stands too close: queue again behind the target's latest slot.
+        delivery.send_after = send_slot_reserve(channel=channel, pace=pace, now=now, delivery_id=delivery.pk)
+        wait = (delivery.send_after - now).total_seconds()
     delivery.next_attempt_at = delivery.send_after
     delivery.save(update_fields=["send_after", "next_attempt_at"])
     return AttemptOutcome("paced", retry_in=wait)

@@ -30,21 +30,32 @@ def channel_pace(channel: AlertChannel) -> Pace | None:
     return None
 
 
-def send_slot_reserve(*, channel: AlertChannel, pace: Pace, now: datetime) -> datetime:
-    """The earliest send slot of the channel's target at or after `now` that keeps to `pace`: `gap` after the
-    latest slot, and at most `per_window` slots in any `window`. Call inside the transaction that stores the slot
-    (the lock is held until it commits)."""
+def _lock(channel: AlertChannel) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_PACE_LOCK_CLASS, channel.target_key])
-    recent = list(
+
+
+def _target_slots(*, channel: AlertChannel, delivery_id: int | None, since: datetime):
+    return (
         AlertDelivery.objects.filter(
             channel__type=channel.type,
             channel__target_key=channel.target_key,
             send_after__isnull=False,
-            send_after__gt=now - pace.window,
+            send_after__gt=since,
         )
+        .exclude(pk=delivery_id)
         .order_by("-send_after")
-        .values_list("send_after", flat=True)[: pace.per_window or 1]
+        .values_list("send_after", flat=True)
+    )
+
+
+def send_slot_reserve(*, channel: AlertChannel, pace: Pace, now: datetime, delivery_id: int | None = None) -> datetime:
+    """The earliest send slot of the channel's target at or after `now` that keeps to `pace`: `gap` after the
+    latest slot, and at most `per_window` slots in any `window` (the delivery's own earlier slot left out). Call
+    inside the transaction that stores the slot (the lock is held until it commits)."""
+    _lock(channel)
+    recent = list(
+        _target_slots(channel=channel, delivery_id=delivery_id, since=now - pace.window)[: pace.per_window or 1]
     )
     slot = now
     if recent:
@@ -52,3 +63,16 @@ def send_slot_reserve(*, channel: AlertChannel, pace: Pace, now: datetime) -> da
     if pace.per_window is not None and len(recent) >= pace.per_window:
         slot = max(slot, recent[pace.per_window - 1] + pace.window)
     return slot
+
+
+def send_slot_free(*, channel: AlertChannel, pace: Pace, now: datetime, delivery_id: int) -> bool:
+    """Whether the delivery may be sent now, its reserved slot reached: a worker that ran a slot late moved that
+    send to when it really left (its `send_after` is restamped), so the next slot may now be too close to it.
+    True when no other slot of the target lies in the last `gap` and fewer than `per_window` in the last
+    `window`; the caller then stamps `send_after = now` in the same transaction, under the same lock."""
+    _lock(channel)
+    since = now - (pace.window if pace.per_window is not None else pace.gap)
+    earlier = [slot for slot in _target_slots(channel=channel, delivery_id=delivery_id, since=since) if slot <= now]
+    if earlier and earlier[0] > now - pace.gap:
+        return False
+    return pace.per_window is None or len(earlier) < pace.per_window

@@ -141,3 +141,29 @@ def test_a_telegram_budget_cannot_exceed_what_the_chat_accepts(api, refused, cha
         refused("/api/v1/channels", body, "channel.rate_limit_per_minute", f"channel.rate_limit_per_minute: {shown}")
     else:
         assert api.post("/api/v1/channels", body, format="json").json()["rate_limit_per_minute"] == shown
+
+
+def test_a_slot_sent_late_pushes_the_next_one_back_instead_of_sending_both_close_together(
+    workspace, bot_api, alert_settings
+):
+    # given three messages to one chat: the first sent at once, the others booked a gap apart
+    channel = _channel(workspace, PRIVATE)
+    first, second, third = _deliveries(workspace, channel, 3)
+    at = FROZEN_NOW + timedelta(seconds=5)
+    assert [alert_delivery_attempt(delivery_id=d.pk, now=at).status for d in (first, second, third)] == [
+        "sent",
+        "paced",
+        "paced",
+    ]
+    # when a busy worker runs the second 0.6 s after its slot
+    late = at + timedelta(seconds=GAP + 0.6)
+    assert alert_delivery_attempt(delivery_id=second.pk, now=late).status == "sent"
+    # then the third, on time for its own slot, waits a whole gap after the late send
+    on_time = at + timedelta(seconds=2 * GAP)
+    outcome = alert_delivery_attempt(delivery_id=third.pk, now=on_time)
+    assert outcome.status == "paced"
+    assert outcome.retry_in == pytest.approx((late + timedelta(seconds=GAP) - on_time).total_seconds())
+    assert alert_delivery_attempt(delivery_id=third.pk, now=late + timedelta(seconds=GAP)).status == "sent"
+    sent = [d.send_after for d in AlertDelivery.objects.filter(status="sent").order_by("send_after")]
+    assert [(b - a).total_seconds() >= GAP for a, b in zip(sent, sent[1:], strict=False)] == [True, True]
+    assert len(bot_api.requests) == 3
