@@ -125,13 +125,13 @@ def _resolve(
         current = per_subscription.get(subscription_id)
         if current is None or (is_override and not current[3]) or (is_override == current[3] and rank > current[0]):
             per_subscription[subscription_id] = (rank, value, term_start, is_override)
-    best: Effective = Effective(None)
+    best: tuple = (None,)
     best_rank = float("-inf")
     for subscription_id in sorted(per_subscription):
         rank, value, term_start, _ = per_subscription[subscription_id]
         if rank > best_rank:
-            best, best_rank = Effective(value, subscription_id, term_start), rank
-    return best
+            best, best_rank = (value, subscription_id, term_start), rank
+    return Effective(*best)
 
 
 def effective_entitlements_for_accounts(
