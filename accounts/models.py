@@ -67,6 +67,12 @@ class Workspace(models.Model):
     def is_paid(self) -> bool:
         return self.tier == self.Tier.PAID
 
+    def key_is_reserved(self, key: str) -> bool:
+        """Whether a feature key starts with one of the reserved prefixes: stored, but left out of analytics
+        and of the alerts that speak of feature use."""
+        prefixes = tuple(self.reserved_prefixes or ())
+        return bool(prefixes) and key.startswith(prefixes)
+
 
 class Membership(models.Model):
     """A staff user's role in one workspace."""
@@ -79,9 +85,7 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["workspace", "user"], name="accounts_membership_unique_user"),
-            models.CheckConstraint(
-                condition=Q(role__in=["owner", "admin", "manager", "viewer"]), name="accounts_membership_role_valid"
-            ),
+            models.CheckConstraint(condition=Q(role__in=StaffRole.values), name="accounts_membership_role_valid"),
         ]
 
     def __str__(self) -> str:

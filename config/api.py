@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
@@ -16,7 +16,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal
-from core.errors import DomainError
+from core.errors import DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_ERRORS, DomainError, error_body, error_payload
 from core.text import echo
 
 from .http import API_PATH_PREFIX
@@ -44,15 +44,14 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     return out
 
 
-_DATABASE_UNAVAILABLE_BODY = {"code": "database_unavailable", "message": "The database is unreachable; retry later."}
-_DATABASE_UNAVAILABLE = {"error": _DATABASE_UNAVAILABLE_BODY, "errors": [_DATABASE_UNAVAILABLE_BODY]}
+_DATABASE_UNAVAILABLE = error_payload(DATABASE_UNAVAILABLE)
 
 
 def exception_handler(exc, context):
     """Errors answer `{"error": {"code", "message", "field"?}, "errors": [...]}`."""
     if isinstance(exc, DomainError):
-        return Response({"error": exc.as_dict(), "errors": [exc.as_dict()]}, status=exc.status_code)
-    if isinstance(exc, OperationalError | InterfaceError):
+        return Response(error_payload(exc.as_dict()), status=exc.status_code)
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
         response = Response(_DATABASE_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
         return response
@@ -61,13 +60,11 @@ def exception_handler(exc, context):
         return None
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        first = errors[0] if errors else {"code": "invalid", "message": "Invalid input."}
-        response.data = {"error": first, "errors": errors}
+        response.data = {"error": errors[0] if errors else error_body("invalid", "Invalid input."), "errors": errors}
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         code = getattr(detail, "code", None) or exc.default_code
-        body = {"code": code, "message": echo(detail)}
-        response.data = {"error": body, "errors": [body]}
+        response.data = error_payload(error_body(code, echo(detail)))
     return response
 
 
@@ -150,16 +147,14 @@ def database_unavailable_response(*, allow: str) -> HttpResponse:
     return response
 
 
-_NO_ENDPOINT_BODY = {
-    "code": "not_found",
-    "message": "No such endpoint: check the path against /api/docs/ (ids in paths are percent-encoded).",
-}
+_NO_ENDPOINT = error_payload(
+    error_body("not_found", "No such endpoint: check the path against /api/docs/ (ids in paths are percent-encoded).")
+)
 
 
 def not_found(request, exception=None) -> HttpResponse:
     """handler404: an API path that matches no route answers the API's JSON error; other paths get
     Django's page."""
     if request.path_info.startswith(API_PATH_PREFIX):
-        payload = {"error": _NO_ENDPOINT_BODY, "errors": [_NO_ENDPOINT_BODY]}
-        return HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=404)
+        return HttpResponse(_fast_renderer.render(_NO_ENDPOINT), content_type="application/json", status=404)
     return page_not_found(request, exception)

@@ -16,6 +16,8 @@ admin.site.index_title = "Catalog and workspaces"
 
 # An API path that matches no route answers JSON like every other API error.
 handler404 = "config.api.not_found"
+# A database outage raised outside a view still gets the 503 page (config/outage.py); other errors Django's 500.
+handler500 = "config.outage.server_error"
 
 # One flat list of the apps' API routes (an include per app would add a level that every request resolves
 # through), the hot endpoints first (the check, then events): URL resolution tries them in order.

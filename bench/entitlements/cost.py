@@ -28,9 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/uptake_bench_entl")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "false")
+# The benchmark's server settings (bench/entitlements/run.py sets the database, DEBUG and rate limiting).
 os.environ.setdefault("CONN_MAX_AGE", "600")
 # valgrind runs ~50× slower: keep the key cached through the run, as it is between two requests of a busy client.
 os.environ.setdefault("UPTAKE_API_KEY_CACHE_SECONDS", "3600")
@@ -184,6 +182,8 @@ def main() -> None:
     parser.add_argument("--body", default=None, help="POST this JSON body instead of the GET check")
     args = parser.parse_args()
     os.environ.setdefault("UPTAKE_RATE_LIMIT_ENABLED", "true" if args.rate_limit else "false")
+    import bench.entitlements.run  # noqa: F401  (its environment defaults, after the rate limit's)
+
     if args.callgrind:
         callgrind(args)
     else:
