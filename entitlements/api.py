@@ -1,7 +1,10 @@
 """Entitlement REST: the check API, an account's entitlements, item entitlements, subscriptions and their
 overrides. Thin views: parse with an input serializer, call one service or selector, render."""
 
+from urllib.parse import parse_qsl
+
 import django_filters
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -86,9 +89,29 @@ def _check_key_param(value: str | None, *, max_length: int) -> str | None:
     return value if 0 < len(value) <= max_length and value.isprintable() else None
 
 
+def _check_params(request) -> dict[str, str] | None:
+    """The query's parameters as request.GET reads them (the last of a repeated name wins) without building a
+    QueryDict; None for a query string that is not ASCII or has too many fields (the view answers those)."""
+    query = request.META.get("QUERY_STRING", "")
+    if not query.isascii():
+        return None
+    try:
+        fields = parse_qsl(
+            query,
+            keep_blank_values=True,
+            encoding=settings.DEFAULT_CHARSET,
+            max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
+        )
+    except ValueError:
+        return None
+    return dict(fields)
+
+
 def _check_fast(request) -> dict | None:
     """The check answer, or None when the request is not the plain valid case the fast path serves."""
-    params = request.GET
+    params = _check_params(request)
+    if params is None:
+        return None
     account_key = _check_key_param(params.get("account_id"), max_length=EXTERNAL_ID_MAX_LENGTH)
     feature_key = _check_key_param(params.get("feature_id"), max_length=KEY_MAX_LENGTH)
     raw_quantity = params.get("quantity")

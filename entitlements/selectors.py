@@ -6,10 +6,11 @@ of its items grants; the account gets the highest value over its subscriptions. 
 grant nothing; archived ones keep granting where they already are.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import repeat
 from typing import Any
 
 import psycopg
@@ -69,6 +70,22 @@ class Effective:
     term_start: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedFeature:
+    """The columns of a feature that a check answer reads (_CHECK_SQL): what entitlement_payload, _resolve and
+    allowance_period use of a Feature. Building a Feature model instance costs more than the rest of the
+    answer's Python work."""
+
+    pk: int
+    workspace_id: int
+    key: str
+    type: str
+    status: str
+    metered: bool
+    reset_period: str
+    reset_anchor: str
+
+
 @contextmanager
 def _prepared_cursor() -> Iterator[psycopg.Cursor]:
     """A psycopg 3 cursor with server-side binding on Django's connection: psycopg prepares a statement it has
@@ -95,23 +112,28 @@ def _grants(*, account_ids: list[int], feature_id: int | None, now: datetime) ->
     return out
 
 
-def _resolve(*, feature: Feature, grants: list[tuple], positions: dict[str, int] | None = None) -> Effective:
+def _resolve(
+    *, feature: Feature | CheckedFeature, grants: Iterable[tuple], positions: dict[str, int] | None = None
+) -> Effective:
     """Highest value across subscriptions, where a subscription's override replaces what its items give."""
     if positions is None and feature.type == "custom":
         positions = {level.value: level.position for level in feature.levels.all()}
+    ranks: dict[str, float] = {}  # grants repeat a few values
     per_subscription: dict[int, tuple[float, str, datetime | None, bool]] = {}
     for _feature_id, subscription_id, term_start, value, is_override in grants:
-        rank = value_rank(feature_type=feature.type, value=value, level_positions=positions)
+        rank = ranks.get(value)
+        if rank is None:
+            rank = ranks[value] = value_rank(feature_type=feature.type, value=value, level_positions=positions)
         current = per_subscription.get(subscription_id)
         if current is None or (is_override and not current[3]) or (is_override == current[3] and rank > current[0]):
             per_subscription[subscription_id] = (rank, value, term_start, is_override)
-    best: Effective = Effective(None)
+    best: tuple = (None,)
     best_rank = float("-inf")
     for subscription_id in sorted(per_subscription):
         rank, value, term_start, _ = per_subscription[subscription_id]
         if rank > best_rank:
-            best, best_rank = Effective(value, subscription_id, term_start), rank
-    return best
+            best, best_rank = (value, subscription_id, term_start), rank
+    return Effective(*best)
 
 
 def effective_entitlements_for_accounts(
@@ -203,7 +225,7 @@ def allowance_used(*, account_id: int, feature_id: int, period: Period) -> int:
     return allowances_used(feature_id=feature_id, periods={account_id: period})[account_id]
 
 
-def allowance_period(*, feature: Feature, effective: Effective, at: datetime) -> Period:
+def allowance_period(*, feature: Feature | CheckedFeature, effective: Effective, at: datetime) -> Period:
     return period_containing(
         reset_period=feature.reset_period,
         reset_anchor=feature.reset_anchor,
@@ -212,7 +234,9 @@ def allowance_period(*, feature: Feature, effective: Effective, at: datetime) ->
     )
 
 
-def usage_refusal(*, feature: Feature, value: str | None, quantity: int, used: int | None = None) -> str | None:
+def usage_refusal(
+    *, feature: Feature | CheckedFeature, value: str | None, quantity: int, used: int | None = None
+) -> str | None:
     """Why an account holding `value` may not use `quantity` more of the feature, or None when it may: the one
     rule the check answers and the record enforces. Not granted (feature_use_granted) → "not_entitled"; a
     number feature's value is a limit → "limit_exceeded" when used + quantity > limit (metered, `used` in the
@@ -227,7 +251,7 @@ def usage_refusal(*, feature: Feature, value: str | None, quantity: int, used: i
 
 def entitlement_payload(
     *,
-    feature: Feature,
+    feature: Feature | CheckedFeature,
     effective: Effective,
     account_id: int,
     now: datetime,
@@ -255,7 +279,7 @@ def entitlement_payload(
 
 def entitlement_payloads(
     *,
-    feature: Feature,
+    feature: Feature | CheckedFeature,
     effectives: dict[int, Effective],
     now: datetime,
     quantity: int = 0,
@@ -301,7 +325,7 @@ def _resets_at(period: Period) -> str | None:
     return period.end.isoformat().replace("+00:00", "Z") if period.end else None
 
 
-def refusal_payload(*, feature_key: str, reason: str, feature: Feature | None = None) -> dict:
+def refusal_payload(*, feature_key: str, reason: str, feature: Feature | CheckedFeature | None = None) -> dict:
     """The check answer when the account or feature is unknown."""
     return {
         "feature_id": feature_key,
@@ -328,18 +352,26 @@ SELECT f.id, f.type, f.status, f.metered, f.reset_period, f.reset_anchor, a.id,
   CASE WHEN f.type = 'custom' THEN
     (SELECT array_agg(l.value ORDER BY l.position) FROM catalog_featurelevel l WHERE l.feature_id = f.id)
   END,
-  (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), ie.value, 'i'])
-     FROM entitlements_subscription s
-     JOIN entitlements_subscription_items si ON si.subscription_id = s.id
-     {GRANTING_ITEMS_JOIN_SQL}
-     JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id AND ie.feature_id = f.id
-    WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}),
-  (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), se.value, 'o'])
-     FROM entitlements_subscription s
-     JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id AND se.feature_id = f.id
-    WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}
-      AND (se.expires_at IS NULL OR se.expires_at > %(now)s))
+  g.subscriptions, g.term_starts, g.grant_values, g.overrides
 FROM f LEFT JOIN a ON true
+LEFT JOIN LATERAL (
+  SELECT array_agg(r.subscription_id) AS subscriptions, array_agg(r.term_start::text) AS term_starts,
+         array_agg(r.value) AS grant_values, array_agg(r.is_override) AS overrides
+  FROM (
+    SELECT s.id, s.current_term_start, ie.value, false
+      FROM entitlements_subscription s
+      JOIN entitlements_subscription_items si ON si.subscription_id = s.id
+      {GRANTING_ITEMS_JOIN_SQL}
+      JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id AND ie.feature_id = f.id
+     WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}
+    UNION ALL
+    SELECT s.id, s.current_term_start, se.value, true
+      FROM entitlements_subscription s
+      JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id AND se.feature_id = f.id
+     WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}
+       AND (se.expires_at IS NULL OR se.expires_at > %(now)s)
+  ) r(subscription_id, term_start, value, is_override)
+) g ON true
 """
 
 
@@ -358,26 +390,17 @@ def entitlement_check(
         row = cursor.fetchone()
     if row is None:
         return refusal_payload(feature_key=feature_key, reason="unknown_feature")
-    feature_id, ftype, fstatus, metered, reset_period, reset_anchor, account_id, levels, items, overrides = row
-    feature = Feature(
-        pk=feature_id,
-        workspace_id=workspace.pk,
-        key=feature_key,
-        type=ftype,
-        status=fstatus,
-        metered=metered,
-        reset_period=reset_period,
-        reset_anchor=reset_anchor,
-    )
+    feature_id, ftype, fstatus, metered, reset_period, reset_anchor, account_id, levels, *grant_columns = row
+    feature = CheckedFeature(feature_id, workspace.pk, feature_key, ftype, fstatus, metered, reset_period, reset_anchor)
     if account_id is None:
         return refusal_payload(feature_key=feature_key, reason="unknown_account", feature=feature)
-    if fstatus == Lifecycle.DRAFT:
+    if fstatus == Lifecycle.DRAFT or grant_columns[0] is None:
         effective = Effective(None)
     else:
-        grants = [
-            (feature_id, int(sub), datetime.fromisoformat(start) if start else None, value, kind == "o")
-            for sub, start, value, kind in (items or []) + (overrides or [])
-        ]
+        subscriptions, term_starts, values, overrides = grant_columns
+        # Term starts come as text: Django's timestamptz loader is Python, fromisoformat is C.
+        term_starts = [datetime.fromisoformat(start) if start else None for start in term_starts]
+        grants = zip(repeat(feature_id), subscriptions, term_starts, values, overrides)
         positions = {value: position for position, value in enumerate(levels or [])}
         effective = _resolve(feature=feature, grants=grants, positions=positions)
     return entitlement_payload(feature=feature, effective=effective, account_id=account_id, now=now, quantity=quantity)

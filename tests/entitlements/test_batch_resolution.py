@@ -15,6 +15,7 @@ from entitlements.selectors import (
     effective_entitlements,
     effective_entitlements_by_account,
     effective_entitlements_for_accounts,
+    entitlement_check,
     entitlement_payload,
     entitlement_payloads,
 )
@@ -126,6 +127,32 @@ def test_batch_payloads_equal_single_payloads_with_their_own_periods(workspace, 
         (10, 6, True),
         (None, None, False),
     ]
+
+
+@pytest.mark.parametrize("quantity", [0, 5, 11])
+def test_the_checks_single_query_answers_what_the_orm_selectors_answer(workspace, scenario, quantity):
+    # given every account and feature of the scenario (overrides, an expired one, a trial, a cancelled
+    # subscription, term and calendar periods, custom levels, a draft)
+    for acct in scenario["accounts"].values():
+        for feat in scenario["features"]:
+            # when the check answers with its one query
+            answer = entitlement_check(
+                workspace=workspace,
+                account_key=acct.external_id,
+                feature_key=feat.key,
+                now=FROZEN_NOW,
+                quantity=quantity,
+            )
+            # then it is the answer built from the ORM's resolution
+            effective = effective_entitlement(account_id=acct.pk, feature=feat, now=FROZEN_NOW)
+            expected = entitlement_payload(
+                feature=feat, effective=effective, account_id=acct.pk, now=FROZEN_NOW, quantity=quantity
+            )
+            assert answer == expected, (acct.external_id, feat.key)
+    a1 = scenario["accounts"]["a1"]
+    calls = entitlement_check(workspace=workspace, account_key=a1.external_id, feature_key="api-calls", now=FROZEN_NOW)
+    # the higher grant is s1b's, so its term (started three days ago) sets the period
+    assert (calls["limit"], calls["used"], calls["resets_at"]) == (100, 7, "2026-12-15T12:00:00Z")
 
 
 def test_batch_for_every_feature_equals_the_single_account_list(workspace, scenario):

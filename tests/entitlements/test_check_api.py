@@ -45,6 +45,8 @@ def _drf_view_answer(raw_key: str, params: dict):
         {"account_id": " acme-corp ", "feature_id": "sso "},
         {"account_id": "ghost", "feature_id": "sso"},
         {"account_id": "acme-corp", "feature_id": "ghost"},
+        {"account_id": "acme-corp", "feature_id": ["ghost", "sso"]},  # a repeated name: the last value counts
+        {"account_id": "acmé-corp", "feature_id": "sso"},  # percent-encoded UTF-8
     ],
 )
 def test_fast_answer_is_the_drf_views_answer_byte_for_byte(workspace, make_key, granted, params):
@@ -73,6 +75,7 @@ def test_fast_answer_is_the_drf_views_answer_byte_for_byte(workspace, make_key, 
         {"account_id": "acme-corp", "feature_id": "sso", "quantity": "3.0"},
         {"account_id": "acme-corp", "feature_id": "sso", "quantity": "-1"},
         {"feature_id": "sso"},
+        {"account_id": ["ghost", "acme-corp"], "feature_id": "sso", "quantity": ["lots", "1"]},
     ],
 )
 def test_with_fast_paths_off_the_whole_answer_is_the_same(api, granted, settings, params):
