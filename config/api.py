@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.views.defaults import page_not_found
@@ -52,6 +53,11 @@ def exception_handler(exc, context):
     """Errors answer `{"error": {"code", "message", "field"?}, "errors": [...]}`."""
     if isinstance(exc, DomainError):
         return Response({"error": exc.as_dict(), "errors": [exc.as_dict()]}, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body past DATA_UPLOAD_MAX_MEMORY_SIZE; unhandled, it is an HTML 400.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = {"code": "body_too_large", "message": f"The body is over the limit of {limit} bytes per request."}
+        return Response({"error": body, "errors": [body]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, OperationalError | InterfaceError):
         response = Response(_DATABASE_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)

@@ -12,10 +12,10 @@ from rest_framework.views import APIView
 from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
+from core.body import BodyError, read_body
 from core.ratelimit import api_key_rate_take
 from core.serializers import error_response
 
-from .body import read_body
 from .feature_used import feature_used_ingest
 from .serializers import (
     AccountInputSerializer,
@@ -27,7 +27,7 @@ from .serializers import (
     IngestResultSerializer,
 )
 from .services import events_ingest
-from .validation import BodyError, parse_body
+from .validation import parse_body
 
 EVENTS_DESCRIPTION = """
 Send one event object, a list of event objects, or `{"events": [...]}`.

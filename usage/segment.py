@@ -18,13 +18,13 @@ from django.db import DataError, connection, transaction
 
 from accounts.models import Workspace
 from accounts.services import account_upsert, end_user_upsert
+from core.body import BodyError
 from core.errors import DomainError
 from core.text import json_text_problem, text_problem
 
 from .models import IngestionProblem, SegmentMapping, SegmentUser
 from .problems import Problem, ingestion_problems_record
 from .services import events_ingest
-from .validation import BodyError
 
 MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 IGNORED_TYPES = ("page", "screen")

@@ -24,11 +24,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal, HasIngestScope
+from core.body import BodyError, read_body
 from core.ratelimit import api_key_rate_take
 
-from .body import read_body
 from .segment import segment_body_parse, segment_messages_ingest
-from .validation import BodyError
 
 _authentication = ApiKeyAuthentication()
 
@@ -90,7 +89,7 @@ def _database_unavailable() -> Response:
 
 
 def _read_body(request) -> bytes:
-    """The request body, gzip-decoded when `Content-Encoding: gzip` (usage/body.py, as for /api/v1/events),
+    """The request body, gzip-decoded when `Content-Encoding: gzip` (core/body.py, as for /api/v1/events),
     within UPTAKE_SEGMENT_MAX_BATCH_BYTES; a body over it is a 400 here, as Segment answers (its clients do not
     retry a 400, where they would retry a 413)."""
     try:

@@ -14,6 +14,7 @@ from typing import Any
 from accounts.models import EXTERNAL_ID_MAX_LENGTH
 from catalog.models import KEY_REGEX
 from catalog.services import key_from_display_name
+from core.body import BodyError
 from core.text import echo, text_problem
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
@@ -54,16 +55,6 @@ class Code:
     # warnings
     TRUNCATED = "truncated"
     UNKNOWN_FIELD = "unknown_field"
-
-
-class BodyError(Exception):
-    """The whole body is refused: nothing is stored."""
-
-    def __init__(self, message: str, *, code: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
 
 
 @dataclass(frozen=True)
