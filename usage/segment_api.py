@@ -12,7 +12,6 @@ Error bodies carry `code` and `message` at the top level (what the clients read)
 """
 
 import base64
-import binascii
 import math
 
 from django.conf import settings
@@ -106,13 +105,15 @@ def _header_key(request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header:
         return None
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    if scheme.lower() == "basic":
+    # Split on any whitespace, as the REST API's authentication does (`Bearer<TAB>key` is the same key).
+    scheme, value = ([*header.split(None, 1), ""])[:2]
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer" and value:
+        return value
+    if scheme == "basic":
         try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             raise exceptions.AuthenticationFailed("The Basic credentials are not valid base64.") from None
         return decoded.partition(":")[0]
     raise exceptions.AuthenticationFailed("Use HTTP Basic with the API key as user name, or 'writeKey' in the body.")

@@ -92,6 +92,9 @@ def test_write_key_in_the_body_is_accepted(key):
         (None, "upt_000000000000_nope", 401, "authentication_failed"),
         ("Digest abc", None, 401, "authentication_failed"),
         ("Basic !!!", None, 401, "authentication_failed"),
+        # Not ASCII (a WSGI server hands header bytes over as latin-1): was a 500 from base64.
+        ("Basic \u00c3\u00a9t\u00c3\u00a9", None, 401, "authentication_failed"),
+        ("Basic " + base64.b64encode(b"\xff\xfe:").decode(), None, 401, "authentication_failed"),
     ],
 )
 def test_missing_or_bad_write_key_is_401_and_stores_nothing(workspace, authorization, body_key, status, code):
@@ -106,6 +109,21 @@ def test_missing_or_bad_write_key_is_401_and_stores_nothing(workspace, authoriza
     assert (response.status_code, response.json()["code"]) == (status, code)
     assert response.json()["success"] is False
     assert UsageEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("separator", [" ", "\t", "   "])
+def test_the_scheme_and_the_key_may_be_separated_by_any_whitespace(workspace, make_key, separator):
+    # given the key after "Bearer" and after "Basic" with a tab or several spaces (the REST API takes both)
+    _, key = make_key(workspace, "ingest")
+    credentials = [f"Bearer{separator}{key}", f"Basic{separator}" + basic(key).removeprefix("Basic ")]
+    for n, authorization in enumerate(credentials):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=authorization)
+        # when
+        response = post(client, BATCH, {"batch": [track(f"ws-{n}")]})
+        # then
+        assert (response.status_code, response.json()) == (200, {"success": True})
+    assert UsageEvent.objects.count() == 2
 
 
 def test_a_key_without_ingest_scope_is_403(workspace, make_key):
