@@ -20,7 +20,7 @@ from accounts.models import Workspace
 from accounts.services import account_upsert, end_user_upsert
 from core.body import BodyError
 from core.errors import DomainError
-from core.text import json_text_problem, text_problem
+from core.text import echo, json_text_problem, text_problem
 
 from .models import IngestionProblem, SegmentMapping, SegmentUser
 from .problems import Problem, ingestion_problems_record
@@ -73,6 +73,9 @@ def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> 
                 raise BodyError(f"Message at index {index} of 'batch' is not an object.", code="invalid_body")
     else:
         messages = [{**body, "type": endpoint}]
+    # The write key is a credential: it is read from the body (segment_api), never kept with a message (an
+    # ingestion problem's payload excerpt is shown on the dashboard).
+    messages = [_without_write_key(message) for message in messages]
     for index, size in enumerate(sizes):
         if size > max_message_bytes:
             raise BodyError(
@@ -80,6 +83,10 @@ def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> 
                 code="message_too_large",
             )
     return messages, body
+
+
+def _without_write_key(message: dict) -> dict:
+    return {name: value for name, value in message.items() if name != "writeKey"} if "writeKey" in message else message
 
 
 _DECODER = json.JSONDecoder()
@@ -316,7 +323,11 @@ def _timestamp(message: dict, *, sent_at: object, now: datetime) -> object:
     original_at, sent_at_parsed = _parse_time(original), _parse_time(sent)
     if original_at is None or sent_at_parsed is None:
         return original
-    return (now - (sent_at_parsed - original_at)).isoformat()
+    try:
+        return (now - (sent_at_parsed - original_at)).isoformat()
+    except OverflowError:
+        # A skew that moves the time out of years 1–9999 (`sentAt` 0001-01-01, say): the time as sent is judged.
+        return original
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -489,14 +500,23 @@ def segment_group(
     fields: dict = {}
     if "name" in rest:
         fields["name"] = _trait_text(rest.pop("name"))
+    domain_trait = "domain" if rest.get("domain") else "website"
     domain = rest.pop("domain", None) or rest.pop("website", None)
     rest.pop("website", None)
+    problem = None
     if domain is not None:
-        fields["domain"] = _domain(domain)
+        try:
+            fields["domain"] = _domain(domain)
+        except ValueError:  # not a URL urlsplit can read (`http://[::1`): left out, the rest applied
+            problem = _problem(
+                Reason.INVALID_TRAIT,
+                f"'traits.{domain_trait}' ({echo(domain, limit=100)}) is neither a host name nor a URL; the "
+                "account's domain is left as it was.",
+                message,
+            )
     if mapping.plan_trait in rest:
         fields["plan"] = _trait_text(rest.pop(mapping.plan_trait))
     owner = rest.pop(mapping.owner_email_trait, None)
-    problem = None
     try:
         with transaction.atomic():
             account, _ = account_upsert(
@@ -510,7 +530,7 @@ def segment_group(
     except DomainError as exc:
         if exc.field != "owner_email":
             raise
-        problem = _problem(exc.code, exc.message, message)
+        problem = problem or _problem(exc.code, exc.message, message)
         account, _ = account_upsert(
             workspace=workspace, external_id=group, **fields, attributes=rest, merge_attributes=True
         )
@@ -589,7 +609,8 @@ def _trait_text(value: object) -> object:
 
 
 def _domain(value: object) -> object:
-    """`https://www.acme.com/about` → `acme.com`; not text passes on for the service to refuse."""
+    """`https://www.acme.com/about` → `acme.com`; not text passes on for the service to refuse; ValueError for
+    text that is not a URL (an unclosed `[`)."""
     if not isinstance(value, str):
         return value
     text = value.strip().lower()

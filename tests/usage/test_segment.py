@@ -291,6 +291,60 @@ def test_original_timestamp_is_corrected_by_sent_at(segment):
     assert UsageEvent.objects.get().occurred_at.isoformat() == "2026-11-18T11:59:00+00:00"
 
 
+@pytest.mark.parametrize(
+    ("original", "sent_at", "reason"),
+    [
+        # the skew moves the time past year 9999 / before year 1 (an OverflowError was a 500)
+        ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "in_future"),
+        ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "too_old"),
+    ],
+)
+def test_a_clock_skew_past_the_calendar_is_judged_on_the_time_as_sent(segment, original, sent_at, reason):
+    # given
+    message = track("m-1", originalTimestamp=original, sentAt=sent_at)
+    del message["timestamp"]
+    # when
+    response = post(segment, "/api/segment/v1/track", message)
+    # then: answered like any message that cannot be used: 200, a problem, nothing stored
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert list(IngestionProblem.objects.values_list("message_id", "reason")) == [("m-1", reason)]
+    assert UsageEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("trait", ["website", "domain"])
+def test_a_website_that_is_not_a_url_is_a_problem_and_the_rest_of_the_group_is_applied(segment, trait):
+    # when ("http://[::1" made urlsplit raise: a 500)
+    response = post(
+        segment,
+        "/api/segment/v1/group",
+        {"messageId": "g-1", "groupId": "acct_1", "traits": {"name": "Acme", trait: "http://[::1", "plan": "pro"}},
+    )
+    # then
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert list(Account.objects.values_list("external_id", "name", "domain", "plan")) == [("acct_1", "Acme", "", "pro")]
+    problem = IngestionProblem.objects.get()
+    assert (problem.message_id, problem.reason, problem.message) == (
+        "g-1",
+        "invalid_trait",
+        f"'traits.{trait}' (http://[::1) is neither a host name nor a URL; the account's domain is left as it was.",
+    )
+
+
+@pytest.mark.parametrize("path", ["/api/segment/v1/track", BATCH])
+def test_the_write_key_is_never_kept_in_a_problems_payload(workspace, key, path):
+    # given a track that cannot be used (no account), its write key in the body (and, in a batch, in the message)
+    message = {**track("m-1", context={}, userId="stranger"), "writeKey": key}
+    body = message if path.endswith("track") else {"batch": [message], "writeKey": key}
+    # when
+    response = post(APIClient(), path, body)
+    # then the problem is recorded without the key
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    problem = IngestionProblem.objects.get()
+    assert problem.reason == "no_account"
+    assert key not in problem.payload_excerpt and "writeKey" not in problem.payload_excerpt
+    assert json.loads(problem.payload_excerpt)["userId"] == "stranger"
+
+
 def test_identify_before_group_is_applied_when_the_user_is_grouped(segment):
     # given
     post(
