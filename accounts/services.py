@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from core.errors import Conflict, DomainError, NotFound
 from core.staff import StaffRole
+from core.text import text_problem
 
 from .ids import external_id_check
 from .models import EXTERNAL_ID_MAX_LENGTH, Account, ApiKey, EndUser, Membership, Workspace
@@ -212,6 +213,8 @@ def _text(value: object, *, field: str, max_length: int) -> str:
         return ""
     if not isinstance(value, str):
         raise DomainError(f"'{field}' must be a string.", code="invalid_type", field=field)
+    if problem := text_problem(value):  # PostgreSQL cannot store it: refused here, never a DataError
+        raise DomainError(f"'{field}' {problem.phrase}.", code=problem.code, field=field)
     value = value.strip()
     if len(value) > max_length:
         raise DomainError(f"'{field}' is at most {max_length} characters.", code="invalid_value", field=field)
@@ -312,6 +315,15 @@ def account_upsert(
     if changes:
         account.save(update_fields=[*changes, "updated_at"])
     return account, created
+
+
+@transaction.atomic
+def account_plans_set(*, workspace: Workspace, plans: dict[int, object]) -> None:
+    """Set the plan label of accounts named by primary key (the accounts events were just stored under), each
+    label read as account_upsert reads `plan`; rows are locked in primary-key order."""
+    labels = {pk: _text(plan, field="plan", max_length=100) for pk, plan in plans.items()}
+    for pk, label in sorted(labels.items()):
+        Account.objects.filter(workspace=workspace, pk=pk).update(plan=label, updated_at=timezone.now())
 
 
 @transaction.atomic
