@@ -213,6 +213,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("UPTAKE_LOGIN_COOLOFF_MINUTES", 
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "core.views.login_locked_out"
+AXES_USERNAME_CALLABLE = "core.views.login_username"
 AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "/"
 

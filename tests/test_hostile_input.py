@@ -186,6 +186,16 @@ def test_nul_in_a_dashboard_path_is_400(workspace, staff_of, path):
     assert response.content == b"The path contains the control character U+0000; no id or key holds one."
 
 
+def test_nul_in_the_workspace_switch_form_is_400(workspace, staff_of):
+    # given a member of the workspace
+    client = Client()
+    client.force_login(staff_of(workspace, "viewer"))
+    # when the form posts a workspace slug with NUL (it reached the query: a 500)
+    response = client.post("/switch-workspace/", {"workspace": "acme\x00"})
+    # then
+    assert (response.status_code, response.content) == (400, b"'workspace' contains the NUL character.")
+
+
 def test_nul_in_a_query_parameter_is_400_naming_it(api):
     # when
     response = api.get("/api/v1/entitlements/check?account_id=a%00b&feature_id=f")
