@@ -186,6 +186,35 @@ def test_nul_in_a_dashboard_path_is_400(workspace, staff_of, path):
     assert response.content == b"The path contains the control character U+0000; no id or key holds one."
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("put", "/api/v1/accounts/%ff%fe"),
+        ("put", "/api/v1/accounts/a/users/%ed%a0%80"),  # a surrogate, UTF-8-encoded: not UTF-8
+        ("get", "/api/v1/accounts/%c0%af/entitlements"),  # an overlong `/`
+        ("get", "/api/v1/subscriptions/%ff"),
+    ],
+)
+def test_a_path_whose_bytes_are_not_utf8_is_400(api, method, path):
+    # when, through a server that passes the raw path on as gunicorn does (Django shows such bytes as `%FF`:
+    # the account `%FF` was created, the same as `/accounts/%25FF`)
+    response = getattr(api, method)(path, {"attributes": {}}, format="json", RAW_URI=path)
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error(
+        "invalid_path", "The path is not UTF-8 text once percent-decoded: encode ids as UTF-8 (é is %C3%A9)."
+    )
+    assert _stored() == (0, 0, 0, 0, 0)
+
+
+def test_a_percent_sign_in_an_id_is_still_an_id(api):
+    # when an id holds a literal `%FF`, sent percent-encoded
+    response = api.put("/api/v1/accounts/%25FF", {"name": "Percent"}, format="json", RAW_URI="/api/v1/accounts/%25FF")
+    # then
+    assert response.status_code == 201
+    assert list(Account.objects.values_list("external_id", "name")) == [("%FF", "Percent")]
+
+
 def test_nul_in_the_workspace_switch_form_is_400(workspace, staff_of):
     # given a member of the workspace
     client = Client()
