@@ -1,17 +1,18 @@
 """JSON in and out of the API. Every JSON body a DRF view reads goes through JSONParser, which decodes
 `Content-Encoding: gzip` as /api/v1/events does (core/body.py: one code path, the same limit on the decoded
-size), then refuses with a 400 naming the place what PostgreSQL could not store (NUL), what no response could
-echo (lone surrogates) and nesting that would exhaust the stack; JSONRenderer cannot fail on text, so no answer
-turns into a 500 after its writes committed. (A module of its own: DRF's settings import these classes while
-config.api is loading.)"""
+size), refuses with a 400 an object that names a key twice (core.text.json_loads, as for every API body), and,
+naming the place, what PostgreSQL could not store (NUL), what no response could echo (lone surrogates) and
+nesting that would exhaust the stack; JSONRenderer cannot fail on text, so no answer turns into a 500 after its
+writes committed. (A module of its own: DRF's settings import these classes while config.api is loading.)"""
 
+import codecs
 import io
 
 from django.conf import settings
 from rest_framework import exceptions, parsers, renderers
 
 from core.body import IDENTITY_ENCODINGS, BodyError, body_decode, content_encoding
-from core.text import echo_json, json_text_problem
+from core.text import DuplicateKeyError, echo_json, json_loads, json_text_problem
 
 
 class BodyRefused(exceptions.APIException):
@@ -23,8 +24,8 @@ class BodyRefused(exceptions.APIException):
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, plus gzip bodies (core.body) and a 400 for NUL, lone surrogates and nesting deeper
-    than core.text.JSON_MAX_DEPTH."""
+    """DRF's JSON parser, plus gzip bodies (core.body) and a 400 for a key twice in one object, NUL, lone
+    surrogates and nesting deeper than core.text.JSON_MAX_DEPTH."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = (parser_context or {}).get("request")
@@ -37,9 +38,15 @@ class JSONParser(parsers.JSONParser):
                 raise BodyRefused(exc) from None
             stream = io.BytesIO(raw)
         try:
-            data = super().parse(stream, media_type, parser_context)
+            # DRF's parse, with core.text's decoder (a key twice in one object is refused).
+            text = codecs.getreader(parsers.get_encoding(parser_context or {}))(stream).read()
+            data = json_loads(text, finite=self.strict)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - the body nests too deeply.") from None
+        except DuplicateKeyError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}.", code="duplicate_key") from None
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
         found = json_text_problem(data)
         if found is not None:
             path, problem = found

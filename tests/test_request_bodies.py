@@ -120,3 +120,48 @@ def test_a_plain_body_past_the_upload_limit_is_a_json_413(api, settings, method,
     assert response["Content-Type"] == "application/json"
     assert response.json() == _error("body_too_large", "The body is over the limit of 1024 bytes per request.")
     assert _stored() == (0, 0, 0)
+
+
+DUPLICATE_KEYS = [
+    # (method, path, body): json.loads kept the last value of each without a word
+    ("post", "/api/v1/events", b'{"account_id": "a", "feature_id": "f", "quantity": 1, "quantity": 500}'),
+    ("post", "/api/v1/events", b'{"events": [], "events": [{"account_id": "a", "feature_id": "f"}]}'),
+    ("post", "/api/v1/events", b'[{"account_id": "a", "feature_id": "f", "properties": {"k": 1, "k": 2}}]'),
+    ("post", "/api/v1/events/feature.used", b'{"user_id": "u", "feature": "f", "plan": "free", "plan": "pro"}'),
+    ("put", "/api/v1/accounts/acct-gz", b'{"name": "First", "name": "Second"}'),
+    ("post", "/api/v1/usage/record", b'{"account_id": "a", "feature_id": "f", "attributes": {"x": 1, "x": 1}}'),
+    ("post", "/api/v1/products", b'{"id": "p1", "id": "p2", "name": "P"}'),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), DUPLICATE_KEYS)
+def test_an_object_naming_a_key_twice_is_400_and_stores_nothing(api, method, path, body):
+    # when
+    response = send(api, method, path, body, encoding=None)
+    # then
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "duplicate_key"
+    assert "appears twice in one object" in error["message"]
+    assert _stored() == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"batch": [], "batch": [{"type": "track", "userId": "u", "event": "e", "context": {"groupId": "a"}}]}',
+        b'{"batch": [{"type": "track", "userId": "u", "userId": "v", "event": "e", "context": {"groupId": "a"}}]}',
+    ],
+    ids=["top-level", "in-a-message"],
+)
+def test_a_segment_batch_naming_a_key_twice_is_400_and_stores_nothing(api, workspace, make_key, body):
+    # given
+    _, key = make_key(workspace, "ingest")
+    # when
+    response = api.generic(
+        "POST", "/api/segment/v1/batch", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+    # then
+    assert response.status_code == 400
+    assert (response.json()["code"], response.json()["success"]) == ("duplicate_key", False)
+    assert _stored() == (0, 0, 0)

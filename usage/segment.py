@@ -20,7 +20,7 @@ from accounts.models import Workspace
 from accounts.services import account_upsert, end_user_upsert
 from core.body import BodyError
 from core.errors import DomainError
-from core.text import echo, json_text_problem, text_problem
+from core.text import DuplicateKeyError, echo, json_loads, json_raw_decode, json_text_problem, text_problem
 
 from .models import IngestionProblem, SegmentMapping, SegmentUser
 from .problems import Problem, ingestion_problems_record
@@ -54,10 +54,12 @@ def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> 
         if endpoint == "batch":
             body, sizes = _scan_batch(text)
         else:
-            body = json.loads(text)
+            body = json_loads(text)
             sizes = [len(raw)]
     except UnicodeDecodeError:
         raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
+    except DuplicateKeyError as exc:
+        raise BodyError(f"The body is ambiguous: {exc}.", code="duplicate_key") from None
     except ValueError as exc:
         raise BodyError(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
     except RecursionError:
@@ -89,16 +91,15 @@ def _without_write_key(message: dict) -> dict:
     return {name: value for name, value in message.items() if name != "writeKey"} if "writeKey" in message else message
 
 
-_DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 
 
 def _scan_batch(text: str) -> tuple[object, list[int]]:
-    """json.loads(text), and the size in bytes of each element of its top-level "batch" list as written in the
-    text, in one pass (JSONDecoder.raw_decode per value). Raises ValueError as json.loads does."""
+    """json_loads(text), and the size in bytes of each element of its top-level "batch" list as written in the
+    text, in one pass (a raw decode per value). Raises ValueError as json_loads does (a key twice included)."""
     i = _skip(text, 0)
     if not text.startswith("{", i):
-        value = json.loads(text)  # not an object: json.loads gives the error or the value to refuse
+        value = json_loads(text)  # not an object: json_loads gives the error or the value to refuse
         return value, []
     body: dict = {}
     sizes: list[int] = []
@@ -106,17 +107,19 @@ def _scan_batch(text: str) -> tuple[object, list[int]]:
     if text.startswith("}", i):
         return _end(text, i + 1, body, sizes)
     while True:
-        key, i = _DECODER.raw_decode(text, i)
+        key, i = json_raw_decode(text, i)
         if not isinstance(key, str):
             raise ValueError(f"Expecting a property name at char {i}")
         i = _skip(text, i)
         if not text.startswith(":", i):
             raise ValueError(f"Expecting ':' delimiter at char {i}")
         i = _skip(text, i + 1)
+        if key in body:
+            raise DuplicateKeyError(key)
         if key == "batch" and text.startswith("[", i):
             body[key], sizes, i = _scan_list(text, i)
         else:
-            body[key], i = _DECODER.raw_decode(text, i)
+            body[key], i = json_raw_decode(text, i)
         i = _skip(text, i)
         if text.startswith("}", i):
             return _end(text, i + 1, body, sizes)
@@ -132,7 +135,7 @@ def _scan_list(text: str, i: int) -> tuple[list, list[int], int]:
     if text.startswith("]", i):
         return items, sizes, i + 1
     while True:
-        item, end = _DECODER.raw_decode(text, i)
+        item, end = json_raw_decode(text, i)
         items.append(item)
         # Characters are bytes unless the message has non-ASCII text (then count its UTF-8 bytes).
         span = end - i

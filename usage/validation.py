@@ -15,7 +15,7 @@ from accounts.models import EXTERNAL_ID_MAX_LENGTH
 from catalog.models import KEY_REGEX
 from catalog.services import key_from_display_name
 from core.body import BodyError
-from core.text import echo, text_problem
+from core.text import DuplicateKeyError, echo, json_loads, text_problem
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
 KNOWN_FIELDS = frozenset(
@@ -119,9 +119,11 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
     if not raw.strip():
         raise BodyError('The body is empty: send one event object or {"events": [...]}.', code="invalid_body")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json_loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
+    except DuplicateKeyError as exc:
+        raise BodyError(f"The body is ambiguous: {exc}.", code="duplicate_key") from None
     except ValueError as exc:
         raise BodyError(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
     except RecursionError:

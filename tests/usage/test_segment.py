@@ -697,7 +697,6 @@ def test_the_admin_lists_problems_read_only(problems, client, workspace, staff_o
         '{"batch": []}',
         "{}",
         '{"batch": {"a": 1}}',
-        '{"batch": [1], "batch": [{"a": 2}]}',
         '{"x": "\\"batch\\": [", "batch": [{"s": "]},{"}]}',
     ],
 )
@@ -719,6 +718,17 @@ def test_the_batch_scanner_refuses_what_json_loads_refuses(text):
     with pytest.raises(ValueError):
         json.loads(text)
     with pytest.raises(ValueError):
+        _scan_batch(text)
+
+
+@pytest.mark.parametrize("text", ['{"batch": [1], "batch": [{"a": 2}]}', '{"batch": [{"a": 1, "a": 2}]}'])
+def test_the_batch_scanner_refuses_a_key_twice_where_json_loads_keeps_the_last(text):
+    from core.text import DuplicateKeyError
+    from usage.segment import _scan_batch
+
+    # then
+    assert json.loads(text)
+    with pytest.raises(DuplicateKeyError):
         _scan_batch(text)
 
 
