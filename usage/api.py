@@ -35,7 +35,8 @@ Send one event object, a list of event objects, or `{"events": [...]}`.
 **Limits** (settings): at most `UPTAKE_INGEST_MAX_EVENTS` (1000) events and `UPTAKE_INGEST_MAX_BYTES` (1 MiB)
 per
 request; both answer **413** (`too_many_events`, `body_too_large`) and store nothing. A body that is not JSON
-(`invalid_json`) or not an object / list of objects (`invalid_body`) answers **400** and stores nothing.
+(`invalid_json`), holds an object naming a key twice (`duplicate_key`) or is not an object / list of objects
+(`invalid_body`) answers **400** and stores nothing.
 
 **Compression**: `Content-Encoding: gzip` bodies are accepted; the byte limit applies to the decompressed
 body (and to the compressed one), and inflating stops as soon as it passes the limit (**413**
@@ -86,8 +87,8 @@ class EventsView(APIView):
         responses={
             200: IngestResultSerializer,
             400: error_response(
-                "Not JSON, not events (`invalid_json`, `invalid_body`), or a corrupt gzip stream (`invalid_gzip`); "
-                "nothing stored."
+                "Not JSON, not events (`invalid_json`, `invalid_body`), an object naming a key twice "
+                "(`duplicate_key`), or a corrupt gzip stream (`invalid_gzip`); nothing stored."
             ),
             413: error_response("Too many events, or the body (decompressed) too large; nothing stored."),
             415: error_response("A Content-Encoding other than gzip (`unsupported_encoding`)."),

@@ -171,7 +171,8 @@ _RESPONSES = {
     ),
     400: OpenApiResponse(
         SegmentErrorSerializer,
-        description="Not JSON (`invalid_json`), not an object or batch (`invalid_body`), bad gzip "
+        description="Not JSON (`invalid_json`), an object naming a key twice (`duplicate_key`), not an object or "
+        "batch (`invalid_body`), bad gzip "
         "(`invalid_gzip`), over 500 KB after decoding (`body_too_large`) or a message over 32 KB "
         "(`message_too_large`); nothing stored.",
     ),
