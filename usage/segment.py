@@ -25,6 +25,7 @@ from core.text import DuplicateKeyError, echo, json_loads, json_raw_decode, json
 from .models import IngestionProblem, SegmentMapping, SegmentUser
 from .problems import Problem, ingestion_problems_record
 from .services import events_ingest
+from .validation import iso_timestamp_parse
 
 MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 IGNORED_TYPES = ("page", "screen")
@@ -337,7 +338,7 @@ def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = iso_timestamp_parse(value)
     except ValueError:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed

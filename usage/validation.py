@@ -268,6 +268,25 @@ def _catalog_id(
     return key, value
 
 
+# ISO 8601 as clients write it: a calendar date (extended or basic), optionally a time to the hour, minute or
+# second with a fraction, and an offset. Python 3.11's fromisoformat also takes what is none of that: any
+# character between date and time (NUL included), and garbage after the seconds (`10:00:00XZ` is 10:00Z).
+_ISO_8601 = re.compile(
+    r"\d{4}-?\d{2}-?\d{2}"
+    r"(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)?)?)?",
+    re.ASCII,
+)
+
+
+def iso_timestamp_parse(text: str) -> datetime:
+    """`text` (surrounding spaces ignored) as a datetime, naive when it has no offset; ValueError unless it is
+    ISO 8601 as _ISO_8601 reads it."""
+    text = text.strip()
+    if not _ISO_8601.fullmatch(text):
+        raise ValueError(f"not ISO 8601: {text!r}")
+    return datetime.fromisoformat(text)
+
+
 def _timestamp(
     value: Any, *, now: datetime, late_event_policy: str, late_event_window_days: int, max_future_seconds: int
 ) -> datetime:
@@ -280,7 +299,7 @@ def _timestamp(
             "timestamp",
         )
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = iso_timestamp_parse(value)
     except ValueError:
         raise _Reject(
             Code.INVALID_VALUE,

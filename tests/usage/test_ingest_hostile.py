@@ -2,8 +2,10 @@
 answered 2xx), ids are printable text, and timestamps at the ends of the calendar are refused by name."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import Account, EndUser
 from config.jsonio import JSONRenderer
@@ -96,6 +98,48 @@ def test_ids_with_control_characters_are_rejected_as_invalid_id_and_nothing_is_s
     assert list(UsageEvent.objects.values_list("account__external_id", flat=True)) == ["ok"]
     assert list(Account.objects.values_list("external_id", flat=True)) == ["ok"]
     assert EndUser.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        # Python 3.11's fromisoformat read each of these as 10:00 UTC today
+        "{day}T10:00:00\u0000Z",
+        "{day}\u000010:00:00Z",
+        "{day}T10:00:00XZ",
+        "{day}T10:00:00\u0007+00:00",
+    ],
+)
+def test_a_timestamp_with_stray_characters_is_not_iso_8601(api, timestamp):
+    # given
+    timestamp = timestamp.format(day=timezone.now().date().isoformat())
+    # when
+    response = api.post("/api/v1/events", {"account_id": "a", "feature_id": "f", "timestamp": timestamp}, format="json")
+    # then
+    assert response.json()["rejected"] == [
+        {
+            "index": 0,
+            "code": "invalid_value",
+            "message": f"'timestamp' '{timestamp.replace(chr(0), chr(0x2400))}' is not ISO 8601 (e.g. "
+            "2026-11-18T12:00:00Z).",
+            "field": "timestamp",
+        }
+    ]
+    assert UsageEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["{day}", "{day}T10Z", "{day}T10:00Z", "{day} 10:00:00", "{day}T10:00:00,5+05:30", "{compact}T100000Z"],
+)
+def test_iso_8601_forms_clients_send_are_accepted(api, timestamp):
+    # given
+    yesterday = timezone.now().date() - timedelta(days=1)  # never in the future, well inside the window
+    timestamp = timestamp.format(day=yesterday.isoformat(), compact=yesterday.strftime("%Y%m%d"))
+    # when
+    response = api.post("/api/v1/events", {"account_id": "a", "feature_id": "f", "timestamp": timestamp}, format="json")
+    # then
+    assert (response.json()["accepted"], response.json()["rejected"]) == (1, [])
 
 
 @pytest.mark.parametrize(
