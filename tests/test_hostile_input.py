@@ -292,6 +292,59 @@ def test_a_limit_past_bigint_is_capped(api, product):
 
 
 @pytest.mark.parametrize(
+    ("name", "value", "minimum"),
+    [
+        ("limit", "abc", 1),
+        ("limit", "-1", 1),
+        ("limit", "0", 1),
+        ("limit", "1.5", 1),
+        ("limit", "1e3", 1),
+        ("limit", "\uff15", 1),  # a fullwidth 5: int() reads it
+        ("offset", "-5", 0),
+        ("offset", "0x10", 0),
+        ("offset", "NaN", 0),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/products", "/api/v1/features", "/api/v1/subscriptions"])
+def test_a_limit_or_offset_that_is_no_whole_number_is_400_naming_it(api, product, path, name, value, minimum):
+    # when (DRF read each as absent and answered the first page of 100)
+    response = api.get(path, {name: value})
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error("invalid", f"'{name}' must be a whole number from {minimum}, not '{value}'.", name)
+
+
+def test_an_empty_limit_is_the_default_and_a_huge_offset_an_empty_page(api, product):
+    # when
+    default = api.get("/api/v1/products", {"limit": "", "offset": ""})
+    past = api.get("/api/v1/products", {"offset": "9" * 40})
+    # then
+    assert default.status_code == 200 and [p["id"] for p in default.json()["results"]] == ["default"]
+    assert past.status_code == 200 and (past.json()["count"], past.json()["results"]) == (1, [])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", []), ("FALSE", ["default-f"]), ("1", []), ("", ["default-f"])]
+)
+def test_the_metered_filter_reads_true_and_false(api, product, value, expected):
+    # given an unmetered feature
+    assert api.post("/api/v1/features", {"id": "default-f", "name": "F", "product_id": "default"}, format="json")
+    # when
+    response = api.get("/api/v1/features", {"metered": value})
+    # then
+    assert [f["id"] for f in response.json()["results"]] == expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", "2"])
+def test_a_metered_filter_that_is_no_boolean_is_400(api, product, value):
+    # when (it was ignored: every feature was listed)
+    response = api.get("/api/v1/features", {"metered": value})
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error("invalid", f"'{value}' is not a boolean: use true or false.", "metered")
+
+
+@pytest.mark.parametrize(
     ("query", "field", "value"),
     [
         ({"from": "0001-01-01", "to": "0001-01-05"}, "from", "0001-01-01"),
