@@ -7,9 +7,10 @@ from django.conf import settings
 from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse
+from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -45,6 +46,11 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     return out
 
 
+def _body_too_large() -> dict:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return {"code": "body_too_large", "message": f"The body is over the limit of {limit} bytes per request."}
+
+
 _DATABASE_UNAVAILABLE_BODY = {"code": "database_unavailable", "message": "The database is unreachable; retry later."}
 _DATABASE_UNAVAILABLE = {"error": _DATABASE_UNAVAILABLE_BODY, "errors": [_DATABASE_UNAVAILABLE_BODY]}
 
@@ -55,8 +61,7 @@ def exception_handler(exc, context):
         return Response({"error": exc.as_dict(), "errors": [exc.as_dict()]}, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         # Django refuses to read a body past DATA_UPLOAD_MAX_MEMORY_SIZE; unhandled, it is an HTML 400.
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        body = {"code": "body_too_large", "message": f"The body is over the limit of {limit} bytes per request."}
+        body = _body_too_large()
         return Response({"error": body, "errors": [body]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, OperationalError | InterfaceError):
         response = Response(_DATABASE_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -169,3 +174,20 @@ def not_found(request, exception=None) -> HttpResponse:
         payload = {"error": _NO_ENDPOINT_BODY, "errors": [_NO_ENDPOINT_BODY]}
         return HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=404)
     return page_not_found(request, exception)
+
+
+def bad_request(request, exception=None) -> HttpResponse:
+    """handler400: what Django refuses before a view runs (a Host outside ALLOWED_HOSTS, a body past
+    DATA_UPLOAD_MAX_MEMORY_SIZE read outside DRF, other suspicious requests) answers an API path with the API's
+    JSON error, naming the problem without echoing the request; other paths get Django's page."""
+    if not request.path_info.startswith(API_PATH_PREFIX):
+        return django_bad_request(request, exception)
+    code = 400
+    if isinstance(exception, DisallowedHost):
+        body = {"code": "disallowed_host", "message": "The Host header names no host this server answers to."}
+    elif isinstance(exception, RequestDataTooBig):
+        body, code = _body_too_large(), 413
+    else:
+        body = {"code": "bad_request", "message": "The request is malformed and was refused."}
+    payload = {"error": body, "errors": [body]}
+    return HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=code)

@@ -9,6 +9,7 @@ admin.site.index_title = "Catalog and workspaces"
 
 # An API path that matches no route answers JSON like every other API error.
 handler404 = "config.api.not_found"
+handler400 = "config.api.bad_request"
 
 # The hot endpoints first (the check, then events): URL resolution tries includes in order.
 api_v1 = [

@@ -215,6 +215,22 @@ def test_a_percent_sign_in_an_id_is_still_an_id(api):
     assert list(Account.objects.values_list("external_id", "name")) == [("%FF", "Percent")]
 
 
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1@evil.example", "a b"])
+def test_a_host_outside_allowed_hosts_is_a_json_400_on_the_api(api, host):
+    # when (Django's HTML page said nothing: "Bad Request (400)")
+    response = api.get("/api/v1/products", HTTP_HOST=host)
+    # then
+    assert (response.status_code, response["Content-Type"]) == (400, "application/json")
+    assert response.json() == _error("disallowed_host", "The Host header names no host this server answers to.")
+
+
+def test_a_host_outside_allowed_hosts_is_still_djangos_page_elsewhere(db):
+    # when
+    response = Client().get("/admin/login/", HTTP_HOST="evil.example")
+    # then
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+
+
 def test_nul_in_the_workspace_switch_form_is_400(workspace, staff_of):
     # given a member of the workspace
     client = Client()
