@@ -15,7 +15,7 @@ from accounts.models import EXTERNAL_ID_MAX_LENGTH
 from catalog.models import KEY_REGEX
 from catalog.services import key_from_display_name
 from core.body import BodyError
-from core.text import DuplicateKeyError, echo, json_loads, text_problem
+from core.text import JSON_MAX_DEPTH, DuplicateKeyError, echo, json_loads, json_text_problem, text_problem
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
 KNOWN_FIELDS = frozenset(
@@ -407,6 +407,14 @@ def _properties(value: Any, *, max_bytes: int) -> str | None:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
         raise _Reject(Code.INVALID_VALUE, "'properties' must not contain NaN or Infinity.", "properties") from None
+    except RecursionError:  # nested about as deep as the parser allows (a 500 before this)
+        raise _too_deep() from None
+    # Fewer brackets than the limit cannot nest past it: the walk runs only for properties that might. (Any
+    # other problem it finds first, NUL or a surrogate, is refused by name below.)
+    if text.count("{") + text.count("[") > JSON_MAX_DEPTH:
+        found = json_text_problem({"properties": value}, max_depth=JSON_MAX_DEPTH + 1)
+        if found is not None and found[1].code == "too_deep":
+            raise _too_deep()
     if "\\u0000" in text:
         raise _Reject(Code.INVALID_VALUE, "'properties' must not contain the NUL character.", "properties")
     try:
@@ -422,6 +430,10 @@ def _properties(value: Any, *, max_bytes: int) -> str | None:
             "properties",
         )
     return text
+
+
+def _too_deep() -> _Reject:
+    return _Reject(Code.INVALID_VALUE, f"'properties' nests JSON deeper than {JSON_MAX_DEPTH} levels.", "properties")
 
 
 def _json_type(value: Any) -> str:

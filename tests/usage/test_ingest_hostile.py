@@ -197,3 +197,49 @@ def test_usage_record_refuses_timestamps_at_year_1_and_9999_by_name(api, workspa
     assert response.status_code == 400
     assert response.json()["error"] == {"code": code, "message": message, "field": "timestamp"}
     assert UsageEvent.objects.count() == 0
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(("depth", "accepted"), [(62, 1), (63, 1), (64, 0), (900, 0)])
+def test_properties_nest_at_most_64_levels(api, depth, accepted):
+    # given properties (one level) holding `depth` nested lists (900 was stored; near the parser's own limit,
+    # encoding them again for storage ran out of stack: a 500)
+    body = '{"account_id": "a", "feature_id": "f", "properties": {"p": %s}}' % _nested(depth)
+    # when
+    response = api.generic("POST", "/api/v1/events", body, content_type="application/json")
+    # then
+    assert response.json()["accepted"] == accepted
+    if not accepted:
+        assert response.json()["rejected"] == [
+            {
+                "index": 0,
+                "code": "invalid_value",
+                "message": "'properties' nests JSON deeper than 64 levels.",
+                "field": "properties",
+            }
+        ]
+    assert UsageEvent.objects.count() == accepted
+
+
+def test_properties_deeper_than_the_encoder_can_go_are_refused_by_name():
+    # given properties nested past the recursion limit (built without the parser, which would refuse them)
+    from usage.validation import validate_event
+
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    # when
+    checked = validate_event(
+        {"account_id": "a", "feature_id": "f", "properties": {"p": deep}},
+        index=0,
+        now=timezone.now(),
+        late_event_policy="window",
+        late_event_window_days=35,
+        max_future_seconds=300,
+        max_properties_bytes=8192,
+    )
+    # then
+    assert (checked.code, checked.message) == ("invalid_value", "'properties' nests JSON deeper than 64 levels.")
