@@ -9,7 +9,7 @@ import codecs
 import io
 
 from django.conf import settings
-from rest_framework import exceptions, parsers, renderers
+from rest_framework import exceptions, negotiation, parsers, renderers
 
 from core.body import IDENTITY_ENCODINGS, BodyError, body_decode, content_encoding
 from core.text import DuplicateKeyError, echo_json, json_loads, json_text_problem
@@ -62,3 +62,13 @@ class JSONRenderer(renderers.JSONRenderer):
             return super().render(data, accepted_media_type, renderer_context)
         except UnicodeEncodeError:
             return super().render(echo_json(data), accepted_media_type, renderer_context)
+
+
+class ContentNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's negotiation, reading an empty `Accept` header as no header (any type), as the fast paths do
+    (config.api.JSON_ACCEPTS): DRF found nothing acceptable in it and answered 406."""
+
+    def get_accept_list(self, request):
+        if not request.headers.get("accept", "").strip():
+            return ["*/*"]
+        return super().get_accept_list(request)

@@ -274,6 +274,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["config.jsonio.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config.jsonio.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.jsonio.ContentNegotiation",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # Every API view: per-key buckets for writes, reads and the entitlement check (core/ratelimit.py).
     "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.ApiKeyRateThrottle"],
