@@ -83,8 +83,8 @@ def external_id_path(request: HttpRequest, prefix: str) -> str:
     raw = _raw_path(request)
     if raw is not None and raw.startswith(script_name):
         raw = raw[len(script_name) :]
-        # Bytes that are not UTF-8 decode differently here and in Django (which leaves them percent-encoded):
-        # then the decoded path is read instead.
+        # A raw path that does not decode to Django's (bytes that are not UTF-8, which RequestTextMiddleware
+        # refuses before this, or any other mismatch): the decoded path is read instead.
         if unquote(raw, errors="replace") == path_info:
             return "/".join(_escape(unquote(segment)) for segment in raw.split("/"))
     rest = path_info[len(prefix) :]
