@@ -6,21 +6,29 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.utils.html import format_html
-from django.utils.http import urlencode
 
 from core.admin import (
-    ConstraintMessagesFormMixin,
     ServiceErrorsAdminMixin,
     ServiceModelForm,
     WorkspaceScopedAdmin,
     constraint_messages_register,
+    report_each,
 )
 from core.errors import DomainError
 from core.staff import StaffRole
+from core.views import workspace_url
 
 from .ids import external_id_check, external_id_reverse
 from .models import Account, ApiKey, EndUser, Membership, Workspace
-from .services import api_key_create, api_key_revoke, membership_set, workspace_create, workspace_update
+from .services import (
+    account_upsert,
+    api_key_create,
+    api_key_revoke,
+    end_user_upsert,
+    membership_set,
+    workspace_create,
+    workspace_update,
+)
 
 constraint_messages_register(
     {
@@ -33,12 +41,9 @@ constraint_messages_register(
 )
 
 
-class ConstraintMessagesForm(ConstraintMessagesFormMixin, forms.ModelForm):
-    """The plain admin form, with constraint errors as sentences."""
-
-
-class ExternalIdForm(ConstraintMessagesForm):
-    """Accounts and end users: an external id is printable text, as over the API (accounts.ids)."""
+class ExternalIdForm(ServiceModelForm):
+    """Accounts and end users, saved through account_upsert / end_user_upsert: an external id is printable text,
+    as over the API (accounts.ids), checked on the form so the message names its field."""
 
     def clean_external_id(self) -> str:
         value = self.cleaned_data["external_id"]
@@ -47,6 +52,14 @@ class ExternalIdForm(ConstraintMessagesForm):
         except DomainError as exc:
             raise forms.ValidationError(exc.message, code=exc.code) from exc
         return value
+
+
+class AccountForm(ExternalIdForm):
+    field_aliases = {"account_id": "external_id"}
+
+
+class EndUserForm(ExternalIdForm):
+    field_aliases = {"account_id": "account", "user_id": "external_id"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -228,22 +241,16 @@ class ApiKeyAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmi
 
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request, queryset):
-        def revoke(api_key: ApiKey) -> None:
-            api_key_revoke(workspace=api_key.workspace, prefix=api_key.prefix)
-
-        succeeded = 0
-        for api_key in queryset.select_related("workspace"):
-            if not self._can(request, api_key, self.edit_roles):
-                self.message_user(request, f"You may not revoke key {api_key.prefix}.", messages.ERROR)
-                continue
-            try:
-                revoke(api_key)
-            except DomainError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                succeeded += 1
-        if succeeded:
-            self.message_user(request, f"{succeeded} API key(s) revoked.", messages.SUCCESS)
+        report_each(
+            self,
+            request,
+            queryset.select_related("workspace"),
+            lambda api_key: api_key_revoke(workspace=api_key.workspace, prefix=api_key.prefix),
+            done="API key(s) revoked",
+            # Keys have no change permission (they are read-only once created); revoking takes an edit role.
+            may=lambda api_key: self._can(request, api_key, self.edit_roles),
+            refusal=lambda api_key: f"You may not revoke key {api_key.prefix}.",
+        )
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -270,7 +277,7 @@ class EndUserInline(WorkspaceScopedAdmin, admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
-    form = ExternalIdForm
+    form = AccountForm
     list_display = ("external_id", "name", "domain", "plan", "owner", "status", "workspace", "last_seen_at")
     list_filter = (
         "status",
@@ -287,17 +294,47 @@ class AccountAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdm
         base = ("first_seen_at", "last_seen_at", "created_at", "updated_at")
         return ("workspace", "external_id", "dashboard", *base) if obj is not None else base
 
+    def save_model(self, request, obj: Account, form, change: bool) -> None:
+        # Through the service, as PUT /api/v1/accounts/{id}: ids checked, domain lower-cased, the owner a staff
+        # member of the account's workspace; a new id must be new.
+        data = form.cleaned_data
+        editable = ("name", "domain", "plan", "customer_email", "owner", "status", "attributes")
+        account, _ = account_upsert(
+            workspace=obj.workspace if change else data["workspace"],
+            external_id=obj.external_id if change else data["external_id"],
+            create_only=not change,
+            **{field: data[field] for field in editable if field in data},
+        )
+        obj.pk = account.pk
+        obj.refresh_from_db()
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        # The end users' inline rows (e-mail and attributes) are saved through end_user_upsert too.
+        account = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            if not inline_form.has_changed() or inline_form.instance.pk is None:
+                continue
+            data = inline_form.cleaned_data
+            user, _ = end_user_upsert(
+                workspace=account.workspace,
+                account_external_id=account.external_id,
+                external_id=inline_form.instance.external_id,
+                **{field: data[field] for field in ("email", "attributes") if field in inline_form.changed_data},
+            )
+            formset.changed_objects.append((user, inline_form.changed_data))
+
     @admin.display(description="dashboard")
     def dashboard(self, obj: Account):
-        # ?workspace= makes the account's workspace the dashboard's current one (else another workspace's page 404s).
-        url = external_id_reverse("dashboard:account", external_id=obj.external_id)
-        url = f"{url}?{urlencode({'workspace': obj.workspace.slug})}"
+        url = workspace_url(
+            external_id_reverse("dashboard:account", external_id=obj.external_id), workspace=obj.workspace
+        )
         return format_html('<a href="{}">Usage and entitlements of {} on the dashboard</a>', url, obj)
 
 
 @admin.register(EndUser)
 class EndUserAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdmin):
-    form = ExternalIdForm
+    form = EndUserForm
     list_display = ("external_id", "email", "account", "workspace", "last_seen_at")
     list_filter = (("workspace", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("external_id", "email", "account__external_id", "account__name")
@@ -309,9 +346,19 @@ class EndUserAdmin(ServiceErrorsAdminMixin, WorkspaceScopedAdmin, admin.ModelAdm
         return ("workspace", "account", "external_id", *base) if obj is not None else base
 
     def save_model(self, request, obj: EndUser, form, change: bool) -> None:
-        if not change:
-            obj.workspace_id = obj.account.workspace_id
-        super().save_model(request, obj, form, change)
+        # Through the service, as PUT /api/v1/accounts/{id}/users/{user_id}: ids checked, e-mail validated, an
+        # account without a domain takes the e-mail's; a new id must be new in its account.
+        data = form.cleaned_data
+        account = obj.account if change else data["account"]
+        user, _ = end_user_upsert(
+            workspace=account.workspace,
+            account_external_id=account.external_id,
+            external_id=obj.external_id if change else data["external_id"],
+            create_only=not change,
+            **{field: data[field] for field in ("email", "attributes") if field in data},
+        )
+        obj.pk = user.pk
+        obj.refresh_from_db()
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)

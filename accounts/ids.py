@@ -11,10 +11,17 @@ from core.errors import DomainError
 from core.text import text_problem
 
 
+def external_id_problem(value: str, *, field: str) -> str | None:
+    """Why `value` is no external id (it is not printable text), in a sentence naming the field; None if it is."""
+    if problem := text_problem(value, controls=True):
+        return f"'{field}' {problem.phrase}; ids are printable text."
+    return None
+
+
 def external_id_check(value: str, *, field: str) -> None:
     """Raise DomainError (`invalid_id`, naming the field) when `value` is not printable text."""
-    if problem := text_problem(value, controls=True):
-        raise DomainError(f"'{field}' {problem.phrase}; ids are printable text.", code="invalid_id", field=field)
+    if message := external_id_problem(value, field=field):
+        raise DomainError(message, code="invalid_id", field=field)
 
 
 class ExternalIdConverter:

@@ -79,9 +79,7 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["workspace", "user"], name="accounts_membership_unique_user"),
-            models.CheckConstraint(
-                condition=Q(role__in=["owner", "admin", "manager", "viewer"]), name="accounts_membership_role_valid"
-            ),
+            models.CheckConstraint(condition=Q(role__in=StaffRole.values), name="accounts_membership_role_valid"),
         ]
 
     def __str__(self) -> str:

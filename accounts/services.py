@@ -6,13 +6,14 @@ import secrets
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from core.errors import Conflict, DomainError, NotFound
 from core.staff import StaffRole
 from core.text import text_problem
+from core.unset import UNSET
 
 from .ids import external_id_check
 from .models import EXTERNAL_ID_MAX_LENGTH, Account, ApiKey, EndUser, Membership, Workspace
@@ -193,8 +194,6 @@ def api_key_touch(*, api_key: ApiKey, now: datetime) -> None:
 # Customer accounts and their end users (PUT /api/v1/accounts/...; ingestion registers them on first sight)
 # ---------------------------------------------------------------------------
 
-_KEEP: object = object()
-
 
 def _external_id(value: object, *, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
@@ -221,6 +220,11 @@ def _text(value: object, *, field: str, max_length: int) -> str:
     return value
 
 
+def _account_max_length(field: str) -> int:
+    """The length the Account column allows (the model is the one place that says it)."""
+    return Account._meta.get_field(field).max_length
+
+
 def _email(value: object, *, field: str) -> str:
     """An e-mail address ("" clears it); anything else is refused by name."""
     from django.core.exceptions import ValidationError
@@ -243,20 +247,20 @@ def _attributes(value: object) -> dict:
     return value
 
 
+def _workspace_staff(workspace: Workspace):
+    """The users who may own the workspace's accounts: its active staff members."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(is_active=True, memberships__workspace=workspace)
+
+
 def _owner(*, workspace: Workspace, email: object):
     """The staff member of this workspace with that e-mail (None clears the owner)."""
     if email is None or email == "":
         return None
     if not isinstance(email, str):
         raise DomainError("'owner_email' must be a string.", code="invalid_type", field="owner_email")
-    from django.contrib.auth import get_user_model
-
-    owner = (
-        get_user_model()
-        .objects.filter(email__iexact=email.strip(), is_active=True, memberships__workspace=workspace)
-        .order_by("pk")
-        .first()
-    )
+    owner = _workspace_staff(workspace).filter(email__iexact=email.strip()).order_by("pk").first()
     if owner is None:
         raise DomainError(
             f"No active staff member of this workspace has the e-mail '{email.strip()}': add them to the "
@@ -267,45 +271,74 @@ def _owner(*, workspace: Workspace, email: object):
     return owner
 
 
+def _owner_member(*, workspace: Workspace, user):
+    """`user` when it may own the workspace's accounts (None clears the owner)."""
+    if user is None:
+        return None
+    if not _workspace_staff(workspace).filter(pk=user.pk).exists():
+        raise DomainError(
+            f"'{user.get_username()}' is not an active staff member of workspace '{workspace.slug}': add them to "
+            "the workspace first, or leave the owner empty.",
+            code="unknown_owner",
+            field="owner",
+        )
+    return user
+
+
 @transaction.atomic
 def account_upsert(
     *,
     workspace: Workspace,
     external_id: str,
-    name: object = _KEEP,
-    domain: object = _KEEP,
-    plan: object = _KEEP,
-    customer_email: object = _KEEP,
-    owner_email: object = _KEEP,
-    status: object = _KEEP,
-    attributes: object = _KEEP,
+    name: object = UNSET,
+    domain: object = UNSET,
+    plan: object = UNSET,
+    customer_email: object = UNSET,
+    owner_email: object = UNSET,
+    owner: object = UNSET,
+    status: object = UNSET,
+    attributes: object = UNSET,
     merge_attributes: bool = False,
+    create_only: bool = False,
 ) -> tuple[Account, bool]:
-    """Create or update an account by external id; fields not given stay as they are. `attributes` replace the
-    stored ones, or with `merge_attributes` are merged into them (key by key). Returns (account, created)."""
+    """Create or update an account by external id; fields not given stay as they are. The owner is named by
+    `owner_email` (the API) or given as a user (`owner`, the admin); either way a staff member of the
+    workspace. `attributes` replace the stored ones, or with `merge_attributes` are merged into them (key by
+    key). `create_only` refuses an id that exists (409 `account_exists`). Returns (account, created)."""
     external_id = _external_id(external_id, field="account_id")
     changes: dict = {}
-    if name is not _KEEP:
-        changes["name"] = _text(name, field="name", max_length=200)
-    if domain is not _KEEP:
-        changes["domain"] = _text(domain, field="domain", max_length=253).lower()
-    if plan is not _KEEP:
-        changes["plan"] = _text(plan, field="plan", max_length=100)
-    if customer_email is not _KEEP:
+    if name is not UNSET:
+        changes["name"] = _text(name, field="name", max_length=_account_max_length("name"))
+    if domain is not UNSET:
+        changes["domain"] = _text(domain, field="domain", max_length=_account_max_length("domain")).lower()
+    if plan is not UNSET:
+        changes["plan"] = _text(plan, field="plan", max_length=_account_max_length("plan"))
+    if customer_email is not UNSET:
         changes["customer_email"] = _email(customer_email, field="customer_email")
-    if status is not _KEEP:
+    if status is not UNSET:
         if status not in Account.Status.values:
             raise DomainError(
                 f"Unknown status {status!r}: use active or churned.", code="invalid_value", field="status"
             )
         changes["status"] = status
-    if attributes is not _KEEP:
+    if attributes is not UNSET:
         changes["attributes"] = _attributes(attributes)
-    if owner_email is not _KEEP:
+    if owner_email is not UNSET:
         changes["owner"] = _owner(workspace=workspace, email=owner_email)
-    # INSERT … ON CONFLICT DO NOTHING, then lock the row: safe against concurrent upserts and ingestion.
+    if owner is not UNSET:
+        changes["owner"] = _owner_member(workspace=workspace, user=owner)
+    # INSERT … ON CONFLICT DO NOTHING (or, to create only, a plain INSERT), then lock the row: safe against
+    # concurrent upserts and ingestion.
     created = not Account.objects.filter(workspace=workspace, external_id=external_id).exists()
-    if created:
+    if create_only:
+        _insert_new(
+            Account(workspace=workspace, external_id=external_id),
+            exists=not created,
+            conflict=Conflict(
+                f"An account with id '{external_id}' already exists.", code="account_exists", field="account_id"
+            ),
+        )
+    elif created:
         Account.objects.bulk_create([Account(workspace=workspace, external_id=external_id)], ignore_conflicts=True)
     account = Account.objects.select_for_update().get(workspace=workspace, external_id=external_id)
     if merge_attributes and "attributes" in changes:
@@ -317,11 +350,23 @@ def account_upsert(
     return account, created
 
 
+def _insert_new(row: Account | EndUser, *, exists: bool, conflict: Conflict) -> None:
+    """INSERT a row that must be new: `conflict` when it exists, also when a concurrent insert wins the race
+    (the unique constraint decides)."""
+    if exists:
+        raise conflict
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError as exc:
+        raise conflict from exc
+
+
 @transaction.atomic
 def account_plans_set(*, workspace: Workspace, plans: dict[int, object]) -> None:
     """Set the plan label of accounts named by primary key (the accounts events were just stored under), each
     label read as account_upsert reads `plan`; rows are locked in primary-key order."""
-    labels = {pk: _text(plan, field="plan", max_length=100) for pk, plan in plans.items()}
+    labels = {pk: _text(plan, field="plan", max_length=_account_max_length("plan")) for pk, plan in plans.items()}
     for pk, label in sorted(labels.items()):
         Account.objects.filter(workspace=workspace, pk=pk).update(plan=label, updated_at=timezone.now())
 
@@ -332,23 +377,34 @@ def end_user_upsert(
     workspace: Workspace,
     account_external_id: str,
     external_id: str,
-    email: object = _KEEP,
-    attributes: object = _KEEP,
+    email: object = UNSET,
+    attributes: object = UNSET,
     merge_attributes: bool = False,
+    create_only: bool = False,
 ) -> tuple[EndUser, bool]:
-    """Create or update an end user of an account (the account is registered if new); `merge_attributes` as in
-    account_upsert. Returns (user, created)."""
+    """Create or update an end user of an account (the account is registered if new); `merge_attributes` and
+    `create_only` (409 `user_exists`) as in account_upsert. Returns (user, created)."""
     account_external_id = _external_id(account_external_id, field="account_id")
     external_id = _external_id(external_id, field="user_id")
     changes: dict = {}
-    if email is not _KEEP:
+    if email is not UNSET:
         changes["email"] = _email(email, field="email")
-    if attributes is not _KEEP:
+    if attributes is not UNSET:
         changes["attributes"] = _attributes(attributes)
     Account.objects.bulk_create([Account(workspace=workspace, external_id=account_external_id)], ignore_conflicts=True)
     account = Account.objects.get(workspace=workspace, external_id=account_external_id)
     created = not EndUser.objects.filter(account=account, external_id=external_id).exists()
-    if created:
+    if create_only:
+        _insert_new(
+            EndUser(workspace=workspace, account=account, external_id=external_id),
+            exists=not created,
+            conflict=Conflict(
+                f"Account '{account_external_id}' already has an end user '{external_id}'.",
+                code="user_exists",
+                field="user_id",
+            ),
+        )
+    elif created:
         EndUser.objects.bulk_create(
             [EndUser(workspace=workspace, account=account, external_id=external_id)], ignore_conflicts=True
         )

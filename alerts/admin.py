@@ -9,8 +9,8 @@ from core.admin import WorkspaceScopedAdmin
 from core.errors import DomainError
 from core.staff import EDIT_ROLES
 
-from .channels import channel_test_send, channel_validate
-from .destinations import channel_target_shown, mask_secret
+from .channels import CHANNEL_FIELDS, channel_test_send, channel_validate
+from .destinations import channel_target_shown, channel_url_shown, mask_secret
 from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 from .services import alerts_subscription_sync, pipeline_test_send, trigger_validate
 
@@ -31,22 +31,13 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = AlertChannel
-        fields = [
-            "workspace",
-            "name",
-            "type",
-            "url",
-            "to",
-            "secret",
-            "token",
-            "chat_id",
-            "table",
-            "mentions",
-            "rate_limit_per_minute",
-        ]
+        fields = ["workspace", *CHANNEL_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.url:
+            # Shown as everywhere else (credentials and webhook tokens masked); sent back as shown, it keeps the URL.
+            self.initial["url"] = channel_url_shown(self.instance)
         for name in ("secret", "token"):
             stored = getattr(self.instance, name, "") if self.instance.pk else ""
             if stored:
@@ -54,10 +45,7 @@ class ChannelForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        spec = {
-            k: data.get(k)
-            for k in ("type", "url", "to", "secret", "token", "chat_id", "table", "mentions", "rate_limit_per_minute")
-        }
+        spec = {k: data.get(k) for k in CHANNEL_FIELDS if k != "name"}
         spec = {k: v for k, v in spec.items() if v not in (None, "")}
         spec["mentions"] = bool(data.get("mentions"))
         try:
@@ -104,10 +92,26 @@ class AlertChannelAdmin(WorkspaceScopedAdmin, admin.ModelAdmin):
     list_filter = ["type"]
     search_fields = ["name"]
     actions = ["send_test_message"]
+    readonly_fields = ["url_shown", "secret_shown"]
+
+    def get_fields(self, request, obj=None) -> list[str]:
+        # A view-only page shows every field as text: the URL and the secrets masked there too.
+        if obj is not None and not self.has_change_permission(request, obj):
+            shown = {"url": "url_shown", "secret": "secret_shown"}
+            return [shown.get(f, f) for f in ChannelForm.Meta.fields if f != "token"]
+        return list(ChannelForm.Meta.fields)
 
     @admin.display(description="Target")
     def target(self, obj: AlertChannel) -> str:
         return channel_target_shown(type=obj.type, url=obj.url, to=obj.to, chat_id=obj.chat_id, table=obj.table)
+
+    @admin.display(description="URL")
+    def url_shown(self, obj: AlertChannel) -> str:
+        return channel_url_shown(obj) or "—"
+
+    @admin.display(description="Secret or token")
+    def secret_shown(self, obj: AlertChannel) -> str:
+        return mask_secret(obj.secret or obj.token) or "—"
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self._can(request, obj, EDIT_ROLES)

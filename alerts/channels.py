@@ -4,22 +4,26 @@ target; either way one target is one channel, with one rate budget."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Workspace
 from core.errors import Conflict, DomainError
 
-from .destinations import MASK, channel_target_shown
+from .destinations import MASK, channel_target_shown, mask_url, url_unmask
 from .models import AlertChannel, AlertDelivery, AlertPipelineChannel
 from .outbound_hooks import channel_host_check, channel_url_check
+from .telegram import telegram_is_group, telegram_max_per_minute
 
 ChannelType = AlertChannel.Type
 
@@ -53,6 +57,8 @@ CHANNEL_FIELDS = (
     "mentions",
     "rate_limit_per_minute",
 )
+# What channel_validate returns besides the name: the values a channel row stores.
+STORED_FIELDS = (*CHANNEL_FIELDS[1:], "target_key")
 # Which target fields each type takes; the others must be absent or empty.
 _TARGET_FIELDS = {
     ChannelType.SLACK: {"url"},
@@ -88,7 +94,8 @@ def _err(message: str, *, code: str, field: str) -> DomainError:
     return DomainError(message, code=code, field=field)
 
 
-def _int(value: Any, *, field: str, low: int, high: int) -> int:
+def int_between(value: Any, *, field: str, low: int, high: int) -> int:
+    """`value` when it is an integer from `low` to `high`; otherwise a DomainError naming `field`."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise _err(f"{field} must be an integer between {low} and {high}.", code="invalid_type", field=field)
     if not low <= value <= high:
@@ -136,7 +143,9 @@ def _http_url(value: Any, *, field: str, kind: str) -> str:
         URLValidator(schemes=["http", "https"])(url)
     except DjangoValidationError:
         raise _err(
-            f"{field}.url must be an http(s) URL; got {url!r}.", code="invalid_url", field=f"{field}.url"
+            f"{field}.url must be an http(s) URL; got {mask_url(url, path=False)!r}.",
+            code="invalid_url",
+            field=f"{field}.url",
         ) from None
     channel_url_check(url, field=f"{field}.url")
     return url
@@ -227,6 +236,53 @@ def _target(spec: dict, kind: str, kept, field: str) -> dict[str, str]:
     return out
 
 
+def _kept(name: str, *, spec: dict, previous: AlertChannel | None, kind: str, field: str) -> Any:
+    """The value of `name` to validate: the stored one when left out or sent back masked (a URL edited around
+    its masked credentials keeps them); a masked value with nothing stored behind it is refused."""
+    value = spec.get(name)
+    same_kind = previous is not None and previous.type == kind
+    if same_kind and value is None:
+        return getattr(previous, name)
+    if not (isinstance(value, str) and MASK in value):
+        return value
+    stored = getattr(previous, name) if same_kind else ""
+    if name == "url" and stored:
+        value = url_unmask(value, stored, path=kind in (ChannelType.SLACK, ChannelType.DISCORD))
+    elif stored:
+        value = stored
+    else:
+        value = None
+    if value is None:
+        raise _err(
+            f"{field}.{name} still holds a masked part ({MASK}): send back the value as shown to keep the stored one, "
+            f"or type the whole {name}.",
+            code="masked_value",
+            field=f"{field}.{name}",
+        )
+    return value
+
+
+def _rate_limit(spec: dict, *, kind: str, chat_id: str, previous: AlertChannel | None, field: str) -> int:
+    """The channel's budget a minute: as given, else as stored, else the type's default; never more than a
+    Telegram chat accepts (20 a minute in a group, 60 in a private chat)."""
+    ceiling = telegram_max_per_minute(chat_id) if kind == ChannelType.TELEGRAM else MAX_RATE_LIMIT
+    if "rate_limit_per_minute" not in spec:
+        stored = previous.rate_limit_per_minute if previous and previous.type == kind else None
+        return min(stored or DEFAULT_RATE_LIMIT_PER_MINUTE[kind], ceiling)
+    limit = int_between(
+        spec["rate_limit_per_minute"], field=f"{field}.rate_limit_per_minute", low=1, high=MAX_RATE_LIMIT
+    )
+    if limit > ceiling:
+        where = "a group or channel" if telegram_is_group(chat_id) else "a private chat"
+        raise _err(
+            f"{field}.rate_limit_per_minute: Telegram accepts at most {ceiling} messages a minute in {where}; "
+            f"got {limit}.",
+            code="out_of_range",
+            field=f"{field}.rate_limit_per_minute",
+        )
+    return limit
+
+
 def channel_validate(spec: Any, *, field: str, previous: AlertChannel | None = None) -> dict:
     """Check a channel body (`{"type", "url"?, "to"?, "secret"?, "token"?, "chat_id"?, "table"?, "mentions"?,
     "rate_limit_per_minute"?, "name"?}`) and return its normalised values (name may be None), or raise naming
@@ -249,26 +305,15 @@ def channel_validate(spec: Any, *, field: str, previous: AlertChannel | None = N
                 field=f"{field}.{name}",
             )
 
-    def kept(name: str) -> Any:
-        value = spec.get(name)
-        masked = isinstance(value, str) and MASK in value
-        if previous is not None and previous.type == kind and (value is None or masked):
-            return getattr(previous, name)
-        return value
+    kept = functools.partial(_kept, spec=spec, previous=previous, kind=kind, field=field)
 
     values: dict[str, Any] = {"type": kind, **_target(spec, kind, kept, field), **_secrets(spec, kind, kept, field)}
     mentions = spec.get("mentions", previous.mentions if previous else False)
     if not isinstance(mentions, bool):
         raise _err(f"{field}.mentions must be true or false.", code="invalid_type", field=f"{field}.mentions")
     values["mentions"] = mentions
-    default_limit = (
-        previous.rate_limit_per_minute if previous and previous.type == kind else DEFAULT_RATE_LIMIT_PER_MINUTE[kind]
-    )
-    values["rate_limit_per_minute"] = _int(
-        spec.get("rate_limit_per_minute", default_limit),
-        field=f"{field}.rate_limit_per_minute",
-        low=1,
-        high=MAX_RATE_LIMIT,
+    values["rate_limit_per_minute"] = _rate_limit(
+        spec, kind=kind, chat_id=values["chat_id"], previous=previous, field=field
     )
     name = spec.get("name")
     if name is not None:
@@ -303,45 +348,46 @@ def _default_name(workspace_id: int, values: dict) -> str:
     return name
 
 
-def _save(channel: AlertChannel) -> AlertChannel:
+def save_or_conflict(obj: Model, conflicts: dict[str, Callable[[], Conflict]]) -> None:
+    """Save `obj`; a unique constraint it breaks (named in `conflicts`) is answered with that Conflict."""
     try:
         with transaction.atomic():
-            channel.save()
+            obj.save()
     except IntegrityError as exc:
-        if "alerts_alertchannel_unique_name" in str(exc):
-            raise Conflict(
-                f"A channel named {channel.name!r} already exists in this workspace.",
-                code="duplicate_name",
-                field="name",
-            ) from None
-        if "alerts_alertchannel_unique_target" in str(exc):
-            other = AlertChannel.objects.filter(
-                workspace_id=channel.workspace_id, target_key=channel.target_key
-            ).first()
-            raise Conflict(
-                f"Channel {other.name!r} (id {other.pk}) already posts to this target; use it instead."
-                if other
-                else "Another channel already posts to this target.",
-                code="duplicate_target",
-                field="url" if channel.url else "to" if channel.to else "chat_id",
-            ) from None
+        for constraint, conflict in conflicts.items():
+            if constraint in str(exc):
+                raise conflict() from None
         raise
+
+
+def name_taken(noun: str, name: str) -> Conflict:
+    return Conflict(f"A {noun} named {name!r} already exists in this workspace.", code="duplicate_name", field="name")
+
+
+def _target_taken(channel: AlertChannel) -> Conflict:
+    other = AlertChannel.objects.filter(workspace_id=channel.workspace_id, target_key=channel.target_key).first()
+    return Conflict(
+        f"Channel {other.name!r} (id {other.pk}) already posts to this target; use it instead."
+        if other
+        else "Another channel already posts to this target.",
+        code="duplicate_target",
+        field="url" if channel.url else "to" if channel.to else "chat_id",
+    )
+
+
+def _save(channel: AlertChannel) -> AlertChannel:
+    save_or_conflict(
+        channel,
+        {
+            "alerts_alertchannel_unique_name": lambda: name_taken("channel", channel.name),
+            "alerts_alertchannel_unique_target": lambda: _target_taken(channel),
+        },
+    )
     return channel
 
 
 def _apply(channel: AlertChannel, values: dict) -> None:
-    for key in (
-        "type",
-        "url",
-        "to",
-        "secret",
-        "token",
-        "chat_id",
-        "table",
-        "mentions",
-        "rate_limit_per_minute",
-        "target_key",
-    ):
+    for key in STORED_FIELDS:
         setattr(channel, key, values[key])
     if values.get("name"):
         channel.name = values["name"]

@@ -1,5 +1,5 @@
-"""Delivery: create delivery rows, attempt one send (rate limit, retries with backoff, 429 Retry-After), and
-coalesce what a channel's rate limit holds back into one summary message per window. The budget is the
+"""Delivery: create delivery rows, attempt one send (rate limit, pacing, retries with backoff, 429 Retry-After),
+and coalesce what a channel's rate limit holds back into one summary message per window. The budget is the
 channel's, whatever the number of pipelines posting to it."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from core.redis_breaker import task_publish
 
 from .destinations import destination_send
 from .models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel, AlertRateWindow
+from .pacing import channel_pace, send_slot_reserve
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +28,15 @@ Kind = AlertDelivery.Kind
 # re-enqueue.
 STALE_AFTER = timedelta(minutes=5)
 SUMMARY_LIST_MAX = 20
+# A paced send whose slot is this close is sent now (a countdown may fire a few milliseconds early).
+PACE_TOLERANCE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
 class AttemptOutcome:
     """What one attempt did, and what the task adapter must schedule next."""
 
-    status: str  # sent | failed | retry | coalesced | skipped
+    status: str  # sent | failed | retry | paced | coalesced | skipped
     retry_in: float | None = None
     summary_in: float | None = None
     channel_id: int | None = None
@@ -128,6 +131,22 @@ def _take_rate_slot(*, delivery: AlertDelivery, channel: AlertChannel, now: date
     return None
 
 
+def _wait_for_slot(*, delivery: AlertDelivery, channel: AlertChannel, now: datetime) -> AttemptOutcome | None:
+    """On a paced channel, reserve the delivery's send slot (once per attempt); a slot still ahead puts the
+    attempt off until then without counting it."""
+    pace = channel_pace(channel)
+    if pace is None:
+        return None
+    if delivery.send_after is None:
+        delivery.send_after = send_slot_reserve(channel=channel, pace=pace, now=now)
+    wait = (delivery.send_after - now).total_seconds()
+    if wait <= PACE_TOLERANCE_SECONDS:
+        return None
+    delivery.next_attempt_at = delivery.send_after
+    delivery.save(update_fields=["send_after", "next_attempt_at"])
+    return AttemptOutcome("paced", retry_in=wait)
+
+
 def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome:
     """Make one attempt at a pending delivery and record the outcome in the delivery log."""
     with transaction.atomic():
@@ -140,15 +159,19 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
         if delivery is None or delivery.status != Status.PENDING:
             return AttemptOutcome("skipped")
         channel = delivery.channel
-        if delivery.attempts == 0:
+        # The first attempt counts in the channel's budget (once: a paced delivery already holds a slot).
+        if delivery.attempts == 0 and delivery.send_after is None:
             held = _take_rate_slot(delivery=delivery, channel=channel, now=now)
             if held is not None:
                 return held
+        paced = _wait_for_slot(delivery=delivery, channel=channel, now=now)
+        if paced is not None:
+            return paced
         delivery.attempts += 1
         # Left as "due now" while in flight: if the worker dies mid-send, the sweep finds it after
         # STALE_AFTER.
         delivery.next_attempt_at = now
-        delivery.save(update_fields=["attempts", "next_attempt_at"])
+        delivery.save(update_fields=["attempts", "next_attempt_at", "send_after"])
     # The HTTP call runs outside any transaction: no lock is held while a slow destination answers.
     result = destination_send(channel=channel, payload=delivery.payload, now=now, delivery_id=delivery.pk)
     max_attempts = settings.UPTAKE_ALERT_MAX_ATTEMPTS
@@ -166,6 +189,7 @@ def alert_delivery_attempt(*, delivery_id: int, now: datetime) -> AttemptOutcome
         delay = min(delay, settings.UPTAKE_ALERT_BACKOFF_MAX_SECONDS)
         AlertDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING).update(
             next_attempt_at=now + timedelta(seconds=delay),
+            send_after=None,  # the next attempt reserves a slot of its own
             response_code=result.response_code,
             last_error=f"attempt {delivery.attempts}: {result.error}"[:2000],
         )

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 import urllib3
@@ -37,7 +38,8 @@ DISCORD_MAX_DESCRIPTION = 4096
 DISCORD_MAX_FIELD_NAME = 256
 DISCORD_MAX_FIELD_VALUE = 1024
 DISCORD_MAX_FOOTER = 2048
-SLACK_MAX_FIELDS = 10
+SLACK_FIELDS_PER_SECTION = 10  # Slack's limit per section block
+SLACK_MAX_FIELDS = 40  # in four sections; the rest is summarised in a last "More" field
 SLACK_MAX_TEXT = 3000
 SIGNATURE_HEADER = "X-Uptake-Signature"
 TIMESTAMP_HEADER = "X-Uptake-Timestamp"
@@ -61,8 +63,35 @@ def _display(value) -> str:
     return str(value)
 
 
+# A payload read back from jsonb has lost its key order: the details are shown in this one (other keys after them
+# by name, the event's properties last, by name).
+_DETAIL_ORDER = {
+    key: rank
+    for rank, key in enumerate(
+        ("quantity", "occurred_at", "event_id", "user", "threshold_percent", "used", "limit", "period_start")
+        + ("resets_at", "current", "prior", "drop_percent", "days", "last_used_on")
+    )
+}
+
+
+def _detail_rank(item: tuple[str, object]) -> tuple[bool, int, str]:
+    key = item[0]
+    return key == "properties", _DETAIL_ORDER.get(key, len(_DETAIL_ORDER)), key
+
+
+def _flattened(data: dict, prefix: str = "") -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for key, value in sorted(data.items()):
+        if isinstance(value, dict) and value:
+            out += _flattened(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
 def message_fields(payload: dict) -> list[tuple[str, str]]:
-    """The (name, value) pairs every destination shows: enrichment first, then the trigger's details."""
+    """The (name, value) pairs every destination shows, the alert's payload: the enrichment (account, feature),
+    then the trigger's details, each event property a field of its own under its own name (nested ones dotted)."""
     fields: list[tuple[str, str]] = []
     account = payload.get("account") or {}
     if account:
@@ -75,8 +104,11 @@ def message_fields(payload: dict) -> list[tuple[str, str]]:
     feature = payload.get("feature") or {}
     if feature:
         fields.append(("Feature", f"{feature.get('name') or feature.get('id')} ({feature.get('id')})"))
-    for key, value in (payload.get("details") or {}).items():
-        fields.append((key.replace("_", " ").capitalize(), _display(value)))
+    for key, value in sorted((payload.get("details") or {}).items(), key=_detail_rank):
+        if key == "properties" and isinstance(value, dict):
+            fields += [(name, _display(item)) for name, item in _flattened(value)]
+        else:
+            fields.append((key.replace("_", " ").capitalize(), _display(value)))
     return fields
 
 
@@ -92,8 +124,10 @@ def mask_secret(secret: str) -> str | None:
 
 
 def mask_url(url: str, *, path: bool = True) -> str:
-    """A URL fit to show back: credentials (`user:pw@`) always masked, and with `path` (Slack and Discord
-    webhook URLs carry their token in the path) only scheme, host and the last 4 characters."""
+    """A URL fit to show back, the one rule for every URL a channel stores: its credentials (`user:password@`,
+    the user name as much as the password) always masked, and with `path` (Slack and Discord webhook URLs carry
+    their token in the path) only scheme, host and the last 4 characters. `postgresql://app:pw@db:5432/dw` →
+    `postgresql://••••@db:5432/dw`."""
     match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)(.*)$", url)
     if not match:
         return url
@@ -105,29 +139,54 @@ def mask_url(url: str, *, path: bool = True) -> str:
     return f"{scheme}{authority}/{MASK}{url[-4:]}"
 
 
-def mask_password(url: str) -> str:
-    """A connection URL with its password masked: `postgresql://app:••••@db.example.com:5432/warehouse`."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@]*@", lambda m: f"{m.group(1)}{MASK}@", url)
+def mask_url_in(text: str, url: str, *, path: bool = False) -> str:
+    """`text` (an error message, a log line) with `url` shown as mask_url shows it, and its user name and password
+    (and with `path`, its path) masked wherever they stand alone (a driver's `authentication failed for user
+    "app"`)."""
+    parts = urlsplit(url)
+    text = text.replace(url, mask_url(url, path=path))
+    secrets = {unquote(parts.password or ""), unquote(parts.username or "")} - {""}
+    if path and len(parts.path) > 1:
+        secrets.add(parts.path)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.-]){re.escape(secret)}(?![\w.-])", MASK, text)
+    return text
+
+
+def url_unmask(shown: str, stored: str, *, path: bool) -> str | None:
+    """The URL meant by `shown`, a URL sent back as mask_url showed `stored`: `stored` when unchanged, the new URL
+    with the stored credentials when only the part after `••••@` changed; None when a masked part remains that
+    cannot be restored (the whole URL must then be typed)."""
+    shown = shown.strip()
+    if shown == mask_url(stored, path=path):
+        return stored
+    new, old = urlsplit(shown), urlsplit(stored)
+    if new.netloc.startswith(MASK + "@") and "@" in old.netloc:
+        restored = new._replace(netloc=old.netloc.rsplit("@", 1)[0] + "@" + new.netloc.split("@", 1)[1]).geturl()
+        return None if MASK in restored else restored
+    return None
+
+
+def _masks_path(type: str) -> bool:
+    return type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD)
 
 
 def channel_target_shown(*, type: str, url: str = "", to: str = "", chat_id: str = "", table: str = "") -> str:
-    """Where a channel posts, fit to show back: tokens, secrets and passwords masked."""
+    """Where a channel posts, fit to show back: tokens, secrets and credentials masked."""
     if type == AlertChannel.Type.EMAIL:
         return to
     if type == AlertChannel.Type.TELEGRAM:
         return f"chat {chat_id}"
     if type == AlertChannel.Type.POSTGRES:
-        return f"{mask_password(url)} · {table}"
-    return mask_url(url, path=type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD))
+        return f"{mask_url(url, path=False)} · {table}"
+    return mask_url(url, path=_masks_path(type))
 
 
 def channel_url_shown(channel: AlertChannel) -> str | None:
-    """The channel's URL as the API shows it: Slack and Discord tokens masked, PostgreSQL passwords masked."""
+    """The channel's URL as the API, the admin and the dashboard show it (mask_url)."""
     if not channel.url:
         return None
-    if channel.type == AlertChannel.Type.POSTGRES:
-        return mask_password(channel.url)
-    return mask_url(channel.url, path=channel.type in (AlertChannel.Type.SLACK, AlertChannel.Type.DISCORD))
+    return mask_url(channel.url, path=_masks_path(channel.type))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -156,12 +215,14 @@ def slack_body(payload: dict, *, mentions: bool = False) -> dict:
     shown = fields[:SLACK_MAX_FIELDS]
     if len(fields) > SLACK_MAX_FIELDS:
         shown = fields[: SLACK_MAX_FIELDS - 1] + [("More", f"{len(fields) - SLACK_MAX_FIELDS + 1} more fields")]
-    if shown:
+    for start in range(0, len(shown), SLACK_FIELDS_PER_SECTION):
+        section_fields = shown[start : start + SLACK_FIELDS_PER_SECTION]
         blocks.append(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": _truncate(f"*{esc(name)}*\n{esc(value)}", 2000)} for name, value in shown
+                    {"type": "mrkdwn", "text": _truncate(f"*{esc(name)}*\n{esc(value)}", 2000)}
+                    for name, value in section_fields
                 ],
             }
         )
@@ -288,7 +349,8 @@ def email_message(payload: dict) -> tuple[str, str, str]:
         f"<h2>{esc(title)}</h2><p>{esc(text).replace(chr(10), '<br>')}</p>"
         f"<table>{rows}</table><p><small>{esc(_footer(payload))}</small></p>"
     )
-    return f"[Uptake] {_truncate(title, 200)}", "\n".join(lines), html_body
+    # The subject is the title alone; a line break (from an event property) would be a header injection.
+    return _truncate(" ".join(title.split()), 200), "\n".join(lines), html_body
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -371,8 +433,6 @@ def _telegram_send(channel: AlertChannel, payload: dict, now: datetime) -> SendR
     result = _post(
         telegram_send_url(channel.token), data=_json(body), headers={"Content-Type": "application/json"}, now=now
     )
-    if channel.token and channel.token in result.error:
-        result = replace(result, error=result.error.replace(channel.token, MASK))
     if result.response_code == 429 and result.retry_after is None:
         result = replace(result, retry_after=telegram_retry_after(result.error.split(": ", 1)[-1]))
     return result
@@ -386,17 +446,28 @@ def _postgres_send(channel: AlertChannel, payload: dict, delivery_id: int) -> Se
     except HostRefused as exc:
         return SendResult(ok=False, retryable=False, error=f"refused: {exc}")
     except psycopg.OperationalError as exc:
-        # Connection refused, timeouts, server shutting down: worth another attempt, like an HTTP 5xx.
-        error = mask_password(str(exc)).replace(channel.url, mask_password(channel.url))
-        return SendResult(ok=False, retryable=True, error=f"connection failed: {error}"[:500])
+        # Connection refused, timeouts, server shutting down: worth another attempt, like an HTTP 5xx. (The
+        # driver's words may name the user: destination_send masks them before anything is stored.)
+        return SendResult(ok=False, retryable=True, error=f"connection failed: {exc}")
     except psycopg.Error as exc:
         # Permission denied, a table of another shape: the user must act; retrying would not help.
-        return SendResult(ok=False, retryable=False, error=f"PostgreSQL refused: {exc.__class__.__name__}: {exc}"[:500])
+        return SendResult(ok=False, retryable=False, error=f"PostgreSQL refused: {exc.__class__.__name__}: {exc}")
     return SendResult(ok=True)
 
 
 def destination_send(*, channel: AlertChannel, payload: dict, now: datetime, delivery_id: int) -> SendResult:
-    """Send one payload to one channel (one attempt, no retry here)."""
+    """Send one payload to one channel (one attempt, no retry here). The error it reports, which the delivery log
+    keeps, never shows the channel's credentials, URL token, bot token or signing secret."""
+    result = _send(channel=channel, payload=payload, now=now, delivery_id=delivery_id)
+    if not result.error:
+        return result
+    error = mask_url_in(result.error, channel.url, path=_masks_path(channel.type)) if channel.url else result.error
+    for secret in (channel.token, channel.secret):
+        error = error.replace(secret, MASK) if secret else error
+    return replace(result, error=error[:500])
+
+
+def _send(*, channel: AlertChannel, payload: dict, now: datetime, delivery_id: int) -> SendResult:
     kind = channel.type
     if kind == AlertChannel.Type.SLACK:
         body = _json(slack_body(payload, mentions=channel.mentions))

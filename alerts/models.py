@@ -187,6 +187,9 @@ class AlertDelivery(models.Model):
     )
     created_at = models.DateTimeField()
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # On a paced channel (Telegram), the send slot this delivery reserved for its next attempt (alerts.pacing);
+    # kept once sent, so the chat's recent sends are these rows.
+    send_after = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -213,6 +216,11 @@ class AlertDelivery(models.Model):
         indexes = [
             models.Index(fields=["pipeline", "-id"], name="usage_alertdelivery_pipe_idx"),
             models.Index(fields=["channel", "status"], name="usage_alertdelivery_dest_idx"),
+            models.Index(
+                fields=["channel", "-send_after"],
+                condition=Q(send_after__isnull=False),
+                name="alerts_alertdelivery_slot_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -105,9 +105,10 @@ def catalog_feature_choices(*, workspace: Workspace) -> list[tuple[str, str]]:
     return [(key, f"{name} ({key})" if name and name != key else key) for key, name in rows]
 
 
-def latest_event(*, workspace: Workspace, feature_keys: list[str]) -> UsageEvent | None:
-    """The workspace's latest event (of these features, when given): what a template preview renders."""
+def latest_events(*, workspace: Workspace, feature_keys: list[str], limit: int) -> list[UsageEvent]:
+    """The workspace's latest `limit` events (of these features, when given), newest first, with what a
+    pipeline's filter reads: the events a template preview picks from."""
     events = UsageEvent.objects.filter(workspace=workspace)
     if feature_keys:
         events = events.filter(feature__key__in=feature_keys)
-    return events.select_related("account__owner", "feature", "end_user").order_by("-occurred_at", "-id").first()
+    return list(events.select_related("account__owner", "feature", "end_user").order_by("-occurred_at", "-id")[:limit])

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .channels import CHANNEL_FIELDS
 from .destinations import channel_url_shown, mask_secret
 from .models import AlertChannel, AlertDelivery, AlertPipeline
 from .selectors import channel_pipelines, pipeline_channels
@@ -85,7 +86,9 @@ class PipelineInput(serializers.Serializer):
 
 
 class ChannelOutput(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField(help_text="Slack and Discord tokens and PostgreSQL passwords masked.")
+    url = serializers.SerializerMethodField(
+        help_text="Slack and Discord tokens and URL credentials (user name and password) masked."
+    )
     to = serializers.SerializerMethodField()
     secret = serializers.SerializerMethodField(help_text="Masked: only the last 4 characters are shown.")
     token = serializers.SerializerMethodField(help_text="Masked: only the last 4 characters are shown.")
@@ -95,22 +98,7 @@ class ChannelOutput(serializers.ModelSerializer):
 
     class Meta:
         model = AlertChannel
-        fields = [
-            "id",
-            "name",
-            "type",
-            "url",
-            "to",
-            "secret",
-            "token",
-            "chat_id",
-            "table",
-            "mentions",
-            "rate_limit_per_minute",
-            "pipelines",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *CHANNEL_FIELDS, "pipelines", "created_at", "updated_at"]
 
     def get_url(self, obj: AlertChannel) -> str | None:
         return channel_url_shown(obj)

@@ -6,16 +6,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
 from catalog.models import KEY_MAX_LENGTH, KEY_REGEX
-from core.errors import Conflict, DomainError
+from core.errors import DomainError
 from core.unset import UNSET
 from usage.outbox import event_subscription_set
 
-from .channels import pipeline_channels_resolve, pipeline_channels_save
+from .channels import int_between, name_taken, pipeline_channels_resolve, pipeline_channels_save, save_or_conflict
 from .filters import filter_validate, unknown_feature_keys
 from .message_templates import template_validate
 from .models import EVENT_TRIGGERS, AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
@@ -34,14 +34,6 @@ _TRIGGER_KEYS: dict[str, set[str]] = {
     TriggerType.DORMANT: {"plans", "days"},
     TriggerType.USAGE_DROP: {"features", "plans", "percent", "days", "expected_later"},
 }
-
-
-def _int(value: Any, *, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DomainError(f"{field} must be an integer between {low} and {high}.", code="invalid_type", field=field)
-    if not low <= value <= high:
-        raise DomainError(f"{field} must be between {low} and {high}; got {value}.", code="out_of_range", field=field)
-    return value
 
 
 def _str_list(value: Any, *, field: str, key_format: bool = False) -> list[str]:
@@ -107,7 +99,7 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
     if "plans" in trigger:
         config["plans"] = _str_list(trigger["plans"], field="trigger.plans")
     if "min_quantity" in trigger:
-        config["min_quantity"] = _int(trigger["min_quantity"], field="trigger.min_quantity", low=1, high=10**9)
+        config["min_quantity"] = int_between(trigger["min_quantity"], field="trigger.min_quantity", low=1, high=10**9)
     if kind == TriggerType.THRESHOLD:
         raw = trigger.get("percent", DEFAULT_THRESHOLDS)
         raw = [raw] if isinstance(raw, int) and not isinstance(raw, bool) else raw
@@ -118,7 +110,7 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
                 code="invalid_type",
                 field="trigger.percent",
             )
-        config["percent"] = sorted({_int(p, field="trigger.percent", low=1, high=1000) for p in raw})
+        config["percent"] = sorted({int_between(p, field="trigger.percent", low=1, high=1000) for p in raw})
     if kind == TriggerType.USAGE_DROP:
         if "percent" not in trigger:
             raise DomainError(
@@ -126,10 +118,10 @@ def trigger_validate(trigger: Any) -> tuple[str, dict]:
                 code="missing_field",
                 field="trigger.percent",
             )
-        config["percent"] = _int(trigger["percent"], field="trigger.percent", low=1, high=100)
-        config["days"] = _int(trigger.get("days", 7), field="trigger.days", low=1, high=365)
+        config["percent"] = int_between(trigger["percent"], field="trigger.percent", low=1, high=100)
+        config["days"] = int_between(trigger.get("days", 7), field="trigger.days", low=1, high=365)
     if kind == TriggerType.DORMANT:
-        config["days"] = _int(trigger.get("days", 14), field="trigger.days", low=1, high=365)
+        config["days"] = int_between(trigger.get("days", 14), field="trigger.days", low=1, high=365)
     if kind == TriggerType.PAID_FEATURE_ON_FREE_PLAN and "plans" not in config:
         config["plans"] = list(DEFAULT_FREE_PLANS)
     return kind, config
@@ -180,17 +172,7 @@ def _current_channels(pipeline: AlertPipeline) -> dict[int, AlertChannel]:
 
 
 def _save_unique(pipeline: AlertPipeline) -> None:
-    try:
-        with transaction.atomic():
-            pipeline.save()
-    except IntegrityError as exc:
-        if "usage_alertpipeline_unique_name" in str(exc):
-            raise Conflict(
-                f"A pipeline named {pipeline.name!r} already exists in this workspace.",
-                code="duplicate_name",
-                field="name",
-            ) from None
-        raise
+    save_or_conflict(pipeline, {"usage_alertpipeline_unique_name": lambda: name_taken("pipeline", pipeline.name)})
 
 
 # pg_advisory_xact_lock(class, workspace id): serialises the subscription sync of one workspace's pipelines.

@@ -46,7 +46,8 @@ def alert_events_evaluate_task(workspace_id: int, event_ids: list[int]) -> int:
 
 @shared_task(name="alerts.send_delivery", acks_late=True)
 def alert_delivery_send_task(delivery_id: int) -> str:
-    """One attempt at a delivery; schedules the retry (backoff or Retry-After) or the rate-limit summary."""
+    """One attempt at a delivery; schedules the retry (backoff or Retry-After), the paced send (Telegram) or the
+    rate-limit summary."""
     outcome = alert_delivery_attempt(delivery_id=delivery_id, now=timezone.now())
     if outcome.retry_in is not None:
         _later(alert_delivery_send_task, args=[delivery_id], countdown=outcome.retry_in)

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import transaction
 
-from accounts.models import Account
+from accounts.models import Account, Workspace
 from analytics.selectors import allowance_reached
 from catalog.models import Feature
 from usage.models import EventOutbox, UsageEvent
@@ -20,7 +20,7 @@ from .delivery import deliveries_create
 from .filters import FilterSubject, filter_matches
 from .message_templates import template_render, template_values
 from .models import EVENT_TRIGGERS, AlertDelivery, AlertPipeline, AlertThresholdMark, AlertWindowMark
-from .selectors import pipelines_enabled
+from .selectors import latest_events, pipelines_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,6 @@ def _payload(
     *,
     pipeline: AlertPipeline,
     event: str,
-    title: str,
     text: str,
     account: Account,
     feature: Feature | None,
@@ -119,10 +118,11 @@ def _payload(
     occurred_at: datetime,
     usage_event: UsageEvent | None = None,
 ) -> dict:
+    # Without a template the title is the bare event name ($event.name), as IngestLayer users expect.
     payload = {
         "event": event,
         "trigger": pipeline.trigger_type,
-        "title": title,
+        "title": event,
         "text": text,
         "pipeline": {"id": pipeline.pk, "name": pipeline.name},
         "account": alert_account_context(account),
@@ -165,21 +165,37 @@ def payload_with_template(payload: dict, *, template: dict, usage_event: UsageEv
     return payload
 
 
-def preview_payload(*, event: UsageEvent, template: dict, pipeline_name: str) -> dict:
-    """The payload an event alert on `event` would carry under `template` (the form's preview; nothing stored)."""
+# How many of the latest events of its features a preview looks through for one its pipeline would alert on.
+PREVIEW_SCAN = 500
+
+
+def preview_event(*, workspace: Workspace, pipeline: AlertPipeline) -> UsageEvent | None:
+    """The latest event (of the last PREVIEW_SCAN of its features) that the unsaved `pipeline` would alert on:
+    its features, plans, minimum quantity and filter. What the form's template preview renders."""
+    keys = pipeline.trigger_config.get("features") or []
+    for event in latest_events(workspace=workspace, feature_keys=keys, limit=PREVIEW_SCAN):
+        if event.quantity >= pipeline.trigger_config.get("min_quantity", 1) and _event_ok(pipeline, event):
+            return event
+    return None
+
+
+def preview_payload(*, event: UsageEvent, pipeline: AlertPipeline) -> dict:
+    """The payload an event alert on `event` would carry for the unsaved `pipeline` (nothing stored)."""
+    return _event_payload(pipeline, event)
+
+
+def _event_payload(pipeline: AlertPipeline, event: UsageEvent) -> dict:
     account, feature = event.account, event.feature
-    payload = {
-        "event": feature.key,
-        "trigger": TriggerType.EVENT,
-        "title": f"{feature.name or feature.key} used by {account.name or account.external_id}",
-        "text": f"{account.name or account.external_id} used {feature.name or feature.key} ({event.quantity}).",
-        "pipeline": {"id": None, "name": pipeline_name},
-        "account": alert_account_context(account),
-        "feature": _feature_context(feature),
-        "details": _event_details(event),
-        "occurred_at": event.occurred_at.isoformat(),
-    }
-    return payload_with_template(payload, template=template, usage_event=event) if template else payload
+    return _payload(
+        pipeline=pipeline,
+        event=feature.key,
+        text=f"{account.name or account.external_id} used {feature.name or feature.key} ({event.quantity}).",
+        account=account,
+        feature=feature,
+        details=_event_details(event),
+        occurred_at=event.occurred_at,
+        usage_event=event,
+    )
 
 
 def _event_details(event: UsageEvent) -> dict:
@@ -196,19 +212,9 @@ def _event_details(event: UsageEvent) -> dict:
 def _evaluate_event(pipeline: AlertPipeline, event: UsageEvent, now: datetime) -> list[AlertDelivery]:
     if event.quantity < pipeline.trigger_config.get("min_quantity", 1):
         return []
-    account, feature = event.account, event.feature
-    payload = _payload(
-        pipeline=pipeline,
-        event=feature.key,
-        title=f"{feature.name or feature.key} used by {account.name or account.external_id}",
-        text=f"{account.name or account.external_id} used {feature.name or feature.key} ({event.quantity}).",
-        account=account,
-        feature=feature,
-        details=_event_details(event),
-        occurred_at=event.occurred_at,
-        usage_event=event,
+    return deliveries_create(
+        pipeline=pipeline, payload=_event_payload(pipeline, event), dedupe_key=f"event:{event.pk}", now=now
     )
-    return deliveries_create(pipeline=pipeline, payload=payload, dedupe_key=f"event:{event.pk}", now=now)
 
 
 def _evaluate_free_plan(pipeline: AlertPipeline, event: UsageEvent, now: datetime) -> list[AlertDelivery]:
@@ -225,8 +231,7 @@ def _evaluate_free_plan(pipeline: AlertPipeline, event: UsageEvent, now: datetim
     payload = _payload(
         pipeline=pipeline,
         event="paid_feature_on_free_plan",
-        title=f"{account.name or account.external_id} ({account.plan or 'no plan'}) used {feature.name or feature.key}",
-        text=f"An account on the {account.plan or 'free'} plan used {feature.name or feature.key}, "
+        text=f"{account.name or account.external_id} ({account.plan or 'no plan'}) used {feature.name or feature.key}, "
         "which its plan does not grant: an upsell opportunity.",
         account=account,
         feature=feature,
@@ -281,8 +286,8 @@ def _evaluate_threshold(
             payload = _payload(
                 pipeline=pipeline,
                 event=f"threshold.{threshold}",
-                title=f"{account.name or account.external_id} reached {threshold}% of {feature.name or feature.key}",
-                text=f"{used} of {limit} {feature.unit_plural or 'units'} used this period ({used * 100 // limit}%).",
+                text=f"{account.name or account.external_id} reached {threshold}% of {feature.name or feature.key}: "
+                f"{used} of {limit} {feature.unit_plural or 'units'} used this period ({used * 100 // limit}%).",
                 account=account,
                 feature=feature,
                 details={
@@ -400,8 +405,8 @@ def alerts_evaluate_dormant(
             payload = _payload(
                 pipeline=pipeline,
                 event="account.dormant",
-                title=f"{account.name or account.external_id} has gone dormant",
-                text=f"No usage for {(today - last).days} days (threshold: {days} days).",
+                text=f"{account.name or account.external_id} has gone dormant: no usage for {(today - last).days} "
+                f"days (threshold: {days} days).",
                 account=account,
                 feature=None,
                 details={"days": days, "last_used_on": last.isoformat()},
@@ -439,9 +444,8 @@ def alerts_evaluate_usage_drop(
             payload = _payload(
                 pipeline=pipeline,
                 event="usage.drop",
-                title=f"{account.name or account.external_id}: usage down {drop:.0f}%",
-                text=f"{numbers.current} uses in the last {days} days against {numbers.prior} in the {days} days "
-                f"before (threshold: at least {percent}%).",
+                text=f"{account.name or account.external_id}: usage down {drop:.0f}%, {numbers.current} uses in the "
+                f"last {days} days against {numbers.prior} in the {days} days before (threshold: at least {percent}%).",
                 account=account,
                 feature=None,
                 details={

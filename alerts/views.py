@@ -23,7 +23,7 @@ from core.views import workspace_page
 from . import selectors, services
 from .channels import channel_create, channel_delete, channel_test_send, channel_update
 from .destinations import channel_target_shown, channel_url_shown, mask_secret
-from .filters import PREFIXES
+from .filters import PREFIXES, filter_validate
 from .forms import (
     TRIGGER_FIELDS,
     ChannelForm,
@@ -33,7 +33,7 @@ from .forms import (
 )
 from .message_templates import template_validate
 from .models import AlertChannel, AlertPipeline
-from .triggers import preview_payload
+from .triggers import preview_event, preview_payload
 
 DELIVERY_LOG_LIMIT = 100
 
@@ -223,25 +223,55 @@ def _save(request: HttpRequest, pipeline: AlertPipeline | None) -> HttpResponse:
     )
 
 
+def _preview_rules(request: HttpRequest) -> tuple[str, dict, dict]:
+    """The trigger type, trigger settings and filter the form describes so far (the whole form comes with the
+    preview request), checked by the services' rules; raises DomainError naming what is not right yet."""
+    features = selectors.catalog_feature_choices(workspace=request.workspace)
+    form = PipelineForm(request.GET, feature_choices=features)
+    form.is_valid()  # a form still being filled in (no name, no trigger type yet) is previewed all the same
+    if any(name in form.errors for name in (*TRIGGER_FIELDS, "unseen_features", "filter_match")) or (
+        "trigger_type" in form.errors and request.GET.get("trigger_type")
+    ):
+        raise DomainError("some trigger settings are not valid yet.", code="invalid", field="trigger")
+    form.cleaned_data.setdefault("trigger_type", "")
+    trigger = form.trigger()
+    kind, config = services.trigger_validate({**trigger, "type": trigger["type"] or AlertPipeline.TriggerType.EVENT})
+    if "cond-TOTAL_FORMS" not in request.GET:
+        return kind, config, {}
+    conditions = ConditionFormSet(request.GET, prefix="cond")
+    if not conditions.is_valid():
+        raise DomainError("some filter conditions are not valid yet.", code="invalid", field="filter")
+    rows = [conditions.forms[i].spec() for i in _used_rows(conditions)]
+    raw = {"match": form.cleaned_data.get("filter_match") or "all", "conditions": rows} if rows else None
+    return kind, config, filter_validate(raw, workspace_id=request.workspace.pk, trigger_type=kind)
+
+
 @alerts_page
 def template_preview(request: HttpRequest) -> HttpResponse:
-    """The message the form's template would give for the latest event of the chosen features (htmx fragment)."""
-    template = {"title": request.GET.get("template_title", ""), "body": request.GET.get("template_body", "")}
-    keys = [k for k in request.GET.getlist("features") if k] + [
-        k.strip() for k in request.GET.get("unseen_features", "").split(",") if k.strip()
-    ]
-    context: dict = {"error": None, "preview": None, "event": None}
+    """The message the form's template would give for the latest event the pipeline, as the form describes it so
+    far, would alert on: its features, plans, minimum quantity and filter (htmx fragment)."""
+    context: dict = {"error": None, "note": None, "preview": None, "event": None}
     try:
-        template = template_validate(template)
+        template = template_validate(
+            {"title": request.GET.get("template_title", ""), "body": request.GET.get("template_body", "")}
+        )
     except DomainError as exc:
         context["error"] = str(exc)
-    else:
-        event = selectors.latest_event(workspace=request.workspace, feature_keys=keys)
-        context["event"] = event
-        if event is not None:
-            context["preview"] = preview_payload(
-                event=event, template=template, pipeline_name=request.GET.get("name", "")
-            )
+        return render(request, "alerts/_preview.html", context)
+    pipeline = AlertPipeline(workspace=request.workspace, name=request.GET.get("name", ""), template=template)
+    try:
+        pipeline.trigger_type, pipeline.trigger_config, pipeline.filter = _preview_rules(request)
+    except DomainError as exc:
+        # Previewed on the chosen features alone, and the form says what it left out.
+        context["note"] = f"Not applied yet: {exc}"
+        keys = [k for k in request.GET.getlist("features") if k] + [
+            k.strip() for k in request.GET.get("unseen_features", "").split(",") if k.strip()
+        ]
+        pipeline.trigger_type, pipeline.trigger_config, pipeline.filter = "event", {"features": keys}, {}
+    event = preview_event(workspace=request.workspace, pipeline=pipeline)
+    context["event"] = event
+    if event is not None:
+        context["preview"] = preview_payload(event=event, pipeline=pipeline)
     return render(request, "alerts/_preview.html", context)
 
 
@@ -372,9 +402,9 @@ def channel_list(request: HttpRequest) -> HttpResponse:
     return _render(request, "alerts/channels.html", {"title": "Alert channels", "channels": rows})
 
 
-@alerts_page
-def channel_detail(request: HttpRequest, channel_id: int) -> HttpResponse:
-    channel = selectors.channel_get(workspace=request.workspace, channel_id=channel_id)
+def _channel_page(request: HttpRequest, channel: AlertChannel, *, error: str | None = None) -> HttpResponse:
+    """The channel's page: its target (masked), the pipelines posting to it, its delivery log; with the error
+    that refused a delete (409)."""
     return _render(
         request,
         "alerts/channel_detail.html",
@@ -384,8 +414,15 @@ def channel_detail(request: HttpRequest, channel_id: int) -> HttpResponse:
             "row": _channel_row(channel),
             "pipelines": selectors.channel_pipelines(channel),
             "deliveries": selectors.channel_delivery_page(channel=channel, limit=DELIVERY_LOG_LIMIT),
+            "error": error,
         },
+        status=409 if error else 200,
     )
+
+
+@alerts_page
+def channel_detail(request: HttpRequest, channel_id: int) -> HttpResponse:
+    return _channel_page(request, selectors.channel_get(workspace=request.workspace, channel_id=channel_id))
 
 
 def _channel_save(request: HttpRequest, channel: AlertChannel | None) -> HttpResponse:
@@ -456,17 +493,5 @@ def channel_remove(request: HttpRequest, channel_id: int) -> HttpResponse:
     try:
         channel_delete(channel=channel)
     except DomainError as exc:
-        return _render(
-            request,
-            "alerts/channel_detail.html",
-            {
-                "title": channel.name,
-                "channel": channel,
-                "row": _channel_row(channel),
-                "pipelines": selectors.channel_pipelines(channel),
-                "deliveries": selectors.channel_delivery_page(channel=channel, limit=DELIVERY_LOG_LIMIT),
-                "error": str(exc),
-            },
-            status=409,
-        )
+        return _channel_page(request, channel, error=str(exc))
     return redirect("alerts:channels")

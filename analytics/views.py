@@ -466,6 +466,12 @@ def account_list(request: HttpRequest, kind: str) -> HttpResponse:
         "window": window,
         "rows": rows,
         "csv_url": None,
+        # What an empty parameter field means: the selectors' own defaults.
+        "defaults": {
+            "threshold": selectors.NEAR_LIMIT_PCT,
+            "days": selectors.DORMANT_DAYS,
+            "percent": selectors.USAGE_DROP_PERCENT,
+        },
     }
     if rows is None:
         return _window_error_page(request, "dashboard/list.html", form, context)

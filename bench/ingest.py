@@ -35,24 +35,31 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from urllib.parse import urlparse
 
 import psycopg
-import psycopg.sql
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.support import (  # noqa: E402  (bench/ is run as scripts)
+    LOCAL_SERVER,
+    ROOT,
+    api_key_prepare,
+    backend_pids,
+    children,
+    cpu_seconds,
+    database_prepare,
+    database_urls,
+    gunicorn_start,
+    percentile,
+    server_env,
+    wait_until_serving,
+)
+
 BENCH_DB = os.environ.get("UPTAKE_BENCH_DB", "uptake_bench_ingest")  # dropped and recreated
 ACCOUNTS = 1000
 FEATURES = 50
 USERS_PER_ACCOUNT = 5
-
-
-def admin_url(database: str = BENCH_DB) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/uptake")
-    parsed = urlparse(base)
-    return parsed._replace(path="/postgres").geturl(), parsed._replace(path=f"/{database}").geturl()
 
 
 def make_event(n: int, rng_seed: int) -> dict:
@@ -89,33 +96,6 @@ def body_template(*, batch_size: int, seed: int, segment: bool = False) -> str:
     if segment:
         return json.dumps({"batch": [segment_message(e) for e in events]}, separators=(",", ":"))
     return json.dumps(events[0] if batch_size == 1 else {"events": events}, separators=(",", ":"))
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (Linux /proc), 0 for those that are gone."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
-
-
-def _backend_pids(db_url: str) -> list[int]:
-    """The PostgreSQL server processes serving the benchmark database (gunicorn keeps its connections)."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return [pid for (pid,) in rows]
 
 
 def client_worker(args: tuple) -> tuple[list[float], float]:
@@ -175,9 +155,9 @@ def run_mode(
     db_url: str,
     segment: bool = False,
 ) -> dict:
-    workers = _children(server_pid)
-    backends = {pid: _cpu_seconds([pid]) for pid in _backend_pids(db_url)}
-    server_cpu = _cpu_seconds(workers)
+    workers = children(server_pid)
+    backends = {pid: cpu_seconds([pid]) for pid in backend_pids(db_url)}
+    server_cpu = cpu_seconds(workers)
     deadline = time.time() + seconds
     started = time.perf_counter()
     with mp.Pool(clients) as pool:
@@ -189,10 +169,10 @@ def run_mode(
             ],
         )
     wall = time.perf_counter() - started
-    server_cpu = _cpu_seconds(workers) - server_cpu
+    server_cpu = cpu_seconds(workers) - server_cpu
     # Backends that connected during the run count whole; those that closed are missed (CONN_MAX_AGE keeps
     # gunicorn's connections open, so there are none).
-    db_cpu = sum(_cpu_seconds([pid]) - backends.get(pid, 0.0) for pid in _backend_pids(db_url))
+    db_cpu = sum(cpu_seconds([pid]) - backends.get(pid, 0.0) for pid in backend_pids(db_url))
     latencies = sorted(x for r, _ in results for x in r)
     client_cpu = sum(cpu for _, cpu in results)
     requests = len(latencies)
@@ -206,7 +186,7 @@ def run_mode(
         "requests_per_s": round(requests / wall, 1),
         "events_per_s": round(requests * batch_size / wall, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "p95_ms": round(latencies[int(0.95 * (requests - 1))] * 1000, 1),
+        "p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
         # CPU seconds per wall second (2.0 = both cores busy): the load generator, the gunicorn workers and
         # the PostgreSQL backends serving the benchmark database (not the WAL writer and other background
         # processes, nor other users' sessions on this shared server).
@@ -284,42 +264,14 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    admin, db_url = admin_url(args.database)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        name = psycopg.sql.Identifier(args.database)
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(name))
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "UPTAKE_RATE_LIMIT_ENABLED": "false",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "CONN_MAX_AGE": "600",
-    }
-    env.pop("REDIS_URL", None)  # Redis is never on the write path; rate limiting is off for the bench
+    db_url, admin = database_urls(args.database, default_server=LOCAL_SERVER)
+    database_prepare(admin, args.database, fresh=True)
+    env = server_env(db_url)
     if args.redis == "up":
         env["REDIS_URL"] = os.environ["REDIS_URL"]
     elif args.redis == "down":
         env["REDIS_URL"] = f"redis://127.0.0.1:{_closed_port()}/0"
-    manage = [PY, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
-    subprocess.run(
-        [*manage, "create_workspace", "bench", "--name", "Bench"],
-        env=env,
-        check=True,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    out = subprocess.run(
-        [*manage, "create_api_key", "bench", "--scopes", "ingest"],
-        env=env,
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout
-    key = out.strip().splitlines()[-1]
+    manage, key = api_key_prepare(env, scopes="ingest")
     if args.pipeline:
         # An e-mail destination: nothing to reach; with no worker running, queued evaluations just wait.
         create = (
@@ -329,30 +281,15 @@ def main() -> None:
         )
         subprocess.run([*manage, "shell", "-c", create], env=env, check=True, cwd=ROOT)
 
-    gunicorn = [
-        str(Path(PY).parent / "gunicorn"),
-        "config.wsgi:application",
-        "--workers",
-        "2",
-        "--worker-class",
-        args.worker_class,
-        "--bind",
-        f"127.0.0.1:{args.port}",
-        "--log-level",
-        "warning",
-    ]
-    if args.worker_class == "gthread":
-        gunicorn += ["--threads", str(args.threads)]
-    server = subprocess.Popen(gunicorn, env=env, cwd=ROOT, start_new_session=True)
+    server = gunicorn_start(
+        port=args.port,
+        workers=2,
+        env=env,
+        worker_class=args.worker_class,
+        threads=args.threads if args.worker_class == "gthread" else None,
+    )
     try:
-        for _ in range(100):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-                c.request("POST", "/api/v1/events", body=b"{}")  # 401 once a worker answers
-                c.getresponse().read()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_until_serving(args.port, method="POST", path="/api/v1/events")  # 401 once a worker answers
         # Warm-up: register every account, user and feature once, so the timed runs measure steady state.
         warm = [
             {"account_id": f"acct-{a}", "user_id": f"user-{a}-{u}", "feature_id": f"feature.{a % FEATURES}"}
@@ -380,43 +317,17 @@ def main() -> None:
         )
         print(f"redis: {args.redis}, event pipeline: {'on' if args.pipeline else 'off'}")
         print(f"load average before: {os.getloadavg()}")
-        batch = run_mode(
-            port=args.port,
-            key=key,
-            batch_size=500,
-            clients=args.batch_clients,
-            connections=args.batch_connections,
-            seconds=args.seconds,
-            server_pid=server.pid,
-            db_url=db_url,
-        )
+        measure = partial(run_mode, port=args.port, key=key, seconds=args.seconds, server_pid=server.pid, db_url=db_url)
+        batches = partial(measure, batch_size=500, clients=args.batch_clients, connections=args.batch_connections)
+        batch = batches()
         print("batch  ", json.dumps(batch))
         if args.segment:
-            segment = run_mode(
-                port=args.port,
-                key=key,
-                batch_size=500,
-                clients=args.batch_clients,
-                connections=args.batch_connections,
-                seconds=args.seconds,
-                server_pid=server.pid,
-                db_url=db_url,
-                segment=True,
-            )
+            segment = batches(segment=True)
             print("segment", json.dumps(segment))
             ratio = segment["events_per_s"] / batch["events_per_s"]
             print(f"ratio  /api/segment/v1/batch / /api/v1/events = {ratio:.2f} (target ≥ 0.80: {ratio >= 0.8})")
             return
-        single = run_mode(
-            port=args.port,
-            key=key,
-            batch_size=1,
-            clients=args.single_clients,
-            connections=args.single_connections,
-            seconds=args.seconds,
-            server_pid=server.pid,
-            db_url=db_url,
-        )
+        single = measure(batch_size=1, clients=args.single_clients, connections=args.single_connections)
         print("single ", json.dumps(single))
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -20,7 +20,6 @@ the end.
 """
 
 import argparse
-import http.client
 import json
 import os
 import statistics
@@ -29,81 +28,38 @@ import sys
 import time
 from array import array
 from pathlib import Path
-from urllib.parse import urlparse
 
 import psycopg
 from uptake_client import Uptake
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import _backend_pids, _children, _cpu_seconds  # noqa: E402  (bench/ is not a package)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.support import (  # noqa: E402  (bench/ is run as scripts)
+    LOCAL_SERVER,
+    api_key_prepare,
+    backend_pids,
+    children,
+    cpu_seconds,
+    database_prepare,
+    database_urls,
+    gunicorn_start,
+    percentile,
+    server_env,
+    wait_until_serving,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
 BENCH_DB = "uptake_bench_sdk"
 ACCOUNTS = 1000
 FEATURES = 50
 
 
-def database_urls() -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/uptake")
-    parsed = urlparse(base)
-    return parsed._replace(path="/postgres").geturl(), parsed._replace(path=f"/{BENCH_DB}").geturl()
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
-
-
-def prepare(env: dict) -> str:
-    """Migrate, create the workspace and a key; return the key."""
-    manage = [PY, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
-    subprocess.run(
-        [*manage, "create_workspace", "bench", "--name", "Bench"],
-        env=env,
-        check=True,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    out = subprocess.run(
-        [*manage, "create_api_key", "bench", "--scopes", "ingest,read"],
-        env=env,
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
-
-
 def start_gunicorn(env: dict, port: int) -> subprocess.Popen:
     workers = os.cpu_count() or 2
-    command = [
-        str(Path(PY).parent / "gunicorn"),
-        "config.wsgi:application",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "16",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-    ]
-    server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
-    for _ in range(150):
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("POST", "/api/v1/events", body=b"{}")
-            connection.getresponse().read()
-            print(f"gunicorn: {workers} workers, gthread x 16 threads")
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit("gunicorn did not start")
+    server = gunicorn_start(port=port, workers=workers, env=env, threads=16)
+    if wait_until_serving(port, method="POST", path="/api/v1/events", tries=150) is None:
+        server.terminate()
+        raise SystemExit("gunicorn did not start")
+    print(f"gunicorn: {workers} workers, gthread x 16 threads")
+    return server
 
 
 def committed(db_url: str) -> int:
@@ -178,20 +134,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
 
-    admin, db_url = database_urls()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "UPTAKE_RATE_LIMIT_ENABLED": "false",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "CONN_MAX_AGE": "600",
-    }
-    env.pop("REDIS_URL", None)  # Redis is never on the write path; rate limiting is off for the bench
-    key = prepare(env)
+    db_url, admin = database_urls(BENCH_DB, default_server=LOCAL_SERVER)
+    database_prepare(admin, BENCH_DB, fresh=True)
+    env = server_env(db_url)
+    _, key = api_key_prepare(env, scopes="ingest,read")
     server = start_gunicorn(env, args.port)
     try:
         uptake = Uptake(
@@ -213,15 +159,15 @@ def main() -> None:
 
         load_before = os.getloadavg()
         cpu_before = os.times()
-        server_pids = [server.pid, *_children(server.pid)]
-        backend_pids = _backend_pids(db_url)
-        server_cpu_before, backends_cpu_before = _cpu_seconds(server_pids), _cpu_seconds(backend_pids)
+        server_pids = [server.pid, *children(server.pid)]
+        backends = backend_pids(db_url)
+        server_cpu_before, backends_cpu_before = cpu_seconds(server_pids), cpu_seconds(backends)
         track = run_track(uptake, events=args.events, db_url=db_url, already=already)
         cpu_after = os.times()
         # CPU per event on each side: steadier than events/s on a machine others share.
         events = track["committed"] or 1
-        track["gunicorn_cpu_us_per_event"] = round((_cpu_seconds(server_pids) - server_cpu_before) / events * 1e6, 1)
-        track["postgres_cpu_us_per_event"] = round((_cpu_seconds(backend_pids) - backends_cpu_before) / events * 1e6, 1)
+        track["gunicorn_cpu_us_per_event"] = round((cpu_seconds(server_pids) - server_cpu_before) / events * 1e6, 1)
+        track["postgres_cpu_us_per_event"] = round((cpu_seconds(backends) - backends_cpu_before) / events * 1e6, 1)
         checks = run_checks(uptake, checks=args.checks)
         load_after = os.getloadavg()
         uptake.shutdown()

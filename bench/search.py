@@ -19,10 +19,11 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.support import database_prepare, database_urls, django_setup  # noqa: E402
+
 DB_NAME = "uptake_bench_search"
 WORDS = (
     "Nordwind Alpen Blue Cedar Delta Echo Falcon Granite Harbor Iris Juniper Kestrel Lumen Meridian Nimbus Orbit "
@@ -34,26 +35,6 @@ TLDS = ("com", "de", "io", "net", "org")
 
 def _log(message: str) -> None:
     print(f"[bench-search] {message}", flush=True)
-
-
-def _urls() -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:54329/uptake"
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}")), urlunsplit(parts._replace(path="/postgres"))
-
-
-def _prepare(admin_url: str, *, fresh: bool) -> bool:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if exists and not fresh:
-            return False
-        if exists:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
-        return True
 
 
 def _account_rows(n: int, rng: random.Random):
@@ -114,14 +95,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=320)
     parser.add_argument("--fresh", action="store_true")
     args = parser.parse_args()
-    db_url, admin_url = _urls()
-    created = _prepare(admin_url, fresh=args.fresh)
-    os.environ["DATABASE_URL"] = db_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    db_url, admin_url = database_urls(DB_NAME)
+    created = database_prepare(admin_url, DB_NAME, fresh=args.fresh)
     os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-    import django
-
-    django.setup()
+    django_setup(db_url)
     from django.contrib.auth import get_user_model
     from django.test import Client
 

@@ -13,7 +13,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.http import urlencode
 
 from core.admin import (
     ConstraintMessagesFormMixin,
@@ -24,6 +23,7 @@ from core.admin import (
     report_each,
 )
 from core.errors import DomainError
+from core.views import workspace_url
 
 from .models import KEY_MAX_LENGTH, KEY_RULE, LIFECYCLE_MOVES, Feature, FeatureLevel, Item, Lifecycle, Module, Product
 from .services import (
@@ -305,8 +305,7 @@ class FeatureAdmin(CatalogAdmin):
 
     @admin.display(description="dashboard")
     def dashboard(self, obj: Feature):
-        # ?workspace= makes the feature's workspace the dashboard's current one (else another workspace's page 404s).
-        url = f"{reverse('dashboard:feature', kwargs={'key': obj.key})}?{urlencode({'workspace': obj.workspace.slug})}"
+        url = workspace_url(reverse("dashboard:feature", kwargs={"key": obj.key}), workspace=obj.workspace)
         return format_html('<a href="{}">Usage of {} on the dashboard</a>', url, obj.name)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):

@@ -4,6 +4,8 @@ Keys are immutable and statuses move only along the lifecycle table; both rules 
 PostgreSQL triggers (see migration 0002), so no path (admin, API, shell, raw UPDATE) can break them.
 """
 
+import re
+
 from django.db import models
 from django.db.models import Q
 
@@ -11,6 +13,7 @@ from accounts.models import Workspace
 
 KEY_MAX_LENGTH = 64
 KEY_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
+KEY_PATTERN = re.compile(KEY_REGEX)
 # KEY_REGEX in words, for messages: "'id' " + KEY_RULE, "A key " + KEY_RULE.
 KEY_RULE = "may contain only letters, digits, '_', '.', ':' and '-', and must start with a letter or digit"
 # Numeric level and entitlement values are counts compared with bigint sums: 0 … 2⁶³ − 1, ASCII digits.
@@ -124,9 +127,7 @@ class Feature(models.Model):
             # PostgreSQL compares text case-sensitively, so "Export" and "export" are two names.
             models.UniqueConstraint(fields=["workspace", "name"], name="catalog_feature_unique_name"),
             models.CheckConstraint(condition=Q(key__regex=KEY_REGEX), name="catalog_feature_key_format"),
-            models.CheckConstraint(
-                condition=Q(status__in=["draft", "active", "archived"]), name="catalog_feature_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=Lifecycle.values), name="catalog_feature_status_valid"),
             models.CheckConstraint(
                 condition=Q(type__in=["switch", "custom", "quantity", "range"]), name="catalog_feature_type_valid"
             ),
@@ -198,9 +199,7 @@ class Item(models.Model):
             models.UniqueConstraint(fields=["workspace", "name"], name="catalog_item_unique_name"),
             models.CheckConstraint(condition=Q(key__regex=KEY_REGEX), name="catalog_item_key_format"),
             models.CheckConstraint(condition=Q(type__in=["plan", "addon"]), name="catalog_item_type_valid"),
-            models.CheckConstraint(
-                condition=Q(status__in=["draft", "active", "archived"]), name="catalog_item_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=Lifecycle.values), name="catalog_item_status_valid"),
         ]
 
     def __str__(self) -> str:

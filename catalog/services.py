@@ -20,7 +20,7 @@ from core.unset import UNSET
 
 from .models import (
     KEY_MAX_LENGTH,
-    KEY_REGEX,
+    KEY_PATTERN,
     KEY_RULE,
     LEVEL_NUMBER_MAX,
     LIFECYCLE_MOVES,
@@ -40,7 +40,6 @@ UNLIMITED = "unlimited"
 # catalog sits below usage, so the task is named, not imported; a lost message is caught by its periodic sweep.
 ALLOWANCE_COUNTERS_REBUILD_TASK = "usage.allowance_counters_rebuild"
 MAX_LEVELS = 50
-_KEY = re.compile(KEY_REGEX)
 
 # Unique constraints → the error a user sees when a concurrent write wins the race.
 _CONSTRAINT_ERRORS = {
@@ -82,7 +81,7 @@ def validate_key(key: Any, *, field: str = "id") -> str:
     key = key.strip()
     if len(key) > KEY_MAX_LENGTH:
         raise DomainError(f"'{field}' is at most {KEY_MAX_LENGTH} characters.", code="too_long", field=field)
-    if not _KEY.match(key):
+    if not KEY_PATTERN.match(key):
         raise DomainError(
             f"'{field}' {KEY_RULE}.",
             code="invalid_key",

@@ -8,7 +8,7 @@ from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
 from django.core.exceptions import DisallowedHost, RequestDataTooBig
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
@@ -18,7 +18,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal
-from core.errors import DomainError
+from core.errors import DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_ERRORS, DomainError, error_body, error_payload
 from core.text import echo
 
 from .http import API_PATH_PREFIX
@@ -48,22 +48,20 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
 
 def _body_too_large() -> dict:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return {"code": "body_too_large", "message": f"The body is over the limit of {limit} bytes per request."}
+    return error_body("body_too_large", f"The body is over the limit of {limit} bytes per request.")
 
 
-_DATABASE_UNAVAILABLE_BODY = {"code": "database_unavailable", "message": "The database is unreachable; retry later."}
-_DATABASE_UNAVAILABLE = {"error": _DATABASE_UNAVAILABLE_BODY, "errors": [_DATABASE_UNAVAILABLE_BODY]}
+_DATABASE_UNAVAILABLE = error_payload(DATABASE_UNAVAILABLE)
 
 
 def exception_handler(exc, context):
     """Errors answer `{"error": {"code", "message", "field"?}, "errors": [...]}`."""
     if isinstance(exc, DomainError):
-        return Response({"error": exc.as_dict(), "errors": [exc.as_dict()]}, status=exc.status_code)
+        return Response(error_payload(exc.as_dict()), status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         # Django refuses to read a body past DATA_UPLOAD_MAX_MEMORY_SIZE; unhandled, it is an HTML 400.
-        body = _body_too_large()
-        return Response({"error": body, "errors": [body]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-    if isinstance(exc, OperationalError | InterfaceError):
+        return Response(error_payload(_body_too_large()), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
         response = Response(_DATABASE_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
         return response
@@ -72,13 +70,11 @@ def exception_handler(exc, context):
         return None
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        first = errors[0] if errors else {"code": "invalid", "message": "Invalid input."}
-        response.data = {"error": first, "errors": errors}
+        response.data = {"error": errors[0] if errors else error_body("invalid", "Invalid input."), "errors": errors}
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         code = getattr(detail, "code", None) or exc.default_code
-        body = {"code": code, "message": echo(detail)}
-        response.data = {"error": body, "errors": [body]}
+        response.data = error_payload(error_body(code, echo(detail)))
     return response
 
 
@@ -161,18 +157,16 @@ def database_unavailable_response(*, allow: str) -> HttpResponse:
     return response
 
 
-_NO_ENDPOINT_BODY = {
-    "code": "not_found",
-    "message": "No such endpoint: check the path against /api/docs/ (ids in paths are percent-encoded).",
-}
+_NO_ENDPOINT = error_payload(
+    error_body("not_found", "No such endpoint: check the path against /api/docs/ (ids in paths are percent-encoded).")
+)
 
 
 def not_found(request, exception=None) -> HttpResponse:
     """handler404: an API path that matches no route answers the API's JSON error; other paths get
     Django's page."""
     if request.path_info.startswith(API_PATH_PREFIX):
-        payload = {"error": _NO_ENDPOINT_BODY, "errors": [_NO_ENDPOINT_BODY]}
-        return HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=404)
+        return HttpResponse(_fast_renderer.render(_NO_ENDPOINT), content_type="application/json", status=404)
     return page_not_found(request, exception)
 
 
@@ -184,10 +178,9 @@ def bad_request(request, exception=None) -> HttpResponse:
         return django_bad_request(request, exception)
     code = 400
     if isinstance(exception, DisallowedHost):
-        body = {"code": "disallowed_host", "message": "The Host header names no host this server answers to."}
+        body = error_body("disallowed_host", "The Host header names no host this server answers to.")
     elif isinstance(exception, RequestDataTooBig):
         body, code = _body_too_large(), 413
     else:
-        body = {"code": "bad_request", "message": "The request is malformed and was refused."}
-    payload = {"error": body, "errors": [body]}
-    return HttpResponse(_fast_renderer.render(payload), content_type="application/json", status=code)
+        body = error_body("bad_request", "The request is malformed and was refused.")
+    return HttpResponse(_fast_renderer.render(error_payload(body)), content_type="application/json", status=code)

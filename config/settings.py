@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "config.api.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.api.CSPMiddleware",
+    # A page whose view cannot reach PostgreSQL answers 503 with Retry-After (config/outage.py; not the API).
+    "config.outage.DatabaseUnavailableMiddleware",
     # Last: turns a locked-out login into the lockout page (core.views.login_locked_out).
     "axes.middleware.AxesMiddleware",
 ]
@@ -408,5 +410,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # urllib3's DEBUG lines carry request paths, and a Telegram alert's path carries its bot token.
+        "urllib3": {"level": "INFO"},
+    },
 }

@@ -14,7 +14,7 @@ core.text.JSON_MAX_DEPTH) is a form error naming the place.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,7 +22,7 @@ from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectM
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError
-from django.db.models import JSONField, Model, QuerySet
+from django.db.models import JSONField, Model, QuerySet, UniqueConstraint
 from django.http import Http404, HttpRequest
 
 from .errors import DomainError
@@ -82,9 +82,10 @@ class ConstraintMessagesFormMixin:
         if not non_field:
             return
         defaults = {
-            constraint.get_violation_error_message(): _CONSTRAINT_MESSAGES[constraint.name]
+            message: _CONSTRAINT_MESSAGES[constraint.name]
             for constraint in self._meta.model._meta.constraints
             if constraint.name in _CONSTRAINT_MESSAGES
+            for message in self._violation_messages(constraint)
         }
         replaced = [defaults[message] for message in non_field if message in defaults]
         if not replaced:
@@ -95,6 +96,15 @@ class ConstraintMessagesFormMixin:
             self.add_error(None, message)
         for field, message in replaced:
             self.add_error(field if field in self.fields else None, message)
+
+    def _violation_messages(self, constraint) -> list[str]:
+        """What model validation says when the constraint is broken: a unique constraint on plain fields says
+        Django's "… with this … already exists." instead of its violation message."""
+        found = [constraint.get_violation_error_message()]
+        if isinstance(constraint, UniqueConstraint) and constraint.fields and not constraint.condition:
+            model = self._meta.model
+            found.extend(model(pk=None).unique_error_message(model, constraint.fields).messages)
+        return found
 
 
 class ServiceModelForm(ConstraintMessagesFormMixin, forms.ModelForm):
@@ -325,14 +335,27 @@ class ServiceErrorsAdminMixin:
         return type(form.__name__, (_CarriesDomainError, form), {"domain_error": error})
 
 
-def report_each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action, *, done: str) -> None:
-    """Run a service on each selected object; report successes once and every refusal by name."""
+def report_each(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    action,
+    *,
+    done: str,
+    may: Callable[[Model], bool] | None = None,
+    refusal: Callable[[Model], str] | None = None,
+) -> None:
+    """Run a service on each selected object; report successes once and every refusal by name. An object is
+    skipped (and named) unless `may(obj)`, by default the admin's change permission."""
     succeeded = 0
     for obj in queryset:
-        if not modeladmin.has_change_permission(request, obj):
-            modeladmin.message_user(
-                request, f"You may not change '{obj}': your role in its workspace is view-only.", messages.ERROR
+        if not (may(obj) if may is not None else modeladmin.has_change_permission(request, obj)):
+            message = (
+                refusal(obj)
+                if refusal is not None
+                else f"You may not change '{obj}': your role in its workspace is view-only."
             )
+            modeladmin.message_user(request, message, messages.ERROR)
             continue
         try:
             action(obj)

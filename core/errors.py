@@ -1,4 +1,27 @@
-"""Domain errors raised by services. The API turns them into JSON errors; the admin into messages."""
+"""Domain errors raised by services, and the one JSON shape of API errors. The API turns domain errors into
+JSON errors; the admin into messages."""
+
+import psycopg
+from django.db import InterfaceError, OperationalError
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict:
+    """One API error: `{"code", "message", "field"?}`."""
+    body = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    return body
+
+
+def error_payload(*errors: dict) -> dict:
+    """An API error answer: `{"error": <the first error>, "errors": [<every error>]}`."""
+    return {"error": errors[0], "errors": list(errors)}
+
+
+DATABASE_UNAVAILABLE = error_body("database_unavailable", "The database is unreachable; retry later.")
+# The errors that mean the database cannot be reached now (503 with Retry-After, API and pages): Django's, and
+# psycopg's as a psycopg cursor used directly raises them.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 class DomainError(Exception):
@@ -15,10 +38,7 @@ class DomainError(Exception):
         self.field = field
 
     def as_dict(self) -> dict:
-        data = {"code": self.code, "message": self.message}
-        if self.field:
-            data["field"] = self.field
-        return data
+        return error_body(self.code, self.message, self.field)
 
 
 class NotFound(DomainError):

@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from .errors import NotFound
@@ -24,6 +25,14 @@ from .text import echo, text_problem
 SESSION_KEY = "dashboard_workspace_id"
 # django.contrib.auth.models.User.username
 USERNAME_MAX_LENGTH = 150
+# ?workspace=<slug> on a dashboard page makes that workspace (one of the user's) the current one.
+WORKSPACE_PARAM = "workspace"
+
+
+def workspace_url(url: str, *, workspace) -> str:
+    """`url` opened in `workspace`: a link from a page not bound to the session's workspace (the admin's links
+    to the dashboard), which would otherwise open another workspace's page and answer 404."""
+    return f"{url}?{urlencode({WORKSPACE_PARAM: workspace.slug})}"
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -57,8 +66,7 @@ def _workspace_view(view, request: HttpRequest, nav: str | None, *args, **kwargs
     workspaces = list(directory.workspaces_for_user(user=request.user).order_by("name", "slug"))
     if not workspaces:
         return render(request, "dashboard/no_workspace.html", {"title": "No workspace"}, status=403)
-    # ?workspace=<slug> (the admin's dashboard links) makes one of the user's workspaces current.
-    asked = next((w for w in workspaces if w.slug == request.GET.get("workspace")), None)
+    asked = next((w for w in workspaces if w.slug == request.GET.get(WORKSPACE_PARAM)), None)
     if asked is not None:
         request.session[SESSION_KEY] = asked.pk
     current = asked or next((w for w in workspaces if w.pk == request.session.get(SESSION_KEY)), workspaces[0])

@@ -54,8 +54,10 @@ class EntitlementCheckView(APIView):
         parameters=[CheckQuerySerializer],
         responses=EntitlementCheckSerializer,
         description="May this account use this feature, and how much is left. With `quantity`, `entitled` "
-        "also requires used + quantity ≤ limit (metered) or quantity ≤ value (quantity/range). Unknown "
-        "accounts and features answer `entitled: false` with reason `unknown_account` / `unknown_feature`.",
+        "also requires used + quantity ≤ limit (metered) or quantity ≤ value (quantity/range); "
+        "`POST /api/v1/usage/record` applies the same rule. A metered allowance of 0 grants nothing: "
+        "`entitled: false`, reason `not_entitled`, `limit: 0`. Unknown accounts and features answer "
+        "`entitled: false` with reason `unknown_account` / `unknown_feature`.",
     )
     def get(self, request):
         query = CheckQuerySerializer(data=request.query_params)
@@ -215,18 +217,28 @@ class SubscriptionOutput(serializers.Serializer):
         return sorted(item.key for item in obj.items.all())
 
 
+ITEMS_HELP = (
+    "Item keys. An item joins a subscription only while active (400 `item_not_active` names a draft or archived "
+    "one); archived items the subscription already has may stay, and keep granting. Draft items grant nothing."
+)
+
+
 class SubscriptionInput(serializers.Serializer):
     id = serializers.CharField(max_length=SUBSCRIPTION_ID_MAX_LENGTH)
     account_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
     status = serializers.ChoiceField(choices=Subscription.Status.choices, default=Subscription.Status.ACTIVE)
-    items = serializers.ListField(child=serializers.CharField(max_length=KEY_MAX_LENGTH), default=list)
+    items = serializers.ListField(
+        child=serializers.CharField(max_length=KEY_MAX_LENGTH), default=list, help_text=ITEMS_HELP
+    )
     current_term_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
     current_term_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
 class SubscriptionUpdateInput(serializers.Serializer):
     status = serializers.ChoiceField(choices=Subscription.Status.choices, required=False)
-    items = serializers.ListField(child=serializers.CharField(max_length=KEY_MAX_LENGTH), required=False)
+    items = serializers.ListField(
+        child=serializers.CharField(max_length=KEY_MAX_LENGTH), required=False, help_text=ITEMS_HELP
+    )
     current_term_start = serializers.DateTimeField(required=False, allow_null=True)
     current_term_end = serializers.DateTimeField(required=False, allow_null=True)
 

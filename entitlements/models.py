@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from accounts.models import Account, Workspace
-from catalog.models import Feature, Item
+from catalog.models import Feature, Item, Lifecycle
 
 # The largest |quantity| one usage event or record carries, and the largest quantity a check asks about.
 MAX_QUANTITY = 1_000_000_000
@@ -49,8 +49,8 @@ class Subscription(models.Model):
         IN_TRIAL = "in_trial", "In trial"
         CANCELLED = "cancelled", "Cancelled"
 
-    # Only these statuses grant anything.
-    GRANTING = ("active", "in_trial")
+    # Only these statuses grant anything (GRANTING_SQL below spells them for raw queries).
+    GRANTING = (Status.ACTIVE, Status.IN_TRIAL)
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="subscriptions")
@@ -86,6 +86,19 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+# Subscription.GRANTING as an SQL list, `('active', 'in_trial')`: `s.status IN {GRANTING_SQL}` in raw queries.
+GRANTING_SQL = "(" + ", ".join(f"'{status}'" for status in Subscription.GRANTING) + ")"
+
+# Items grant what they hold unless they are drafts (archived ones keep granting to the subscriptions that have
+# them): the join every raw grant query makes from a subscription's items (`si`) to the items that grant.
+ITEM_GRANTING = (Lifecycle.ACTIVE, Lifecycle.ARCHIVED)
+GRANTING_ITEMS_JOIN_SQL = (
+    "JOIN catalog_item i ON i.id = si.item_id AND i.status IN ("
+    + ", ".join(f"'{status}'" for status in ITEM_GRANTING)
+    + ")"
+)
 
 
 class SubscriptionEntitlement(models.Model):

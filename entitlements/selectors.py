@@ -2,7 +2,8 @@
 
 Resolution: over the account's active and in-trial subscriptions, each
 subscription gives a feature either its override (if one exists and has not expired) or the highest value any
-of its items grants; the account gets the highest value over its subscriptions. Draft features grant nothing.
+of its items grants; the account gets the highest value over its subscriptions. Draft features and draft items
+grant nothing; archived ones keep granting where they already are.
 """
 
 from collections.abc import Callable, Iterator
@@ -16,25 +17,26 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import Account, Workspace
-from catalog.models import Feature, Item, Lifecycle
+from catalog.models import Feature, Item, Lifecycle, level_number
 from core.errors import NotFound
 
-from .models import ItemEntitlement, Subscription, SubscriptionEntitlement
+from .models import GRANTING_ITEMS_JOIN_SQL, GRANTING_SQL, ItemEntitlement, Subscription, SubscriptionEntitlement
 from .periods import Period, period_containing
-from .values import UNLIMITED, value_grants, value_rank
+from .values import UNLIMITED, feature_use_granted, value_rank
 
-_GRANTS_SQL = """
+_GRANTS_SQL = f"""
 SELECT s.account_id, ie.feature_id, s.id, s.current_term_start, ie.value, false
 FROM entitlements_subscription s
 JOIN entitlements_subscription_items si ON si.subscription_id = s.id
+{GRANTING_ITEMS_JOIN_SQL}
 JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
-WHERE s.account_id = ANY(%(accounts)s) AND s.status IN ('active', 'in_trial') {item_feature}
+WHERE s.account_id = ANY(%(accounts)s) AND s.status IN {GRANTING_SQL} {{item_feature}}
 UNION ALL
 SELECT s.account_id, se.feature_id, s.id, s.current_term_start, se.value, true
 FROM entitlements_subscription s
 JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id
-WHERE s.account_id = ANY(%(accounts)s) AND s.status IN ('active', 'in_trial')
-  AND (se.expires_at IS NULL OR se.expires_at > %(now)s) {override_feature}
+WHERE s.account_id = ANY(%(accounts)s) AND s.status IN {GRANTING_SQL}
+  AND (se.expires_at IS NULL OR se.expires_at > %(now)s) {{override_feature}}
 """
 
 # Net allowance use per (account, period): each period is [start, end) cut into whole UTC days (from the daily
@@ -210,6 +212,19 @@ def allowance_period(*, feature: Feature, effective: Effective, at: datetime) ->
     )
 
 
+def usage_refusal(*, feature: Feature, value: str | None, quantity: int, used: int | None = None) -> str | None:
+    """Why an account holding `value` may not use `quantity` more of the feature, or None when it may: the one
+    rule the check answers and the record enforces. Not granted (feature_use_granted) → "not_entitled"; a
+    number feature's value is a limit → "limit_exceeded" when used + quantity > limit (metered, `used` in the
+    period) or quantity > value (not metered); unlimited, switch and custom values set no limit."""
+    if not feature_use_granted(feature=feature, value=value):
+        return "not_entitled"
+    if value == UNLIMITED or feature.type not in (Feature.Type.QUANTITY, Feature.Type.RANGE):
+        return None
+    asked = max(quantity, 0) + ((used or 0) if feature.metered else 0)
+    return "limit_exceeded" if asked > int(value) else None
+
+
 def entitlement_payload(
     *,
     feature: Feature,
@@ -217,20 +232,23 @@ def entitlement_payload(
     account_id: int,
     now: datetime,
     quantity: int = 0,
+    at: datetime | None = None,
     used: Callable[[Period], int] | None = None,
 ) -> dict:
     """The check answer for one feature: entitled, value, and for metered features the allowance.
 
-    `quantity` asks "may the account use this much more": a metered feature needs used + quantity ≤ limit, a
-    non-metered quantity/range feature needs quantity ≤ value. With quantity 0 (the default) `entitled` says
-    whether the feature is granted and, if metered, not already over its limit. `used(period)` replaces the
-    counters (the record path while the feature's counters are being rebuilt).
+    `quantity` asks "may the account use this much more" (usage_refusal decides). With quantity 0 (the
+    default) `entitled` says whether the feature is granted and, if metered, not already over its limit. The
+    allowance is that of the period containing `at` (default `now`; the record judges an event in the period of
+    its timestamp). `used(period)` replaces the counters (the record path while the feature's counters are being
+    rebuilt).
     """
     return entitlement_payloads(
         feature=feature,
         effectives={account_id: effective},
         now=now,
         quantity=quantity,
+        at=at,
         used=None if used is None else lambda periods: {a: used(p) for a, p in periods.items()},
     )[account_id]
 
@@ -241,51 +259,41 @@ def entitlement_payloads(
     effectives: dict[int, Effective],
     now: datetime,
     quantity: int = 0,
+    at: datetime | None = None,
     used: Callable[[dict[int, Period]], dict[int, int]] | None = None,
 ) -> dict[int, dict]:
     """entitlement_payload for many accounts of one feature: the allowances of the metered ones are summed in
-    one query (allowances_used)."""
+    one query (allowances_used). A metered allowance of 0 answers `limit: 0` and `entitled: false`
+    (`not_entitled`): the limit says why."""
     payloads: dict[int, dict[str, Any]] = {}
     periods: dict[int, Period] = {}
     for account_id, effective in effectives.items():
         value = effective.value
-        granted = value_grants(feature_type=feature.type, value=value)
-        unlimited = value == UNLIMITED
-        payload: dict[str, Any] = {
+        payloads[account_id] = {
             "feature_id": feature.key,
-            "entitled": granted,
+            "entitled": False,
             "type": feature.type,
             "value": value,
-            "unlimited": unlimited,
+            "unlimited": value == UNLIMITED,
             "limit": None,
             "used": None,
             "remaining": None,
             "resets_at": None,
-            "reason": None if granted else "not_entitled",
+            "reason": None,
         }
-        payloads[account_id] = payload
-        if not granted:
-            continue
-        if unlimited:
-            if feature.metered:
-                # No limit, but the period still resets: the answer looks like a limited one but for the limit.
-                payload["resets_at"] = _resets_at(allowance_period(feature=feature, effective=effective, at=now))
-            continue
-        if feature.metered:
-            periods[account_id] = allowance_period(feature=feature, effective=effective, at=now)
-        elif feature.type in (Feature.Type.QUANTITY, Feature.Type.RANGE) and quantity > int(value):
-            payload.update(entitled=False, reason="limit_exceeded")
-    used_by_account = (used or (lambda p: allowances_used(feature_id=feature.pk, periods=p)))(periods)
-    for account_id, period in periods.items():
-        payload, limit, used = payloads[account_id], int(effectives[account_id].value), used_by_account[account_id]
-        payload.update(
-            limit=limit,
-            used=used,
-            remaining=max(limit - used, 0),
-            resets_at=_resets_at(period),
-        )
-        if used + max(quantity, 0) > limit:
-            payload.update(entitled=False, reason="limit_exceeded")
+        if feature.metered and (value == UNLIMITED or level_number(value or "") is not None):
+            periods[account_id] = allowance_period(feature=feature, effective=effective, at=at or now)
+    limited = {a: p for a, p in periods.items() if effectives[a].value != UNLIMITED}
+    used_by_account = (used or (lambda p: allowances_used(feature_id=feature.pk, periods=p)))(limited)
+    for account_id, payload in payloads.items():
+        if account_id in periods:
+            # An unlimited allowance has no limit, but its period still resets.
+            payload["resets_at"] = _resets_at(periods[account_id])
+        if account_id in limited:
+            limit, spent = int(payload["value"]), used_by_account[account_id]
+            payload.update(limit=limit, used=spent, remaining=max(limit - spent, 0))
+        reason = usage_refusal(feature=feature, value=payload["value"], quantity=quantity, used=payload["used"])
+        payload.update(entitled=reason is None, reason=reason)
     return payloads
 
 
@@ -309,7 +317,7 @@ def refusal_payload(*, feature_key: str, reason: str, feature: Feature | None = 
     }
 
 
-_CHECK_SQL = """
+_CHECK_SQL = f"""
 WITH f AS (
     SELECT id, type, status, metered, reset_period, reset_anchor FROM catalog_feature
     WHERE workspace_id = %(workspace)s AND key = %(feature_key)s
@@ -323,12 +331,13 @@ SELECT f.id, f.type, f.status, f.metered, f.reset_period, f.reset_anchor, a.id,
   (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), ie.value, 'i'])
      FROM entitlements_subscription s
      JOIN entitlements_subscription_items si ON si.subscription_id = s.id
+     {GRANTING_ITEMS_JOIN_SQL}
      JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id AND ie.feature_id = f.id
-    WHERE s.account_id = a.id AND s.status IN ('active', 'in_trial')),
+    WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}),
   (SELECT array_agg(ARRAY[s.id::text, COALESCE(s.current_term_start::text, ''), se.value, 'o'])
      FROM entitlements_subscription s
      JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id AND se.feature_id = f.id
-    WHERE s.account_id = a.id AND s.status IN ('active', 'in_trial')
+    WHERE s.account_id = a.id AND s.status IN {GRANTING_SQL}
       AND (se.expires_at IS NULL OR se.expires_at > %(now)s))
 FROM f LEFT JOIN a ON true
 """

@@ -188,10 +188,30 @@ def _check_status(status: Any) -> str:
     return status
 
 
-def _check_items(*, workspace_id: int, items: Sequence[Item]) -> None:
+def _check_items(*, workspace_id: int, items: Sequence[Item], kept: Collection[int] = ()) -> None:
+    """Refuse another workspace's items, and items newly put on the subscription (not in `kept`) that are not
+    active: a draft item grants nothing yet, an archived one stays where it is but joins no other subscription.
+    The new items' rows stay locked until COMMIT, so an item cannot be archived between this check and the link."""
     foreign = [item.key for item in items if item.workspace_id != workspace_id]
     if foreign:
         raise NotFound(f"No item(s) {', '.join(sorted(foreign))}.", code="unknown_item", field="items")
+    new_ids = {item.pk for item in items} - set(kept)
+    if not new_ids:
+        return
+    locked = Item.objects.select_for_update(no_key=True).filter(pk__in=new_ids).order_by("pk")
+    refused = sorted((item.key, item.status) for item in locked if item.status != Lifecycle.ACTIVE)
+    if refused:
+        raise DomainError(
+            " ".join(f"Item '{key}' is {status}: {_NOT_ATTACHABLE[status]}" for key, status in refused),
+            code="item_not_active",
+            field="items",
+        )
+
+
+_NOT_ATTACHABLE = {
+    Lifecycle.DRAFT: "activate it before putting it on a subscription.",
+    Lifecycle.ARCHIVED: "it stays on the subscriptions that have it but joins no other; reactivate it first.",
+}
 
 
 def _check_term(start: datetime | None, end: datetime | None) -> None:
@@ -264,7 +284,8 @@ def subscription_update(
     _check_term(subscription.current_term_start, subscription.current_term_end)
     subscription.save(update_fields=["status", "current_term_start", "current_term_end", "updated_at"])
     if items is not UNSET:
-        _check_items(workspace_id=subscription.workspace_id, items=items)
+        kept = subscription.items.values_list("pk", flat=True)
+        _check_items(workspace_id=subscription.workspace_id, items=items, kept=set(kept))
         subscription.items.set(items)
     return subscription
 

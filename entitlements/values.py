@@ -112,6 +112,26 @@ def value_rank(*, feature_type: str, value: str, level_positions: dict[str, int]
         return -1.0
 
 
+def feature_use_granted(*, feature: Feature, value: str | None) -> bool:
+    """Whether an effective value lets the account use the feature at all — the one definition of "granted"
+    that the check, the record, an account's entitlements and the dashboard lists share. Not granted: no value,
+    a switch's "false", a metered allowance of 0, and a number feature's value that is not a number (one left
+    from before a draft's type changed)."""
+    return _grants(feature_type=feature.type, metered=feature.metered, value=value)
+
+
 def value_grants(*, feature_type: str, value: str | None) -> bool:
-    """Whether a value grants the feature at all: "false" and absent values do not."""
-    return value is not None and not (feature_type == Feature.Type.SWITCH and value != TRUE)
+    """feature_use_granted without metering (a metered allowance of 0 counts as granted). Kept only for
+    alerts/triggers.py until its call sites pass the feature to feature_use_granted."""
+    return _grants(feature_type=feature_type, metered=False, value=value)
+
+
+def _grants(*, feature_type: str, metered: bool, value: str | None) -> bool:
+    if value is None:
+        return False
+    if feature_type == Feature.Type.SWITCH:
+        return value == TRUE
+    if feature_type in (Feature.Type.QUANTITY, Feature.Type.RANGE) and value != UNLIMITED:
+        number = level_number(value)
+        return number is not None and (number > 0 or not metered)
+    return True

@@ -22,10 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import uptake_dev  # noqa: E402
 
 ROOT = uptake_dev.ROOT
+sys.path.insert(0, str(ROOT))
+from tests.browser_support import ARGS  # noqa: E402  (the browser tests' Chromium flags)
+
 OUT = ROOT / ".uptake" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 WIDTHS = (1400, 390)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
 def say(message: str) -> None:

@@ -198,6 +198,15 @@ def _celery_bin() -> str:
     return str(Path(PY).parent / "celery")
 
 
+def _killpg(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -211,19 +220,25 @@ def run() -> int:
     children: list[subprocess.Popen] = []
 
     def shutdown(*_: object) -> None:
+        # Each leader first: Celery's main process stops its own pool (a signal sent to the whole group reaches
+        # every pool process at once, and Celery logs each as an error). Then whatever is left in each group,
+        # such as the process runserver's reloader started.
         for child in children:
             if child.poll() is None:
-                try:
-                    os.killpg(child.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                child.terminate()
         deadline = time.monotonic() + 15
         for child in children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                _killpg(child.pid, signal.SIGKILL)
                 child.wait()
+        for child in children:
+            _killpg(child.pid, signal.SIGTERM)
+        for child in children:
+            while _killpg(child.pid, 0) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _killpg(child.pid, signal.SIGKILL)
         if started:
             pg_stop()
 

@@ -123,15 +123,19 @@ def make_key(db) -> Callable[..., tuple[ApiKey, str]]:
     return make
 
 
+def key_client(raw: str) -> APIClient:
+    """An API client that sends the API key `raw`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
 @pytest.fixture
 def make_client(make_key) -> Callable[..., APIClient]:
     """An API client authenticated with a fresh key of the given workspace and scopes."""
 
     def make(workspace: Workspace, scopes: str = "ingest,read,admin") -> APIClient:
-        _, raw = make_key(workspace, scopes)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        return client
+        return key_client(make_key(workspace, scopes)[1])
 
     return make
 

@@ -1,7 +1,8 @@
 """Usage API: `POST /api/v1/events` and the account / end-user upserts (scope `ingest`)."""
 
+from collections.abc import Callable
+
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -13,6 +14,7 @@ from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
 from core.body import BodyError, read_body
+from core.errors import DATABASE_UNAVAILABLE_ERRORS, error_body, error_payload
 from core.ratelimit import api_key_rate_take
 from core.serializers import error_response
 
@@ -26,7 +28,7 @@ from .serializers import (
     EventSerializer,
     IngestResultSerializer,
 )
-from .services import events_ingest
+from .services import IngestResult, events_ingest
 from .validation import parse_body
 
 EVENTS_DESCRIPTION = """
@@ -72,8 +74,17 @@ def _events_payload(request) -> list:
 
 
 def _body_error(exc: BodyError) -> dict:
-    body = {"code": exc.code, "message": exc.message}
-    return {"error": body, "errors": [body]}
+    return error_payload(error_body(exc.code, exc.message))
+
+
+def _ingested(request, ingest: Callable[..., IngestResult]) -> Response:
+    """The DRF answer of an events endpoint: the body's events through `ingest`, or the body's BodyError."""
+    try:
+        payload = _events_payload(request)
+    except BodyError as exc:
+        return Response(_body_error(exc), status=exc.status)
+    result = ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
+    return Response(result.as_dict(), status=status.HTTP_200_OK)
 
 
 class EventsView(APIView):
@@ -119,13 +130,7 @@ class EventsView(APIView):
         tags=["ingestion"],
     )
     def post(self, request):
-        try:
-            payload = _events_payload(request)
-        except BodyError as exc:
-            return Response(_body_error(exc), status=exc.status)
-        result = events_ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
-        # After-commit triggers (alert pipelines) take `result.stored` here.
-        return Response(result.as_dict(), status=status.HTTP_200_OK)
+        return _ingested(request, events_ingest)
 
 
 _events_view = EventsView.as_view()
@@ -148,7 +153,7 @@ def events(request):
         return fast_json_response(_body_error(exc), allow=_EVENTS_ALLOW, status=exc.status)
     try:
         result = events_ingest(workspace=principal.workspace, payload=payload, now=timezone.now())
-    except (OperationalError, InterfaceError):
+    except DATABASE_UNAVAILABLE_ERRORS:
         return database_unavailable_response(allow=_EVENTS_ALLOW)
     return fast_json_response(result.as_dict(), allow=_EVENTS_ALLOW)
 
@@ -186,12 +191,7 @@ class FeatureUsedView(APIView):
         tags=["ingestion"],
     )
     def post(self, request):
-        try:
-            payload = _events_payload(request)
-        except BodyError as exc:
-            return Response(_body_error(exc), status=exc.status)
-        result = feature_used_ingest(workspace=request.user.workspace, payload=payload, now=timezone.now())
-        return Response(result.as_dict(), status=status.HTTP_200_OK)
+        return _ingested(request, feature_used_ingest)
 
 
 class AccountView(APIView):

@@ -110,7 +110,7 @@ class IngestionProblem(models.Model):
     message = models.TextField()
     message_type = models.CharField(max_length=16, blank=True)
     # The client's messageId: a replayed message records its problem once.
-    message_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    message_id = models.CharField(max_length=EVENT_ID_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
     payload_excerpt = models.TextField(blank=True)
     created_at = models.DateTimeField()
 

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 
 from accounts.models import Workspace
 from core.text import echo, text_problem
+from entitlements.models import EVENT_ID_MAX_LENGTH
 
 from .models import IngestionProblem
 
@@ -63,7 +64,7 @@ def ingestion_problems_record(
 
 
 def _message_id(value: object) -> str | None:
-    if not isinstance(value, str) or not value.strip() or len(value) > 128 or text_problem(value):
+    if not isinstance(value, str) or not value.strip() or len(value) > EVENT_ID_MAX_LENGTH or text_problem(value):
         return None
     return value.strip()
 

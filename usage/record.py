@@ -1,12 +1,11 @@
 """`POST /api/v1/usage/record`: record usage with enforcement (service and view). Unknown accounts or features,
-accounts not entitled and metered allowances that would be passed are refused (`recorded: false` with a
-reason); recording goes through `usage_events_store`. Locks and idempotency: docs/internals.md ("Usage record")."""
+and quantities the check would refuse (entitlements.selectors.usage_refusal) are refused (`recorded: false` with
+a reason); recording goes through `usage_events_store`. Locks and idempotency: docs/internals.md ("Usage
+record")."""
 
 import re
-from collections.abc import Callable
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -23,20 +22,12 @@ from core.serializers import error_response
 from entitlements.api import EntitlementCheckSerializer
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY, RecordOutcome
 from entitlements.periods import Period
-from entitlements.selectors import (
-    Effective,
-    allowance_period,
-    allowance_used,
-    effective_entitlement,
-    entitlement_payload,
-    refusal_payload,
-)
-from entitlements.values import UNLIMITED, value_grants
+from entitlements.selectors import Effective, effective_entitlement, entitlement_payload, refusal_payload
 
 from .allowances import allowance_counters_current, allowance_used_from_events
 from .models import UsageEvent
 from .services import usage_events_store
-from .validation import Rejection, validate_event
+from .validation import Rejection, event_validator
 
 RECORD_FIELDS = ("event_id", "account_id", "user_id", "feature_id", "quantity", "timestamp", "properties")
 
@@ -95,15 +86,7 @@ def usage_record(*, workspace: Workspace, payload: dict, now: datetime) -> dict:
             code="unknown_field",
             field=str(unknown[0])[:100],
         )
-    checked = validate_event(
-        payload,
-        index=0,
-        now=now,
-        late_event_policy=workspace.late_event_policy,
-        late_event_window_days=workspace.late_event_window_days,
-        max_future_seconds=settings.UPTAKE_INGEST_MAX_FUTURE_SECONDS,
-        max_properties_bytes=settings.UPTAKE_INGEST_MAX_PROPERTIES_BYTES,
-    )
+    checked = event_validator(workspace=workspace, now=now)(payload, index=0)
     if isinstance(checked, Rejection):
         raise DomainError(checked.message, code=checked.code, field=checked.field)
     if checked.quantity == 0:
@@ -161,13 +144,18 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
         _lock(f"uptake:allowance:{account_id}:{feature.pk}")
     effective = effective_entitlement(account_id=account_id, feature=feature, now=now)
     if event.quantity > 0:
-        if not value_grants(feature_type=feature.type, value=effective.value):
-            return _refusal(reason="not_entitled", entitlement=payload(effective))
-        if feature.metered and effective.value != UNLIMITED:
-            period = allowance_period(feature=feature, effective=effective, at=event.occurred_at)
-            used = (used_in or _counted_in(account_id=account_id, feature_id=feature.pk))(period)
-            if used + event.quantity > int(effective.value):
-                return _refusal(reason="limit_exceeded", entitlement=payload(effective))
+        # The check's own answer for this quantity, in the period of the event's timestamp, decides.
+        verdict = entitlement_payload(
+            feature=feature,
+            effective=effective,
+            account_id=account_id,
+            now=now,
+            quantity=event.quantity,
+            at=event.occurred_at,
+            used=used_in,
+        )
+        if not verdict["entitled"]:
+            return _refusal(reason=verdict["reason"], entitlement=verdict)
     result = usage_events_store(
         workspace=workspace, events=[event], now=now, source=UsageEvent.Source.RECORD, register=False
     )
@@ -175,10 +163,6 @@ def _record(*, workspace: Workspace, event, now: datetime) -> dict:
         rejection = result.rejected[0]
         raise DomainError(rejection.message, code=rejection.code, field=rejection.field)
     return {"recorded": True, "entitlement": payload(effective)}
-
-
-def _counted_in(*, account_id: int, feature_id: int) -> Callable[[Period], int]:
-    return lambda period: allowance_used(account_id=account_id, feature_id=feature_id, period=period)
 
 
 class UsageRecordInput(serializers.Serializer):
@@ -224,7 +208,9 @@ class UsageRecordView(APIView):
                 "its field), `unknown_user` (no account_id and no end user with that id), `unknown_field`."
             ),
         },
-        description="Record usage with enforcement. Refusals answer 200 with `recorded: false` and a reason; "
+        description="Record usage with enforcement: recorded when `GET /api/v1/entitlements/check` would "
+        "answer `entitled: true` for this quantity (metered: in the period of the event's timestamp). Refusals "
+        "answer 200 with `recorded: false`, the check's reason, and its answer as `entitlement`; "
         "replaying an `event_id` returns the original answer and records nothing new. Kana's "
         "`{userId, featureId, delta}` is accepted as is: without `account_id` the account is the end user's "
         "(400 `unknown_user` when no end user has that id).",

@@ -21,11 +21,12 @@ from accounts.services import account_upsert, end_user_upsert
 from core.body import BodyError
 from core.errors import DomainError
 from core.text import DuplicateKeyError, echo, json_loads, json_raw_decode, json_text_problem, text_problem
+from core.unset import UNSET
 
 from .models import IngestionProblem, SegmentMapping, SegmentUser
 from .problems import Problem, ingestion_problems_record
 from .services import events_ingest
-from .validation import iso_timestamp_parse
+from .validation import iso_timestamp_parse, json_body_errors
 
 MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 IGNORED_TYPES = ("page", "screen")
@@ -50,21 +51,13 @@ def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> 
     stored for a refused body."""
     if not raw.strip():
         raise BodyError("The body is empty: send a JSON object.", code="invalid_body")
-    try:
+    with json_body_errors():
         text = raw.decode("utf-8")
         if endpoint == "batch":
             body, sizes = _scan_batch(text)
         else:
             body = json_loads(text)
             sizes = [len(raw)]
-    except UnicodeDecodeError:
-        raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
-    except DuplicateKeyError as exc:
-        raise BodyError(f"The body is ambiguous: {exc}.", code="duplicate_key") from None
-    except ValueError as exc:
-        raise BodyError(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
-    except RecursionError:
-        raise BodyError("The body nests JSON too deeply.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BodyError(f"The body must be a JSON object, not a JSON {type(body).__name__}.", code="invalid_body")
     if endpoint == "batch":
@@ -474,14 +467,7 @@ def segment_identify(
     profile = _profile_upsert(workspace=workspace, user=user, email=email, traits=rest, account=None, now=now)
     account = group or (profile.account.external_id if profile.account_id else None)
     if account is not None:
-        end_user_upsert(
-            workspace=workspace,
-            account_external_id=account,
-            external_id=user,
-            **({"email": email} if email else {}),
-            attributes=rest,
-            merge_attributes=True,
-        )
+        _end_user_merge(workspace=workspace, account=account, user=user, email=email, traits=rest)
         if group is not None:
             _profile_upsert(workspace=workspace, user=user, email=None, traits={}, account=group, now=now)
     return problem
@@ -527,7 +513,7 @@ def segment_group(
                 workspace=workspace,
                 external_id=group,
                 **fields,
-                **({"owner_email": owner} if owner else {}),
+                owner_email=owner or UNSET,
                 attributes=rest,
                 merge_attributes=True,
             )
@@ -542,12 +528,12 @@ def segment_group(
         profile = _profile_upsert(
             workspace=workspace, user=user, email=None, traits={}, account=account.external_id, now=now
         )
-        end_user_upsert(
+        _end_user_merge(
             workspace=workspace,
-            account_external_id=account.external_id,
-            external_id=user,
-            **({"email": profile.email} if profile.email else {}),
-            **({"attributes": profile.traits, "merge_attributes": True} if profile.traits else {}),
+            account=account.external_id,
+            user=user,
+            email=profile.email,
+            traits=profile.traits or UNSET,
         )
     return problem
 
@@ -569,14 +555,20 @@ def segment_alias(*, workspace: Workspace, previous: str, user: str, now: dateti
         SegmentUser.objects.filter(pk=profile.pk).update(account_id=account)
     account_external_id = old.account.external_id if account == old.account_id and old.account else None
     if account_external_id is not None:
-        end_user_upsert(
-            workspace=workspace,
-            account_external_id=account_external_id,
-            external_id=user,
-            **({"email": email} if email else {}),
-            attributes=traits,
-            merge_attributes=True,
-        )
+        _end_user_merge(workspace=workspace, account=account_external_id, user=user, email=email, traits=traits)
+
+
+def _end_user_merge(*, workspace: Workspace, account: str, user: str, email: str | None, traits: dict) -> None:
+    """Upsert the Segment user as an end user of `account`: its e-mail when it has one, its traits merged into
+    the end user's attributes (UNSET: attributes untouched)."""
+    end_user_upsert(
+        workspace=workspace,
+        account_external_id=account,
+        external_id=user,
+        email=email or UNSET,
+        attributes=traits,
+        merge_attributes=True,
+    )
 
 
 _PROFILE_UPSERT_SQL = (

@@ -15,7 +15,6 @@ import base64
 import math
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
@@ -24,6 +23,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal, HasIngestScope
 from core.body import BodyError, read_body
+from core.errors import DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_ERRORS, error_body, error_payload
 from core.ratelimit import api_key_rate_take
 
 from .segment import segment_body_parse, segment_messages_ingest
@@ -71,8 +71,8 @@ class SegmentErrorSerializer(serializers.Serializer):
 
 
 def _error(status: int, code: str, message: str, *, retry_after: int | None = None) -> Response:
-    body = {"code": code, "message": message}
-    response = Response({"success": False, **body, "error": body, "errors": [body]}, status=status)
+    body = error_body(code, message)
+    response = Response({"success": False, **body, **error_payload(body)}, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response
@@ -81,8 +81,8 @@ def _error(status: int, code: str, message: str, *, retry_after: int | None = No
 def _database_unavailable() -> Response:
     return _error(
         503,
-        "database_unavailable",
-        "The database is unreachable; retry later.",
+        DATABASE_UNAVAILABLE["code"],
+        DATABASE_UNAVAILABLE["message"],
         retry_after=settings.UPTAKE_RETRY_AFTER_SECONDS,
     )
 
@@ -147,7 +147,7 @@ def segment_handle(request, *, endpoint: str) -> Response:
     except exceptions.APIException as exc:
         code = exc.get_codes()
         return _error(exc.status_code, code if isinstance(code, str) else exc.default_code, str(exc.detail))
-    except (OperationalError, InterfaceError):
+    except DATABASE_UNAVAILABLE_ERRORS:
         return _database_unavailable()
     allowed, wait = api_key_rate_take(principal)
     if not allowed:
@@ -158,7 +158,7 @@ def segment_handle(request, *, endpoint: str) -> Response:
         segment_messages_ingest(
             workspace=principal.workspace, messages=messages, sent_at=body.get("sentAt"), received_at=timezone.now()
         )
-    except (OperationalError, InterfaceError):
+    except DATABASE_UNAVAILABLE_ERRORS:
         return _database_unavailable()
     return Response({"success": True})
 

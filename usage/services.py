@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 from accounts.models import Account, EndUser, Workspace
 from catalog.services import catalog_features_resolve
+from entitlements.models import EVENT_ID_MAX_LENGTH
 from entitlements.services import (
     ALLOWANCE_COUNTING_LOCK_PREFIX,
     ALLOWANCE_COUNTING_LOCK_SLOTS,
@@ -27,7 +28,7 @@ from .validation import (
     IngestWarning,
     Rejection,
     ValidEvent,
-    validate_event,
+    event_validator,
 )
 
 # Batches up to this size are inserted with one INSERT … SELECT FROM unnest(...); larger ones through COPY.
@@ -85,16 +86,9 @@ def events_ingest(*, workspace: Workspace, payload: list[dict], now: datetime) -
     """Validate and store a batch of events; valid events are stored even when others are rejected."""
     result = IngestResult()
     valid: list[ValidEvent] = []
+    validate = event_validator(workspace=workspace, now=now)
     for index, event in enumerate(payload):
-        checked = validate_event(
-            event,
-            index=index,
-            now=now,
-            late_event_policy=workspace.late_event_policy,
-            late_event_window_days=workspace.late_event_window_days,
-            max_future_seconds=settings.UPTAKE_INGEST_MAX_FUTURE_SECONDS,
-            max_properties_bytes=settings.UPTAKE_INGEST_MAX_PROPERTIES_BYTES,
-        )
+        checked = validate(event, index=index)
         if isinstance(checked, Rejection):
             result.rejected.append(checked)
             continue
@@ -435,7 +429,8 @@ _EVENT_COLUMNS = "account_id, end_user_id, feature_id, occurred_at, quantity, ev
 _STAGE_SQL = (
     "SET CONSTRAINTS ALL IMMEDIATE; "
     "CREATE TEMP TABLE IF NOT EXISTS usage_ingest_stage (ord integer, account_id bigint, end_user_id bigint, "
-    "feature_id bigint, occurred_at timestamptz, quantity bigint, event_id varchar(128), properties jsonb) "
+    f"feature_id bigint, occurred_at timestamptz, quantity bigint, event_id varchar({EVENT_ID_MAX_LENGTH}), "
+    "properties jsonb) "
     "ON COMMIT DELETE ROWS"
 )
 # Rows are inserted in event_id order, so two batches sharing ids take their unique-index locks in one order

@@ -7,12 +7,18 @@ event is validated on its own and either becomes a `ValidEvent` or a `Rejection`
 import json
 import math
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from accounts.models import EXTERNAL_ID_MAX_LENGTH
-from catalog.models import KEY_REGEX
+from django.conf import settings
+
+from accounts.ids import external_id_problem
+from accounts.models import EXTERNAL_ID_MAX_LENGTH, Workspace
+from catalog.models import KEY_PATTERN
 from catalog.services import key_from_display_name
 from core.body import BodyError
 from core.text import JSON_MAX_DEPTH, DuplicateKeyError, echo, json_loads, json_text_problem, text_problem
@@ -32,7 +38,6 @@ KNOWN_FIELDS = frozenset(
         "properties",
     }
 )
-_KEY = re.compile(KEY_REGEX)
 
 
 class Code:
@@ -108,6 +113,22 @@ class _Reject(Exception):
         self.code, self.message, self.field = code, message, field
 
 
+@contextmanager
+def json_body_errors() -> Iterator[None]:
+    """Decoding a request body inside: what keeps it from being JSON becomes a BodyError (400 invalid_json; an
+    object naming a key twice, 400 duplicate_key)."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
+    except DuplicateKeyError as exc:
+        raise BodyError(f"The body is ambiguous: {exc}.", code="duplicate_key") from None
+    except ValueError as exc:
+        raise BodyError(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+    except RecursionError:
+        raise BodyError("The body nests JSON too deeply.", code="invalid_json") from None
+
+
 def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
     """Decode a body into its list of events, or raise BodyError with a message that says what is wrong."""
     if len(raw) > max_bytes:
@@ -118,16 +139,8 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
         )
     if not raw.strip():
         raise BodyError('The body is empty: send one event object or {"events": [...]}.', code="invalid_body")
-    try:
+    with json_body_errors():
         data = json_loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
-    except DuplicateKeyError as exc:
-        raise BodyError(f"The body is ambiguous: {exc}.", code="duplicate_key") from None
-    except ValueError as exc:
-        raise BodyError(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
-    except RecursionError:
-        raise BodyError("The body nests JSON too deeply.", code="invalid_json") from None
     if isinstance(data, dict) and "events" in data:
         extra = sorted(set(data) - {"events"})
         if extra:
@@ -163,6 +176,19 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
                 code="invalid_body",
             )
     return events
+
+
+def event_validator(*, workspace: Workspace, now: datetime) -> Callable[..., ValidEvent | Rejection]:
+    """validate_event under the workspace's late-event rules and the ingestion settings, for events received
+    `now`: call it with (event, index=...)."""
+    return partial(
+        validate_event,
+        now=now,
+        late_event_policy=workspace.late_event_policy,
+        late_event_window_days=workspace.late_event_window_days,
+        max_future_seconds=settings.UPTAKE_INGEST_MAX_FUTURE_SECONDS,
+        max_properties_bytes=settings.UPTAKE_INGEST_MAX_PROPERTIES_BYTES,
+    )
 
 
 def validate_event(
@@ -235,8 +261,8 @@ def _id(event: dict, name: str, index: int, warnings: list[IngestWarning], *, re
     value = value.strip()
     if not value:
         raise _Reject(Code.INVALID_VALUE, f"'{name}' must not be empty.", name)
-    if problem := text_problem(value, controls=True):
-        raise _Reject(Code.INVALID_ID, f"'{name}' {problem.phrase}; ids are printable text.", name)
+    if message := external_id_problem(value, field=name):
+        raise _Reject(Code.INVALID_ID, message, name)
     if len(value) > EXTERNAL_ID_MAX_LENGTH:
         value = value[:EXTERNAL_ID_MAX_LENGTH].rstrip()
         warnings.append(
@@ -256,7 +282,7 @@ def _catalog_id(
     """(key, display name) of a product, module or feature id: a valid key is the key itself (no name); any
     other text is a display name whose key catalog.services.key_from_display_name derives."""
     value = _id(event, name, index, warnings, required=required)
-    if value is None or _KEY.match(value):
+    if value is None or KEY_PATTERN.match(value):
         return value, None
     key = key_from_display_name(value)
     if not key:

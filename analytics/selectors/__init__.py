@@ -23,7 +23,6 @@ from .account_lists import (
     allowance_reached,
     allowance_used_pct,
     dormant_accounts,
-    feature_use_granted,
     free_accounts_using_ungranted,
     usage_dropped,
 )
@@ -119,7 +118,6 @@ __all__ = [
     "features_never_used",
     "feature_usage",
     "feature_usage_cached",
-    "feature_use_granted",
     "free_accounts_using_ungranted",
     "percent_of",
     "rollup_differences",

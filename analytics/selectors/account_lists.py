@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 from accounts.models import Account, Workspace
 from catalog.models import Feature, Product
+from entitlements.values import feature_use_granted
 
 from .common import (
     account_rows,
@@ -22,6 +23,7 @@ from .common import (
     ids_digest,
     percent_of,
     rollup_cached,
+    window_and_prior_sums,
 )
 from .windows import Window
 
@@ -55,20 +57,6 @@ def allowance_used_pct(payload: dict) -> float | None:
     if payload.get("limit") is None or payload.get("used") is None or payload["limit"] <= 0:
         return None
     return percent_of(payload["used"], payload["limit"])
-
-
-def feature_use_granted(*, feature: Feature, value: str | None) -> bool:
-    """Whether a value lets an account use the feature: it grants it, and not as a metered allowance of 0."""
-    from entitlements.values import UNLIMITED, value_grants
-
-    if not value_grants(feature_type=feature.type, value=value):
-        return False
-    if feature.metered and value != UNLIMITED:
-        try:
-            return int(value) > 0
-        except (TypeError, ValueError):
-            return True
-    return True
 
 
 def accounts_near_limit(*, workspace: Workspace, now: datetime, threshold: int = NEAR_LIMIT_PCT) -> list[dict]:
@@ -378,24 +366,7 @@ def _account_window_and_prior(
     """Account → (net uses of the features in `window`, in the prior window), accounts with rows in either.
     When the features are every feature of the workspace, the account × product × day rollup holds the sums."""
     if features_cover_all(workspace=workspace, product=None, feature_ids=feature_ids):
-        table, feature_sql = "analytics_accountproductday", ""
+        table, among = "analytics_accountproductday", None
     else:
-        table, feature_sql = "analytics_featureaccountday", " AND feature_id = ANY(%(features)s)"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT account_id, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
-                   COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
-            FROM {table}
-            WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{feature_sql}
-            GROUP BY account_id
-            """,
-            {
-                "ws": workspace.pk,
-                "features": feature_ids,
-                "start": window.start,
-                "prior_start": window.prior.start,
-                "end": window.end,
-            },
-        )
-        return {account: (int(current), int(prior)) for account, current, prior in cursor.fetchall()}
+        table, among = "analytics_featureaccountday", ("feature_id", feature_ids)
+    return window_and_prior_sums(workspace=workspace, window=window, table=table, key="account_id", among=among)

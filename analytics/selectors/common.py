@@ -13,10 +13,15 @@ from typing import TypeVar
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Q
+from psycopg import sql
 
 from accounts.models import Account, Workspace
+from analytics.models import AccountProductDay, FeatureAccountDay, FeatureDay
 from catalog.models import Feature, Product
 from core.errors import NotFound, PaymentRequired
+from entitlements.models import GRANTING_ITEMS_JOIN_SQL, GRANTING_SQL
+
+from .windows import Window
 
 T = TypeVar("T")
 
@@ -149,14 +154,15 @@ def accounts_with_grants(
             f"""
             SELECT DISTINCT s.account_id, f.id FROM entitlements_subscription s
             JOIN entitlements_subscription_items si ON si.subscription_id = s.id
+            {GRANTING_ITEMS_JOIN_SQL}
             JOIN entitlements_itementitlement ie ON ie.item_id = si.item_id
             JOIN catalog_feature f ON f.id = ie.feature_id
-            WHERE s.workspace_id = %(ws)s AND s.status IN ('active', 'in_trial'){feature_sql}{metered_sql}
+            WHERE s.workspace_id = %(ws)s AND s.status IN {GRANTING_SQL}{feature_sql}{metered_sql}
             UNION
             SELECT DISTINCT s.account_id, f.id FROM entitlements_subscription s
             JOIN entitlements_subscriptionentitlement se ON se.subscription_id = s.id
             JOIN catalog_feature f ON f.id = se.feature_id
-            WHERE s.workspace_id = %(ws)s AND s.status IN ('active', 'in_trial')
+            WHERE s.workspace_id = %(ws)s AND s.status IN {GRANTING_SQL}
               AND (se.expires_at IS NULL OR se.expires_at > %(now)s){feature_sql}{metered_sql}
             """,
             {"ws": workspace.pk, "now": now, "feature": feature_id},
@@ -165,3 +171,42 @@ def accounts_with_grants(
         for account_id, fid in cursor.fetchall():
             out[account_id].append(fid)
     return out
+
+
+# What window_and_prior_sums may read: the daily rollups, grouped and filtered by these columns. Any other name
+# is refused, so only these fixed names, quoted as identifiers, ever reach its SQL.
+WINDOW_SUM_TABLES = frozenset(model._meta.db_table for model in (FeatureDay, FeatureAccountDay, AccountProductDay))
+WINDOW_SUM_COLUMNS = frozenset({"feature_id", "account_id"})
+
+
+def window_and_prior_sums(
+    *, workspace: Workspace, window: Window, table: str, key: str, among: tuple[str, list[int]] | None = None
+) -> dict[int, tuple[int, int]]:
+    """`key` → (net uses in `window`, in the prior window of equal length), read from the daily rollup `table`,
+    for the keys with rows in either. `among` = (column, ids) keeps the rows whose column is one of `ids`. The
+    table and columns must be in WINDOW_SUM_TABLES / WINDOW_SUM_COLUMNS (ValueError otherwise)."""
+    columns = {key, *(among[:1] if among else ())}
+    if table not in WINDOW_SUM_TABLES or not columns <= WINDOW_SUM_COLUMNS:
+        raise ValueError(f"window_and_prior_sums reads no {table!r} by {sorted(columns)!r}.")
+    where = sql.SQL(" AND {} = ANY(%(among)s)").format(sql.Identifier(among[0])) if among else sql.SQL("")
+    query = sql.SQL(
+        """
+        SELECT {key}, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
+               COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
+        FROM {table}
+        WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{where}
+        GROUP BY {key}
+        """
+    ).format(key=sql.Identifier(key), table=sql.Identifier(table), where=where)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            query,
+            {
+                "among": among[1] if among else None,
+                "ws": workspace.pk,
+                "start": window.start,
+                "prior_start": window.prior.start,
+                "end": window.end,
+            },
+        )
+        return {row_key: (int(current), int(prior)) for row_key, current, prior in cursor.fetchall()}

@@ -13,7 +13,14 @@ from django.db import connection, transaction
 from accounts.models import Account, Workspace
 from catalog.models import Feature, Product
 
-from .common import active_accounts_count, analytics_features, features_cover_all, percent_of, rollup_cached
+from .common import (
+    active_accounts_count,
+    analytics_features,
+    features_cover_all,
+    percent_of,
+    rollup_cached,
+    window_and_prior_sums,
+)
 from .windows import Window
 
 TOP = 12  # rows of the top features, accounts and domains
@@ -423,33 +430,16 @@ def _feature_sums(
     the (workspace, account, day) covering index and grouped by feature; the features are picked from the
     groups: a `feature_id = ANY(200 ids)` test on each of ~1M rows cost more than the aggregate)."""
     if account_ids is None:
-        table, filter_sql = "analytics_featureday", " AND feature_id = ANY(%(features)s)"
+        table, among = "analytics_featureday", ("feature_id", feature_ids)
     else:
-        table, filter_sql = "analytics_featureaccountday", " AND account_id = ANY(%(accounts)s)"
+        table, among = "analytics_featureaccountday", ("account_id", account_ids)
+    totals = window_and_prior_sums(workspace=workspace, window=window, table=table, key="feature_id", among=among)
     wanted = set(feature_ids)
     sums = FeatureSums()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT feature_id, COALESCE(sum(uses) FILTER (WHERE day >= %(start)s), 0),
-                   COALESCE(sum(uses) FILTER (WHERE day < %(start)s), 0)
-            FROM {table}
-            WHERE workspace_id = %(ws)s AND day >= %(prior_start)s AND day <= %(end)s{filter_sql}
-            GROUP BY feature_id
-            """,
-            {
-                "ws": workspace.pk,
-                "features": feature_ids,
-                "start": window.start,
-                "prior_start": window.prior.start,
-                "end": window.end,
-                "accounts": account_ids,
-            },
-        )
-        for feature_id, now_uses, prior_uses in cursor.fetchall():
-            if feature_id in wanted:
-                sums.net[feature_id] = int(now_uses)
-                sums.prior[feature_id] = int(prior_uses)
+    for feature_id, (now_uses, prior_uses) in totals.items():
+        if feature_id in wanted:
+            sums.net[feature_id] = now_uses
+            sums.prior[feature_id] = prior_uses
     return sums
 
 

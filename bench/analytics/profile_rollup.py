@@ -11,7 +11,6 @@ the plans. Everything happens in one transaction that is rolled back unless --co
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import _bench_url  # noqa: E402
+from run import DB_NAME  # noqa: E402
+
+from bench.support import database_urls, django_setup  # noqa: E402
 
 
 def main() -> None:
@@ -30,12 +31,8 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of writes")
     parser.add_argument("--commit", action="store_true", help="keep the result (default: roll back)")
     args = parser.parse_args()
-    url, _ = _bench_url()
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    url, _ = database_urls(DB_NAME)
+    django_setup(url)
     from django.core.management import call_command
     from django.db import connection, transaction
 

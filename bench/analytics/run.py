@@ -8,58 +8,38 @@ feature-usage endpoint (p50/p95).
 The database is uptake_bench_analytics on the server of DATABASE_URL (or the embedded one); it is dropped
 and recreated unless --reuse is given (then loading is skipped when it already holds the events).
 Events are generated inside PostgreSQL (INSERT … SELECT generate_series, in time order as an append-only log
-would hold them; foreign-key triggers off while loading): a skewed account mix (a few heavy accounts), each
-account with its own Zipf-like feature preferences, 80 % of events with an end user, 0.5 % negative corrections.
+would hold them; foreign-key triggers off while loading) by bench/support.py analytics_dataset_build: a skewed
+account mix (a few heavy accounts), each account with its own Zipf-like feature preferences, 80 % of events with
+an end user, 0.5 % negative corrections.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from bench.support import (  # noqa: E402
+    analytics_dataset_arguments,
+    analytics_dataset_build,
+    database_prepare,
+    database_urls,
+    django_setup,
+    log,
+    percentile,
+)
+
 DB_NAME = "uptake_bench_analytics"
-
-
-def _bench_url() -> tuple[str, str]:
-    base = (
-        os.environ.get("DATABASE_URL")
-        or f"postgres://postgres@127.0.0.1:{os.environ.get('UPTAKE_PG_PORT', 54329)}/uptake"
-    )
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}")), urlunsplit(parts._replace(path="/postgres"))
-
-
-def _prepare_database(admin_url: str, *, fresh: bool) -> bool:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if exists and fresh:
-            conn.execute(f"DROP DATABASE {DB_NAME} WITH (FORCE)")
-            exists = None
-        if not exists:
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return not exists
-
-
-def _log(message: str) -> None:
-    print(f"[bench-analytics] {message}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--accounts", type=int, default=2000)
-    parser.add_argument("--features", type=int, default=200)
-    parser.add_argument("--days", type=int, default=90)
+    analytics_dataset_arguments(parser)
     parser.add_argument("--incremental", type=int, default=100_000, help="new events for the incremental run")
     parser.add_argument("--requests", type=int, default=60, help="endpoint requests for p50/p95")
     parser.add_argument("--reuse", action="store_true", help="keep an existing benchmark database")
@@ -70,22 +50,16 @@ def main() -> None:
     parser.add_argument("--skip-rebuild", action="store_true", help="with --reuse: time only incremental + endpoint")
     args = parser.parse_args()
 
-    url, admin_url = _bench_url()
-    _prepare_database(admin_url, fresh=not args.reuse)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    url, admin_url = database_urls(DB_NAME)
+    database_prepare(admin_url, DB_NAME, fresh=not args.reuse)
+    django_setup(url)
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
-    from accounts.models import Account, EndUser, Workspace
-    from accounts.services import api_key_create, workspace_create
+    from accounts.models import Workspace
+    from accounts.services import api_key_create
     from analytics.services import rollup_pending, rollups_rebuild
-    from catalog.models import Feature
-    from catalog.services import product_create
     from usage.services import usage_days_mark_appended
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -94,39 +68,11 @@ def main() -> None:
     call_command("migrate", verbosity=0)  # a reused database gets the newer migrations too
     workspace = Workspace.objects.filter(slug="bench").first()
     if workspace is None:
-        t0 = time.perf_counter()
-        workspace = workspace_create(slug="bench", name="Bench")
-        workspace.max_features = max(400, args.features)
-        workspace.save(update_fields=["max_features"])
-        product = product_create(workspace=workspace, key="default", name="Default")
-        Feature.objects.bulk_create(
-            Feature(
-                workspace=workspace,
-                product=product,
-                key=f"feature-{i:03d}",
-                name=f"Feature {i:03d}",
-                status="active",
-            )
-            for i in range(args.features)
+        workspace, _ = analytics_dataset_build(
+            accounts=args.accounts, features=args.features, events=args.events, days=args.days, start=start
         )
-        Account.objects.bulk_create(
-            Account(
-                workspace=workspace,
-                external_id=f"acct-{i:05d}",
-                name=f"Account {i}",
-                domain=f"domain{i % (args.accounts * 9 // 10)}.example",
-                first_seen_at=start,
-            )
-            for i in range(args.accounts)
-        )
-        accounts = list(Account.objects.filter(workspace=workspace).order_by("id"))
-        EndUser.objects.bulk_create(
-            EndUser(workspace=workspace, account=a, external_id=f"user-{k}") for a in accounts for k in range(5)
-        )
-        _log(f"catalog and {args.accounts} accounts in {time.perf_counter() - t0:.1f} s")
-        _load_events(connection, workspace_id=workspace.pk, n=args.events, start=start, days=args.days, args=args)
     n_events = _count(connection, "usage_usageevent")
-    _log(f"{n_events:,} raw events in the benchmark database")
+    log(f"{n_events:,} raw events in the benchmark database")
 
     # Full rebuild ----
     if not args.skip_rebuild:
@@ -141,7 +87,7 @@ def main() -> None:
             t: _count(connection, f"analytics_{t}")
             for t in ("featureaccountday", "featurequarterhour", "featureuserday", "accountfeaturelastseen")
         }
-        _log(f"full rebuild: {rebuild:.1f} s; rollup rows {rows}")
+        log(f"full rebuild: {rebuild:.1f} s; rollup rows {rows}")
         results["full rebuild"] = f"{rebuild:.1f} s ({n_events:,} events → {rows})"
 
     # Incremental: 100k new events, 80 % today and 20 % late (yesterday) --------------------------------
@@ -166,7 +112,7 @@ def main() -> None:
             cursor.execute("VACUUM ANALYZE usage_usageevent")
             for table in ("featureaccountday", "featureuserday", "featurequarterhour", "accountfeaturelastseen"):
                 cursor.execute(f"VACUUM ANALYZE analytics_{table}")
-        _log(f"reset: {removed:,} events of earlier incremental runs removed in {time.perf_counter() - t0:.1f} s")
+        log(f"reset: {removed:,} events of earlier incremental runs removed in {time.perf_counter() - t0:.1f} s")
     with connection.cursor() as cursor:
         cursor.execute("SELECT min(id), max(id) FROM accounts_account WHERE workspace_id = %s", [workspace.pk])
         acc_min, _ = cursor.fetchone()
@@ -211,8 +157,8 @@ def main() -> None:
     incremental = time.perf_counter() - t0
     if args.profile:
         for elapsed, sql in sorted(timings, reverse=True)[:15]:
-            _log(f"  {elapsed * 1000:7.1f} ms  {sql}")
-    _log(
+            log(f"  {elapsed * 1000:7.1f} ms  {sql}")
+    log(
         f"incremental: {args.incremental:,} new events (inserted in {insert:.1f} s), "
         f"rollup of {report.days_rolled_up} dirty days in {incremental:.2f} s"
     )
@@ -248,10 +194,10 @@ def main() -> None:
             timings.setdefault(str(params or "default 30 days"), []).append((time.perf_counter() - t0) * 1000)
             assert response.status_code == 200, response.content
         every = sorted(t for ts in timings.values() for t in ts)
-        p50, p95 = statistics.median(every), every[int(0.95 * (len(every) - 1))]
-        _log(f"endpoint ({mode}) over {len(every)} requests: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+        p50, p95 = statistics.median(every), percentile(every, 0.95)
+        log(f"endpoint ({mode}) over {len(every)} requests: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
         for name, ts in timings.items():
-            _log(f"  {name}: median {statistics.median(ts):.0f} ms, max {max(ts):.0f} ms")
+            log(f"  {name}: median {statistics.median(ts):.0f} ms, max {max(ts):.0f} ms")
         results[f"endpoint {mode}"] = f"p50 {p50:.0f} ms, p95 {p95:.0f} ms over {len(every)} requests"
     print()
     for key, value in results.items():
@@ -262,62 +208,6 @@ def _count(connection, table: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {table}")
         return cursor.fetchone()[0]
-
-
-def _load_events(connection, *, workspace_id: int, n: int, start: datetime, days: int, args) -> None:
-    """Generate events in time order inside PostgreSQL, in chunks, with FK triggers off for the load."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT min(id), max(id), count(*) FROM accounts_account WHERE workspace_id = %s", [workspace_id]
-        )
-        acc_min, acc_max, acc_n = cursor.fetchone()
-        cursor.execute("SELECT min(id), max(id), count(*) FROM catalog_feature WHERE workspace_id = %s", [workspace_id])
-        feat_min, feat_max, feat_n = cursor.fetchone()
-        cursor.execute(
-            "SELECT min(id), max(id), count(*) FROM accounts_enduser WHERE workspace_id = %s", [workspace_id]
-        )
-        user_min, user_max, user_n = cursor.fetchone()
-        assert (
-            acc_max - acc_min + 1 == acc_n and feat_max - feat_min + 1 == feat_n and user_max - user_min + 1 == user_n
-        )
-        cursor.execute("SET session_replication_role = replica")
-        chunk = 1_000_000
-        t0 = time.perf_counter()
-        span = days * 86400.0
-        for lo in range(0, n, chunk):
-            hi = min(n, lo + chunk)
-            cursor.execute(
-                """
-                INSERT INTO usage_usageevent (workspace_id, account_id, end_user_id, feature_id, occurred_at,
-                                              received_at, quantity, source)
-                SELECT %(ws)s, %(acc)s + a,
-                       CASE WHEN random() < 0.8 THEN %(usr)s + a * 5 + floor(random() * 5)::int END,
-                       %(feat)s + ((a * 7 + floor(%(nf)s * power(random(), 3))::int) %% %(nf)s),
-                       ts, ts,
-                       CASE WHEN random() < 0.005 THEN -1 WHEN random() < 0.1 THEN 1 + floor(random() * 9)::int
-                            ELSE 1 END,
-                       'events'
-                FROM generate_series(%(lo)s, %(hi)s - 1) g,
-                     LATERAL (SELECT floor(%(na)s * power(random(), 1.6))::int + g * 0 AS a,
-                                     %(start)s + make_interval(secs => g * %(step)s + random()) AS ts) x
-                """,
-                {
-                    "ws": workspace_id,
-                    "acc": acc_min,
-                    "usr": user_min,
-                    "feat": feat_min,
-                    "nf": feat_n,
-                    "na": acc_n,
-                    "lo": lo,
-                    "hi": hi,
-                    "start": start,
-                    "step": span / n,
-                },
-            )
-            _log(f"loaded {hi:,}/{n:,} events ({time.perf_counter() - t0:.0f} s)")
-        cursor.execute("SET session_replication_role = DEFAULT")
-        cursor.execute("VACUUM ANALYZE usage_usageevent")
-    _log(f"load: {n:,} events in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

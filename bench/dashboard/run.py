@@ -4,10 +4,10 @@ bench/analytics dataset, plus a screenshot of the overview (bench/dashboard-over
     make bench-dashboard BENCH_ARGS="--events 1000000"
     .venv/bin/python bench/dashboard/run.py --events 10000000 --reuse
 
-Builds its own database (uptake_bench_dashboard) with bench/analytics's loader (same shape: 2,000 accounts ×
-200 features × 90 days, skewed accounts, Zipf-like features), adds plan labels and owners on the accounts and
-team subscriptions with a metered allowance (so the lists have rows), rebuilds the rollups, then serves it with
-gunicorn and measures each page from 10 client threads sharing one logged-in session.
+Builds its own database (uptake_bench_dashboard) with bench/analytics's dataset (bench/support.py; same shape:
+2,000 accounts × 200 features × 90 days, skewed accounts, Zipf-like features), adds plan labels and owners on the
+accounts and team subscriptions with a metered allowance (so the lists have rows), rebuilds the rollups, then
+serves it with gunicorn and measures each page from 10 client threads sharing one logged-in session.
 """
 
 from __future__ import annotations
@@ -15,91 +15,61 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench" / "analytics"))
+from bench.support import (  # noqa: E402
+    analytics_dataset_arguments,
+    analytics_dataset_build,
+    database_prepare,
+    database_urls,
+    django_setup,
+    gunicorn_start,
+    log,
+    percentile,
+    wait_until_serving,
+)
+from tests.browser_support import ARGS as CHROMIUM_ARGS  # noqa: E402
+from tests.browser_support import CHROMIUM  # noqa: E402
+
 DB_NAME = "uptake_bench_dashboard"
 PORT = 8799
 
 
 def _log(message: str) -> None:
-    print(f"[bench-dashboard] {message}", flush=True)
-
-
-def _urls() -> tuple[str, str]:
-    base = (
-        os.environ.get("DATABASE_URL")
-        or f"postgres://postgres@127.0.0.1:{os.environ.get('UPTAKE_PG_PORT', 54329)}/uptake"
-    )
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}")), urlunsplit(parts._replace(path="/postgres"))
-
-
-def _prepare(admin_url: str, *, fresh: bool) -> bool:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if exists and not fresh:
-            return False
-        if exists:
-            conn.execute(f"DROP DATABASE {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-        return True
+    log(message, bench="bench-dashboard")
 
 
 def _build(args, now: datetime):
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
-    from run import _load_events  # bench/analytics/run.py: the same event generator
 
-    from accounts.models import Account, EndUser
-    from accounts.services import membership_set, workspace_create
+    from accounts.services import membership_set
     from analytics.services import rollups_rebuild
     from catalog.models import Feature
-    from catalog.services import item_activate, item_create, product_create
+    from catalog.services import item_activate, item_create
     from entitlements.services import item_entitlement_set, subscription_create
 
     call_command("migrate", verbosity=0)
     start = datetime.combine((now - timedelta(days=args.days - 1)).date(), datetime.min.time(), tzinfo=UTC)
-    workspace = workspace_create(slug="bench", name="Bench")
-    workspace.max_features = max(400, args.features + 1)
-    workspace.save(update_fields=["max_features"])
-    product = product_create(workspace=workspace, key="default", name="Default")
-    Feature.objects.bulk_create(
-        Feature(workspace=workspace, product=product, key=f"feature-{i:03d}", name=f"Feature {i:03d}", status="active")
-        for i in range(args.features)
-    )
     User = get_user_model()
     owners = [User.objects.create_user(username=f"csm{i}", is_staff=True) for i in range(5)]
     plans = ["free", "team", "business", "enterprise"]
-    Account.objects.bulk_create(
-        Account(
-            workspace=workspace,
-            external_id=f"acct-{i:05d}",
-            name=f"Account {i}",
-            plan=plans[i % 4],
-            owner=owners[i % 5],
-            domain=f"domain{i % (args.accounts * 9 // 10)}.example",
-            first_seen_at=start,
-        )
-        for i in range(args.accounts)
+    workspace, accounts = analytics_dataset_build(
+        accounts=args.accounts,
+        features=args.features,
+        events=args.events,
+        days=args.days,
+        start=start,
+        account_fields=lambda i: {"plan": plans[i % 4], "owner": owners[i % 5]},
     )
-    accounts = list(Account.objects.filter(workspace=workspace).order_by("id"))
-    EndUser.objects.bulk_create(
-        EndUser(workspace=workspace, account=a, external_id=f"user-{k}") for a in accounts for k in range(5)
-    )
-    _load_events(connection, workspace_id=workspace.pk, n=args.events, start=start, days=args.days, args=args)
     # Team plans grant the ten most used features and a metered allowance on feature-000 (the busiest).
     metered = Feature.objects.get(workspace=workspace, key="feature-000")
     metered.type, metered.metered, metered.reset_period = "quantity", True, "month"
@@ -160,17 +130,7 @@ def _screenshot(base: str, path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{base}/admin/login/?next=/")
         page.fill("#id_username", "bench")
@@ -206,10 +166,7 @@ def _query_counts(pages: dict[str, str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--accounts", type=int, default=2000)
-    parser.add_argument("--features", type=int, default=200)
-    parser.add_argument("--days", type=int, default=90)
+    analytics_dataset_arguments(parser)
     parser.add_argument("--users", type=int, default=10, help="concurrent clients")
     parser.add_argument("--rounds", type=int, default=5, help="requests per client per page")
     parser.add_argument("--reuse", action="store_true", help="keep an existing benchmark database")
@@ -221,13 +178,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    url, admin_url = _urls()
-    created = _prepare(admin_url, fresh=not args.reuse)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    url, admin_url = database_urls(DB_NAME)
+    created = database_prepare(admin_url, DB_NAME, fresh=not args.reuse)
+    django_setup(url)
     from accounts.models import Workspace
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -259,30 +212,10 @@ def main() -> None:
     cookie = _session_cookie()
 
     env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{PORT}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    server = gunicorn_start(port=PORT, workers=2, env=env, worker_class="sync")
     base = f"http://127.0.0.1:{PORT}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/admin/login/", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_until_serving(PORT, path="/admin/login/")
         results: dict[str, list[float]] = {}
         for name, path in pages.items():
             status, _ = _get(base + path, cookie)  # a check that the page answers
@@ -313,7 +246,7 @@ def main() -> None:
             timings.sort()
             results[name] = timings
             _log(
-                f"{name}: p50 {statistics.median(timings):.0f} ms, p95 {timings[int(0.95 * (len(timings) - 1))]:.0f} ms"
+                f"{name}: p50 {statistics.median(timings):.0f} ms, p95 {percentile(timings, 0.95):.0f} ms"
                 f" over {len(timings)} requests"
             )
         _screenshot(base, Path(args.screenshot))
@@ -326,7 +259,7 @@ def main() -> None:
         print(f"\n{n:,} events, {args.users} concurrent users, gunicorn 2 workers")
         print("| page | p50 ms | p95 ms |\n|---|---|---|")
         for name, timings in results.items():
-            print(f"| {name} | {statistics.median(timings):.0f} | {timings[int(0.95 * (len(timings) - 1))]:.0f} |")
+            print(f"| {name} | {statistics.median(timings):.0f} | {percentile(timings, 0.95):.0f} |")
     finally:
         server.terminate()
         server.wait(timeout=10)

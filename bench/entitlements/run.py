@@ -13,11 +13,11 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -26,16 +26,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("UPTAKE_RATE_LIMIT_ENABLED", "false")
 os.environ.setdefault("DEBUG", "false")
 
+from bench.support import (  # noqa: E402  (bench/ is run as scripts)
+    backend_pids,
+    children,
+    cpu_seconds,
+    database_prepare,
+    gunicorn_start,
+    wait_until_serving,
+)
+
 
 def ensure_database() -> None:
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlsplit(os.environ["DATABASE_URL"])
+    database_prepare(urlunsplit(url._replace(path="/postgres")), url.path.lstrip("/"), fresh=False)
 
 
 def seed() -> tuple[str, list[str]]:
@@ -134,34 +137,6 @@ def seed() -> tuple[str, list[str]]:
     return raw, [f.key for f in features]
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (Linux /proc), 0 for those that are gone."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _pids(*args: str) -> list[int]:
-    return [int(x) for x in subprocess.run(args, capture_output=True, text=True).stdout.split()]
-
-
-def _backend_pids() -> list[int]:
-    """The PostgreSQL server processes serving the benchmark database (gunicorn keeps its connections)."""
-    import psycopg
-
-    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return [pid for (pid,) in rows]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -171,41 +146,14 @@ def main() -> None:
     args = parser.parse_args()
     ensure_database()
     key, feature_keys = seed()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(args.threads),
-            "--bind",
-            f"127.0.0.1:{args.port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "CONN_MAX_AGE": "600"},
-    )
+    server = gunicorn_start(port=args.port, workers=2, env={**os.environ, "CONN_MAX_AGE": "600"}, threads=args.threads)
     try:
-        for _ in range(100):
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-                conn.request(
-                    "GET",
-                    "/api/v1/entitlements/check?account_id=big-co&feature_id=f00",
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-                response = conn.getresponse()
-                assert response.status == 200, response.read()
-                response.read()
-                break
-            except (ConnectionRefusedError, OSError):
-                time.sleep(0.2)
+        answered = wait_until_serving(
+            args.port,
+            path="/api/v1/entitlements/check?account_id=big-co&feature_id=f00",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert answered == 200, answered
         latencies: list[float] = []
         errors = [0]
         lock = threading.Lock()
@@ -238,11 +186,8 @@ def main() -> None:
             latencies.clear()
             errors[0] = 0
             stop_at[0] = time.perf_counter() + seconds
-            workers, postgres = (
-                _pids("ps", "-o", "pid=", "--ppid", str(server.pid)),
-                _backend_pids(),
-            )
-            cpu = (time.process_time(), _cpu_seconds(workers), _cpu_seconds(postgres))
+            workers, postgres = children(server.pid), backend_pids(os.environ["DATABASE_URL"])
+            cpu = (time.process_time(), cpu_seconds(workers), cpu_seconds(postgres))
             load = os.getloadavg()[0]
             started = time.perf_counter()
             threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
@@ -253,8 +198,8 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             cpu = (
                 (time.process_time() - cpu[0]) / elapsed,
-                (_cpu_seconds(workers) - cpu[1]) / elapsed,
-                (_cpu_seconds(postgres) - cpu[2]) / elapsed,
+                (cpu_seconds(workers) - cpu[1]) / elapsed,
+                (cpu_seconds(postgres) - cpu[2]) / elapsed,
             )
         latencies.sort()
         q = statistics.quantiles(latencies, n=100)

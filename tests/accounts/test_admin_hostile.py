@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import Account, EndUser
+from tests.accounts.admin_forms import account_form
 
 
 @pytest.fixture
@@ -14,25 +15,6 @@ def admin_client(workspace, staff_of) -> Client:
     client = Client(raise_request_exception=False)
     client.force_login(staff_of(workspace, "admin"))
     return client
-
-
-def _account_form(workspace, **fields) -> dict:
-    form = {
-        "workspace": str(workspace.pk),
-        "external_id": "acct_1",
-        "name": "Acme",
-        "domain": "",
-        "plan": "",
-        "owner": "",
-        "status": "active",
-        "attributes": "{}",
-        "users-TOTAL_FORMS": "0",
-        "users-INITIAL_FORMS": "0",
-        "users-MIN_NUM_FORMS": "0",
-        "users-MAX_NUM_FORMS": "1000",
-    }
-    form.update(fields)
-    return form
 
 
 def _errors(response) -> str:
@@ -54,7 +36,7 @@ ATTRIBUTES = [
 @pytest.mark.parametrize("attributes, message", ATTRIBUTES)
 def test_account_attributes_postgresql_cannot_store_are_a_form_error(admin_client, workspace, attributes, message):
     # when
-    response = admin_client.post("/admin/accounts/account/add/", _account_form(workspace, attributes=attributes))
+    response = admin_client.post("/admin/accounts/account/add/", account_form(workspace, attributes=attributes))
     # then
     assert response.status_code == 200
     assert message in _errors(response)
@@ -88,7 +70,7 @@ def test_external_ids_with_control_characters_are_a_form_error(admin_client, wor
     user_form = {"account": str(account.pk), "external_id": external_id, "email": "", "attributes": "{}"}
     # when
     account_response = admin_client.post(
-        "/admin/accounts/account/add/", _account_form(workspace, external_id=external_id)
+        "/admin/accounts/account/add/", account_form(workspace, external_id=external_id)
     )
     user_response = admin_client.post("/admin/accounts/enduser/add/", user_form)
     # then
@@ -102,7 +84,7 @@ def test_external_ids_with_control_characters_are_a_form_error(admin_client, wor
 def test_valid_attributes_and_an_id_with_a_slash_are_saved(admin_client, workspace):
     # when
     response = admin_client.post(
-        "/admin/accounts/account/add/", _account_form(workspace, external_id="org/1", attributes='{"n": 1.5}')
+        "/admin/accounts/account/add/", account_form(workspace, external_id="org/1", attributes='{"n": 1.5}')
     )
     # then
     assert response.status_code == 302
@@ -113,7 +95,7 @@ def test_cleared_attributes_are_saved_as_the_empty_object(admin_client, workspac
     # given
     account = Account.objects.create(workspace=workspace, external_id="acct_0")
     # when the attributes box is left empty (None reached the NOT NULL column: a 500)
-    created = admin_client.post("/admin/accounts/account/add/", _account_form(workspace, attributes=""))
+    created = admin_client.post("/admin/accounts/account/add/", account_form(workspace, attributes=""))
     user = admin_client.post(
         "/admin/accounts/enduser/add/",
         {"account": str(account.pk), "external_id": "u_1", "email": "", "attributes": ""},
@@ -132,7 +114,7 @@ def test_a_database_refusal_on_the_account_form_is_a_form_error_not_a_500(admin_
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE accounts_account ADD CONSTRAINT accounts_test_no_evil CHECK (name <> 'Evil')")
     # when
-    response = admin_client.post("/admin/accounts/account/add/", _account_form(workspace, name="Evil"))
+    response = admin_client.post("/admin/accounts/account/add/", account_form(workspace, name="Evil"))
     # then
     assert response.status_code == 200
     assert list(response.context["adminform"].form.non_field_errors()) == [

@@ -4,22 +4,16 @@ within UPTAKE_API_KEY_CACHE_SECONDS, expiry is exact, and a wrong secret never m
 from datetime import timedelta
 
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, workspace_update
-
-
-def _client(raw: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+from tests.conftest import key_client
 
 
 def test_a_key_revoked_through_the_service_is_refused_at_once_even_when_cached(workspace):
     # given: the key was used, so it is cached
     api_key, raw = api_key_create(workspace=workspace, scopes=["read"])
-    client = _client(raw)
+    client = key_client(raw)
     assert client.get("/api/v1/workspace").status_code == 200
     # when
     api_key_revoke(workspace=workspace, prefix=api_key.prefix)
@@ -32,7 +26,7 @@ def test_a_key_revoked_through_the_service_is_refused_at_once_even_when_cached(w
 def test_a_change_made_elsewhere_is_seen_once_the_cache_entry_expires(workspace, settings):
     # given: a cached key, then revoked behind the service's back (as another process would see it)
     api_key, raw = api_key_create(workspace=workspace, scopes=["read"])
-    client = _client(raw)
+    client = key_client(raw)
     assert client.get("/api/v1/workspace").status_code == 200
     ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
     # when: within the TTL the cached row still answers; with the cache off the database does
@@ -48,7 +42,7 @@ def test_a_change_made_elsewhere_is_seen_once_the_cache_entry_expires(workspace,
 def test_a_cached_key_is_refused_the_moment_it_expires(workspace):
     # given: a cached key whose expiry then passes (the cached row carries expires_at)
     api_key, raw = api_key_create(workspace=workspace, scopes=["read"], expires_at=timezone.now() + timedelta(hours=1))
-    client = _client(raw)
+    client = key_client(raw)
     assert client.get("/api/v1/workspace").status_code == 200
     cached = ApiKey.objects.get(pk=api_key.pk)
     # when: the same key object the cache holds reaches its expiry
@@ -65,10 +59,10 @@ def test_a_cached_key_is_refused_the_moment_it_expires(workspace):
 def test_a_wrong_secret_with_a_cached_prefix_is_refused(workspace):
     # given
     api_key, raw = api_key_create(workspace=workspace, scopes=["read"])
-    assert _client(raw).get("/api/v1/workspace").status_code == 200
+    assert key_client(raw).get("/api/v1/workspace").status_code == 200
     tampered = raw[:-2] + ("aa" if not raw.endswith("aa") else "bb")
     # when
-    response = _client(tampered).get("/api/v1/workspace")
+    response = key_client(tampered).get("/api/v1/workspace")
     # then
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "Invalid API key."
@@ -77,7 +71,7 @@ def test_a_wrong_secret_with_a_cached_prefix_is_refused(workspace):
 def test_a_workspace_update_is_seen_by_the_next_request_of_a_cached_key(workspace):
     # given
     _, raw = api_key_create(workspace=workspace, scopes=["read"])
-    client = _client(raw)
+    client = key_client(raw)
     assert client.get("/api/v1/workspace").json()["name"] == "Acme Inc."
     # when
     workspace_update(workspace=workspace, name="Acme Renamed")
@@ -91,7 +85,7 @@ def test_api_requests_pass_the_browser_middleware_by(workspace):
     # given
     _, raw = api_key_create(workspace=workspace, scopes=["read"])
     # when
-    response = _client(raw).get("/api/v1/workspace")
+    response = key_client(raw).get("/api/v1/workspace")
     # then: no session or CSRF cookie is set on API responses
     assert response.status_code == 200
     assert sorted(response.cookies.keys()) == []

@@ -11,12 +11,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
 from core.errors import DomainError
-
-
-def _client(raw: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+from tests.conftest import key_client
 
 
 def test_the_plaintext_key_is_stored_nowhere_only_its_sha256(workspace):
@@ -37,7 +32,7 @@ def test_a_valid_read_key_answers_with_its_workspace(workspace):
     # given
     _, raw = api_key_create(workspace=workspace, scopes=["read", "ingest"])
     # when
-    response = _client(raw).get("/api/v1/workspace")
+    response = key_client(raw).get("/api/v1/workspace")
     # then
     assert response.status_code == 200
     assert response.json() == {
@@ -54,7 +49,7 @@ def test_a_key_without_the_read_scope_gets_403(workspace):
     # given
     _, raw = api_key_create(workspace=workspace, scopes=["ingest"])
     # when
-    response = _client(raw).get("/api/v1/workspace")
+    response = key_client(raw).get("/api/v1/workspace")
     # then
     assert response.status_code == 403
     assert response.json()["error"] == {
@@ -68,7 +63,7 @@ def test_a_revoked_key_gets_401(workspace):
     api_key, raw = api_key_create(workspace=workspace, scopes=["read"])
     api_key_revoke(workspace=workspace, prefix=api_key.prefix)
     # when
-    response = _client(raw).get("/api/v1/workspace")
+    response = key_client(raw).get("/api/v1/workspace")
     # then
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "This API key has been revoked."
@@ -81,7 +76,7 @@ def test_an_expired_key_gets_401(workspace):
     )
     ApiKey.objects.filter(pk=api_key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     # when
-    response = _client(raw).get("/api/v1/workspace")
+    response = key_client(raw).get("/api/v1/workspace")
     # then
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "This API key has expired."
@@ -114,7 +109,7 @@ def test_a_tampered_secret_with_a_real_prefix_gets_401(workspace):
     # given
     api_key, raw = api_key_create(workspace=workspace, scopes=["read"])
     # when
-    response = _client(raw[:-2] + ("aa" if not raw.endswith("aa") else "bb")).get("/api/v1/workspace")
+    response = key_client(raw[:-2] + ("aa" if not raw.endswith("aa") else "bb")).get("/api/v1/workspace")
     # then
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "Invalid API key."
@@ -134,6 +129,6 @@ def test_a_key_of_one_workspace_sees_only_that_workspace(workspace, other_worksp
     # given
     _, raw = api_key_create(workspace=other_workspace, scopes=["read"])
     # when
-    response = _client(raw).get("/api/v1/workspace")
+    response = key_client(raw).get("/api/v1/workspace")
     # then
     assert response.json()["slug"] == "globex"

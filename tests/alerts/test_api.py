@@ -131,15 +131,8 @@ def test_create_pipeline_masks_secrets_and_applies_defaults(api):
         ({"colour": "red"}, "colour", "Unknown field 'colour'"),
     ],
 )
-def test_create_pipeline_refuses_bad_input_and_stores_nothing(api, change, field, message):
-    # when
-    response = api.post("/api/v1/pipelines", _body(**change), format="json")
-    # then
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["field"] == field
-    assert message in error["message"]
-    assert AlertPipeline.objects.count() == 0 and AlertChannel.objects.count() == 0
+def test_create_pipeline_refuses_bad_input_and_stores_nothing(refused, change, field, message):
+    refused("/api/v1/pipelines", _body(**change), field, message)
 
 
 def test_duplicate_name_is_a_conflict(api):
@@ -207,12 +200,25 @@ def test_other_workspace_pipeline_is_404(api, other_workspace, make_client):
 
 
 def test_read_or_ingest_keys_are_refused(workspace, make_client):
+    # given a channel, and a key without the admin scope
+    channel = AlertChannel.objects.create(
+        workspace=workspace, name="Ops", type="slack", url="https://h.example.com/s", target_key="k"
+    )
+    client = make_client(workspace, "read,ingest")
     # when
-    response = make_client(workspace, "read,ingest").post("/api/v1/pipelines", _body(), format="json")
+    answers = [
+        client.post("/api/v1/pipelines", _body(), format="json"),
+        client.get("/api/v1/channels"),
+        client.post("/api/v1/channels", {"name": "New", "type": "email", "to": "a@example.com"}, format="json"),
+        client.put(f"/api/v1/channels/{channel.pk}", {"name": "Renamed"}, format="json"),
+        client.delete(f"/api/v1/channels/{channel.pk}"),
+        client.post(f"/api/v1/channels/{channel.pk}/test"),
+    ]
     # then
-    assert response.status_code == 403
-    assert response.json()["error"]["message"] == "This API key lacks the 'admin' scope."
-    assert AlertPipeline.objects.count() == 0
+    assert [a.status_code for a in answers] == [403] * 6
+    assert {a.json()["error"]["message"] for a in answers} == {"This API key lacks the 'admin' scope."}
+    assert AlertPipeline.objects.count() == 0 and AlertDelivery.objects.count() == 0
+    assert list(AlertChannel.objects.values_list("name", flat=True)) == ["Ops"]
 
 
 def test_test_endpoint_queues_one_message_per_destination_and_lists_deliveries(api):

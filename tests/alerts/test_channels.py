@@ -12,6 +12,7 @@ from tests.conftest import FROZEN_NOW
 
 SECRET = "whsec-channel-0123456789wxyz"
 TOKEN = "123456789:AAHfakeTokenForTests_0123456789abcd"
+SLACK_HOOK = "https://h.example.com/s"
 
 
 def test_create_channel_answers_201_with_secrets_masked(api):
@@ -31,7 +32,7 @@ def test_create_channel_answers_201_with_secrets_masked(api):
         {
             "name": "Warehouse",
             "type": "postgres",
-            "url": "postgresql://app:pw-Secret1@db.example.com/dw",
+            "url": "postgresql://dw_writer:pw-Secret1@db.example.com/dw",
             "table": "a.t",
         },
         format="json",
@@ -52,9 +53,10 @@ def test_create_channel_answers_201_with_secrets_masked(api):
         "pipelines": [],
     }
     assert (tg.json()["token"], tg.json()["chat_id"], tg.json()["rate_limit_per_minute"]) == ("••••abcd", "-100123", 20)
-    assert (pg.json()["url"], pg.json()["table"]) == ("postgresql://app:••••@db.example.com/dw", "a.t")
+    assert (pg.json()["url"], pg.json()["table"]) == ("postgresql://••••@db.example.com/dw", "a.t")
     body = hook.content + tg.content + pg.content
-    assert SECRET.encode() not in body and TOKEN.encode() not in body and b"pw-Secret1" not in body
+    assert SECRET.encode() not in body and TOKEN.encode() not in body
+    assert b"pw-Secret1" not in body and b"dw_writer" not in body
     assert AlertChannel.objects.get(name="Sales chat").token == TOKEN
 
 
@@ -73,14 +75,8 @@ def test_create_channel_answers_201_with_secrets_masked(api):
         ({"name": "x", "type": "slack", "url": "https://h.example.com", "colour": 1}, "colour", "Unknown field"),
     ],
 )
-def test_bad_channels_are_refused_and_nothing_is_stored(api, body, field, message):
-    # when
-    response = api.post("/api/v1/channels", body, format="json")
-    # then
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert (error["field"], message in error["message"]) == (field, True), error
-    assert AlertChannel.objects.count() == 0
+def test_bad_channels_are_refused_and_nothing_is_stored(refused, body, field, message):
+    refused("/api/v1/channels", body, field, message)
 
 
 def test_one_target_is_one_channel(api):
@@ -152,25 +148,13 @@ def test_pipelines_refuse_unknown_or_foreign_channels(api, other_workspace, make
 
 def test_inline_destinations_create_channels_and_reuse_them(api):
     # given a pipeline describing a Slack destination inline
-    first = api.post(
-        "/api/v1/pipelines",
-        {
-            "name": "A",
-            "trigger": {"type": "event"},
-            "destinations": [{"type": "slack", "url": "https://h.example.com/s"}],
-        },
-        format="json",
-    ).json()
+    def create(name: str) -> dict:
+        body = {"name": name, "trigger": {"type": "event"}, "destinations": [{"type": "slack", "url": SLACK_HOOK}]}
+        return api.post("/api/v1/pipelines", body, format="json").json()
+
+    first = create("A")
     # when a second pipeline describes the same target
-    second = api.post(
-        "/api/v1/pipelines",
-        {
-            "name": "B",
-            "trigger": {"type": "event"},
-            "destinations": [{"type": "slack", "url": "https://h.example.com/s"}],
-        },
-        format="json",
-    ).json()
+    second = create("B")
     # then both post to the one channel of that target
     [channel] = AlertChannel.objects.all()
     assert first["channels"] == second["channels"] == [channel.pk]
@@ -292,3 +276,32 @@ def test_the_admin_refuses_a_bad_channel_as_a_form_error_and_masks_the_token(cli
     assert (channel.token, channel.chat_id) == (TOKEN, "-100123")
     page = client.get(f"/admin/alerts/alertchannel/{channel.pk}/change/").content.decode()
     assert TOKEN not in page and "••••abcd" in page
+
+
+def test_the_admin_sends_a_test_message_per_channel(
+    client, workspace, staff_of, receiver, eager, django_capture_on_commit_callbacks
+):
+    # given two channels, and an admin of the workspace in the channel admin
+    channels = [
+        AlertChannel.objects.create(
+            workspace=workspace, name=name, type="slack", url=receiver.url(f"/{name}"), target_key=name
+        )
+        for name in ("ops", "sales")
+    ]
+    client.force_login(staff_of(workspace, "admin"))
+    # when the action runs on both
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/alerts/alertchannel/",
+            {"action": "send_test_message", "_selected_action": [c.pk for c in channels]},
+        )
+    # then each channel's target got its test message, logged as sent
+    assert response.status_code == 302
+    assert sorted((r.path, r.json["blocks"][0]["text"]["text"]) for r in receiver.requests) == [
+        ("/ops", "Test message to 'ops'"),
+        ("/sales", "Test message to 'sales'"),
+    ]
+    assert sorted(AlertDelivery.objects.values_list("channel__name", "kind", "status")) == [
+        ("ops", "test", "sent"),
+        ("sales", "test", "sent"),
+    ]

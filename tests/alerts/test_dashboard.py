@@ -11,9 +11,11 @@ from django.test import Client
 from accounts.services import membership_set
 from alerts.models import AlertChannel, AlertDelivery, AlertPipeline, AlertPipelineChannel
 from alerts.services import pipeline_create, pipeline_test_send
+from tests.alerts.conftest import dashboard_form
 
 SECRET = "whsec-dashboard-0123456789"
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/abcdefghijklmnop"
+SLACK = [{"type": "slack", "url": SLACK_URL}]
 
 
 @pytest.fixture
@@ -45,34 +47,6 @@ def _client(user) -> Client:
 @pytest.fixture
 def admin_client(workspace, staff_of) -> Client:
     return _client(staff_of(workspace, "admin"))
-
-
-def _form(name="Big exports", trigger_type="event", destinations=(), **fields) -> dict:
-    data = {
-        "name": name,
-        "enabled": "on",
-        "trigger_type": trigger_type,
-        "plans": "",
-        "min_quantity": "",
-        "percent": "",
-        "days": "",
-        **fields,
-        "dest-TOTAL_FORMS": str(len(destinations)),
-        "dest-INITIAL_FORMS": str(sum(1 for d in destinations if d.get("id"))),
-        "dest-MIN_NUM_FORMS": "0",
-        "dest-MAX_NUM_FORMS": "1000",
-        "cond-TOTAL_FORMS": "0",
-        "cond-INITIAL_FORMS": "0",
-        "cond-MIN_NUM_FORMS": "0",
-        "cond-MAX_NUM_FORMS": "1000",
-    }
-    for index, row in enumerate(destinations):
-        for key, value in row.items():
-            if value is True:
-                value = "on"
-            if value is not False:
-                data[f"dest-{index}-{key}"] = value
-    return data
 
 
 def _pipelines(workspace) -> list[tuple]:
@@ -166,9 +140,9 @@ def test_viewers_and_managers_read_but_cannot_change(workspace, staff_of, pipeli
     # when they try to change anything
     responses = [
         client.get("/alerts/new/"),
-        client.post("/alerts/new/", _form(destinations=[{"type": "slack", "url": SLACK_URL}])),
+        client.post("/alerts/new/", dashboard_form(destinations=[{"type": "slack", "url": SLACK_URL}])),
         client.get(f"/alerts/{pipeline.pk}/edit/"),
-        client.post(f"/alerts/{pipeline.pk}/edit/", _form(name="Renamed", destinations=[])),
+        client.post(f"/alerts/{pipeline.pk}/edit/", dashboard_form(name="Renamed", destinations=[])),
         client.post(f"/alerts/{pipeline.pk}/toggle/"),
         client.post(f"/alerts/{pipeline.pk}/test/"),
         client.get(f"/alerts/{pipeline.pk}/delete/"),
@@ -198,11 +172,11 @@ def test_superusers_edit_every_workspace(other_workspace, foreign):
 # ---------------------------------------------------------------------------
 
 
-def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api):
+def test_admin_creates_a_pipeline_through_thedashboard_form(workspace, admin_client, api):
     # when
     response = admin_client.post(
         "/alerts/new/",
-        _form(
+        dashboard_form(
             name="Near limits",
             trigger_type="threshold",
             unseen_features="export, reports",
@@ -249,31 +223,31 @@ def test_admin_creates_a_pipeline_through_the_form(workspace, admin_client, api)
     [
         (
             {"name": ""},
-            [{"type": "slack", "url": SLACK_URL}],
+            SLACK,
             ("form", "name"),
             "Give the pipeline a name.",
         ),
         (
             {"trigger_type": ""},
-            [{"type": "slack", "url": SLACK_URL}],
+            SLACK,
             ("form", "trigger_type"),
             "Choose what should trigger the pipeline.",
         ),
         (
             {"plans": "pro, "},
-            [{"type": "slack", "url": SLACK_URL}],
+            SLACK,
             ("form", "plans"),
             "trigger.plans[1] must not be empty.",
         ),
         (
             {"min_quantity": "lots"},
-            [{"type": "slack", "url": SLACK_URL}],
+            SLACK,
             ("form", "min_quantity"),
             "trigger.min_quantity must be an integer between 1 and 1000000000.",
         ),
         (
             {"trigger_type": "usage_drop"},
-            [{"type": "slack", "url": SLACK_URL}],
+            SLACK,
             ("form", "percent"),
             "trigger.percent is required for 'usage_drop': alert when usage dropped by at least this percent.",
         ),
@@ -305,7 +279,7 @@ def test_form_errors_are_shown_next_to_their_field_and_nothing_is_stored(
     workspace, admin_client, fields, destinations, where, message
 ):
     # when
-    response = admin_client.post("/alerts/new/", _form(destinations=destinations, **fields))
+    response = admin_client.post("/alerts/new/", dashboard_form(destinations=destinations, **fields))
     # then
     assert response.status_code == 400
     if where[0] == "form":
@@ -319,7 +293,7 @@ def test_form_errors_are_shown_next_to_their_field_and_nothing_is_stored(
 def test_duplicate_name_is_refused_next_to_the_name(workspace, admin_client, pipeline):
     # when
     response = admin_client.post(
-        "/alerts/new/", _form(name="Upsell", destinations=[{"type": "slack", "url": SLACK_URL}])
+        "/alerts/new/", dashboard_form(name="Upsell", destinations=[{"type": "slack", "url": SLACK_URL}])
     )
     # then
     assert response.status_code == 400
@@ -337,7 +311,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
     # when the masked URL comes back as it was shown, with a new name, trigger and a second destination
     response = admin_client.post(
         f"/alerts/{pipeline.pk}/edit/",
-        _form(
+        dashboard_form(
             name="Upsell (big)",
             unseen_features="export",
             expected_later="on",
@@ -364,7 +338,7 @@ def test_edit_form_shows_masked_values_and_keeps_them(workspace, admin_client, p
     # when the webhook row is saved again with a blank secret, and the slack row removed
     response = admin_client.post(
         f"/alerts/{pipeline.pk}/edit/",
-        _form(
+        dashboard_form(
             name="Upsell (big)",
             unseen_features="export",
             expected_later="on",
@@ -384,7 +358,9 @@ def test_failed_edit_changes_nothing(workspace, admin_client, pipeline):
     # when the name is fine but a destination is not
     response = admin_client.post(
         f"/alerts/{pipeline.pk}/edit/",
-        _form(name="Renamed", destinations=[{"type": "webhook", "url": "ftp://example.com", "secret": SECRET}]),
+        dashboard_form(
+            name="Renamed", destinations=[{"type": "webhook", "url": "ftp://example.com", "secret": SECRET}]
+        ),
     )
     # then
     assert response.status_code == 400
@@ -497,7 +473,7 @@ def test_a_delivery_log_cursor_that_is_no_bigint_id_shows_the_newest_page(admin_
 def test_a_number_too_long_to_read_in_the_form_is_refused_by_name(workspace, admin_client):
     # when the minimum quantity has 5,000 digits
     response = admin_client.post(
-        "/alerts/new/", _form(min_quantity="9" * 5000, destinations=[{"type": "slack", "url": SLACK_URL}])
+        "/alerts/new/", dashboard_form(min_quantity="9" * 5000, destinations=[{"type": "slack", "url": SLACK_URL}])
     )
     # then the form says the range, and nothing is stored
     assert response.status_code == 400
@@ -536,7 +512,7 @@ def test_admin_creates_a_channel_sends_a_test_and_cannot_delete_it_while_used(
     assert [r.json["blocks"][0]["text"]["text"] for r in receiver.requests] == ["Test message to 'Ops'"]
     assert 'data-status="sent"' in page
     # when a pipeline ticks the channel, then deleting the channel is refused with the pipeline's name
-    admin_client.post("/alerts/new/", _form(name="Uses ops", channels=[str(channel.pk)]))
+    admin_client.post("/alerts/new/", dashboard_form(name="Uses ops", channels=[str(channel.pk)]))
     refused = admin_client.post(f"/alerts/channels/{channel.pk}/delete/")
     assert refused.status_code == 409
     assert "used by the pipeline(s) &#x27;Uses ops&#x27;" in refused.content.decode()
@@ -561,7 +537,7 @@ def test_channel_form_refusals_are_shown_next_to_the_field(workspace, admin_clie
 
 def test_an_empty_submit_answers_in_words_and_stores_nothing(workspace, admin_client):
     # when
-    response = admin_client.post("/alerts/new/", _form(name="", trigger_type=""))
+    response = admin_client.post("/alerts/new/", dashboard_form(name="", trigger_type=""))
     # then
     assert response.status_code == 400
     assert response.context["form"].errors == {
@@ -582,7 +558,7 @@ def test_features_come_from_the_catalog_and_unknown_keys_need_the_not_seen_yet_c
     destinations = [{"type": "slack", "url": SLACK_URL}]
     # when a mistyped key is typed without the choice
     refused = admin_client.post(
-        "/alerts/new/", _form(features=["export"], unseen_features="exprot", destinations=destinations)
+        "/alerts/new/", dashboard_form(features=["export"], unseen_features="exprot", destinations=destinations)
     )
     # then it is refused next to the input, naming the key
     assert refused.status_code == 400
@@ -592,7 +568,9 @@ def test_features_come_from_the_catalog_and_unknown_keys_need_the_not_seen_yet_c
     # when the key is kept on purpose
     kept = admin_client.post(
         "/alerts/new/",
-        _form(features=["export"], unseen_features="ai.summary", expected_later="on", destinations=destinations),
+        dashboard_form(
+            features=["export"], unseen_features="ai.summary", expected_later="on", destinations=destinations
+        ),
     )
     assert kept.status_code == 302
     assert AlertPipeline.objects.get().trigger_config == {"features": ["export", "ai.summary"], "expected_later": True}
@@ -612,7 +590,7 @@ def test_the_filter_builder_saves_conditions_without_json_and_names_the_bad_row(
     refused = admin_client.post(
         "/alerts/new/",
         {
-            **_form(destinations=destinations),
+            **dashboard_form(destinations=destinations),
             **_conditions(
                 {"field": "account.plan", "op": "in", "value": "free, starter"},
                 {"field": "event.quantity", "op": "gt", "value": "ten"},
@@ -629,7 +607,7 @@ def test_the_filter_builder_saves_conditions_without_json_and_names_the_bad_row(
     saved = admin_client.post(
         "/alerts/new/",
         {
-            **_form(destinations=destinations, filter_match="any"),
+            **dashboard_form(destinations=destinations, filter_match="any"),
             **_conditions(
                 {"field": "account.plan", "op": "in", "value": "free, starter"},
                 {"field": "event.properties.", "name": "format", "op": "eq", "value": "csv"},
@@ -676,6 +654,36 @@ def test_template_preview_renders_the_latest_matching_event(workspace, admin_cli
     assert '<strong id="preview-title">export by Initech</strong>' in html
     assert '<span id="preview-body">&lt;b&gt;csv&lt;/b&gt; </span>' in html
     assert "template.title: $account.colour is not a placeholder" in bad.content.decode()
+
+
+def test_the_preview_picks_the_latest_event_the_form_would_alert_on(workspace, admin_client, ingest, customer):
+    # given a big csv export, then a small csv export and a big pdf export (the latest)
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 9, "properties": {"format": "csv"}})
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 1, "properties": {"format": "csv"}})
+    ingest({"account_id": "acc-1", "feature_id": "export", "quantity": 8, "properties": {"format": "pdf"}})
+    form = dashboard_form(
+        trigger_type="event",
+        features=["export"],
+        min_quantity="5",
+        template_title="$event.format × $event.quantity",
+        template_body="",
+    ) | {
+        "cond-TOTAL_FORMS": "1",
+        "cond-0-field": "event.properties.",
+        "cond-0-name": "format",
+        "cond-0-op": "eq",
+        "cond-0-value": "csv",
+    }
+    # when the whole form is sent to the preview (as its button does), with the filter and without it
+    filtered = admin_client.get("/alerts/preview/", form).content.decode()
+    unfiltered = admin_client.get("/alerts/preview/", form | {"cond-TOTAL_FORMS": "0"}).content.decode()
+    half_done = admin_client.get("/alerts/preview/", form | {"min_quantity": "lots"}).content.decode()
+    # then the preview uses the latest event that passes the trigger and the filter
+    assert '<strong id="preview-title">csv × 9</strong>' in filtered and "preview-note" not in filtered
+    assert '<strong id="preview-title">pdf × 8</strong>' in unfiltered
+    # and while a setting is not valid yet, the preview takes the chosen features alone, and says why
+    assert '<strong id="preview-title">pdf × 8</strong>' in half_done
+    assert "Not applied yet: trigger.min_quantity must be an integer between 1 and 1000000000." in half_done
 
 
 def test_the_form_switches_fields_by_trigger_with_a_static_script(workspace, admin_client):

@@ -104,31 +104,30 @@ def test_429_retry_after_is_honoured(workspace, eager, receiver, alert_settings)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_4xx_is_failed_without_retry(workspace, eager, receiver, alert_settings):
+@pytest.mark.parametrize(
+    ("responses", "attempts", "code", "error"),
+    [
+        ([(404, {}, "Unknown Webhook")], 1, 404, "attempt 1 (not retried): HTTP 404: Unknown Webhook"),
+        ([(500, {}, "boom")] * 10, 4, 500, "attempt 4 (gave up): HTTP 500: boom"),
+    ],
+)
+def test_a_4xx_fails_at_once_and_5xx_after_the_last_attempt(
+    workspace, eager, receiver, alert_settings, responses, attempts, code, error
+):
     # given
-    receiver.respond((404, {}, "Unknown Webhook"))
-    pipeline = _pipeline(workspace, {"type": "slack", "url": receiver.url()})
-    # when
-    [delivery] = deliveries_create(pipeline=pipeline, payload=_alert(), dedupe_key="", now=FROZEN_NOW)
-    # then
-    assert len(receiver.requests) == 1
-    delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.response_code) == ("failed", 1, 404)
-    assert delivery.last_error == "attempt 1 (not retried): HTTP 404: Unknown Webhook"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_gives_up_after_max_attempts(workspace, eager, receiver, alert_settings):
-    # given: always 500
-    receiver.respond(*[(500, {}, "boom")] * 10)
+    receiver.respond(*responses)
     pipeline = _pipeline(workspace, {"type": "webhook", "url": receiver.url(), "secret": SECRET})
     # when
     [delivery] = deliveries_create(pipeline=pipeline, payload=_alert(), dedupe_key="", now=FROZEN_NOW)
     # then
-    assert len(receiver.requests) == 4
+    assert len(receiver.requests) == attempts
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.response_code) == ("failed", 4, 500)
-    assert delivery.last_error == "attempt 4 (gave up): HTTP 500: boom"
+    assert (delivery.status, delivery.attempts, delivery.response_code, delivery.last_error) == (
+        "failed",
+        attempts,
+        code,
+        error,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -195,7 +194,7 @@ def test_email_destination_sends_through_django_mail(workspace, alert_settings):
     # then
     assert outcome.status == "sent"
     [message] = mail.outbox
-    assert message.subject == "[Uptake] Alert 1"
+    assert message.subject == "Alert 1"
     assert message.to == ["cs@example.com", "lead@example.com"]
     assert "Account: Initech (acc-1)\nPlan: free\nOwner: —\nDomain: initech.com" in message.body
 

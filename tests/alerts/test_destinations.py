@@ -7,7 +7,6 @@ from alerts.destinations import (
     DISCORD_MAX_TOTAL,
     discord_body,
     mask_secret,
-    mask_url,
     slack_body,
     webhook_request,
     webhook_verify,
@@ -134,7 +133,3 @@ def test_webhook_signature_verifies_and_a_tampered_body_does_not():
 @pytest.mark.parametrize(("secret", "masked"), [("whsec-0123456789abcd", "••••abcd"), ("short", "••••"), ("", None)])
 def test_mask_secret(secret, masked):
     assert mask_secret(secret) == masked
-
-
-def test_mask_url_hides_the_token_path():
-    assert mask_url("https://discord.com/api/webhooks/123/tok-XYZW") == "https://discord.com/••••XYZW"

@@ -115,8 +115,9 @@ def test_dormant_and_usage_drop_alerts_from_rollups_once(scenario, receiver, eag
         "days": 7,
     }
     assert sorted(r.path for r in receiver.requests) == ["/dormant", "/drop"]
+    # without a template the title is the bare event name
     titles = sorted(r.json["blocks"][0]["text"]["text"] for r in receiver.requests)
-    assert titles == ["dropper: usage down 90%", "quiet has gone dormant"]
+    assert titles == ["account.dormant", "usage.drop"]
     assert set(AlertDelivery.objects.values_list("status", flat=True)) == {"sent"}
 
     # when: the beat runs again, now and an hour later

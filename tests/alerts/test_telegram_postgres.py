@@ -7,25 +7,16 @@ import html
 import socket
 
 import psycopg
-import pytest
-from django.conf import settings
-from psycopg import sql
 
 from alerts.delivery import alert_delivery_attempt
 from alerts.models import AlertChannel, AlertDelivery
 from alerts.services import pipeline_create
 from alerts.telegram import CUT_MARKER, TELEGRAM_MAX_TEXT, telegram_body, telegram_length
+from tests.alerts.conftest import sink_rows
 from tests.conftest import FROZEN_NOW
 
 TOKEN = "123456789:AAHfakeTokenForTests_0123456789abcd"
 CHAT = "-1001234567890"
-
-
-@pytest.fixture
-def bot_api(receiver, settings):
-    """The fake Bot API: the receiver, with UPTAKE_TELEGRAM_API_BASE pointing at it."""
-    settings.UPTAKE_TELEGRAM_API_BASE = receiver.url("")
-    return receiver
 
 
 def _telegram_pipeline(workspace, *, mentions: bool = False, name: str = "Exports to Telegram"):
@@ -52,9 +43,10 @@ def test_a_matching_event_reaches_telegram_once_escaped(ingest, workspace, custo
     assert request.path == f"/bot{TOKEN}/sendMessage"
     body = request.json
     assert (body["chat_id"], body["parse_mode"], body["link_preview_options"]) == (CHAT, "HTML", {"is_disabled": True})
-    first_line = body["text"].splitlines()[0]
-    assert first_line == "<b>export used by &lt;b&gt;Initech&lt;/b&gt; &amp; @\u2060everyone</b>"
-    assert html.unescape(body["text"]).count("<b>Initech</b>") == 3  # title, text, Account field
+    title, text = body["text"].splitlines()[:2]
+    assert title == "<b>export</b>"  # no template: the bare event name
+    assert text == "&lt;b&gt;Initech&lt;/b&gt; &amp; @\u2060everyone used export (3)."
+    assert html.unescape(body["text"]).count("<b>Initech</b>") == 2  # text, Account field
     assert list(AlertDelivery.objects.values_list("status", "attempts")) == [("sent", 1)]
 
 
@@ -125,31 +117,6 @@ def test_long_messages_are_cut_with_a_marker_and_mentions_stay_off_unless_opted_
 # ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sink_url():
-    """A database of its own on the machine's PostgreSQL, dropped afterwards."""
-    db = settings.DATABASES["default"]
-    name = f"{db['NAME'].removeprefix('test_')}_sink"[:63]
-    admin = psycopg.connect(
-        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", autocommit=True
-    )
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield f"postgresql://{db['USER']}:sink-Password1@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
-
-
-def _rows(url: str, table: str = "uptake.alerts") -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            sql.SQL(
-                "SELECT delivery_id, pipeline, trigger, event, account_id, account_name, plan, owner, feature, "
-                "quantity, occurred_at, payload->>'title', created_at IS NOT NULL FROM {} ORDER BY delivery_id"
-            ).format(sql.Identifier(*table.split(".")))
-        ).fetchall()
-
-
 def test_every_matching_event_streams_into_the_users_table_once(ingest, workspace, customer, sink_url, eager):
     # given a schema of the user's, and an event pipeline without filter to a table that does not exist yet
     with psycopg.connect(sink_url, autocommit=True) as conn:
@@ -167,13 +134,13 @@ def test_every_matching_event_streams_into_the_users_table_once(ingest, workspac
     )
     # then the table was created with the documented schema and holds one row per event
     ids = list(AlertDelivery.objects.order_by("pk").values_list("pk", flat=True))
-    rows = _rows(sink_url)
+    rows = sink_rows(sink_url)
     assert [r[:10] for r in rows] == [
         (ids[0], "Warehouse", "event", "export", "acc-1", "Initech", "free", "carol@example.com", "export", 3),
         (ids[1], "Warehouse", "event", "import", "acc-1", "Initech", "free", "carol@example.com", "import", 2),
     ]
     assert [r[10].isoformat() for r in rows] == ["2026-11-18T11:00:00+00:00", "2026-11-18T11:30:00+00:00"]
-    assert [r[11:] for r in rows] == [("export used by Initech", True), ("import used by Initech", True)]
+    assert [r[11:] for r in rows] == [("export", True), ("import", True)]
     with psycopg.connect(sink_url) as conn:
         columns = conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -198,7 +165,7 @@ def test_every_matching_event_streams_into_the_users_table_once(ingest, workspac
     AlertDelivery.objects.filter(pk=ids[0]).update(status="pending", sent_at=None)
     assert alert_delivery_attempt(delivery_id=ids[0], now=FROZEN_NOW).status == "sent"
     # then no second row
-    assert [r[0] for r in _rows(sink_url)] == ids
+    assert [r[0] for r in sink_rows(sink_url)] == ids
 
 
 def test_an_unreachable_database_is_retried_with_backoff_and_the_password_is_masked(workspace, alert_settings):

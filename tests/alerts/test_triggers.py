@@ -1,5 +1,6 @@
 from datetime import date, timedelta
 
+import pytest
 from django.utils import timezone
 
 from alerts.models import AlertDelivery, AlertThresholdMark
@@ -89,7 +90,10 @@ def test_free_plan_account_using_an_ungranted_feature_alerts_once_a_day(
     # then
     [request] = receiver.requests
     embed = request.json["embeds"][0]
-    assert embed["title"] == "Initech (free) used SSO"
+    assert (embed["title"], embed["description"]) == (
+        "paid_feature_on_free_plan",
+        "Initech (free) used SSO, which its plan does not grant: an upsell opportunity.",
+    )
     assert request.json["allowed_mentions"] == {"parse": []}
     assert AlertDelivery.objects.count() == 1
 
@@ -110,29 +114,40 @@ def test_paid_plan_account_does_not_trigger_the_free_plan_alert(ingest, workspac
     assert receiver.requests == [] and AlertDelivery.objects.count() == 0
 
 
-def test_threshold_alerts_once_per_threshold_per_period(ingest, workspace, product, customer, receiver, eager):
-    # given: 100 API calls a calendar month
-    calls = feature_activate(
-        feature=feature_create(
-            workspace=workspace,
-            key="api.calls",
-            name="API calls",
-            product=product,
-            type="quantity",
-            unit="call",
-            levels=[{"value": "100", "name": "100 calls"}],
-            metered=True,
-            reset_period="month",
-            reset_anchor="calendar",
+@pytest.fixture
+def limits(workspace, product, customer, receiver):
+    """`limits(calls)`: a metered "api.calls" allowance of `calls` a calendar month for the customer (a level of
+    0 or 100), and a threshold pipeline at 80 % and 100 % posting to the receiver."""
+
+    def make(allowance: str) -> None:
+        calls = feature_activate(
+            feature=feature_create(
+                workspace=workspace,
+                key="api.calls",
+                name="API calls",
+                product=product,
+                type="quantity",
+                unit="call",
+                levels=[{"value": "0", "name": "No calls"}, {"value": "100", "name": "100 calls"}],
+                metered=True,
+                reset_period="month",
+                reset_anchor="calendar",
+            )
         )
-    )
-    _subscribe(workspace, customer, {calls: "100"})
-    pipeline_create(
-        workspace=workspace,
-        name="Limits",
-        trigger={"type": "threshold", "percent": [80, 100]},
-        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
-    )
+        _subscribe(workspace, customer, {calls: allowance})
+        pipeline_create(
+            workspace=workspace,
+            name="Limits",
+            trigger={"type": "threshold", "percent": [80, 100]},
+            destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
+        )
+
+    return make
+
+
+def test_threshold_alerts_once_per_threshold_per_period(ingest, limits, receiver, eager):
+    # given: 100 API calls a calendar month
+    limits("100")
     # when: 50, 85, 95, 105, 110 used
     for quantity in (50, 35, 10, 10, 5):
         ingest({"account_id": "acc-1", "feature_id": "api.calls", "quantity": quantity})
@@ -144,29 +159,9 @@ def test_threshold_alerts_once_per_threshold_per_period(ingest, workspace, produ
     assert sorted(AlertThresholdMark.objects.values_list("threshold", flat=True)) == [80, 100]
 
 
-def test_threshold_never_alerts_on_a_limit_of_zero(ingest, workspace, product, customer, receiver, eager):
+def test_threshold_never_alerts_on_a_limit_of_zero(ingest, limits, receiver, eager):
     # given: a metered allowance of 0 calls, which means "not entitled" (never near a limit)
-    calls = feature_activate(
-        feature=feature_create(
-            workspace=workspace,
-            key="api.calls",
-            name="API calls",
-            product=product,
-            type="quantity",
-            unit="call",
-            levels=[{"value": "0", "name": "No calls"}, {"value": "100", "name": "100 calls"}],
-            metered=True,
-            reset_period="month",
-            reset_anchor="calendar",
-        )
-    )
-    _subscribe(workspace, customer, {calls: "0"})
-    pipeline_create(
-        workspace=workspace,
-        name="Limits",
-        trigger={"type": "threshold", "percent": [80, 100]},
-        destinations=[{"type": "webhook", "url": receiver.url(), "secret": SECRET}],
-    )
+    limits("0")
     # when
     ingest({"account_id": "acc-1", "feature_id": "api.calls", "quantity": 5})
     # then: the use is stored, and nothing alerts
@@ -228,8 +223,8 @@ def test_dormant_alerts_once_per_dormant_spell(workspace, customer, receiver, al
     )
     # then
     assert len(first) == 1 and again == [] and len(later) == 1
-    assert first[0].payload["title"] == "Initech has gone dormant"
-    assert first[0].payload["text"] == "No usage for 20 days (threshold: 14 days)."
+    assert first[0].payload["title"] == "account.dormant"
+    assert first[0].payload["text"] == "Initech has gone dormant: no usage for 20 days (threshold: 14 days)."
     assert first[0].payload["details"] == {
         "days": 14,
         "last_used_on": (today - timedelta(days=20)).isoformat(),
@@ -265,10 +260,10 @@ def test_usage_drop_alerts_once_per_window(workspace, customer, alert_settings, 
     # then
     assert repeat == []
     [delivery] = big
-    assert delivery.payload["title"] == "Initech: usage down 70%"
-    assert (
-        delivery.payload["text"]
-        == "30 uses in the last 7 days against 100 in the 7 days before (threshold: at least 50%)."
+    assert delivery.payload["title"] == "usage.drop"
+    assert delivery.payload["text"] == (
+        "Initech: usage down 70%, 30 uses in the last 7 days against 100 in the 7 days before "
+        "(threshold: at least 50%)."
     )
     assert delivery.payload["details"] == {"current": 30, "prior": 100, "drop_percent": 70.0, "days": 7}
     assert AlertDelivery.objects.count() == 1

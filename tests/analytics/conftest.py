@@ -1,13 +1,17 @@
-"""Fixtures for analytics tests: a catalog, accounts and a generator of deterministic event streams."""
+"""Fixtures for analytics tests: a catalog, accounts and a generator of deterministic event streams; the
+dashboard scenario and a client logged in to it."""
 
 import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 
 from accounts.models import Account
 from catalog.services import feature_create, product_create
 
+from .browser.data import build
 from .helpers import Ev
 
 FEATURES = {
@@ -61,3 +65,16 @@ def random_events(seed: int, count: int, start: datetime, days: int, accounts=("
         account = rng.choice(accounts)
         out.append(Ev(rng.choice(keys), account, at, q, rng.choice([None, f"{account}-u1", f"{account}-u2"])))
     return out
+
+
+@pytest.fixture
+def built(db):
+    """The dashboard scenario of browser/data.py (workspaces acme and globex, carol a manager of acme)."""
+    return build()
+
+
+@pytest.fixture
+def carol_client(built) -> Client:
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="carol"))
+    return client

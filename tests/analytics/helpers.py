@@ -1,16 +1,20 @@
-"""Test helpers for analytics: store raw events as ingestion would, and an independent pure-Python oracle."""
+"""Test helpers for analytics: store raw events as ingestion would, race a rollup against an open ingestion, and
+an independent pure-Python oracle."""
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from accounts.models import Account, EndUser, Workspace
+from analytics.services import rollup_day
 from catalog.models import Feature
 from usage.models import UsageEvent
 
@@ -62,6 +66,40 @@ def store_events(workspace: Workspace, events: list[Ev], *, now: datetime | None
                        DO UPDATE SET version = usage_usagedaydirty.version + 1, marked_at = EXCLUDED.marked_at""",
                     [workspace.pk, day, now],
                 )
+
+
+def rollup_during_open_ingestion(*, workspace: Workspace, day: date, ingest: Callable[[], None]) -> list[bool]:
+    """Run `ingest` in a transaction on a connection of its own, then, while that transaction is still open, a
+    rollup of `day` on another one; the ingestion commits a second later, while the rollup runs or waits for its
+    locks. Returns what the rollup returned (one item once it has finished)."""
+    stored, go = threading.Event(), threading.Event()
+    results: list[bool] = []
+
+    def ingesting() -> None:
+        try:
+            with transaction.atomic():
+                ingest()
+                stored.set()
+                go.wait(20)
+        finally:
+            connections.close_all()
+
+    def rolling() -> None:
+        try:
+            results.append(rollup_day(workspace_id=workspace.pk, day=day))
+        finally:
+            connections.close_all()
+
+    ingester = threading.Thread(target=ingesting)
+    ingester.start()
+    assert stored.wait(10)
+    roller = threading.Thread(target=rolling)
+    roller.start()
+    roller.join(1.0)
+    go.set()
+    ingester.join()
+    roller.join(20)
+    return results
 
 
 def _pct(part: int, whole: int) -> float:

@@ -23,6 +23,7 @@ from analytics.selectors import (
     free_accounts_using_ungranted,
     usage_dropped,
 )
+from analytics.selectors.common import window_and_prior_sums
 from analytics.services import rollup_pending
 from catalog.services import feature_activate, feature_create, item_activate, item_create
 from entitlements.services import item_entitlement_set, subscription_create
@@ -154,6 +155,40 @@ def test_usage_drop_list_at_exactly_percent(usage):
     assert dropped(50) == [*gone, ("half", 5, 10, -50.0)]
     assert dropped(40) == [*gone, ("half", 5, 10, -50.0), ("almost", 6, 10, -40.0)]
     assert dropped(51) == gone
+
+
+def test_the_usage_drop_query_names_its_rollup_table_as_a_quoted_identifier(usage, request):
+    # given
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    expected = (
+        "analytics_accountproductday"
+        if request.node.callspec.params["usage"] == "every feature"
+        else "analytics_featureaccountday"
+    )
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        accounts_usage_dropped(workspace=usage, window=WEEK, percent=50)
+    # then: the table comes from the fixed mapping of model tables, composed with psycopg.sql.Identifier
+    sums = [q["sql"] for q in queries.captured_queries if "sum(uses) FILTER" in q["sql"]]
+    assert len(sums) == 1
+    assert f'FROM "{expected}"' in sums[0]
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "among"),
+    [
+        ("analytics_featureday; DROP TABLE accounts_account", "feature_id", None),
+        ("accounts_account", "id", None),
+        ("analytics_featureday", "feature_id; --", None),
+        ("analytics_featureday", "feature_id", ("1=1 OR feature_id", [1])),
+    ],
+)
+def test_window_sums_read_only_the_daily_rollups_by_their_fixed_columns(workspace, table, key, among):
+    # when / then: a name outside the whitelist never reaches the SQL
+    with pytest.raises(ValueError, match="window_and_prior_sums reads no"):
+        window_and_prior_sums(workspace=workspace, window=WEEK, table=table, key=key, among=among)
 
 
 @time_machine.travel(FROZEN_NOW, tick=False)

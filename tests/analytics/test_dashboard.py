@@ -14,19 +14,7 @@ from django.test import Client
 from accounts.services import membership_set, workspace_create
 from core.views import SESSION_KEY
 
-from .browser.data import build
-
-
-@pytest.fixture
-def built(db):
-    return build()
-
-
-@pytest.fixture
-def carol_client(built) -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.get(username="carol"))
-    return client
+from .browser.data import DASHBOARD_PAGES
 
 
 def _csv(response) -> list[list[str]]:
@@ -39,16 +27,7 @@ def _total(html: str, name: str) -> int:
     return int(match.group(1))
 
 
-PAGES = [
-    "/",
-    "/features/reports.view/",
-    "/accounts/a1/",
-    "/lists/near-limit/",
-    "/lists/free-unentitled/",
-    "/lists/dormant/",
-    "/lists/usage-drop/",
-    "/lists/dormant/export.csv",
-]
+PAGES = [*DASHBOARD_PAGES, "/lists/dormant/export.csv"]
 
 
 @pytest.mark.parametrize("path", PAGES)

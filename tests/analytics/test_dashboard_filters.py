@@ -4,19 +4,10 @@ features."""
 
 from datetime import timedelta
 
-import pytest
-
 from accounts.models import Account
 from analytics.models import RollupGeneration
 from analytics.selectors import Window, dashboard_overview, feature_usage
 from catalog.models import Product
-
-from .browser.data import build
-
-
-@pytest.fixture
-def built(db):
-    return build()
 
 
 def _window(built) -> Window:

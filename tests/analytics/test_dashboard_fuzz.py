@@ -13,16 +13,10 @@ from hypothesis import strategies as st
 
 from alerts.services import pipeline_create
 
-from .browser.data import build
+from .browser.data import DASHBOARD_PAGES, build
 
 PAGES = [
-    "/",
-    "/features/reports.view/",
-    "/accounts/a1/",
-    "/lists/near-limit/",
-    "/lists/free-unentitled/",
-    "/lists/dormant/",
-    "/lists/usage-drop/",
+    *DASHBOARD_PAGES,
     "/lists/usage-drop/export.csv",
     "/lists/dormant/export.csv",
     "/alerts/",

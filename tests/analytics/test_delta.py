@@ -2,11 +2,10 @@
 (an end user under two accounts, a transaction still adding events, a day marked for a whole recompute) is
 recomputed whole. A tampered rollup row shows which one ran: a delta keeps the tampering, a recompute repairs it."""
 
-import threading
 from datetime import UTC, date, datetime
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -21,12 +20,12 @@ from analytics.models import (
     RollupWatermark,
 )
 from analytics.selectors import rollup_differences
-from analytics.services import rollup_day, rollup_pending, rollups_rebuild, usage_days_mark_restated
+from analytics.services import rollup_pending, rollups_rebuild, usage_days_mark_restated
 from catalog.models import Feature
 from usage.models import UsageDayDirty, UsageEvent
 from usage.services import usage_days_mark_appended
 
-from .helpers import Ev, store_events
+from .helpers import Ev, rollup_during_open_ingestion, store_events
 
 DAY = date(2026, 11, 2)
 
@@ -159,36 +158,11 @@ def test_a_rollup_during_an_open_ingestion_transaction_recomputes_its_days_whole
     rollup_pending(now=timezone.now())
     FeatureAccountDay.objects.update(uses=F("uses") + 100)
     store_events(workspace, [Ev("export.pdf", "a1", at(10), 2)])
-    stored, go = threading.Event(), threading.Event()
-
-    def ingest() -> None:
-        try:
-            with transaction.atomic():
-                store_events(workspace, [Ev("export.pdf", "a1", at(11), 1)])
-                stored.set()
-                go.wait(20)
-        finally:
-            connections.close_all()
-
-    results = []
-
-    def roll() -> None:
-        try:
-            results.append(rollup_day(workspace_id=workspace.pk, day=DAY))
-        finally:
-            connection.close()
-
-    ingester = threading.Thread(target=ingest)
-    ingester.start()
-    assert stored.wait(10)
     # when a rollup runs meanwhile (it cannot tell which ids the open transaction holds: after waiting 0.25 s
     # for it, it recomputes; it then waits for the ingestion's lock on the day's mark), and the ingestion commits
-    roller = threading.Thread(target=roll)
-    roller.start()
-    roller.join(1.0)
-    go.set()
-    ingester.join()
-    roller.join(20)
+    results = rollup_during_open_ingestion(
+        workspace=workspace, day=DAY, ingest=lambda: store_events(workspace, [Ev("export.pdf", "a1", at(11), 1)])
+    )
     # then it recomputed the day whole from the events committed before, and left it without a watermark
     assert results == [True]
     assert _fad(workspace) == [(DAY, "a1", 7, 2, 0, at(10))]

@@ -18,6 +18,26 @@ URL = "/api/v1/products/default/analytics/feature-usage"
 PRODUCT_FEATURES = dict(FEATURES)
 
 
+def _expected(
+    events: list[Ev],
+    *,
+    start: date = date(2026, 11, 1),
+    end: date = date(2026, 11, 14),
+    active_accounts: int = 5,
+    **filters,
+) -> dict:
+    """The oracle's answer for the default product (the two weeks from 2026-11-01 unless told otherwise)."""
+    return oracle(
+        events,
+        features=PRODUCT_FEATURES,
+        accounts=ACCOUNTS,
+        start=start,
+        end=end,
+        active_accounts=active_accounts,
+        **filters,
+    )
+
+
 def _roll():
     rollup_pending(now=timezone.now())
 
@@ -46,14 +66,7 @@ def test_feature_usage_matches_oracle_for_every_field(api, stream):
     response = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14"})
     # then
     assert response.status_code == 200
-    expected = oracle(
-        stream,
-        features=PRODUCT_FEATURES,
-        accounts=ACCOUNTS,
-        start=date(2026, 11, 1),
-        end=date(2026, 11, 14),
-        active_accounts=5,
-    )
+    expected = _expected(stream)
     assert response.json() == expected
     assert response.json()["quiet_features"][0]["feature_id"] == "legacy.import"
     assert all(f["feature_id"] != "license.check" for f in response.json()["top_features"])
@@ -95,16 +108,7 @@ def test_filters_apply_to_every_section(api, stream, params):
     response = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14", **params})
     # then
     active = 5 if "account_id" not in params else 1
-    expected = oracle(
-        stream,
-        features=PRODUCT_FEATURES,
-        accounts=ACCOUNTS,
-        start=date(2026, 11, 1),
-        end=date(2026, 11, 14),
-        active_accounts=active,
-        event=params.get("event"),
-        account=params.get("account_id"),
-    )
+    expected = _expected(stream, active_accounts=active, event=params.get("event"), account=params.get("account_id"))
     assert response.status_code == 200
     assert response.json() == expected
 
@@ -114,14 +118,7 @@ def test_default_window_is_last_30_days_including_today(api, stream):
     # when
     body = api.get(URL).json()
     # then
-    expected = oracle(
-        stream,
-        features=PRODUCT_FEATURES,
-        accounts=ACCOUNTS,
-        start=date(2026, 10, 20),
-        end=date(2026, 11, 18),
-        active_accounts=6,
-    )
+    expected = _expected(stream, start=date(2026, 10, 20), end=date(2026, 11, 18), active_accounts=6)
     assert (body["from"], body["to"]) == ("2026-10-20", "2026-11-18")
     assert body == expected
 
@@ -142,15 +139,7 @@ def test_heatmap_in_new_york_across_the_dst_change(api, workspace, catalog):
     # when
     body = api.get(URL, {"from": "2026-10-31", "to": "2026-11-03"}).json()
     # then
-    expected = oracle(
-        events,
-        features=PRODUCT_FEATURES,
-        accounts=ACCOUNTS,
-        start=date(2026, 10, 31),
-        end=date(2026, 11, 3),
-        active_accounts=5,
-        tz="America/New_York",
-    )
+    expected = _expected(events, start=date(2026, 10, 31), end=date(2026, 11, 3), tz="America/New_York")
     assert body["usage_pattern"] == expected["usage_pattern"]
     grid = body["usage_pattern"]
     assert grid[6][10] == 3 and grid[1][9] == 5 and grid[0][1] == 6 and grid[1][21] == 6
@@ -189,14 +178,7 @@ def test_late_and_negative_events_restate_earlier_days(api, workspace, stream):
     # when
     body = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14"}).json()
     # then
-    expected = oracle(
-        stream + late,
-        features=PRODUCT_FEATURES,
-        accounts=ACCOUNTS,
-        start=date(2026, 11, 1),
-        end=date(2026, 11, 14),
-        active_accounts=5,
-    )
+    expected = _expected(stream + late)
     assert body == expected
     assert all(q["feature_id"] != "legacy.import" for q in body["quiet_features"])
 
@@ -253,14 +235,7 @@ def test_other_workspaces_events_never_leak(api, stream, other_workspace, make_c
     # when
     body = api.get(URL, {"from": "2026-11-01", "to": "2026-11-14"}).json()
     # then
-    expected = oracle(
-        stream,
-        features=PRODUCT_FEATURES,
-        accounts=ACCOUNTS,
-        start=date(2026, 11, 1),
-        end=date(2026, 11, 14),
-        active_accounts=5,
-    )
+    expected = _expected(stream)
     assert body == expected
     other = make_client(other_workspace).get(URL, {"from": "2026-11-01", "to": "2026-11-14"}).json()
     assert other["totals"]["events"] == 999
@@ -286,11 +261,4 @@ def test_a_new_rollup_is_never_hidden_by_the_response_cache(api, workspace, stre
     # then the next answer includes it
     after = api.get(URL, params).json()
     assert after["totals"]["events"] == before["totals"]["events"] + 50
-    assert after == oracle(
-        stream + [late],
-        features=PRODUCT_FEATURES,
-        accounts=ACCOUNTS,
-        start=date(2026, 11, 1),
-        end=date(2026, 11, 14),
-        active_accounts=5,
-    )
+    assert after == _expected(stream + [late])

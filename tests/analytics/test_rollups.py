@@ -27,7 +27,7 @@ from analytics.services import rollup_day, rollup_pending
 from usage.models import UsageDayDirty
 
 from .conftest import ACCOUNTS, FEATURES, random_events
-from .helpers import Ev, oracle, store_events
+from .helpers import Ev, oracle, rollup_during_open_ingestion, store_events
 
 URL = "/api/v1/products/default/analytics/feature-usage"
 
@@ -86,35 +86,12 @@ def test_events_committed_during_a_rollup_keep_the_day_dirty(workspace, catalog)
     # given a rolled-up day and an ingestion transaction that has stored a late event but not committed yet
     store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 9, tzinfo=UTC), 5)])
     store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 10, tzinfo=UTC), 2)])
-    stored, go = threading.Event(), threading.Event()
-
-    def ingest():
-        try:
-            with transaction.atomic():
-                store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 11, tzinfo=UTC), 1)])
-                stored.set()
-                go.wait(10)
-        finally:
-            connections.close_all()
-
-    results = []
-
-    def roll():
-        try:
-            results.append(rollup_day(workspace_id=workspace.pk, day=date(2026, 11, 2)))
-        finally:
-            connections.close_all()
-
-    ingester = threading.Thread(target=ingest)
-    ingester.start()
-    assert stored.wait(10)
     # when a rollup reads version 2, recomputes without the uncommitted event, and the ingestion then commits
-    roller = threading.Thread(target=roll)
-    roller.start()
-    roller.join(1.0)
-    go.set()
-    ingester.join()
-    roller.join()
+    results = rollup_during_open_ingestion(
+        workspace=workspace,
+        day=date(2026, 11, 2),
+        ingest=lambda: store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 11, tzinfo=UTC), 1)]),
+    )
     # then the mark (now version 3) survives, so the next run picks the event up
     assert results == [True]
     assert list(FeatureAccountDay.objects.values_list("uses", flat=True)) == [7]
@@ -334,37 +311,14 @@ def test_a_shard_bumped_or_added_during_a_rollup_survives_it(workspace, catalog)
     # stored a late event, bumped shard 3 and added shard 0, but not committed yet
     store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 9, tzinfo=UTC), 5)])
     UsageDayDirty.objects.update(shard=3)
-    stored, go = threading.Event(), threading.Event()
 
     def ingest():
-        try:
-            with transaction.atomic():
-                store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 11, tzinfo=UTC), 2)])
-                UsageDayDirty.objects.filter(shard=3).update(version=F("version") + 1)
-                stored.set()
-                go.wait(10)
-        finally:
-            connections.close_all()
+        store_events(workspace, [Ev("export.pdf", "a1", datetime(2026, 11, 2, 11, tzinfo=UTC), 2)])
+        UsageDayDirty.objects.filter(shard=3).update(version=F("version") + 1)
 
-    results = []
-
-    def roll():
-        try:
-            results.append(rollup_day(workspace_id=workspace.pk, day=date(2026, 11, 2)))
-        finally:
-            connections.close_all()
-
-    ingester = threading.Thread(target=ingest)
-    ingester.start()
-    assert stored.wait(10)
     # when a rollup reads shard 3 at version 1, recomputes without the uncommitted event, then the ingestion
     # commits while the rollup waits to delete shard 3
-    roller = threading.Thread(target=roll)
-    roller.start()
-    roller.join(1.0)
-    go.set()
-    ingester.join()
-    roller.join()
+    results = rollup_during_open_ingestion(workspace=workspace, day=date(2026, 11, 2), ingest=ingest)
     # then the rollup counted the committed event only, and both shard rows of the ingestion survive it
     assert results == [True]
     assert list(FeatureAccountDay.objects.values_list("uses", "events")) == [(5, 1)]

@@ -4,7 +4,6 @@ queries are answered from the search indexes."""
 
 import re
 
-import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
@@ -12,20 +11,6 @@ from django.test import Client
 from accounts.models import Account
 from accounts.selectors import account_search
 from catalog.selectors import feature_search
-
-from .browser.data import build
-
-
-@pytest.fixture
-def built(db):
-    return build()
-
-
-@pytest.fixture
-def carol_client(built) -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.get(username="carol"))
-    return client
 
 
 def _ids(accounts) -> list[str]:

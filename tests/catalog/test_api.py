@@ -120,6 +120,7 @@ def test_item_and_subscription_entitlements_over_rest(api, workspace, product):
     api.post("/api/v1/features", FEATURE, format="json")
     api.post("/api/v1/features/api-calls/activate")
     api.post("/api/v1/items", {"id": "team", "name": "Team", "type": "plan"}, format="json")
+    api.post("/api/v1/items/team/activate")
     # when
     put = api.put("/api/v1/items/team/entitlements/api-calls", {"value": "1000"}, format="json")
     bad = api.put("/api/v1/items/team/entitlements/api-calls", {"value": "999"}, format="json")
@@ -233,6 +234,7 @@ def test_other_workspaces_ids_answer_404(api, workspace, other_workspace, make_c
     other.post("/api/v1/features", {"id": "sso", "name": "SSO", "product_id": "default"}, format="json")
     other.post("/api/v1/features/sso/activate")
     other.post("/api/v1/items", {"id": "team", "name": "Team"}, format="json")
+    other.post("/api/v1/items/team/activate")
     other.put("/api/v1/items/team/entitlements/sso", {"value": "true"}, format="json")
     account(other_workspace, "acme-corp")
     other.post("/api/v1/subscriptions", {"id": "sub-1", "account_id": "acme-corp", "items": ["team"]}, format="json")

@@ -10,7 +10,7 @@ from accounts.models import Account, EndUser
 from entitlements.models import Subscription
 from tests.clients.conftest import RecordingTransport, drop_connections, wait_for
 from tests.conftest import database_unreachable
-from tests.entitlements.factories import account, feature, metered, plan, subscribe
+from tests.entitlements.factories import team_account
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,12 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def granted(workspace, product):
-    calls = metered(workspace, product, period="month")
-    sso = feature(workspace, product, "sso")
-    seats = feature(workspace, product, "seats", type="quantity", levels=[{"value": "5", "name": "5"}])
-    acct = account(workspace, "acme")
-    subscribe(workspace, acct, "s1", [plan(workspace, "team", {calls: "10", sso: "true", seats: "5"})])
-    return acct
+    return team_account(workspace, product, "acme")
 
 
 def check_requests(transport: RecordingTransport) -> int:

@@ -69,3 +69,13 @@ def subscribe(
         items=items,
         current_term_start=term_start,
     )
+
+
+def team_account(workspace: Workspace, product: Product, external_id: str) -> Account:
+    """An account subscribed (subscription s1) to plan `team`: 10 `api-calls` a month (metered), `sso`, 5 `seats`."""
+    calls = metered(workspace, product, period="month")
+    sso = feature(workspace, product, "sso")
+    seats = feature(workspace, product, "seats", type="quantity", levels=[{"value": "5", "name": "5"}])
+    acct = account(workspace, external_id)
+    subscribe(workspace, acct, "s1", [plan(workspace, "team", {calls: "10", sso: "true", seats: "5"})])
+    return acct

@@ -59,22 +59,30 @@ def _inline_prefix(admin_client) -> str:
     return re.search(r'name="([\w-]+)-TOTAL_FORMS"', page).group(1)
 
 
-def test_admin_creates_a_subscription_with_an_override_through_the_services(admin_client, workspace, product):
-    # given
+def _subscription_with_override_added(admin_client, workspace, product, *, external_id: str, value: str):
+    """Plan `pro` grants 10 of the quantity feature `seats`; the admin adds subscription `external_id` of
+    acme-corp to pro with an override of `value` seats. (response, account, seats)."""
     seats = feature(workspace, product, "seats", type="quantity", levels=QUANTITY_LEVELS)
     acct = account(workspace, "acme-corp")
     pro = plan(workspace, "pro", {seats: "10"})
     prefix = _inline_prefix(admin_client)
-    # when
     response = admin_client.post(
         "/admin/entitlements/subscription/add/",
         {
-            "external_id": "sub-42",
+            "external_id": external_id,
             "account": acct.pk,
             "status": "active",
             "items": [pro.pk],
-            **_inline(prefix, [{"feature": seats.pk, "value": "100", "expires_at_0": "", "expires_at_1": ""}]),
+            **_inline(prefix, [{"feature": seats.pk, "value": value, "expires_at_0": "", "expires_at_1": ""}]),
         },
+    )
+    return response, acct, seats
+
+
+def test_admin_creates_a_subscription_with_an_override_through_the_services(admin_client, workspace, product):
+    # given plan pro with 10 seats / when the admin adds a subscription overriding them with 100
+    response, acct, seats = _subscription_with_override_added(
+        admin_client, workspace, product, external_id="sub-42", value="100"
     )
     # then
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -87,21 +95,9 @@ def test_admin_creates_a_subscription_with_an_override_through_the_services(admi
 
 
 def test_admin_refuses_an_override_value_outside_the_levels_and_stores_nothing(admin_client, workspace, product):
-    # given
-    seats = feature(workspace, product, "seats", type="quantity", levels=QUANTITY_LEVELS)
-    acct = account(workspace, "acme-corp")
-    pro = plan(workspace, "pro", {seats: "10"})
-    prefix = _inline_prefix(admin_client)
-    # when
-    response = admin_client.post(
-        "/admin/entitlements/subscription/add/",
-        {
-            "external_id": "sub-43",
-            "account": acct.pk,
-            "status": "active",
-            "items": [pro.pk],
-            **_inline(prefix, [{"feature": seats.pk, "value": "55", "expires_at_0": "", "expires_at_1": ""}]),
-        },
+    # given plan pro with 10 seats / when the admin adds a subscription overriding them with 55 (no such level)
+    response, _, _ = _subscription_with_override_added(
+        admin_client, workspace, product, external_id="sub-43", value="55"
     )
     # then
     assert response.status_code == 200

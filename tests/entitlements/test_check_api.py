@@ -13,8 +13,8 @@ from rest_framework.test import APIRequestFactory
 from accounts.services import api_key_revoke
 from entitlements.api import EntitlementCheckView
 from entitlements.models import AllowanceUsageDaily, Subscription
-from tests.conftest import FROZEN_NOW, database_unreachable
-from tests.entitlements.factories import account, feature, metered, plan, subscribe
+from tests.conftest import FROZEN_NOW, database_unreachable, key_client
+from tests.entitlements.factories import account, feature, team_account
 from usage.models import UsageEvent
 
 URL = "/api/v1/entitlements/check"
@@ -22,12 +22,7 @@ URL = "/api/v1/entitlements/check"
 
 @pytest.fixture
 def granted(workspace, product):
-    calls = metered(workspace, product, period="month")
-    sso = feature(workspace, product, "sso")
-    seats = feature(workspace, product, "seats", type="quantity", levels=[{"value": "5", "name": "5"}])
-    acct = account(workspace, "acme-corp")
-    subscribe(workspace, acct, "s1", [plan(workspace, "team", {calls: "10", sso: "true", seats: "5"})])
-    return acct
+    return team_account(workspace, product, "acme-corp")
 
 
 def _drf_view_answer(raw_key: str, params: dict):
@@ -54,11 +49,8 @@ def _drf_view_answer(raw_key: str, params: dict):
 )
 def test_fast_answer_is_the_drf_views_answer_byte_for_byte(workspace, make_key, granted, params):
     # given
-    from rest_framework.test import APIClient
-
     _, raw = make_key(workspace, "read")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client = key_client(raw)
     # when
     fast = client.get(URL, params)
     slow = _drf_view_answer(raw, params)
@@ -170,8 +162,7 @@ def test_keys_scopes_methods_and_accept_get_the_views_errors(workspace, make_cli
     malformed.credentials(HTTP_AUTHORIZATION="Token abc")
     revoked_key, revoked_raw = make_key(workspace, "read")
     api_key_revoke(workspace=workspace, prefix=revoked_key.prefix)
-    revoked = APIClient()
-    revoked.credentials(HTTP_AUTHORIZATION=f"Bearer {revoked_raw}")
+    revoked = key_client(revoked_raw)
     ingest_only = make_client(workspace, "ingest")
     reader = make_client(workspace, "read")
     before = _nothing_stored()

@@ -11,7 +11,7 @@ import time_machine
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from tests.conftest import FROZEN_NOW, database_unreachable
+from tests.conftest import FROZEN_NOW, database_unreachable, key_client
 from usage.api import EventsView
 from usage.models import UsageEvent
 from usage.services import events_ingest
@@ -198,8 +198,7 @@ def test_over_the_rate_limit_both_answer_429(state, make_key, settings):
     answers = []
     for fast in (True, False):
         _, raw = make_key(state, "ingest")
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client = key_client(raw)
         assert _answer(client, settings, fast=fast, body=_encode(EVENT))[0][0] == 200
         # when
         answers.append(_answer(client, settings, fast=fast, body=_encode(EVENT)))

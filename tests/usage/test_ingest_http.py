@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from accounts.models import Account
 from accounts.services import api_key_revoke
 from catalog.models import Feature, Product
-from tests.conftest import database_unreachable, redis_unreachable
+from tests.conftest import database_unreachable, key_client, redis_unreachable
 from usage.models import UsageEvent
 from usage.services import events_ingest
 
@@ -53,8 +53,7 @@ def test_revoked_key_is_401(workspace, make_key):
     # given
     api_key, raw = make_key(workspace, "ingest")
     api_key_revoke(workspace=workspace, prefix=api_key.prefix)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client = key_client(raw)
     # when
     response = client.post("/api/v1/events", GOOD, format="json")
     # then

@@ -5,7 +5,7 @@ import time_machine
 from django.db import connection
 
 from entitlements.models import AllowanceUsageDaily, RecordOutcome
-from tests.conftest import FROZEN_NOW
+from tests.conftest import FROZEN_NOW, key_client
 from tests.entitlements.factories import account, feature, metered, plan, subscribe
 from usage.models import UsageEvent
 
@@ -227,16 +227,13 @@ def _parallel(target, count: int) -> list:
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_records_against_a_limit_of_ten_record_exactly_ten(workspace, product, make_key):
     # given
-    from rest_framework.test import APIClient
-
     calls = metered(workspace, product, period="day", levels=[{"value": "10", "name": "10"}])
     acct = account(workspace)
     subscribe(workspace, acct, "s1", [plan(workspace, "team", {calls: "10"})])
     _, raw = make_key(workspace, "ingest,read")
 
     def record(index: int) -> bool:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client = key_client(raw)
         response = client.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 1}, format="json")
         assert response.status_code == 200, response.content
         return response.json()["recorded"]
@@ -247,8 +244,7 @@ def test_fifty_concurrent_records_against_a_limit_of_ten_record_exactly_ten(work
     assert results.count(True) == 10
     assert results.count(False) == 40
     assert UsageEvent.objects.filter(feature=calls).count() == 10
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client = key_client(raw)
     check = client.get("/api/v1/entitlements/check", {"account_id": "acct-1", "feature_id": "api-calls"}).json()
     assert (check["used"], check["remaining"], check["entitled"], check["reason"]) == (10, 0, True, None)
 
@@ -257,7 +253,6 @@ def test_fifty_concurrent_records_against_a_limit_of_ten_record_exactly_ten(work
 def test_concurrent_events_and_records_keep_used_equal_to_the_stored_events(workspace, product, make_key):
     # given
     from django.utils import timezone
-    from rest_framework.test import APIClient
 
     from accounts.models import Workspace
     from usage.services import events_ingest
@@ -269,8 +264,7 @@ def test_concurrent_events_and_records_keep_used_equal_to_the_stored_events(work
 
     def work(index: int) -> None:
         if index % 2:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+            client = key_client(raw)
             for _ in range(5):
                 client.post(URL, {"account_id": "acct-1", "feature_id": "api-calls", "quantity": 3}, format="json")
         else:
@@ -291,7 +285,6 @@ def test_concurrent_events_and_records_keep_used_equal_to_the_stored_events(work
     assert stored == 4 * 5 * 3 * 2 + sum(
         UsageEvent.objects.filter(feature=calls, source="record").values_list("quantity", flat=True)
     )
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client = key_client(raw)
     check = client.get("/api/v1/entitlements/check", {"account_id": "acct-1", "feature_id": "api-calls"}).json()
     assert check["used"] == stored

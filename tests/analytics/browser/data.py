@@ -25,6 +25,17 @@ from catalog.services import feature_activate, feature_create, item_activate, it
 from entitlements.services import item_entitlement_set, subscription_create
 from usage.services import events_ingest
 
+# Every dashboard page of the scenario (HTML; the lists' CSV exports are their path + "export.csv").
+DASHBOARD_PAGES = [
+    "/",
+    "/features/reports.view/",
+    "/accounts/a1/",
+    "/lists/near-limit/",
+    "/lists/free-unentitled/",
+    "/lists/dormant/",
+    "/lists/usage-drop/",
+]
+
 
 @dataclass
 class Built:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from email.utils import parsedate_to_datetime
+from typing import Callable, NamedTuple
 
 import httpx
 
@@ -44,3 +45,26 @@ def retry_delay(attempt: int, *, retry_after: float | None, base: float, cap: fl
     if retry_after is not None:
         return retry_after + random.random() * min(1.0, retry_after * 0.1)
     return backoff_seconds(attempt, base=base, cap=cap)
+
+
+class Attempt(NamedTuple):
+    """One request's outcome. `response` is set when the answer is final (2xx, or a status not worth
+    retrying); otherwise `problem` says what went wrong, with the status (None: no answer) and the server's
+    Retry-After."""
+
+    response: httpx.Response | None
+    status: int | None
+    problem: str = ""
+    retry_after: float | None = None
+
+
+def send_once(send: Callable[[], httpx.Response]) -> Attempt:
+    """Send once and sort the outcome: a final answer, or a connection error, 429 or 5xx to retry."""
+    try:
+        response = send()
+    except httpx.HTTPError as exc:
+        return Attempt(None, None, f"{type(exc).__name__}: {exc}")
+    status = response.status_code
+    if 200 <= status < 300 or not retryable_status(status):
+        return Attempt(response, status)
+    return Attempt(None, status, f"HTTP {status}", retry_after_seconds(response))

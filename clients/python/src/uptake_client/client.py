@@ -35,7 +35,7 @@ from urllib.parse import quote
 import httpx
 
 from . import models
-from ._retry import retry_after_seconds, retry_delay, retryable_status
+from ._retry import Attempt, retry_delay, send_once
 from .errors import APIError, ConnectionFailed, EventsDropped, EventsRejected, UptakeError
 from .models import Entitlement, RecordResult, Rejection, Stats
 
@@ -58,6 +58,37 @@ def _timestamp(value: datetime | None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=_utc)
     return value.isoformat()
+
+
+def _event(
+    account_id: str,
+    feature_id: str,
+    quantity: int,
+    event_id: str | None,
+    timestamp: datetime | None,
+    user_id: str | None,
+    properties: dict[str, Any] | None,
+    product_id: str | None = None,
+    module_id: str | None = None,
+) -> dict[str, Any]:
+    """One usage event as /api/v1/events and /api/v1/usage/record take it: an event_id (a new UUID unless
+    given) and a timestamp (now unless given) always, the optional fields only when given."""
+    event: dict[str, Any] = {
+        "account_id": account_id,
+        "feature_id": feature_id,
+        "quantity": quantity,
+        "event_id": str(uuid.uuid4()) if event_id is None else event_id,
+        "timestamp": _timestamp(timestamp),
+    }
+    if user_id is not None:
+        event["user_id"] = user_id
+    if product_id is not None:
+        event["product_id"] = product_id
+    if module_id is not None:
+        event["module_id"] = module_id
+    if properties is not None:
+        event["properties"] = properties
+    return event
 
 
 def _segment(value: str) -> str:
@@ -230,36 +261,35 @@ class Uptake:
         """One API call, retried on connection errors, 429 and 5xx: the decoded JSON answer, or
         ConnectionFailed / APIError."""
         retries = self._request_retries if retries is None else retries
+
+        def send() -> httpx.Response:
+            return self._http().request(method, path, json=json_body, params=params, timeout=timeout or self._timeout)
+
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
-            status: int | None = None
-            retry_after: float | None = None
-            try:
-                response = self._http().request(
-                    method, path, json=json_body, params=params, timeout=timeout or self._timeout
-                )
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
+            outcome = send_once(send)
+            response = outcome.response
+            if response is not None:
+                if 200 <= response.status_code < 300:
                     try:
                         return response.json()
                     except ValueError:
-                        raise ConnectionFailed(f"{method} {path}: the answer is not JSON", status_code=status) from None
-                if not retryable_status(status):
-                    raise _api_error(response)
-                retry_after = retry_after_seconds(response)
-                problem = f"HTTP {status}"
-            delay = retry_delay(attempt, retry_after=retry_after, base=self._backoff_base, cap=self._backoff_cap)
+                        raise ConnectionFailed(
+                            f"{method} {path}: the answer is not JSON", status_code=response.status_code
+                        ) from None
+                raise _api_error(response)
+            delay = self._retry_delay(attempt, outcome)
             if attempt > retries or time.monotonic() - started + delay > self._max_retry_seconds:
                 raise ConnectionFailed(
-                    f"{method} {path} failed after {attempt} attempt(s): {problem}", status_code=status
+                    f"{method} {path} failed after {attempt} attempt(s): {outcome.problem}", status_code=outcome.status
                 )
-            logger.warning("uptake: %s %s failed (%s); retrying in %.2f s", method, path, problem, delay)
+            logger.warning("uptake: %s %s failed (%s); retrying in %.2f s", method, path, outcome.problem, delay)
             time.sleep(delay)
+
+    def _retry_delay(self, attempt: int, outcome: Attempt) -> float:
+        return retry_delay(attempt, retry_after=outcome.retry_after, base=self._backoff_base, cap=self._backoff_cap)
 
     # ------------------------------------------------------------------
     # Events
@@ -280,23 +310,10 @@ class Uptake:
     ) -> str:
         """Queue one usage event and return its event_id at once (never blocks on the network; in sync_mode
         it is sent before returning). Raises TypeError when `properties` is not JSON-serialisable."""
-        if event_id is None:
-            event_id = str(uuid.uuid4())
-        event: dict[str, Any] = {
-            "account_id": account_id,
-            "feature_id": feature_id,
-            "quantity": quantity,
-            "event_id": event_id,
-            "timestamp": _timestamp(timestamp),
-        }
-        if user_id is not None:
-            event["user_id"] = user_id
-        if product_id is not None:
-            event["product_id"] = product_id
-        if module_id is not None:
-            event["module_id"] = module_id
-        if properties is not None:
-            event["properties"] = properties
+        event = _event(
+            account_id, feature_id, quantity, event_id, timestamp, user_id, properties, product_id, module_id
+        )
+        event_id = event["event_id"]
         encoded = _encode(event)
         if self.sync_mode:
             with self._lock:
@@ -471,32 +488,28 @@ class Uptake:
         compressor = zlib.compressobj(self._gzip_level, zlib.DEFLATED, 31)
         payload = compressor.compress(body) + compressor.flush()
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+        def send() -> httpx.Response:
+            return self._http().post("/api/v1/events", content=payload, headers=headers)
+
         started = time.monotonic()
         attempt = 0
         while True:
-            status: int | None = None
-            retry_after: float | None = None
-            try:
-                response = self._http().post("/api/v1/events", content=payload, headers=headers)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
+            outcome = send_once(send)
+            response = outcome.response
+            if response is not None:
+                if 200 <= response.status_code < 300:
                     self._ingested(batch, response)
-                    return
-                if status == 413 and len(batch) > 1:  # a server configured below our batch limits
+                elif response.status_code == 413 and len(batch) > 1:  # a server configured below our batch limits
                     half = len(batch) // 2
                     self._deliver(batch[:half])
                     self._deliver(batch[half:])
-                    return
-                if not retryable_status(status):
+                else:
                     self._refused(batch, response)
-                    return
-                retry_after = retry_after_seconds(response)
-                problem = f"HTTP {status}"
+                return
             attempt += 1
-            delay = retry_delay(attempt, retry_after=retry_after, base=self._backoff_base, cap=self._backoff_cap)
+            delay = self._retry_delay(attempt, outcome)
+            problem = outcome.problem
             give_up_at = started + self._max_retry_seconds
             deadline = self._deadline
             if deadline is not None and deadline < give_up_at:
@@ -513,7 +526,11 @@ class Uptake:
                 len(batch),
                 problem,
                 delay,
-                extra={"uptake_status": status, "uptake_retry_after": retry_after, "uptake_delay": delay},
+                extra={
+                    "uptake_status": outcome.status,
+                    "uptake_retry_after": outcome.retry_after,
+                    "uptake_delay": delay,
+                },
             )
             if self._stop.wait(delay):
                 self._drop(batch, reason="shutdown", detail=f"{attempt} attempt(s), last: {problem}")
@@ -723,19 +740,8 @@ class Uptake:
         """Record usage with enforcement, synchronously: `recorded` is False (with a reason) when the account
         may not use that much. Retried with the same event_id, so a retry after a timeout returns the first
         outcome instead of recording twice. Raises ConnectionFailed or APIError when there is no answer."""
-        if event_id is None:
-            event_id = str(uuid.uuid4())
-        body: dict[str, Any] = {
-            "event_id": event_id,
-            "account_id": account_id,
-            "feature_id": feature_id,
-            "quantity": quantity,
-            "timestamp": _timestamp(timestamp),
-        }
-        if user_id is not None:
-            body["user_id"] = user_id
-        if properties is not None:
-            body["properties"] = properties
+        body = _event(account_id, feature_id, quantity, event_id, timestamp, user_id, properties)
+        event_id = body["event_id"]
         data = self._request("POST", "/api/v1/usage/record", json_body=body)
         if not isinstance(data, dict) or "recorded" not in data:
             raise UptakeError(f"/api/v1/usage/record answered something else than a record result: {data!r:.200}")
