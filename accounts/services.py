@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from core.errors import Conflict, DomainError, NotFound
 from core.staff import StaffRole
+from core.text import text_problem
 from core.unset import UNSET
 
 from .ids import external_id_check
@@ -211,6 +212,8 @@ def _text(value: object, *, field: str, max_length: int) -> str:
         return ""
     if not isinstance(value, str):
         raise DomainError(f"'{field}' must be a string.", code="invalid_type", field=field)
+    if problem := text_problem(value):  # PostgreSQL cannot store it: refused here, never a DataError
+        raise DomainError(f"'{field}' {problem.phrase}.", code=problem.code, field=field)
     value = value.strip()
     if len(value) > max_length:
         raise DomainError(f"'{field}' is at most {max_length} characters.", code="invalid_value", field=field)
@@ -357,6 +360,15 @@ def _insert_new(row: Account | EndUser, *, exists: bool, conflict: Conflict) -> 
             row.save(force_insert=True)
     except IntegrityError as exc:
         raise conflict from exc
+
+
+@transaction.atomic
+def account_plans_set(*, workspace: Workspace, plans: dict[int, object]) -> None:
+    """Set the plan label of accounts named by primary key (the accounts events were just stored under), each
+    label read as account_upsert reads `plan`; rows are locked in primary-key order."""
+    labels = {pk: _text(plan, field="plan", max_length=_account_max_length("plan")) for pk, plan in plans.items()}
+    for pk, label in sorted(labels.items()):
+        Account.objects.filter(workspace=workspace, pk=pk).update(plan=label, updated_at=timezone.now())
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import ReadOrAdminScope
 from core.errors import DomainError, NotFound
+from core.filters import StrictBooleanFilter
 from core.serializers import error_response
 
 from . import selectors, services
@@ -197,7 +198,7 @@ class FeatureFilter(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=Feature.Type.choices)
     product_id = django_filters.CharFilter(field_name="product__key")
     module_id = django_filters.CharFilter(field_name="module__key")
-    metered = django_filters.BooleanFilter()
+    metered = StrictBooleanFilter()
 
     class Meta:
         model = Feature

@@ -7,8 +7,10 @@ from django.conf import settings
 from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages import middleware as _messages_middleware
 from django.contrib.sessions import middleware as _session_middleware
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpResponse
+from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -44,6 +46,11 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     return out
 
 
+def _body_too_large() -> dict:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_body("body_too_large", f"The body is over the limit of {limit} bytes per request.")
+
+
 _DATABASE_UNAVAILABLE = error_payload(DATABASE_UNAVAILABLE)
 
 
@@ -51,6 +58,9 @@ def exception_handler(exc, context):
     """Errors answer `{"error": {"code", "message", "field"?}, "errors": [...]}`."""
     if isinstance(exc, DomainError):
         return Response(error_payload(exc.as_dict()), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body past DATA_UPLOAD_MAX_MEMORY_SIZE; unhandled, it is an HTML 400.
+        return Response(error_payload(_body_too_large()), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
         response = Response(_DATABASE_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(settings.UPTAKE_RETRY_AFTER_SECONDS)
@@ -158,3 +168,19 @@ def not_found(request, exception=None) -> HttpResponse:
     if request.path_info.startswith(API_PATH_PREFIX):
         return HttpResponse(_fast_renderer.render(_NO_ENDPOINT), content_type="application/json", status=404)
     return page_not_found(request, exception)
+
+
+def bad_request(request, exception=None) -> HttpResponse:
+    """handler400: what Django refuses before a view runs (a Host outside ALLOWED_HOSTS, a body past
+    DATA_UPLOAD_MAX_MEMORY_SIZE read outside DRF, other suspicious requests) answers an API path with the API's
+    JSON error, naming the problem without echoing the request; other paths get Django's page."""
+    if not request.path_info.startswith(API_PATH_PREFIX):
+        return django_bad_request(request, exception)
+    code = 400
+    if isinstance(exception, DisallowedHost):
+        body = error_body("disallowed_host", "The Host header names no host this server answers to.")
+    elif isinstance(exception, RequestDataTooBig):
+        body, code = _body_too_large(), 413
+    else:
+        body = error_body("bad_request", "The request is malformed and was refused.")
+    return HttpResponse(_fast_renderer.render(error_payload(body)), content_type="application/json", status=code)

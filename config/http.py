@@ -1,7 +1,8 @@
 """What every request must satisfy before a view sees it, and how paths that carry customer ids are read.
 
-- `RequestTextMiddleware`: a path with a control character (NUL included) or a query parameter with NUL is
-  refused with a 400 that names it; no key or id can hold one, and PostgreSQL would refuse the NUL with a 500.
+- `RequestTextMiddleware`: a path with a control character (NUL included), a path whose percent-encoded bytes
+  are not UTF-8 (told where the server passes the raw path on), or a query parameter with NUL is refused with a
+  400 that names it; no key or id can hold one, and PostgreSQL would refuse the NUL with a 500.
 - The same middleware reads account and end-user ids in `/api/v1/accounts/...` and `/accounts/...` paths
   (see `external_id_path`): ids are free text, so `org/1` is sent as `org%2F1`, and the server has decoded that
   to `/` before Django sees the path.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -82,8 +83,8 @@ def external_id_path(request: HttpRequest, prefix: str) -> str:
     raw = _raw_path(request)
     if raw is not None and raw.startswith(script_name):
         raw = raw[len(script_name) :]
-        # Bytes that are not UTF-8 decode differently here and in Django (which leaves them percent-encoded):
-        # then the decoded path is read instead.
+        # A raw path that does not decode to Django's (bytes that are not UTF-8, which RequestTextMiddleware
+        # refuses before this, or any other mismatch): the decoded path is read instead.
         if unquote(raw, errors="replace") == path_info:
             return "/".join(_escape(unquote(segment)) for segment in raw.split("/"))
     rest = path_info[len(prefix) :]
@@ -93,6 +94,19 @@ def external_id_path(request: HttpRequest, prefix: str) -> str:
             user = f"/users/{_escape(parts['u'])}" if parts.get("u") else ""
             return f"{prefix}{_escape(parts['a'])}{user}{parts.get('tail') or ''}"
     return path_info
+
+
+def _not_utf8(request: HttpRequest) -> bool:
+    """Whether the path as sent holds percent-encoded bytes that are not UTF-8. Only the raw path tells (see
+    _raw_path): without it, `%FF` cannot be told from `%25FF`."""
+    raw = _raw_path(request)
+    if raw is None:
+        return False
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 class RequestTextMiddleware:
@@ -109,6 +123,15 @@ class RequestTextMiddleware:
                 request,
                 code=NUL.code if match[0] == "\x00" else "control_characters_not_allowed",
                 message=f"The path contains the control character U+{ord(match[0]):04X}; no id or key holds one.",
+            )
+        # Django shows a path's bytes that are not UTF-8 percent-encoded again (`%FF`), the way it shows `%25FF`:
+        # `/api/v1/accounts/%ff` and `/api/v1/accounts/%25FF` would name one account. Checked only when the
+        # path holds a `%` (rare), so the hot paths pay one substring test; needs the raw path (gunicorn's).
+        if "%" in path and _not_utf8(request):
+            return _refusal(
+                request,
+                code="invalid_path",
+                message="The path is not UTF-8 text once percent-decoded: encode ids as UTF-8 (é is %C3%A9).",
             )
         if "%00" in request.META.get("QUERY_STRING", ""):
             for name, values in request.GET.lists():

@@ -65,8 +65,14 @@ class UptakeAutoSchema(AutoSchema):
             statuses[409] = "Conflicts with the current state: a key or name taken, a lifecycle move not allowed."
         if has_body:
             statuses[411] = "A chunked body without `Content-Length` that cannot be read whole."
-            statuses[413] = "The body is over the request size limit; nothing was changed."
-            statuses[415] = "The body is not `application/json`."
+            statuses[413] = (
+                "The body, as sent or gzip-decoded, is over the request size limit (`body_too_large`); nothing "
+                "was changed."
+            )
+            statuses[415] = (
+                "The body is not `application/json` (`unsupported_media_type`), or is sent with a "
+                "`Content-Encoding` other than gzip (`unsupported_encoding`)."
+            )
         statuses[429] = "Over the API key's rate limit; see `Retry-After`."
         statuses[503] = "The database is unreachable; nothing was changed. See `Retry-After`."
         return statuses

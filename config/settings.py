@@ -215,6 +215,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("UPTAKE_LOGIN_COOLOFF_MINUTES", 
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "core.views.login_locked_out"
+AXES_USERNAME_CALLABLE = "core.views.login_username"
 AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "/"
 
@@ -275,6 +276,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["config.jsonio.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config.jsonio.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.jsonio.ContentNegotiation",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # Every API view: per-key buckets for writes, reads and the entitlement check (core/ratelimit.py).
     "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.ApiKeyRateThrottle"],

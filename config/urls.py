@@ -16,6 +16,8 @@ admin.site.index_title = "Catalog and workspaces"
 
 # An API path that matches no route answers JSON like every other API error.
 handler404 = "config.api.not_found"
+# What Django refuses before a view (a Host outside ALLOWED_HOSTS, …) answers JSON on API paths too.
+handler400 = "config.api.bad_request"
 # A database outage raised outside a view still gets the 503 page (config/outage.py); other errors Django's 500.
 handler500 = "config.outage.server_error"
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError
@@ -108,22 +108,30 @@ class ConstraintMessagesFormMixin:
 
 
 class ServiceModelForm(ConstraintMessagesFormMixin, forms.ModelForm):
-    """A model form whose uniqueness rules are left to the services (clearer messages), whose constraint errors
-    read as sentences, and that can carry a `DomainError` raised while saving back onto the re-rendered form."""
+    """A model form whose uniqueness rules are left to the services (clearer messages) and whose constraint
+    errors read as sentences; a `DomainError` raised while saving is carried back onto the re-rendered form by
+    ServiceErrorsAdminMixin."""
 
-    domain_error: DomainError | None = None
     # Service field names (API vocabulary) → form field names.
     field_aliases = {"id": "key", "product_id": "product", "module_id": "module", "feature_id": "feature"}
 
     def validate_unique(self) -> None:
         return None
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.domain_error is not None:
-            field = self.field_aliases.get(self.domain_error.field or "", self.domain_error.field)
-            self.add_error(field if field in self.fields else None, self.domain_error.message)
-        return cleaned
+
+class _CarriesDomainError:
+    """Mixed into any admin form by ServiceErrorsAdminMixin after a save was refused: the refusal is added to
+    the form (on its field when the form has it), so the form is invalid and nothing is saved again."""
+
+    domain_error: DomainError
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self._errors is None:  # an unbound form
+            return
+        aliases = getattr(self, "field_aliases", {})
+        field = aliases.get(self.domain_error.field or "", self.domain_error.field)
+        self.add_error(field if field in self.fields else None, self.domain_error.message)
 
 
 class _NotStorable(ValueError):
@@ -149,6 +157,9 @@ class StorableJSONField(forms.JSONField):
         super().__init__(**kwargs)
 
     def to_python(self, value):
+        if self.require_object and not self.disabled and value in self.empty_values:
+            # A cleared object field is the empty object (None would break its NOT NULL column: a 500).
+            return {}
         if self.disabled or value in self.empty_values or not isinstance(value, str):
             return super().to_python(value)
         try:
@@ -180,6 +191,32 @@ class StorableJSONField(forms.JSONField):
             return self.to_python(data)
         except ValidationError:
             return forms.fields.InvalidJSONInput(data)
+
+
+class _ReadableChoicesOnly:
+    """An autocomplete widget that drops a submitted value its related key cannot hold (`abc` for an integer
+    id) before looking the selection up: Django's looks it up as sent and raises ValueError, so re-rendering a
+    refused form with such a value was a 500. The form field itself refuses it ("Select a valid choice")."""
+
+    def optgroups(self, name, value, attr=None):
+        remote = self.field.remote_field
+        target = remote.model._meta.get_field(getattr(remote, "field_name", None) or remote.model._meta.pk.name)
+        readable = []
+        for item in value:
+            try:
+                target.get_prep_value(target.to_python(item))
+            except (ValidationError, ValueError, TypeError):
+                continue
+            readable.append(item)
+        return super().optgroups(name, readable, attr)
+
+
+class ReadableAutocompleteSelect(_ReadableChoicesOnly, AutocompleteSelect):
+    pass
+
+
+class ReadableAutocompleteSelectMultiple(_ReadableChoicesOnly, AutocompleteSelectMultiple):
+    pass
 
 
 class WorkspaceScopedAdmin:
@@ -263,7 +300,14 @@ class WorkspaceScopedAdmin:
         elif any(field.name == "workspace" for field in related._meta.get_fields()):
             queryset = related._default_manager.all()
             kwargs["queryset"] = queryset if ids is None else queryset.filter(workspace_id__in=ids)
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = ReadableAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = ReadableAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 class ServiceErrorsAdminMixin:
@@ -288,7 +332,7 @@ class ServiceErrorsAdminMixin:
         error = getattr(request, "_uptake_domain_error", None)
         if error is None:
             return form
-        return type(form.__name__, (form,), {"domain_error": error})
+        return type(form.__name__, (_CarriesDomainError, form), {"domain_error": error})
 
 
 def report_each(

@@ -8,6 +8,7 @@ whatever is echoed back to a client goes through `echo`, which cannot fail.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -90,3 +91,42 @@ def echo_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [echo_json(v) for v in value]
     return value
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice. json.loads keeps the last value without a word; the first is
+    what another reader (a proxy, a log pipeline, the client's own tests) may have seen, so it is refused."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key '{echo(key, limit=64)}' appears twice in one object")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
+def _not_finite(literal: str) -> float:
+    raise ValueError(f"Out of range float values are not JSON compliant: {literal!r}")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+_FINITE_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_not_finite)
+
+
+def json_loads(text: str, *, finite: bool = False) -> Any:
+    """json.loads of a str, refusing an object that names a key twice (DuplicateKeyError, a ValueError) and,
+    with `finite`, the NaN/Infinity literals. Every body the API parses goes through it."""
+    return (_FINITE_DECODER if finite else _DECODER).decode(text)
+
+
+def json_raw_decode(text: str, index: int) -> tuple[Any, int]:
+    """JSONDecoder.raw_decode with json_loads' rule on duplicate keys: one value starting at `index`."""
+    return _DECODER.raw_decode(text, index)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
@@ -20,8 +20,11 @@ from django.views.decorators.http import require_POST
 
 from .errors import NotFound
 from .staff import EDIT_ROLES, staff_directory
+from .text import echo, text_problem
 
 SESSION_KEY = "dashboard_workspace_id"
+# django.contrib.auth.models.User.username
+USERNAME_MAX_LENGTH = 150
 # ?workspace=<slug> on a dashboard page makes that workspace (one of the user's) the current one.
 WORKSPACE_PARAM = "workspace"
 
@@ -87,11 +90,23 @@ def _workspace_view(view, request: HttpRequest, nav: str | None, *args, **kwargs
 def switch_workspace(request: HttpRequest) -> HttpResponse:
     """Make another of the user's workspaces the current one."""
     slug = request.POST.get("workspace", "")
+    if problem := text_problem(slug):  # PostgreSQL would refuse it in the lookup (a 500)
+        return HttpResponseBadRequest(f"'workspace' {problem.phrase}.", content_type="text/plain; charset=utf-8")
     workspace = staff_directory().workspaces_for_user(user=request.user).filter(slug=slug).first()
     if workspace is None:
         raise Http404(f"No workspace '{slug}' among yours.")
     request.session[SESSION_KEY] = workspace.pk
     return redirect("dashboard:overview")
+
+
+def login_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """The username django-axes counts failed logins under (AXES_USERNAME_CALLABLE): the one typed, cut to
+    the 150 characters a username may have. Axes stores it in a 255-character column, and Django's login form
+    does not limit its length: a longer one was a 500."""
+    username = (credentials or {}).get("username") if credentials else request.POST.get("username")
+    if not isinstance(username, str):
+        return username
+    return echo(username, limit=USERNAME_MAX_LENGTH)
 
 
 def login_locked_out(request: HttpRequest, original_response=None, credentials: dict | None = None) -> HttpResponse:

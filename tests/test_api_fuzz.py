@@ -5,18 +5,23 @@ every scope; schemathesis generates requests that fit the schema and requests th
 must be a documented status (never a 5xx) with the documented content type and body schema. Path parameters
 are drawn half the time from the seeded objects, so answers other than 404 are exercised too; every path
 parameter of every operation also gets each of HOSTILE_IDS once (deterministically: random generation rarely
-hits NUL in a path).
+hits NUL in a path), and every operation with a body gets each of HOSTILE_REQUESTS (a gzip body read as the same
+body plain, another Content-Encoding, a corrupt stream, a bomb, a key twice, a body past the size limit, Basic
+credentials that are not ASCII: what no generator draws).
 
 Examples per operation: UPTAKE_FUZZ_EXAMPLES (default below, sized for CI on 2 cores). Runs derandomized, so a
 CI failure reproduces locally with the same command.
 """
 
+import gzip
 import os
+from urllib.parse import quote
 
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
+from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -199,3 +204,67 @@ def test_hostile_ids_in_every_path_answer_as_documented(method, path, seeded):
                 case.call_and_validate(headers={"Authorization": f"Bearer {seeded}"}, checks=CHECKS)
             finally:
                 transaction.savepoint_rollback(savepoint)
+
+
+# Requests no generator draws (it keeps to the schema's media type and sends no Content-Encoding) but clients and
+# attackers send: a compressed body, another coding, a corrupt stream, an object naming a key twice, a body past
+# the size limit, Basic credentials that are not ASCII. Each must be answered with a documented status and the
+# Error shape, never a 5xx.
+_OVERSIZED_LIMIT = 4096
+HOSTILE_REQUESTS = {
+    "gzip-json": ({"HTTP_CONTENT_ENCODING": "gzip"}, gzip.compress(b'{"name": "gz", "quantity": 1}')),
+    "brotli-claimed": ({"HTTP_CONTENT_ENCODING": "br"}, b'{"name": "br"}'),
+    "corrupt-gzip": ({"HTTP_CONTENT_ENCODING": "gzip"}, b"\x1f\x8b\x08\x00not gzip"),
+    "gzip-bomb": ({"HTTP_CONTENT_ENCODING": "gzip"}, gzip.compress(b" " * (4 * 1024 * 1024), compresslevel=9)),
+    "duplicate-key": ({}, b'{"name": "a", "name": "b", "batch": [], "batch": []}'),
+    "oversized": ({}, b'{"name": "' + b"x" * _OVERSIZED_LIMIT + b'"}'),
+    "basic-not-ascii": ({"HTTP_AUTHORIZATION": "Basic \u00c3\u00a9"}, b"{}"),
+}
+WITH_BODIES = sorted(
+    (operation.method.upper(), operation.path)
+    for operation in (result.ok() for result in schema.get_all_operations())
+    if operation.body
+)
+
+
+@pytest.mark.parametrize(("method", "path"), WITH_BODIES, ids=[f"{m} {p}" for m, p in WITH_BODIES])
+def test_hostile_bodies_and_headers_on_every_operation_answer_as_documented(method, path, seeded, settings):
+    # given a small request size limit (so "oversized" is over it, and the bomb inflates past it)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = _OVERSIZED_LIMIT
+    settings.UPTAKE_INGEST_MAX_BYTES = settings.UPTAKE_SEGMENT_MAX_BATCH_BYTES = _OVERSIZED_LIMIT
+    documented = set(schema.raw_schema["paths"][path][method.lower()]["responses"])
+    url = path
+    for name in _path_names(path):
+        url = url.replace("{" + name + "}", quote(str(_known(name, path)), safe=""))
+    client = Client()
+
+    def send(headers: dict, body: bytes):
+        savepoint = transaction.savepoint()
+        try:
+            headers = {"HTTP_AUTHORIZATION": f"Bearer {seeded}", **headers}
+            return client.generic(method, url, body, content_type="application/json", **headers)
+        finally:
+            transaction.savepoint_rollback(savepoint)
+
+    answers = {label: send(headers, body) for label, (headers, body) in HOSTILE_REQUESTS.items()}
+    plain = send({}, gzip.decompress(HOSTILE_REQUESTS["gzip-json"][1]))
+    for label, response in answers.items():
+        # then a documented status; a refusal in the Error shape, as JSON
+        assert response.status_code < 500, (label, response.status_code, response.content[:300])
+        assert str(response.status_code) in documented, (label, response.status_code, sorted(documented))
+        if response.status_code >= 400:
+            assert response["Content-Type"] == "application/json", (label, response["Content-Type"])
+            error = response.json()["error"]
+            assert isinstance(error["code"], str) and isinstance(error["message"], str), (label, error)
+    # and a gzip body is read as the same body sent plain; what cannot be read is refused by name
+    assert answers["gzip-json"].status_code == plain.status_code, (answers["gzip-json"].content[:300], plain.content)
+    assert _code(answers["brotli-claimed"]) == "unsupported_encoding"
+    assert _code(answers["corrupt-gzip"]) == "invalid_gzip"
+    assert _code(answers["gzip-bomb"]) in ("body_too_large", "invalid_gzip"), answers["gzip-bomb"].content[:300]
+    assert _code(answers["oversized"]) == "body_too_large"
+    assert _code(answers["duplicate-key"]) == "duplicate_key"
+    assert (answers["basic-not-ascii"].status_code, _code(answers["basic-not-ascii"])) == (401, "authentication_failed")
+
+
+def _code(response) -> str | None:
+    return response.json()["error"]["code"] if response.status_code >= 400 else None

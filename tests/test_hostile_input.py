@@ -186,6 +186,69 @@ def test_nul_in_a_dashboard_path_is_400(workspace, staff_of, path):
     assert response.content == b"The path contains the control character U+0000; no id or key holds one."
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("put", "/api/v1/accounts/%ff%fe"),
+        ("put", "/api/v1/accounts/a/users/%ed%a0%80"),  # a surrogate, UTF-8-encoded: not UTF-8
+        ("get", "/api/v1/accounts/%c0%af/entitlements"),  # an overlong `/`
+        ("get", "/api/v1/subscriptions/%ff"),
+    ],
+)
+def test_a_path_whose_bytes_are_not_utf8_is_400(api, method, path):
+    # when, through a server that passes the raw path on as gunicorn does (Django shows such bytes as `%FF`:
+    # the account `%FF` was created, the same as `/accounts/%25FF`)
+    response = getattr(api, method)(path, {"attributes": {}}, format="json", RAW_URI=path)
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error(
+        "invalid_path", "The path is not UTF-8 text once percent-decoded: encode ids as UTF-8 (é is %C3%A9)."
+    )
+    assert _stored() == (0, 0, 0, 0, 0)
+
+
+def test_a_percent_sign_in_an_id_is_still_an_id(api):
+    # when an id holds a literal `%FF`, sent percent-encoded
+    response = api.put("/api/v1/accounts/%25FF", {"name": "Percent"}, format="json", RAW_URI="/api/v1/accounts/%25FF")
+    # then
+    assert response.status_code == 201
+    assert list(Account.objects.values_list("external_id", "name")) == [("%FF", "Percent")]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1@evil.example", "a b"])
+def test_a_host_outside_allowed_hosts_is_a_json_400_on_the_api(api, host):
+    # when (Django's HTML page said nothing: "Bad Request (400)")
+    response = api.get("/api/v1/products", HTTP_HOST=host)
+    # then
+    assert (response.status_code, response["Content-Type"]) == (400, "application/json")
+    assert response.json() == _error("disallowed_host", "The Host header names no host this server answers to.")
+
+
+def test_a_host_outside_allowed_hosts_is_still_djangos_page_elsewhere(db):
+    # when
+    response = Client().get("/admin/login/", HTTP_HOST="evil.example")
+    # then
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/products", "/api/v1/entitlements/check?account_id=a&feature_id=f"])
+def test_an_empty_accept_header_is_no_accept_header(api, product, path):
+    # when (the fast paths served it; DRF's views answered 406, so a key the fast path handed over got 406, not 403)
+    response = api.get(path, HTTP_ACCEPT="")
+    # then
+    assert (response.status_code, response["Content-Type"]) == (200, "application/json")
+
+
+def test_nul_in_the_workspace_switch_form_is_400(workspace, staff_of):
+    # given a member of the workspace
+    client = Client()
+    client.force_login(staff_of(workspace, "viewer"))
+    # when the form posts a workspace slug with NUL (it reached the query: a 500)
+    response = client.post("/switch-workspace/", {"workspace": "acme\x00"})
+    # then
+    assert (response.status_code, response.content) == (400, b"'workspace' contains the NUL character.")
+
+
 def test_nul_in_a_query_parameter_is_400_naming_it(api):
     # when
     response = api.get("/api/v1/entitlements/check?account_id=a%00b&feature_id=f")
@@ -250,6 +313,59 @@ def test_a_limit_past_bigint_is_capped(api, product):
     # then
     assert response.status_code == 200
     assert response.json()["count"] == 1 and [p["id"] for p in response.json()["results"]] == ["default"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "minimum"),
+    [
+        ("limit", "abc", 1),
+        ("limit", "-1", 1),
+        ("limit", "0", 1),
+        ("limit", "1.5", 1),
+        ("limit", "1e3", 1),
+        ("limit", "\uff15", 1),  # a fullwidth 5: int() reads it
+        ("offset", "-5", 0),
+        ("offset", "0x10", 0),
+        ("offset", "NaN", 0),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/products", "/api/v1/features", "/api/v1/subscriptions"])
+def test_a_limit_or_offset_that_is_no_whole_number_is_400_naming_it(api, product, path, name, value, minimum):
+    # when (DRF read each as absent and answered the first page of 100)
+    response = api.get(path, {name: value})
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error("invalid", f"'{name}' must be a whole number from {minimum}, not '{value}'.", name)
+
+
+def test_an_empty_limit_is_the_default_and_a_huge_offset_an_empty_page(api, product):
+    # when
+    default = api.get("/api/v1/products", {"limit": "", "offset": ""})
+    past = api.get("/api/v1/products", {"offset": "9" * 40})
+    # then
+    assert default.status_code == 200 and [p["id"] for p in default.json()["results"]] == ["default"]
+    assert past.status_code == 200 and (past.json()["count"], past.json()["results"]) == (1, [])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", []), ("FALSE", ["default-f"]), ("1", []), ("", ["default-f"])]
+)
+def test_the_metered_filter_reads_true_and_false(api, product, value, expected):
+    # given an unmetered feature
+    assert api.post("/api/v1/features", {"id": "default-f", "name": "F", "product_id": "default"}, format="json")
+    # when
+    response = api.get("/api/v1/features", {"metered": value})
+    # then
+    assert [f["id"] for f in response.json()["results"]] == expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", "2"])
+def test_a_metered_filter_that_is_no_boolean_is_400(api, product, value):
+    # when (it was ignored: every feature was listed)
+    response = api.get("/api/v1/features", {"metered": value})
+    # then
+    assert response.status_code == 400
+    assert response.json() == _error("invalid", f"'{value}' is not a boolean: use true or false.", "metered")
 
 
 @pytest.mark.parametrize(

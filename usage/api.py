@@ -13,11 +13,11 @@ from rest_framework.views import APIView
 from accounts.authentication import HasIngestScope
 from accounts.services import account_upsert, end_user_upsert
 from config.api import database_unavailable_response, fast_json_response, fast_path_principal
+from core.body import BodyError, read_body
 from core.errors import DATABASE_UNAVAILABLE_ERRORS, error_body, error_payload
 from core.ratelimit import api_key_rate_take
 from core.serializers import error_response
 
-from .body import read_body
 from .feature_used import feature_used_ingest
 from .serializers import (
     AccountInputSerializer,
@@ -29,7 +29,7 @@ from .serializers import (
     IngestResultSerializer,
 )
 from .services import IngestResult, events_ingest
-from .validation import BodyError, parse_body
+from .validation import parse_body
 
 EVENTS_DESCRIPTION = """
 Send one event object, a list of event objects, or `{"events": [...]}`.
@@ -37,7 +37,8 @@ Send one event object, a list of event objects, or `{"events": [...]}`.
 **Limits** (settings): at most `UPTAKE_INGEST_MAX_EVENTS` (1000) events and `UPTAKE_INGEST_MAX_BYTES` (1 MiB)
 per
 request; both answer **413** (`too_many_events`, `body_too_large`) and store nothing. A body that is not JSON
-(`invalid_json`) or not an object / list of objects (`invalid_body`) answers **400** and stores nothing.
+(`invalid_json`), holds an object naming a key twice (`duplicate_key`) or is not an object / list of objects
+(`invalid_body`) answers **400** and stores nothing.
 
 **Compression**: `Content-Encoding: gzip` bodies are accepted; the byte limit applies to the decompressed
 body (and to the compressed one), and inflating stops as soon as it passes the limit (**413**
@@ -97,8 +98,8 @@ class EventsView(APIView):
         responses={
             200: IngestResultSerializer,
             400: error_response(
-                "Not JSON, not events (`invalid_json`, `invalid_body`), or a corrupt gzip stream (`invalid_gzip`); "
-                "nothing stored."
+                "Not JSON, not events (`invalid_json`, `invalid_body`), an object naming a key twice "
+                "(`duplicate_key`), or a corrupt gzip stream (`invalid_gzip`); nothing stored."
             ),
             413: error_response("Too many events, or the body (decompressed) too large; nothing stored."),
             415: error_response("A Content-Encoding other than gzip (`unsupported_encoding`)."),

@@ -43,7 +43,7 @@ def _refusal(*, reason: str, entitlement: dict) -> dict:
 
 # Kana's recordUsage names the fields {userId, featureId, delta} (delta may be a numeric string: "1").
 KANA_ALIASES = {"userId": "user_id", "featureId": "feature_id", "delta": "quantity"}
-_INTEGER_TEXT = re.compile(r"^\s*[-+]?\d+\s*$")
+_INTEGER_TEXT = re.compile(r"^\s*[-+]?[0-9]+\s*$", re.ASCII)  # "５" and "١" are not numbers here
 
 
 def _kana_aliases(payload: dict) -> dict:

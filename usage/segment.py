@@ -18,14 +18,15 @@ from django.db import DataError, connection, transaction
 
 from accounts.models import Workspace
 from accounts.services import account_upsert, end_user_upsert
+from core.body import BodyError
 from core.errors import DomainError
-from core.text import json_text_problem, text_problem
+from core.text import DuplicateKeyError, echo, json_loads, json_raw_decode, json_text_problem, text_problem
 from core.unset import UNSET
 
 from .models import IngestionProblem, SegmentMapping, SegmentUser
 from .problems import Problem, ingestion_problems_record
 from .services import events_ingest
-from .validation import BodyError, json_body_errors
+from .validation import iso_timestamp_parse, json_body_errors
 
 MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 IGNORED_TYPES = ("page", "screen")
@@ -55,7 +56,7 @@ def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> 
         if endpoint == "batch":
             body, sizes = _scan_batch(text)
         else:
-            body = json.loads(text)
+            body = json_loads(text)
             sizes = [len(raw)]
     if not isinstance(body, dict):
         raise BodyError(f"The body must be a JSON object, not a JSON {type(body).__name__}.", code="invalid_body")
@@ -68,6 +69,9 @@ def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> 
                 raise BodyError(f"Message at index {index} of 'batch' is not an object.", code="invalid_body")
     else:
         messages = [{**body, "type": endpoint}]
+    # The write key is a credential: it is read from the body (segment_api), never kept with a message (an
+    # ingestion problem's payload excerpt is shown on the dashboard).
+    messages = [_without_write_key(message) for message in messages]
     for index, size in enumerate(sizes):
         if size > max_message_bytes:
             raise BodyError(
@@ -77,16 +81,19 @@ def segment_body_parse(raw: bytes, *, endpoint: str, max_message_bytes: int) -> 
     return messages, body
 
 
-_DECODER = json.JSONDecoder()
+def _without_write_key(message: dict) -> dict:
+    return {name: value for name, value in message.items() if name != "writeKey"} if "writeKey" in message else message
+
+
 _WHITESPACE = " \t\n\r"
 
 
 def _scan_batch(text: str) -> tuple[object, list[int]]:
-    """json.loads(text), and the size in bytes of each element of its top-level "batch" list as written in the
-    text, in one pass (JSONDecoder.raw_decode per value). Raises ValueError as json.loads does."""
+    """json_loads(text), and the size in bytes of each element of its top-level "batch" list as written in the
+    text, in one pass (a raw decode per value). Raises ValueError as json_loads does (a key twice included)."""
     i = _skip(text, 0)
     if not text.startswith("{", i):
-        value = json.loads(text)  # not an object: json.loads gives the error or the value to refuse
+        value = json_loads(text)  # not an object: json_loads gives the error or the value to refuse
         return value, []
     body: dict = {}
     sizes: list[int] = []
@@ -94,17 +101,19 @@ def _scan_batch(text: str) -> tuple[object, list[int]]:
     if text.startswith("}", i):
         return _end(text, i + 1, body, sizes)
     while True:
-        key, i = _DECODER.raw_decode(text, i)
+        key, i = json_raw_decode(text, i)
         if not isinstance(key, str):
             raise ValueError(f"Expecting a property name at char {i}")
         i = _skip(text, i)
         if not text.startswith(":", i):
             raise ValueError(f"Expecting ':' delimiter at char {i}")
         i = _skip(text, i + 1)
+        if key in body:
+            raise DuplicateKeyError(key)
         if key == "batch" and text.startswith("[", i):
             body[key], sizes, i = _scan_list(text, i)
         else:
-            body[key], i = _DECODER.raw_decode(text, i)
+            body[key], i = json_raw_decode(text, i)
         i = _skip(text, i)
         if text.startswith("}", i):
             return _end(text, i + 1, body, sizes)
@@ -120,7 +129,7 @@ def _scan_list(text: str, i: int) -> tuple[list, list[int], int]:
     if text.startswith("]", i):
         return items, sizes, i + 1
     while True:
-        item, end = _DECODER.raw_decode(text, i)
+        item, end = json_raw_decode(text, i)
         items.append(item)
         # Characters are bytes unless the message has non-ASCII text (then count its UTF-8 bytes).
         span = end - i
@@ -311,14 +320,18 @@ def _timestamp(message: dict, *, sent_at: object, now: datetime) -> object:
     original_at, sent_at_parsed = _parse_time(original), _parse_time(sent)
     if original_at is None or sent_at_parsed is None:
         return original
-    return (now - (sent_at_parsed - original_at)).isoformat()
+    try:
+        return (now - (sent_at_parsed - original_at)).isoformat()
+    except OverflowError:
+        # A skew that moves the time out of years 1–9999 (`sentAt` 0001-01-01, say): the time as sent is judged.
+        return original
 
 
 def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = iso_timestamp_parse(value)
     except ValueError:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
@@ -477,14 +490,23 @@ def segment_group(
     fields: dict = {}
     if "name" in rest:
         fields["name"] = _trait_text(rest.pop("name"))
+    domain_trait = "domain" if rest.get("domain") else "website"
     domain = rest.pop("domain", None) or rest.pop("website", None)
     rest.pop("website", None)
+    problem = None
     if domain is not None:
-        fields["domain"] = _domain(domain)
+        try:
+            fields["domain"] = _domain(domain)
+        except ValueError:  # not a URL urlsplit can read (`http://[::1`): left out, the rest applied
+            problem = _problem(
+                Reason.INVALID_TRAIT,
+                f"'traits.{domain_trait}' ({echo(domain, limit=100)}) is neither a host name nor a URL; the "
+                "account's domain is left as it was.",
+                message,
+            )
     if mapping.plan_trait in rest:
         fields["plan"] = _trait_text(rest.pop(mapping.plan_trait))
     owner = rest.pop(mapping.owner_email_trait, None)
-    problem = None
     try:
         with transaction.atomic():
             account, _ = account_upsert(
@@ -498,7 +520,7 @@ def segment_group(
     except DomainError as exc:
         if exc.field != "owner_email":
             raise
-        problem = _problem(exc.code, exc.message, message)
+        problem = problem or _problem(exc.code, exc.message, message)
         account, _ = account_upsert(
             workspace=workspace, external_id=group, **fields, attributes=rest, merge_attributes=True
         )
@@ -583,7 +605,8 @@ def _trait_text(value: object) -> object:
 
 
 def _domain(value: object) -> object:
-    """`https://www.acme.com/about` → `acme.com`; not text passes on for the service to refuse."""
+    """`https://www.acme.com/about` → `acme.com`; not text passes on for the service to refuse; ValueError for
+    text that is not a URL (an unclosed `[`)."""
     if not isinstance(value, str):
         return value
     text = value.strip().lower()

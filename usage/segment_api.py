@@ -12,7 +12,6 @@ Error bodies carry `code` and `message` at the top level (what the clients read)
 """
 
 import base64
-import binascii
 import math
 
 from django.conf import settings
@@ -23,12 +22,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, ApiPrincipal, HasIngestScope
+from core.body import BodyError, read_body
 from core.errors import DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_ERRORS, error_body, error_payload
 from core.ratelimit import api_key_rate_take
 
-from .body import read_body
 from .segment import segment_body_parse, segment_messages_ingest
-from .validation import BodyError
 
 _authentication = ApiKeyAuthentication()
 
@@ -90,7 +88,7 @@ def _database_unavailable() -> Response:
 
 
 def _read_body(request) -> bytes:
-    """The request body, gzip-decoded when `Content-Encoding: gzip` (usage/body.py, as for /api/v1/events),
+    """The request body, gzip-decoded when `Content-Encoding: gzip` (core/body.py, as for /api/v1/events),
     within UPTAKE_SEGMENT_MAX_BATCH_BYTES; a body over it is a 400 here, as Segment answers (its clients do not
     retry a 400, where they would retry a 413)."""
     try:
@@ -107,13 +105,15 @@ def _header_key(request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header:
         return None
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    if scheme.lower() == "basic":
+    # Split on any whitespace, as the REST API's authentication does (`Bearer<TAB>key` is the same key).
+    scheme, value = ([*header.split(None, 1), ""])[:2]
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer" and value:
+        return value
+    if scheme == "basic":
         try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             raise exceptions.AuthenticationFailed("The Basic credentials are not valid base64.") from None
         return decoded.partition(":")[0]
     raise exceptions.AuthenticationFailed("Use HTTP Basic with the API key as user name, or 'writeKey' in the body.")
@@ -171,7 +171,8 @@ _RESPONSES = {
     ),
     400: OpenApiResponse(
         SegmentErrorSerializer,
-        description="Not JSON (`invalid_json`), not an object or batch (`invalid_body`), bad gzip "
+        description="Not JSON (`invalid_json`), an object naming a key twice (`duplicate_key`), not an object or "
+        "batch (`invalid_body`), bad gzip "
         "(`invalid_gzip`), over 500 KB after decoding (`body_too_large`) or a message over 32 KB "
         "(`message_too_large`); nothing stored.",
     ),

@@ -6,6 +6,7 @@ event is validated on its own and either becomes a `ValidEvent` or a `Rejection`
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from accounts.ids import external_id_problem
 from accounts.models import EXTERNAL_ID_MAX_LENGTH, Workspace
 from catalog.models import KEY_PATTERN
 from catalog.services import key_from_display_name
-from core.text import echo, text_problem
+from core.body import BodyError
+from core.text import JSON_MAX_DEPTH, DuplicateKeyError, echo, json_loads, json_text_problem, text_problem
 from entitlements.models import EVENT_ID_MAX_LENGTH, MAX_QUANTITY
 
 KNOWN_FIELDS = frozenset(
@@ -58,16 +60,6 @@ class Code:
     # warnings
     TRUNCATED = "truncated"
     UNKNOWN_FIELD = "unknown_field"
-
-
-class BodyError(Exception):
-    """The whole body is refused: nothing is stored."""
-
-    def __init__(self, message: str, *, code: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -123,11 +115,14 @@ class _Reject(Exception):
 
 @contextmanager
 def json_body_errors() -> Iterator[None]:
-    """Decoding a request body inside: what keeps it from being JSON becomes a BodyError (400 invalid_json)."""
+    """Decoding a request body inside: what keeps it from being JSON becomes a BodyError (400 invalid_json; an
+    object naming a key twice, 400 duplicate_key)."""
     try:
         yield
     except UnicodeDecodeError:
         raise BodyError("The body is not valid UTF-8 JSON.", code="invalid_json") from None
+    except DuplicateKeyError as exc:
+        raise BodyError(f"The body is ambiguous: {exc}.", code="duplicate_key") from None
     except ValueError as exc:
         raise BodyError(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
     except RecursionError:
@@ -145,7 +140,7 @@ def parse_body(raw: bytes, *, max_bytes: int, max_events: int) -> list[Any]:
     if not raw.strip():
         raise BodyError('The body is empty: send one event object or {"events": [...]}.', code="invalid_body")
     with json_body_errors():
-        data = json.loads(raw.decode("utf-8"))
+        data = json_loads(raw.decode("utf-8"))
     if isinstance(data, dict) and "events" in data:
         extra = sorted(set(data) - {"events"})
         if extra:
@@ -299,6 +294,25 @@ def _catalog_id(
     return key, value
 
 
+# ISO 8601 as clients write it: a calendar date (extended or basic), optionally a time to the hour, minute or
+# second with a fraction, and an offset. Python 3.11's fromisoformat also takes what is none of that: any
+# character between date and time (NUL included), and garbage after the seconds (`10:00:00XZ` is 10:00Z).
+_ISO_8601 = re.compile(
+    r"\d{4}-?\d{2}-?\d{2}"
+    r"(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)?)?)?",
+    re.ASCII,
+)
+
+
+def iso_timestamp_parse(text: str) -> datetime:
+    """`text` (surrounding spaces ignored) as a datetime, naive when it has no offset; ValueError unless it is
+    ISO 8601 as _ISO_8601 reads it."""
+    text = text.strip()
+    if not _ISO_8601.fullmatch(text):
+        raise ValueError(f"not ISO 8601: {text!r}")
+    return datetime.fromisoformat(text)
+
+
 def _timestamp(
     value: Any, *, now: datetime, late_event_policy: str, late_event_window_days: int, max_future_seconds: int
 ) -> datetime:
@@ -311,7 +325,7 @@ def _timestamp(
             "timestamp",
         )
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = iso_timestamp_parse(value)
     except ValueError:
         raise _Reject(
             Code.INVALID_VALUE,
@@ -419,6 +433,14 @@ def _properties(value: Any, *, max_bytes: int) -> str | None:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
         raise _Reject(Code.INVALID_VALUE, "'properties' must not contain NaN or Infinity.", "properties") from None
+    except RecursionError:  # nested about as deep as the parser allows (a 500 before this)
+        raise _too_deep() from None
+    # Fewer brackets than the limit cannot nest past it: the walk runs only for properties that might. (Any
+    # other problem it finds first, NUL or a surrogate, is refused by name below.)
+    if text.count("{") + text.count("[") > JSON_MAX_DEPTH:
+        found = json_text_problem({"properties": value}, max_depth=JSON_MAX_DEPTH + 1)
+        if found is not None and found[1].code == "too_deep":
+            raise _too_deep()
     if "\\u0000" in text:
         raise _Reject(Code.INVALID_VALUE, "'properties' must not contain the NUL character.", "properties")
     try:
@@ -434,6 +456,10 @@ def _properties(value: Any, *, max_bytes: int) -> str | None:
             "properties",
         )
     return text
+
+
+def _too_deep() -> _Reject:
+    return _Reject(Code.INVALID_VALUE, f"'properties' nests JSON deeper than {JSON_MAX_DEPTH} levels.", "properties")
 
 
 def _json_type(value: Any) -> str:

@@ -89,3 +89,36 @@ def test_valid_attributes_and_an_id_with_a_slash_are_saved(admin_client, workspa
     # then
     assert response.status_code == 302
     assert list(Account.objects.values_list("external_id", "attributes")) == [("org/1", {"n": 1.5})]
+
+
+def test_cleared_attributes_are_saved_as_the_empty_object(admin_client, workspace):
+    # given
+    account = Account.objects.create(workspace=workspace, external_id="acct_0")
+    # when the attributes box is left empty (None reached the NOT NULL column: a 500)
+    created = admin_client.post("/admin/accounts/account/add/", account_form(workspace, attributes=""))
+    user = admin_client.post(
+        "/admin/accounts/enduser/add/",
+        {"account": str(account.pk), "external_id": "u_1", "email": "", "attributes": ""},
+    )
+    # then
+    assert created.status_code == user.status_code == 302
+    assert Account.objects.get(external_id="acct_1").attributes == {}
+    assert EndUser.objects.get().attributes == {}
+
+
+def test_a_database_refusal_on_the_account_form_is_a_form_error_not_a_500(admin_client, workspace):
+    # given a rule only the database knows (the account form is no service form: the refused save was
+    # retried and raised again)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE accounts_account ADD CONSTRAINT accounts_test_no_evil CHECK (name <> 'Evil')")
+    # when
+    response = admin_client.post("/admin/accounts/account/add/", account_form(workspace, name="Evil"))
+    # then
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.non_field_errors()) == [
+        'The database refused this change: new row for relation "accounts_account" violates check constraint '
+        '"accounts_test_no_evil".'
+    ]
+    assert Account.objects.count() == 0

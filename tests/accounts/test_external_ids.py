@@ -104,13 +104,14 @@ def test_with_the_raw_path_an_encoded_slash_stays_in_the_id(api, workspace):
     assert EndUser.objects.count() == 0
 
 
-def test_a_raw_path_that_is_not_utf8_falls_back_to_the_decoded_path(api, workspace):
-    # given bytes that are not UTF-8, which Django leaves percent-encoded in the path
+def test_a_raw_path_that_is_not_utf8_is_refused(api, workspace):
+    # given bytes that are not UTF-8, which Django leaves percent-encoded in the path (as it shows `%25FF`)
     path = "/api/v1/accounts/%FF"
     # when
     response = api.put(path, {}, format="json", RAW_URI=path)
-    # then the id is the path's text as Django has it
-    assert response.status_code == 201 and response.json()["id"] == "%FF"
+    # then it names no account (it was the account `%FF`, the same as `/accounts/%25FF`)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_path"
+    assert Account.objects.count() == 0
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ explained on the page, unlocked by a command), and the browser-facing headers: t
 `Cache-Control: private, no-store` on dashboard pages and CSV exports."""
 
 import pytest
+from axes.models import AccessAttempt
 from django.core.management import call_command
 from django.test import Client
 
@@ -67,6 +68,16 @@ def test_a_success_before_the_limit_resets_the_count(staff_user):
     answers = [again.post(LOGIN, WRONG) for _ in range(9)]
     # then: none of them locks
     assert [a.status_code for a in answers] == [200] * 9
+
+
+def test_a_username_past_any_column_is_an_ordinary_refusal_and_still_counts(staff_user):
+    # given a username longer than the 255 characters axes stores (Django's form does not limit it: a 500)
+    client = _client()
+    # when
+    answers = [client.post(LOGIN, {**WRONG, "username": "x" * 1000}) for _ in range(10)]
+    # then nine refusals and the lockout, as for any username; counted under its first 150 characters
+    assert [a.status_code for a in answers] == [200] * 9 + [429]
+    assert list(AccessAttempt.objects.values_list("username", flat=True)) == ["x" * 150]
 
 
 def test_the_login_page_mentions_the_throttle(db):

@@ -117,3 +117,15 @@ def test_unencoded_slashes_are_structure(gunicorn_port, workspace, make_key):
     # then it is the end user b of the account a
     assert status == 201, answer
     assert list(EndUser.objects.values_list("account__external_id", "external_id")) == [("a", "b")]
+
+
+def test_a_path_whose_bytes_are_not_utf8_is_400_and_a_literal_percent_is_an_id(gunicorn_port, workspace, make_key):
+    # given
+    _, raw = make_key(workspace, "ingest")
+    # when `%ff` (not UTF-8) and `%25FF` (the text `%FF`) are upserted: both were the account `%FF`
+    broken = raw_request(gunicorn_port, "PUT", "/api/v1/accounts/%ff", headers=_headers(raw), body=b'{"name": "B"}')
+    literal = raw_request(gunicorn_port, "PUT", "/api/v1/accounts/%25FF", headers=_headers(raw), body=b'{"name": "L"}')
+    # then
+    assert broken[0] == 400 and json.loads(broken[2])["error"]["code"] == "invalid_path"
+    assert literal[0] == 201
+    assert list(Account.objects.values_list("external_id", "name")) == [("%FF", "L")]

@@ -213,6 +213,32 @@ def test_a_database_refusal_while_saving_is_a_form_error_not_a_500(admin_client,
     assert ItemEntitlement.objects.count() == 0
 
 
+@pytest.mark.parametrize("junk", ["abc", "1e309", "NaN", "[]", "9" * 30])
+def test_a_picker_value_that_is_no_id_is_a_form_error_not_a_500(admin_client, workspace, product, junk):
+    # given (Django's autocomplete looked the value up as sent while re-rendering the form: ValueError, a 500)
+    feature(workspace, product, "seats", type="quantity", levels=QUANTITY_LEVELS)
+    pro = plan(workspace, "pro", {})
+    prefix = _inline_prefix(admin_client)
+    # when a picker of each form sends junk
+    entitlement = admin_client.post(ITEM_ENTITLEMENT_ADD, {"item": pro.pk, "feature": junk, "value": "10"})
+    subscription = admin_client.post(
+        "/admin/entitlements/subscription/add/",
+        {
+            "external_id": "sub-1",
+            "account": junk,
+            "status": "active",
+            "items": [junk],
+            **_inline(prefix, [{"feature": junk, "value": "10"}]),
+        },
+    )
+    # then each field says so, and nothing is stored
+    assert entitlement.status_code == subscription.status_code == 200
+    choice = "Select a valid choice. That choice is not one of the available choices."
+    assert _form_errors(entitlement) == {"feature": [choice]}
+    assert set(_form_errors(subscription)) >= {"account", "items"}
+    assert ItemEntitlement.objects.filter(value="10").count() == 0 and Subscription.objects.count() == 0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Labels and pickers
 # ---------------------------------------------------------------------------------------------------------

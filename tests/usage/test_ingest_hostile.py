@@ -2,8 +2,10 @@
 answered 2xx), ids are printable text, and timestamps at the ends of the calendar are refused by name."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import Account, EndUser
 from config.jsonio import JSONRenderer
@@ -99,6 +101,48 @@ def test_ids_with_control_characters_are_rejected_as_invalid_id_and_nothing_is_s
 
 
 @pytest.mark.parametrize(
+    "timestamp",
+    [
+        # Python 3.11's fromisoformat read each of these as 10:00 UTC today
+        "{day}T10:00:00\u0000Z",
+        "{day}\u000010:00:00Z",
+        "{day}T10:00:00XZ",
+        "{day}T10:00:00\u0007+00:00",
+    ],
+)
+def test_a_timestamp_with_stray_characters_is_not_iso_8601(api, timestamp):
+    # given
+    timestamp = timestamp.format(day=timezone.now().date().isoformat())
+    # when
+    response = api.post("/api/v1/events", {"account_id": "a", "feature_id": "f", "timestamp": timestamp}, format="json")
+    # then
+    assert response.json()["rejected"] == [
+        {
+            "index": 0,
+            "code": "invalid_value",
+            "message": f"'timestamp' '{timestamp.replace(chr(0), chr(0x2400))}' is not ISO 8601 (e.g. "
+            "2026-11-18T12:00:00Z).",
+            "field": "timestamp",
+        }
+    ]
+    assert UsageEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["{day}", "{day}T10Z", "{day}T10:00Z", "{day} 10:00:00", "{day}T10:00:00,5+05:30", "{compact}T100000Z"],
+)
+def test_iso_8601_forms_clients_send_are_accepted(api, timestamp):
+    # given
+    yesterday = timezone.now().date() - timedelta(days=1)  # never in the future, well inside the window
+    timestamp = timestamp.format(day=yesterday.isoformat(), compact=yesterday.strftime("%Y%m%d"))
+    # when
+    response = api.post("/api/v1/events", {"account_id": "a", "feature_id": "f", "timestamp": timestamp}, format="json")
+    # then
+    assert (response.json()["accepted"], response.json()["rejected"]) == (1, [])
+
+
+@pytest.mark.parametrize(
     "timestamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+00:45"]
 )
 def test_timestamps_pushed_past_the_calendar_by_their_offset_are_rejected(api, timestamp):
@@ -153,3 +197,50 @@ def test_usage_record_refuses_timestamps_at_year_1_and_9999_by_name(api, workspa
     assert response.status_code == 400
     assert response.json()["error"] == {"code": code, "message": message, "field": "timestamp"}
     assert UsageEvent.objects.count() == 0
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(("depth", "accepted"), [(62, 1), (63, 1), (64, 0), (900, 0)])
+def test_properties_nest_at_most_64_levels(api, depth, accepted):
+    # given properties (one level) holding `depth` nested lists (900 was stored; near the parser's own limit,
+    # encoding them again for storage ran out of stack: a 500)
+    body = json.dumps({"account_id": "a", "feature_id": "f", "properties": {"p": "__P__"}})
+    body = body.replace('"__P__"', _nested(depth))
+    # when
+    response = api.generic("POST", "/api/v1/events", body, content_type="application/json")
+    # then
+    assert response.json()["accepted"] == accepted
+    if not accepted:
+        assert response.json()["rejected"] == [
+            {
+                "index": 0,
+                "code": "invalid_value",
+                "message": "'properties' nests JSON deeper than 64 levels.",
+                "field": "properties",
+            }
+        ]
+    assert UsageEvent.objects.count() == accepted
+
+
+def test_properties_deeper_than_the_encoder_can_go_are_refused_by_name():
+    # given properties nested past the recursion limit (built without the parser, which would refuse them)
+    from usage.validation import validate_event
+
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    # when
+    checked = validate_event(
+        {"account_id": "a", "feature_id": "f", "properties": {"p": deep}},
+        index=0,
+        now=timezone.now(),
+        late_event_policy="window",
+        late_event_window_days=35,
+        max_future_seconds=300,
+        max_properties_bytes=8192,
+    )
+    # then
+    assert (checked.code, checked.message) == ("invalid_value", "'properties' nests JSON deeper than 64 levels.")

@@ -2,6 +2,7 @@
 (display names, `total`), Kana (`recordUsage` with `delta`, per-user usage), IngestLayer (`feature.used`),
 Packedge (`customerEmail` of top accounts, domains from e-mails) and Chargebee (a feature without `id`)."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -197,6 +198,9 @@ def test_kanas_delta_past_the_allowance_is_refused(api, kana_catalog):
         ({"userId": "124", "featureId": "api-calls", "delta": 1, "quantity": 1}, 400, "conflicting_fields"),
         ({"userId": "nobody", "featureId": "api-calls", "delta": 1}, 400, "unknown_user"),
         ({"userId": "124", "featureId": "api-calls", "delta": "one"}, 400, "invalid_type"),
+        # digits of other scripts (int() reads "５" and "١" as 5 and 1): a numeric string is ASCII
+        ({"userId": "124", "featureId": "api-calls", "delta": "\uff15"}, 400, "invalid_type"),
+        ({"userId": "124", "featureId": "api-calls", "delta": "\u0661"}, 400, "invalid_type"),
     ],
 )
 def test_kana_payloads_that_cannot_be_recorded_say_why(api, kana_catalog, body, status, code):
@@ -315,6 +319,100 @@ def test_feature_used_events_that_cannot_be_used_are_rejected_by_index(api, work
         (3, "missing_field"),
     ]
     assert list(UsageEvent.objects.values_list("feature__key", "quantity")) == [("bulk-import", 3)]
+    assert Account.objects.get(external_id="acct-9").plan == "free"
+
+
+@pytest.fixture
+def ingestlayer_user(workspace):
+    account_upsert(workspace=workspace, external_id="acct-9", plan="free")
+    end_user_upsert(workspace=workspace, account_external_id="acct-9", external_id="u_42")
+
+
+@pytest.mark.parametrize("plan", ["pro\u0000", "pro\ud800"], ids=["nul", "lone-surrogate"])
+def test_a_plan_postgresql_cannot_store_refuses_the_event_before_anything_is_stored(api, ingestlayer_user, plan):
+    # when (the label was written after the events' COMMIT: a 500 with the event stored)
+    response = api.generic(
+        "POST",
+        "/api/v1/events/feature.used",
+        json.dumps({"user_id": "u_42", "feature": "csv.export", "count": 1, "plan": plan}),
+        content_type="application/json",
+    )
+    # then
+    assert response.status_code == 200
+    phrase = "contains the NUL character" if "\u0000" in plan else "contains an unpaired surrogate (invalid Unicode)"
+    assert response.json()["rejected"] == [
+        {"index": 0, "code": "invalid_value", "message": f"'plan' {phrase}.", "field": "plan"}
+    ]
+    assert UsageEvent.objects.count() == 0
+    assert Account.objects.get(external_id="acct-9").plan == "free"
+
+
+@pytest.mark.parametrize(
+    ("extra", "alias", "name"),
+    [
+        ({"count": 2, "quantity": 5}, "count", "quantity"),
+        ({"count": 2, "total": 5}, "count", "total"),
+        ({"feature_id": "pdf.export"}, "feature", "feature_id"),
+    ],
+)
+def test_an_alias_next_to_the_field_it_stands_for_is_a_conflict(api, ingestlayer_user, extra, alias, name):
+    # when (one of the two was dropped without a word)
+    response = api.post(
+        "/api/v1/events/feature.used", {"user_id": "u_42", "feature": "csv.export", **extra}, format="json"
+    )
+    # then
+    assert response.json()["rejected"] == [
+        {
+            "index": 0,
+            "code": "conflicting_fields",
+            "message": f"'{alias}' and '{name}' are the same field; send one of them.",
+            "field": alias,
+        }
+    ]
+    assert UsageEvent.objects.count() == 0
+
+
+def test_our_own_field_names_are_taken_and_unknown_fields_are_warned_about(api, ingestlayer_user):
+    # when an event names its quantity `quantity` and carries a field neither system knows
+    response = api.post(
+        "/api/v1/events/feature.used",
+        {"user_id": "u_42", "feature": "csv.export", "quantity": 4, "colour": "red"},
+        format="json",
+    )
+    # then (both were dropped without a word: the event counted 1)
+    assert response.json()["accepted"] == 1
+    assert [(w["index"], w["code"], w["field"]) for w in response.json()["warnings"]] == [
+        (0, "unknown_field", "colour")
+    ]
+    assert list(UsageEvent.objects.values_list("quantity", flat=True)) == [4]
+
+
+def test_the_plan_goes_to_the_account_the_event_was_stored_under(api, workspace):
+    # given an account id over 64 characters, which events store cut to 64 (warning `truncated`)
+    long_id = "a" * 70
+    # when (the label was upserted on the uncut id, refused after the events' COMMIT: a 500)
+    response = api.post(
+        "/api/v1/events/feature.used",
+        {"user_id": "u_1", "account_id": long_id, "feature": "csv.export", "plan": "pro"},
+        format="json",
+    )
+    # then
+    assert response.status_code == 200
+    assert (response.json()["accepted"], [w["code"] for w in response.json()["warnings"]]) == (1, ["truncated"])
+    assert list(Account.objects.values_list("external_id", "plan")) == [("a" * 64, "pro")]
+
+
+def test_a_duplicate_or_ignored_event_does_not_change_the_plan(api, ingestlayer_user):
+    # given an event stored with its id
+    event = {"user_id": "u_42", "feature": "csv.export", "event_id": "il-1"}
+    assert api.post("/api/v1/events/feature.used", event, format="json").json()["accepted"] == 1
+    # when it is replayed with a plan, and a count-0 event carries another
+    replay = api.post("/api/v1/events/feature.used", {**event, "plan": "pro"}, format="json").json()
+    ignored = api.post(
+        "/api/v1/events/feature.used", {"user_id": "u_42", "feature": "x", "count": 0, "plan": "ent"}, format="json"
+    ).json()
+    # then
+    assert (replay["duplicates"], ignored["ignored"]) == (1, 1)
     assert Account.objects.get(external_id="acct-9").plan == "free"
 
 

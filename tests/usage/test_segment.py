@@ -92,6 +92,9 @@ def test_write_key_in_the_body_is_accepted(key):
         (None, "upt_000000000000_nope", 401, "authentication_failed"),
         ("Digest abc", None, 401, "authentication_failed"),
         ("Basic !!!", None, 401, "authentication_failed"),
+        # Not ASCII (a WSGI server hands header bytes over as latin-1): was a 500 from base64.
+        ("Basic \u00c3\u00a9t\u00c3\u00a9", None, 401, "authentication_failed"),
+        ("Basic " + base64.b64encode(b"\xff\xfe:").decode(), None, 401, "authentication_failed"),
     ],
 )
 def test_missing_or_bad_write_key_is_401_and_stores_nothing(workspace, authorization, body_key, status, code):
@@ -106,6 +109,21 @@ def test_missing_or_bad_write_key_is_401_and_stores_nothing(workspace, authoriza
     assert (response.status_code, response.json()["code"]) == (status, code)
     assert response.json()["success"] is False
     assert UsageEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("separator", [" ", "\t", "   "])
+def test_the_scheme_and_the_key_may_be_separated_by_any_whitespace(workspace, make_key, separator):
+    # given the key after "Bearer" and after "Basic" with a tab or several spaces (the REST API takes both)
+    _, key = make_key(workspace, "ingest")
+    credentials = [f"Bearer{separator}{key}", f"Basic{separator}" + basic(key).removeprefix("Basic ")]
+    for n, authorization in enumerate(credentials):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=authorization)
+        # when
+        response = post(client, BATCH, {"batch": [track(f"ws-{n}")]})
+        # then
+        assert (response.status_code, response.json()) == (200, {"success": True})
+    assert UsageEvent.objects.count() == 2
 
 
 def test_a_key_without_ingest_scope_is_403(workspace, make_key):
@@ -271,6 +289,60 @@ def test_original_timestamp_is_corrected_by_sent_at(segment):
     post(segment, BATCH, {"batch": [message], "sentAt": "2026-11-18T12:10:00Z"})
     # then: received at 12:00 (frozen) − (12:10 − 12:09)
     assert UsageEvent.objects.get().occurred_at.isoformat() == "2026-11-18T11:59:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("original", "sent_at", "reason"),
+    [
+        # the skew moves the time past year 9999 / before year 1 (an OverflowError was a 500)
+        ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "in_future"),
+        ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "too_old"),
+    ],
+)
+def test_a_clock_skew_past_the_calendar_is_judged_on_the_time_as_sent(segment, original, sent_at, reason):
+    # given
+    message = track("m-1", originalTimestamp=original, sentAt=sent_at)
+    del message["timestamp"]
+    # when
+    response = post(segment, "/api/segment/v1/track", message)
+    # then: answered like any message that cannot be used: 200, a problem, nothing stored
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert list(IngestionProblem.objects.values_list("message_id", "reason")) == [("m-1", reason)]
+    assert UsageEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("trait", ["website", "domain"])
+def test_a_website_that_is_not_a_url_is_a_problem_and_the_rest_of_the_group_is_applied(segment, trait):
+    # when ("http://[::1" made urlsplit raise: a 500)
+    response = post(
+        segment,
+        "/api/segment/v1/group",
+        {"messageId": "g-1", "groupId": "acct_1", "traits": {"name": "Acme", trait: "http://[::1", "plan": "pro"}},
+    )
+    # then
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert list(Account.objects.values_list("external_id", "name", "domain", "plan")) == [("acct_1", "Acme", "", "pro")]
+    problem = IngestionProblem.objects.get()
+    assert (problem.message_id, problem.reason, problem.message) == (
+        "g-1",
+        "invalid_trait",
+        f"'traits.{trait}' (http://[::1) is neither a host name nor a URL; the account's domain is left as it was.",
+    )
+
+
+@pytest.mark.parametrize("path", ["/api/segment/v1/track", BATCH])
+def test_the_write_key_is_never_kept_in_a_problems_payload(workspace, key, path):
+    # given a track that cannot be used (no account), its write key in the body (and, in a batch, in the message)
+    message = {**track("m-1", context={}, userId="stranger"), "writeKey": key}
+    body = message if path.endswith("track") else {"batch": [message], "writeKey": key}
+    # when
+    response = post(APIClient(), path, body)
+    # then the problem is recorded without the key
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    problem = IngestionProblem.objects.get()
+    assert problem.reason == "no_account"
+    assert key not in problem.payload_excerpt and "writeKey" not in problem.payload_excerpt
+    assert json.loads(problem.payload_excerpt)["userId"] == "stranger"
 
 
 def test_identify_before_group_is_applied_when_the_user_is_grouped(segment):
@@ -625,7 +697,6 @@ def test_the_admin_lists_problems_read_only(problems, client, workspace, staff_o
         '{"batch": []}',
         "{}",
         '{"batch": {"a": 1}}',
-        '{"batch": [1], "batch": [{"a": 2}]}',
         '{"x": "\\"batch\\": [", "batch": [{"s": "]},{"}]}',
     ],
 )
@@ -647,6 +718,17 @@ def test_the_batch_scanner_refuses_what_json_loads_refuses(text):
     with pytest.raises(ValueError):
         json.loads(text)
     with pytest.raises(ValueError):
+        _scan_batch(text)
+
+
+@pytest.mark.parametrize("text", ['{"batch": [1], "batch": [{"a": 2}]}', '{"batch": [{"a": 1, "a": 2}]}'])
+def test_the_batch_scanner_refuses_a_key_twice_where_json_loads_keeps_the_last(text):
+    from core.text import DuplicateKeyError
+    from usage.segment import _scan_batch
+
+    # then
+    assert json.loads(text)
+    with pytest.raises(DuplicateKeyError):
         _scan_batch(text)
 
 
