@@ -162,10 +162,15 @@ _NO_ENDPOINT = error_payload(
 )
 
 
+def _api_path(request) -> bool:
+    """An API path, `/api/v1` and `/api/segment/v1` without their trailing slash included."""
+    return f"{request.path_info}/".startswith(API_PATH_PREFIX)
+
+
 def not_found(request, exception=None) -> HttpResponse:
     """handler404: an API path that matches no route answers the API's JSON error; other paths get
     Django's page."""
-    if request.path_info.startswith(API_PATH_PREFIX):
+    if _api_path(request):
         return HttpResponse(_fast_renderer.render(_NO_ENDPOINT), content_type="application/json", status=404)
     return page_not_found(request, exception)
 
@@ -174,7 +179,7 @@ def bad_request(request, exception=None) -> HttpResponse:
     """handler400: what Django refuses before a view runs (a Host outside ALLOWED_HOSTS, a body past
     DATA_UPLOAD_MAX_MEMORY_SIZE read outside DRF, other suspicious requests) answers an API path with the API's
     JSON error, naming the problem without echoing the request; other paths get Django's page."""
-    if not request.path_info.startswith(API_PATH_PREFIX):
+    if not _api_path(request):
         return django_bad_request(request, exception)
     code = 400
     if isinstance(exception, DisallowedHost):

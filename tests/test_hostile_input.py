@@ -224,6 +224,15 @@ def test_a_host_outside_allowed_hosts_is_a_json_400_on_the_api(api, host):
     assert response.json() == _error("disallowed_host", "The Host header names no host this server answers to.")
 
 
+@pytest.mark.parametrize("path", ["/api/v1", "/api/segment", "/api/segment/v1"])
+def test_the_api_roots_without_their_slash_answer_the_json_404(api, path):
+    # when (Django's HTML page: they are not under the API prefixes)
+    response = api.get(path)
+    # then
+    assert (response.status_code, response["Content-Type"]) == (404, "application/json")
+    assert response.json()["error"]["code"] == "not_found"
+
+
 def test_a_host_outside_allowed_hosts_is_still_djangos_page_elsewhere(db):
     # when
     response = Client().get("/admin/login/", HTTP_HOST="evil.example")
