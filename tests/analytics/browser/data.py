@@ -107,6 +107,13 @@ def _accounts(workspace: Workspace, specs: list[tuple[str, str, str, str | None,
         )
 
 
+def _on_day(now: datetime, *, days: int, hours: int) -> datetime:
+    """`hours` before the same time `days` ago, but never before that UTC day starts: in the first hours of a day
+    the offset would carry the event into the day before (a run just after midnight saw 110 uses for 112)."""
+    at = now - timedelta(days=days)
+    return max(at.replace(hour=0, minute=0, second=0, microsecond=0), at - timedelta(hours=hours))
+
+
 def build(*, now: datetime | None = None) -> Built:
     now = now or datetime.now(UTC)
     User = get_user_model()
@@ -151,10 +158,10 @@ def build(*, now: datetime | None = None) -> Built:
     in_month = max(month_start, now - timedelta(days=1))
     events = []
     for d in range(0, 28):
-        events.append(_ev("a1", "reports.view", now - timedelta(days=d, hours=1), 2, "u1"))
+        events.append(_ev("a1", "reports.view", _on_day(now, days=d, hours=1), 2, "u1"))
     events.append(_ev("a1", "api.calls", in_month, 90, "u1"))
-    events += [_ev("a2", "reports.view", now - timedelta(days=d, hours=2), 1, "u2") for d in (1, 3, 5)]
-    events += [_ev("a2", "export.pdf", now - timedelta(days=2, hours=3), 4, "u2")]
+    events += [_ev("a2", "reports.view", _on_day(now, days=d, hours=2), 1, "u2") for d in (1, 3, 5)]
+    events += [_ev("a2", "export.pdf", _on_day(now, days=2, hours=3), 4, "u2")]
     events += [_ev("a3", "legacy.import", now - timedelta(days=d), 3) for d in (35, 40, 45)]
     events += [_ev("a3", "reports.view", now - timedelta(days=20), 1)]
     events += [_ev("a4", "reports.view", now - timedelta(days=31 + d), 1) for d in range(10)]
